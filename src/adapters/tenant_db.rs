@@ -1,0 +1,239 @@
+//! The platform's tenant database: the runbook's "Database steps".
+//!
+//! Only the runbook's statements, always with bound parameters. The role the bot logs in as
+//! may only read and insert into users, orgs and org_members; these functions are the only
+//! SQL the bot runs there.
+
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::config::DbConfig;
+use crate::steps::StepError;
+
+pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(db.connect_timeout)
+        .connect_with(db.connect_options())
+        .await
+        .map_err(|e| match StepError::from(e) {
+            StepError::Internal(e) | StepError::Transient(e) => StepError::Transient(e.context(
+                format!("cannot connect to the tenant database {}", db.describe()),
+            )),
+            other => other,
+        })
+}
+
+/// What the server says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFacts {
+    /// `host:port` as the server reports it (`inet_server_addr()`), or `unix socket`.
+    pub address: String,
+    pub in_recovery: bool,
+    pub database: String,
+}
+
+pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, StepError> {
+    let row = sqlx::query(
+        "SELECT pg_is_in_recovery() AS rec, host(inet_server_addr()) AS addr, inet_server_port() AS port, current_database() AS db",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let addr: Option<String> = row.try_get("addr")?;
+    let port: Option<i32> = row.try_get("port")?;
+    Ok(HostFacts {
+        address: match (addr, port) {
+            (Some(a), Some(p)) => format!("{a}:{p}"),
+            _ => "unix socket".into(),
+        },
+        in_recovery: row.try_get("rec")?,
+        database: row.try_get("db")?,
+    })
+}
+
+/// Refuses unless the connection is the authoritative primary the config names (runbook:
+/// "Run on the authoritative Postgres host"). Called inside every write transaction, so the
+/// check and the write happen on the same connection.
+pub async fn ensure_authoritative(
+    conn: &mut PgConnection,
+    authoritative: &str,
+) -> Result<HostFacts, StepError> {
+    let facts = host_facts(conn).await?;
+    if facts.in_recovery {
+        return Err(StepError::refused(format!(
+            "refusing to write: connected to {} (database {}), which is a standby in recovery (pg_is_in_recovery() = true). \
+             Writes go to the authoritative primary {authoritative}; point tenant_db at it.",
+            facts.address, facts.database
+        )));
+    }
+    if facts.address != authoritative {
+        return Err(StepError::refused(format!(
+            "refusing to write: connected to {} (database {}), but the config names {authoritative} as the authoritative host \
+             (tenant_db.authoritative). Point tenant_db at the authoritative primary, or fix tenant_db.authoritative.",
+            facts.address, facts.database
+        )));
+    }
+    Ok(facts)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub email: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub owner_id: Uuid,
+}
+
+pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<UserRow>, StepError> {
+    let row = sqlx::query("SELECT id, slug, email, display_name FROM users WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| UserRow {
+        id: r.get("id"),
+        slug: r.get("slug"),
+        email: r.get("email"),
+        display_name: r.get("display_name"),
+    }))
+}
+
+pub async fn find_org(conn: &mut PgConnection, slug: &str) -> Result<Option<OrgRow>, StepError> {
+    let row = sqlx::query("SELECT id, slug, name, owner_id FROM orgs WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| OrgRow {
+        id: r.get("id"),
+        slug: r.get("slug"),
+        name: r.get("name"),
+        owner_id: r.get("owner_id"),
+    }))
+}
+
+/// Slugs of every org, for messages and autocomplete.
+pub async fn org_slugs(
+    conn: &mut PgConnection,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<String>, StepError> {
+    Ok(sqlx::query_scalar(
+        "SELECT slug FROM orgs WHERE starts_with(slug, $1) ORDER BY slug LIMIT $2",
+    )
+    .bind(prefix)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn membership(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<String>, StepError> {
+    Ok(
+        sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Runbook 1: create the Person tenant.
+pub const INSERT_USER: &str = "INSERT INTO users (id, slug, email, display_name)\nVALUES (gen_random_uuid(), $1, $2, $3)\nRETURNING id";
+
+/// Runbook 2b: the Org the Person owns.
+pub const INSERT_ORG: &str =
+    "INSERT INTO orgs (slug, name, owner_id)\nVALUES ($1, $2, $3)\nRETURNING id";
+
+/// Runbook 2b/2c: the membership row.
+pub const INSERT_MEMBER: &str = "INSERT INTO org_members (org_id, user_id, role)\nVALUES ((SELECT id FROM orgs WHERE slug = $1), $2, $3)";
+
+pub async fn insert_user(
+    conn: &mut PgConnection,
+    slug: &str,
+    email: &str,
+    name: &str,
+) -> Result<Uuid, StepError> {
+    Ok(sqlx::query_scalar(INSERT_USER)
+        .bind(slug)
+        .bind(email)
+        .bind(name)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn insert_org(
+    conn: &mut PgConnection,
+    slug: &str,
+    name: &str,
+    owner: Uuid,
+) -> Result<Uuid, StepError> {
+    Ok(sqlx::query_scalar(INSERT_ORG)
+        .bind(slug)
+        .bind(name)
+        .bind(owner)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn insert_member(
+    conn: &mut PgConnection,
+    org_slug: &str,
+    user: Uuid,
+    role: &str,
+) -> Result<(), StepError> {
+    sqlx::query(INSERT_MEMBER)
+        .bind(org_slug)
+        .bind(user)
+        .bind(role)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Renders a statement with its bound values as SQL comments: what a person approves.
+pub fn show_sql(sql: &str, params: &[(&str, String)]) -> String {
+    let mut out = format!("{sql};");
+    for (i, (name, value)) in params.iter().enumerate() {
+        out.push_str(&format!(
+            "\n-- ${} ({name}) = {}",
+            i + 1,
+            quote_literal(value)
+        ));
+    }
+    out
+}
+
+/// A value as an SQL literal, for display only (execution always binds).
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_bound_values() {
+        let s = show_sql(
+            INSERT_USER,
+            &[
+                ("slug", "merche-biche".into()),
+                ("display_name", "O'Brien".into()),
+            ],
+        );
+        assert!(s.contains("-- $1 (slug) = 'merche-biche'"));
+        assert!(s.contains("-- $2 (display_name) = 'O''Brien'"));
+    }
+}

@@ -1,0 +1,422 @@
+//! The command line: the same runbooks as the Discord commands, from a terminal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::chat::Actor;
+use crate::chat::console::Console;
+use crate::commands::onboard::OnboardArgs;
+use crate::config::Config;
+use crate::engine::{Engine, RunOutcome, StartError, StartOptions};
+use crate::messages;
+use crate::state::{self, audit, runs};
+use crate::telemetry::LogFormat;
+
+/// Runs the platform's "Onboarding a new Provider" runbook, from Discord or a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "onboard-bot", version, about, long_about = None)]
+pub struct Cli {
+    /// The YAML config file (see config/bot.example.yaml).
+    #[arg(
+        long,
+        env = "ONBOARD_BOT_CONFIG",
+        global = true,
+        default_value = "config/lab.yaml"
+    )]
+    pub config: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Approval options for runs started from the console.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleRunArgs {
+    /// Plan every step and show the plans; ask nothing and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Approve every plan without asking (recorded in the audit trail as `console --yes`).
+    #[arg(long)]
+    pub yes: bool,
+    /// Required against a config marked production: why the console is used instead of Discord.
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
+}
+
+// Parsed once per process: the size of the onboard variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Discord bot (slash commands, approvals, progress threads).
+    Serve,
+    /// Onboard a new Provider: the whole runbook, in order.
+    Onboard {
+        #[command(flatten)]
+        args: OnboardArgs,
+        #[command(flatten)]
+        run: ConsoleRunArgs,
+    },
+    /// Check a Provider's DNS records against authoritative and recursive servers.
+    DnsCheck {
+        /// The domain to check.
+        domain: String,
+    },
+    /// Issue, re-issue or inspect a Provider domain's certificate.
+    Cert {
+        /// The domain.
+        domain: String,
+    },
+    /// Run the runbook's success check for an onboarded Provider.
+    Verify {
+        /// The Provider's slug.
+        slug: String,
+    },
+    /// List, show, resume or cancel runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// List locks or take one over.
+    Locks {
+        #[command(subcommand)]
+        command: LocksCommand,
+    },
+    /// Show the audit trail of a slug or domain.
+    Audit {
+        /// The slug or domain the events are about.
+        subject: String,
+        /// Also verify the whole hash chain and report any edited or deleted event.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Validate the config and try each connection (bot DB, tenant DB, SSH, DNS).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Apply the bot's database migrations (they also run at start-up).
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        /// Only runs that are running, waiting or parked.
+        #[arg(long)]
+        unfinished: bool,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One run: its steps, statuses and plans.
+    Show {
+        /// The run id.
+        id: Uuid,
+    },
+    /// Continue an unfinished or failed run from its recorded state.
+    Resume {
+        /// The run id.
+        id: Uuid,
+        /// Claim the run even if another process's lease on it has not run out.
+        #[arg(long)]
+        take_over: bool,
+        /// Approve every plan without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Cancel a run: stop its step, record it, release its locks.
+    Cancel {
+        /// The run id.
+        id: Uuid,
+        /// Why (recorded in the audit trail).
+        #[arg(long, default_value = "cancelled from the console")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocksCommand {
+    /// Every held lock and the run holding it.
+    List,
+    /// Cancel the run holding a lock and release it (audited).
+    TakeOver {
+        /// The lock key, e.g. slug:merche-biche or domain:merche-biche.com.
+        key: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the file and try each connection: one line per check, OK or FAIL.
+    Check,
+}
+
+/// Exit codes: 0 success, 1 the run did not finish (failed, rejected, cancelled), 2 bad input
+/// or configuration, 3 internal error.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&cli.config) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("config error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match cli.command {
+        Command::Serve => {
+            eprintln!(
+                "`serve` runs the Discord front-end, which is not wired in yet (issue 9). Use the console subcommands meanwhile."
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Onboard { args, run } => {
+            let request = match args.parse(&config.onboarding) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("invalid input: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
+            let opts = StartOptions {
+                dry_run: run.dry_run,
+                break_glass: run.break_glass,
+            };
+            match engine.run(request, &Actor::console_user(), opts).await {
+                Ok((id, outcome)) => report(&engine, id, &outcome).await,
+                Err(StartError::Internal(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::DnsCheck { .. } | Command::Cert { .. } | Command::Verify { .. } => {
+            eprintln!(
+                "this runbook is not built yet: /dns-check is issue 6, /cert issue 7, /verify issue 8"
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Runs { command } => runs_command(config, command).await,
+        Command::Locks { command } => {
+            let engine = Engine::new(config, Arc::new(Console::new(false))).await?;
+            match command {
+                LocksCommand::List => {
+                    let locks = runs::list_locks(engine.pool()).await?;
+                    if locks.is_empty() {
+                        println!("no locks held");
+                    }
+                    for l in locks {
+                        println!(
+                            "{:<40} run {} ({}) by {} since {}",
+                            l.key, l.run_id, l.status, l.started_by, l.acquired_at
+                        );
+                    }
+                }
+                LocksCommand::TakeOver { key, reason } => {
+                    println!(
+                        "{}",
+                        engine
+                            .take_over_lock(&key, &Actor::console_user(), &reason)
+                            .await?
+                    )
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { subject, verify } => {
+            let pool = state::connect(&config.state_db).await?;
+            state::migrate(&pool).await?;
+            for e in audit::for_subject(&pool, &subject).await? {
+                println!(
+                    "{} #{:<5} {:<24} {:<14} {:<22} {:<10} {}",
+                    e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                    e.id,
+                    e.kind,
+                    e.step.as_deref().unwrap_or("-"),
+                    e.actor,
+                    e.outcome,
+                    e.detail
+                );
+            }
+            if verify {
+                let (count, breaks) = audit::verify_chain(&pool).await?;
+                if breaks.is_empty() {
+                    println!("audit chain OK: {count} events, every hash and link holds");
+                } else {
+                    for b in &breaks {
+                        println!("audit chain BROKEN at event #{}: {}", b.id, b.problem);
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(&config).await,
+        Command::Migrate => {
+            let pool = state::connect(&config.state_db).await?;
+            state::migrate(&pool).await?;
+            println!("migrations applied to {}", config.state_db.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Result<ExitCode> {
+    let yes = matches!(command, RunsCommand::Resume { yes: true, .. });
+    let engine = Engine::new(config, Arc::new(Console::new(yes))).await?;
+    match command {
+        RunsCommand::List { unfinished, limit } => {
+            for r in runs::list(engine.pool(), limit, unfinished).await? {
+                println!(
+                    "{}  {:<10} {:<24} {:<17} {:<20} {}",
+                    r.id,
+                    r.runbook,
+                    r.subject,
+                    r.status.as_str(),
+                    r.started_by,
+                    r.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { id } => {
+            let run = runs::get(engine.pool(), id)
+                .await?
+                .with_context(|| format!("no run {id}"))?;
+            let steps = runs::steps(engine.pool(), id).await?;
+            print!("{}", messages::summary_table(&run, &steps));
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Resume { id, take_over, .. } => {
+            let outcome = engine.execute(id, take_over).await?;
+            report(&engine, id, &outcome).await
+        }
+        RunsCommand::Cancel { id, reason } => {
+            println!(
+                "{}",
+                engine.cancel(id, &Actor::console_user(), &reason).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the summary table and the run's audit trail; the exit code follows the outcome.
+async fn report(engine: &Engine, id: Uuid, outcome: &RunOutcome) -> anyhow::Result<ExitCode> {
+    let run = runs::get(engine.pool(), id)
+        .await?
+        .with_context(|| format!("no run {id}"))?;
+    let steps = runs::steps(engine.pool(), id).await?;
+    println!("{}", messages::summary_table(&run, &steps));
+    println!("audit trail of run {id}:");
+    for e in audit::for_run(engine.pool(), id).await? {
+        println!(
+            "  #{:<5} {} {:<22} {:<14} {:<20} {}",
+            e.id,
+            e.at.format("%H:%M:%S%.3f"),
+            e.kind,
+            e.step.as_deref().unwrap_or("-"),
+            e.actor,
+            e.outcome
+        );
+    }
+    Ok(if outcome.status == runs::RunStatus::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn config_check(config: &Config) -> anyhow::Result<ExitCode> {
+    println!(
+        "OK    config {} ({:?})",
+        config.source.display(),
+        config.environment
+    );
+    let mut failed = false;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        failed |= !ok;
+        println!("{} {what}: {detail}", if ok { "OK   " } else { "FAIL " });
+    };
+    match state::connect(&config.state_db).await {
+        Ok(pool) => match sqlx::query_scalar::<_, String>("SELECT version()")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(v) => line(
+                true,
+                "state DB",
+                format!(
+                    "{} — {}",
+                    config.state_db.describe(),
+                    v.split(',').next().unwrap_or("")
+                ),
+            ),
+            Err(e) => line(false, "state DB", format!("{e:#}")),
+        },
+        Err(e) => line(false, "state DB", format!("{e:#}")),
+    }
+    match crate::adapters::tenant_db::connect(&config.tenant_db).await {
+        Ok(pool) => {
+            let facts = match pool.acquire().await {
+                Ok(mut conn) => crate::adapters::tenant_db::host_facts(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match facts {
+                Ok(f) if !f.in_recovery && f.address == config.tenant_authoritative => line(
+                    true,
+                    "tenant DB",
+                    format!("{} is the authoritative primary", f.address),
+                ),
+                Ok(f) => line(
+                    false,
+                    "tenant DB",
+                    format!(
+                        "{} (in recovery: {}) is not the authoritative primary {}",
+                        f.address, f.in_recovery, config.tenant_authoritative
+                    ),
+                ),
+                Err(e) => line(false, "tenant DB", e),
+            }
+        }
+        Err(e) => line(false, "tenant DB", e.to_string()),
+    }
+    match crate::adapters::ssh::check(&config.vps).await {
+        Ok(detail) => line(true, "SSH", detail),
+        Err(e) => line(false, "SSH", format!("{e:#}")),
+    }
+    match crate::adapters::dns::check(&config.dns).await {
+        Ok(detail) => line(true, "DNS", detail),
+        Err(e) => line(false, "DNS", format!("{e:#}")),
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

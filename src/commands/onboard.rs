@@ -1,0 +1,187 @@
+//! `/onboard` and `onboard-bot onboard`: the runbook's "Inputs", validated.
+
+use crate::config::OnboardingConfig;
+use crate::domain::{
+    Brand, DisplayName, DomainName, Email, InputError, MailPlan, OperatingMode, Slug,
+};
+use crate::engine::request::{OnboardRequest, Request};
+
+/// The options as typed, before validation (shared by the CLI and Discord).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OnboardArgs {
+    /// Short, kebab-case, globally unique name of the Provider (e.g. merche-biche).
+    #[arg(long)]
+    pub slug: String,
+    /// The Person's display name (e.g. "Merche Biche").
+    #[arg(long)]
+    pub name: String,
+    /// The Person's email address.
+    #[arg(long)]
+    pub email: String,
+    /// Operating mode: person-only, person-owns-org or person-joins-org.
+    #[arg(long, default_value = "person-only")]
+    pub mode: String,
+    /// Org slug: the new org (person-owns-org) or the existing one to join (person-joins-org).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Name of the new org (person-owns-org only).
+    #[arg(long)]
+    pub org_name: Option<String>,
+    /// A domain to serve (repeat for a second one); {slug}.com when none is given.
+    #[arg(long = "domain")]
+    pub domains: Vec<String>,
+    /// Mail on the domain: mailbox, forwarding or none.
+    #[arg(long, value_enum, default_value = "none")]
+    pub mail: MailPlan,
+    /// Generic feature of the site, from the configured list (never provider-named).
+    #[arg(long)]
+    pub feature: Option<String>,
+    /// Brand site copy, for Org-shaped providers.
+    #[arg(long)]
+    pub brand_copy: Option<String>,
+    /// Brand logo URL (https), for Org-shaped providers.
+    #[arg(long)]
+    pub logo: Option<String>,
+    /// Brand colour palette: hex colours separated by commas (#1a2b3c,#ffffff).
+    #[arg(long)]
+    pub palette: Option<String>,
+}
+
+impl OnboardArgs {
+    /// Validates every field; the first error names the field and the rule.
+    pub fn parse(&self, cfg: &OnboardingConfig) -> Result<Request, InputError> {
+        let slug = Slug::parse(&self.slug)?;
+        slug.check_not_reserved("slug", &cfg.reserved_slugs)?;
+        let display_name = DisplayName::parse_field("name", &self.name)?;
+        let email = Email::parse(&self.email)?;
+        let mode =
+            OperatingMode::from_parts(&self.mode, self.org.as_deref(), self.org_name.as_deref())?;
+        if let Some(org) = mode.org_slug() {
+            org.check_not_reserved("org", &cfg.reserved_slugs)?;
+        }
+        let mut domains = if self.domains.is_empty() {
+            vec![DomainName::parse(&format!("{slug}.{}", cfg.default_tld))?]
+        } else {
+            self.domains
+                .iter()
+                .map(|d| DomainName::parse(d))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        domains.dedup();
+        if domains.len() > 2 {
+            return Err(InputError::new(
+                "domain",
+                "at most two domains per onboarding; add more later",
+            ));
+        }
+        let feature = match &self.feature {
+            None => cfg.default_feature.clone(),
+            Some(f) => {
+                let f = f.trim();
+                if f.contains(slug.as_str()) {
+                    return Err(InputError::new(
+                        "feature",
+                        format!(
+                            "`{f}` is named after the provider: features are provider-generic (naming.md), don't write a new {slug}-* feature"
+                        ),
+                    ));
+                }
+                if !cfg.features.iter().any(|known| known == f) {
+                    return Err(InputError::new(
+                        "feature",
+                        format!(
+                            "`{f}` is not a known feature; choose one of {}",
+                            cfg.features.join(", ")
+                        ),
+                    ));
+                }
+                f.to_owned()
+            }
+        };
+        let has_brand = self.brand_copy.is_some() || self.logo.is_some() || self.palette.is_some();
+        let brand = match (has_brand, mode.is_org_shaped()) {
+            (false, _) => None,
+            (true, false) => {
+                return Err(InputError::new(
+                    "brand",
+                    "brand assets are for Org-shaped providers; person-only takes none",
+                ));
+            }
+            (true, true) => Some(Brand::parse(
+                self.brand_copy.as_deref().unwrap_or(""),
+                self.logo.as_deref(),
+                self.palette.as_deref().unwrap_or(""),
+            )?),
+        };
+        Ok(Request::Onboard(OnboardRequest {
+            slug,
+            display_name,
+            email,
+            mode,
+            domains,
+            brand,
+            mail: self.mail,
+            feature,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> OnboardArgs {
+        OnboardArgs {
+            slug: "merche-biche".into(),
+            name: "Merche Biche".into(),
+            email: "merche@example.com".into(),
+            mode: "person-only".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_to_slug_dot_com() {
+        let Request::Onboard(r) = args().parse(&OnboardingConfig::default()).unwrap();
+        assert_eq!(r.domains[0].as_str(), "merche-biche.com");
+        assert_eq!(r.feature, "provider-site");
+    }
+
+    #[test]
+    fn refuses_provider_named_feature_and_reserved_slug() {
+        let cfg = OnboardingConfig::default();
+        let err = OnboardArgs {
+            feature: Some("merche-biche-site".into()),
+            ..args()
+        }
+        .parse(&cfg)
+        .unwrap_err();
+        assert_eq!(err.field, "feature");
+        assert!(
+            err.message
+                .contains("don't write a new merche-biche-* feature"),
+            "{err}"
+        );
+        let err = OnboardArgs {
+            slug: "admin".into(),
+            ..args()
+        }
+        .parse(&cfg)
+        .unwrap_err();
+        assert!(err.message.contains("reserved"));
+        let err = OnboardArgs {
+            domains: vec!["a.com".into(), "b.com".into(), "c.com".into()],
+            ..args()
+        }
+        .parse(&cfg)
+        .unwrap_err();
+        assert_eq!(err.field, "domain");
+        let err = OnboardArgs {
+            palette: Some("#fff000".into()),
+            ..args()
+        }
+        .parse(&cfg)
+        .unwrap_err();
+        assert_eq!(err.field, "brand");
+    }
+}

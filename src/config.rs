@@ -1,0 +1,612 @@
+//! The bot's configuration: one YAML file, every key documented in `config/bot.example.yaml`.
+//!
+//! Loading happens in two stages: serde reads the file into `Raw*` shapes with
+//! `deny_unknown_fields`, then [`Config::load`] validates them into domain types, resolves
+//! relative paths against the config file's folder, expands `${VAR}` in paths and reads
+//! secrets from the environment or from files. Errors name the file, the key and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::{DomainName, Slug};
+
+/// Where the bot runs: production needs the Discord front-end or `--break-glass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Lab,
+    Staging,
+    Production,
+}
+
+/// Where a secret comes from: `{env: VAR}` or `{file: path}`, exactly one. The value itself
+/// is never in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// Read from this environment variable.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Read from this file (trailing newline trimmed); relative to the config file.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// A PostgreSQL connection as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDb {
+    /// Host name or address of the server.
+    pub host: String,
+    /// TCP port, 5432 by default.
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// Role to log in as.
+    pub user: String,
+    /// Database name.
+    pub database: String,
+    /// Password source: `{env: VAR}` or `{file: path}`.
+    pub password: SecretSource,
+    /// Seconds to wait for a connection before failing.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+
+/// The tenant database adds which host is authoritative (runbook: "run on the authoritative
+/// Postgres host").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenantDb {
+    #[serde(flatten)]
+    pub db: RawDb,
+    /// `host:port` of the authoritative primary as the server itself reports it
+    /// (`inet_server_addr()`:`inet_server_port()`). Writes anywhere else are refused.
+    pub authoritative: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    environment: Environment,
+    state_db: RawDb,
+    tenant_db: RawTenantDb,
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    onboarding: OnboardingConfig,
+    vps: RawVps,
+    dns: DnsConfig,
+    repo: RawRepo,
+    #[serde(default)]
+    discord: Option<RawDiscord>,
+}
+
+/// Timeouts and retries for every step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Longest a single plan/apply/check call may take, in seconds.
+    pub step_timeout_secs: u64,
+    /// Attempts for a step failing with a transient error (connection refused, timeout).
+    pub retries: u32,
+    /// First back-off between attempts, in milliseconds; doubles each attempt.
+    pub retry_backoff_ms: u64,
+    /// How often a parked run (waiting for DNS) re-checks its condition, in seconds.
+    pub recheck_secs: u64,
+    /// How long a parked run waits in total before it fails (resumable), in seconds.
+    pub park_deadline_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            step_timeout_secs: 300,
+            retries: 3,
+            retry_backoff_ms: 500,
+            recheck_secs: 60,
+            park_deadline_secs: 86_400,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn step_timeout(&self) -> Duration {
+        Duration::from_secs(self.step_timeout_secs)
+    }
+}
+
+/// Rules for new Providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingConfig {
+    /// Slugs nobody may take (they collide with hostnames or the template).
+    pub reserved_slugs: Vec<String>,
+    /// Generic features a site may use (naming.md); never a provider-named one.
+    pub features: Vec<String>,
+    /// The feature used when none is given.
+    pub default_feature: String,
+    /// Top-level domain for the default `{slug}.com`-style domain.
+    pub default_tld: String,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        Self {
+            reserved_slugs: [
+                "www",
+                "api",
+                "admin",
+                "mail",
+                "root",
+                "ops",
+                "template",
+                "_template",
+                "quinn-vps",
+                "my",
+            ]
+            .map(String::from)
+            .to_vec(),
+            features: ["provider-site", "agency-site", "talent-page"]
+                .map(String::from)
+                .to_vec(),
+            default_feature: "provider-site".into(),
+            default_tld: "com".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVps {
+    /// Short name shown in chat (`vps-0`).
+    name: String,
+    /// Host alias as written in the ssh config (`quinn-vps`).
+    ssh_host: String,
+    /// ssh_config file to use (relative to this file); the system's when absent.
+    #[serde(default)]
+    ssh_config: Option<String>,
+    /// known_hosts file checked for the VPS's host key (relative to this file).
+    known_hosts: String,
+    /// The VPS's public IPv4: A records must point here.
+    ipv4: std::net::Ipv4Addr,
+    /// The VPS's IPv6, when it has one: AAAA records must point here.
+    #[serde(default)]
+    ipv6: Option<std::net::Ipv6Addr>,
+    /// Seconds to wait for the SSH connection.
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_secs: u64,
+}
+
+/// DNS servers to ask.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Authoritative servers (`ip:port`); when empty, found through NS records.
+    #[serde(default)]
+    pub authoritative: Vec<std::net::SocketAddr>,
+    /// Recursive resolvers to compare with (`ip:port`).
+    #[serde(default)]
+    pub resolvers: Vec<std::net::SocketAddr>,
+    /// Seconds before one query times out.
+    #[serde(default = "default_connect_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    /// The bot's own clone of the platform repo (relative to this file).
+    checkout: String,
+    /// The remote to clone from and push to.
+    remote: String,
+    /// Branch to fetch, commit on and push.
+    #[serde(default = "default_branch")]
+    branch: String,
+    /// Commit author name.
+    #[serde(default = "default_author_name")]
+    author_name: String,
+    /// Commit author email.
+    #[serde(default = "default_author_email")]
+    author_email: String,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_author_name() -> String {
+    "onboard-bot".into()
+}
+fn default_author_email() -> String {
+    "onboard-bot@localhost".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    /// Bot token source.
+    token: SecretSource,
+    /// The guild whose slash commands the bot registers.
+    guild_id: u64,
+    /// Channel where each onboarding gets its thread.
+    ops_channel_id: u64,
+    /// Roles whose members may approve production writes.
+    approver_role_ids: Vec<u64>,
+    /// When true, the person who started a run may not approve its production writes.
+    #[serde(default = "default_true")]
+    two_person_rule: bool,
+    /// Discord API base URL; the tests point it at the fake Discord.
+    #[serde(default = "default_discord_base")]
+    api_base: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_discord_base() -> String {
+    "https://discord.com".into()
+}
+
+/// A validated database connection.
+#[derive(Clone)]
+pub struct DbConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    pub password: SecretString,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{} (password redacted)",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+impl DbConfig {
+    /// Connection options for sqlx; the password goes in as a value, never into a URL string
+    /// that could be logged.
+    pub fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .password(self.password.expose_secret())
+            .database(&self.database)
+            .application_name("onboard-bot")
+    }
+
+    /// Human-readable target without the password.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+/// The VPS reached over SSH.
+#[derive(Debug, Clone)]
+pub struct VpsConfig {
+    pub name: String,
+    pub ssh_host: String,
+    pub ssh_config: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub ipv4: std::net::Ipv4Addr,
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    pub connect_timeout: Duration,
+}
+
+/// The bot's checkout of the platform repo.
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub checkout: PathBuf,
+    pub remote: String,
+    pub branch: String,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+/// Discord front-end settings.
+#[derive(Clone)]
+pub struct DiscordConfig {
+    pub token: SecretString,
+    pub guild_id: u64,
+    pub ops_channel_id: u64,
+    pub approver_role_ids: Vec<u64>,
+    pub two_person_rule: bool,
+    pub api_base: String,
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordConfig")
+            .field("token", &"[redacted]")
+            .field("guild_id", &self.guild_id)
+            .field("ops_channel_id", &self.ops_channel_id)
+            .field("approver_role_ids", &self.approver_role_ids)
+            .field("two_person_rule", &self.two_person_rule)
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
+/// The validated configuration every part of the bot reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub source: PathBuf,
+    pub environment: Environment,
+    pub state_db: DbConfig,
+    pub tenant_db: DbConfig,
+    /// `host:port` the authoritative primary reports for itself.
+    pub tenant_authoritative: String,
+    pub engine: EngineConfig,
+    pub onboarding: OnboardingConfig,
+    pub vps: VpsConfig,
+    pub dns: DnsConfig,
+    pub repo: RepoConfig,
+    pub discord: Option<DiscordConfig>,
+}
+
+impl Config {
+    /// Reads and validates the file. Every error names the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}: check the path given with --config or ONBOARD_BOT_CONFIG", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates `text` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+        let file = path.display().to_string();
+        let raw: RawConfig = serde_norway::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                .unwrap_or_default();
+            anyhow!("{file}{at}: {e}. See config/bot.example.yaml for every key and its meaning")
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let cx = Resolver {
+            file: &file,
+            base: &base,
+        };
+
+        let state_db = cx.db("state_db", &raw.state_db)?;
+        let tenant_db = cx.db("tenant_db", &raw.tenant_db.db)?;
+        if raw
+            .tenant_db
+            .authoritative
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            bail!(
+                "{file}: tenant_db.authoritative is `{}`; write it as host:port, e.g. 10.0.0.5:5432",
+                raw.tenant_db.authoritative
+            );
+        }
+        let onboarding = raw.onboarding;
+        for feature in &onboarding.features {
+            Slug::parse(feature)
+                .map_err(|e| anyhow!("{file}: onboarding.features: `{feature}` {}", e.message))?;
+        }
+        if !onboarding.features.contains(&onboarding.default_feature) {
+            bail!(
+                "{file}: onboarding.default_feature `{}` is not in onboarding.features",
+                onboarding.default_feature
+            );
+        }
+        DomainName::parse(&format!("x.{}", onboarding.default_tld))
+            .map_err(|e| anyhow!("{file}: onboarding.default_tld: {}", e.message))?;
+        if raw.engine.retries > 20 || raw.engine.step_timeout_secs == 0 {
+            bail!("{file}: engine.retries must be at most 20 and engine.step_timeout_secs above 0");
+        }
+        let vps = VpsConfig {
+            name: raw.vps.name,
+            ssh_host: raw.vps.ssh_host,
+            ssh_config: raw
+                .vps
+                .ssh_config
+                .as_deref()
+                .map(|p| cx.path("vps.ssh_config", p))
+                .transpose()?,
+            known_hosts: cx.path("vps.known_hosts", &raw.vps.known_hosts)?,
+            ipv4: raw.vps.ipv4,
+            ipv6: raw.vps.ipv6,
+            connect_timeout: Duration::from_secs(raw.vps.connect_timeout_secs),
+        };
+        let repo = RepoConfig {
+            checkout: cx.path("repo.checkout", &raw.repo.checkout)?,
+            remote: expand_env(&raw.repo.remote)
+                .map_err(|e| anyhow!("{file}: repo.remote: {e}"))?,
+            branch: raw.repo.branch,
+            author_name: raw.repo.author_name,
+            author_email: raw.repo.author_email,
+        };
+        let discord = raw
+            .discord
+            .map(|d| -> anyhow::Result<DiscordConfig> {
+                Ok(DiscordConfig {
+                    token: cx.secret("discord.token", &d.token)?,
+                    guild_id: d.guild_id,
+                    ops_channel_id: d.ops_channel_id,
+                    approver_role_ids: d.approver_role_ids,
+                    two_person_rule: d.two_person_rule,
+                    api_base: d.api_base,
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            source: path.to_path_buf(),
+            environment: raw.environment,
+            state_db,
+            tenant_db,
+            tenant_authoritative: raw.tenant_db.authoritative,
+            engine: raw.engine,
+            onboarding,
+            vps,
+            dns: raw.dns,
+            repo,
+            discord,
+        })
+    }
+
+    /// Every secret value in this config, so output paths can assert none leaks.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut out = vec![
+            self.state_db.password.expose_secret(),
+            self.tenant_db.password.expose_secret(),
+        ];
+        if let Some(d) = &self.discord {
+            out.push(d.token.expose_secret());
+        }
+        out
+    }
+}
+
+struct Resolver<'a> {
+    file: &'a str,
+    base: &'a Path,
+}
+
+impl Resolver<'_> {
+    fn db(&self, key: &str, raw: &RawDb) -> anyhow::Result<DbConfig> {
+        Ok(DbConfig {
+            host: expand_env(&raw.host).map_err(|e| anyhow!("{}: {key}.host: {e}", self.file))?,
+            port: raw.port,
+            user: raw.user.clone(),
+            database: raw.database.clone(),
+            password: self.secret(&format!("{key}.password"), &raw.password)?,
+            connect_timeout: Duration::from_secs(raw.connect_timeout_secs),
+        })
+    }
+
+    fn path(&self, key: &str, raw: &str) -> anyhow::Result<PathBuf> {
+        let expanded = expand_env(raw).map_err(|e| anyhow!("{}: {key}: {e}", self.file))?;
+        let p = PathBuf::from(expanded);
+        Ok(if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        })
+    }
+
+    fn secret(&self, key: &str, source: &SecretSource) -> anyhow::Result<SecretString> {
+        let value = match (&source.env, &source.file) {
+            (Some(var), None) => std::env::var(var).map_err(|_| {
+                anyhow!("{}: {key} comes from the environment variable {var}, which is not set: export it before starting", self.file)
+            })?,
+            (None, Some(p)) => {
+                let path = self.path(key, p)?;
+                std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow!("{}: {key}: cannot read secret file {}: {e}", self.file, path.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned()
+            }
+            _ => bail!("{}: {key} needs exactly one of `env: VAR` or `file: path`", self.file),
+        };
+        if value.is_empty() {
+            bail!("{}: {key} is empty", self.file);
+        }
+        Ok(SecretString::from(value))
+    }
+}
+
+/// Expands `${VAR}` from the environment; an unset variable is an error naming it.
+pub fn expand_env(raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{raw}` has `${{` without a closing `}}`"))?;
+        let var = &after[..end];
+        let value = std::env::var(var)
+            .map_err(|_| format!("`{raw}` uses ${{{var}}}, which is not set in the environment"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Typed map of free-form values in the config (used for extra environment of commands).
+pub type StringMap = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+environment: lab
+state_db: {host: 127.0.0.1, user: bot, database: bot, password: {env: OB_TEST_PW}}
+tenant_db: {host: 127.0.0.1, user: w, database: platform, password: {env: OB_TEST_PW}, authoritative: "127.0.0.1:5432"}
+vps: {name: vps-0, ssh_host: quinn-vps, known_hosts: kh, ipv4: 127.0.0.1}
+dns: {authoritative: ["127.0.0.1:53"]}
+repo: {checkout: co, remote: /tmp/origin.git}
+"#;
+
+    #[test]
+    fn loads_and_redacts() {
+        // SAFETY-free: tests in this module use a variable nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        let cfg = Config::parse(MINIMAL, Path::new("/etc/ob/bot.yaml")).unwrap();
+        assert_eq!(cfg.repo.checkout, PathBuf::from("/etc/ob/co"));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("s3cret-value-xyz"), "{debug}");
+        assert_eq!(cfg.secret_values()[0], "s3cret-value-xyz");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let text = format!("{MINIMAL}\nbogus_key: 1\n");
+        let err = Config::parse(&text, Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bot.yaml") && err.contains("bogus_key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_env_secret_is_explained() {
+        let text = MINIMAL.replace("OB_TEST_PW", "OB_TEST_UNSET_VAR");
+        let err = Config::parse(&text, Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("state_db.password") && err.contains("OB_TEST_UNSET_VAR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expands_env() {
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert!(
+            expand_env("${OB_SURELY_UNSET_1}/x")
+                .unwrap_err()
+                .contains("OB_SURELY_UNSET_1")
+        );
+    }
+}

@@ -1,0 +1,1202 @@
+//! The runbook engine: runs are ordered lists of steps with persisted state.
+//!
+//! It takes the locks, asks the front-end for approvals of exact plans, enforces timeouts and
+//! retries, parks runs on external conditions, records every transition in the audit trail and
+//! resumes unfinished runs. Steps never talk to the front-end or the state database directly.
+
+pub mod request;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument, warn};
+use uuid::Uuid;
+
+use crate::adapters::Services;
+use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
+use crate::config::{Config, Environment};
+use crate::state::audit::{self, NewEvent};
+use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
+use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
+use request::Request;
+
+/// Postgres channel on which `runs cancel` tells the executing process to stop a run.
+const CANCEL_CHANNEL: &str = "onboard_bot_cancel";
+/// How long an executor's claim on a run lasts without renewal.
+const EXECUTOR_LEASE_SECS: i64 = 30;
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{}", crate::messages::lock_refused(.0))]
+    Locked(LockHeld),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Options for a new run.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Plan every step, show the plans, ask nothing and write nothing.
+    pub dry_run: bool,
+    /// Console use against production: the reason, recorded in the audit trail.
+    pub break_glass: Option<String>,
+}
+
+/// How a run ended (for now: the process may stop and resume it later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub message: String,
+}
+
+/// A test hook: `ONBOARD_BOT_FAULT=<when>:<step>` makes the process stop (print a marker and
+/// hang) at that point so a test can SIGKILL it there. `<when>` is `before-apply` or
+/// `after-apply` (the write committed, its success not yet recorded: the worst moment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FaultPoint {
+    when: String,
+    step: String,
+}
+
+impl FaultPoint {
+    fn from_env() -> Option<Self> {
+        let raw = std::env::var("ONBOARD_BOT_FAULT").ok()?;
+        let (when, step) = raw.split_once(':')?;
+        Some(Self {
+            when: when.to_owned(),
+            step: step.to_owned(),
+        })
+    }
+
+    async fn hit(fault: &Option<Self>, when: &str, step: &str) {
+        if let Some(f) = fault
+            && f.when == when
+            && f.step == step
+        {
+            eprintln!("FAULT-POINT {when}:{step} reached; waiting to be killed");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+struct ActiveRun {
+    cancel: CancellationToken,
+    nudge: Arc<Notify>,
+}
+
+struct Inner {
+    pool: PgPool,
+    config: Arc<Config>,
+    services: Arc<Services>,
+    frontend: Arc<dyn ChatFrontend>,
+    /// `host:pid` of this process: who executes a run.
+    me: String,
+    active: Mutex<HashMap<Uuid, ActiveRun>>,
+    redactor: Redactor,
+    fault: Option<FaultPoint>,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Connects to the state database, migrates it and starts listening for cancellations.
+    pub async fn new(config: Arc<Config>, frontend: Arc<dyn ChatFrontend>) -> anyhow::Result<Self> {
+        let pool = crate::state::connect(&config.state_db).await?;
+        crate::state::migrate(&pool).await?;
+        let services = Arc::new(Services::new(config.clone()));
+        let redactor = Redactor::new(
+            config
+                .secret_values()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        );
+        let engine = Self {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                services,
+                frontend,
+                me: executor_id(),
+                active: Mutex::new(HashMap::new()),
+                redactor,
+                fault: FaultPoint::from_env(),
+            }),
+        };
+        engine.listen_for_cancels().await?;
+        Ok(engine)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.inner.services
+    }
+
+    /// Creates a run (taking its locks) and records who asked. Does not execute it.
+    pub async fn start(
+        &self,
+        request: Request,
+        actor: &Actor,
+        opts: StartOptions,
+    ) -> Result<Uuid, StartError> {
+        let cfg = &self.inner.config;
+        if cfg.environment == Environment::Production
+            && self.inner.frontend.name() == "console"
+            && opts.break_glass.is_none()
+        {
+            return Err(StartError::Refused(
+                "this config is marked production: the console may only be used with --break-glass REASON (recorded in the audit trail)"
+                    .into(),
+            ));
+        }
+        let id = Uuid::new_v4();
+        let new = NewRun {
+            id,
+            runbook: request.runbook().into(),
+            subject: request.subject(),
+            input: serde_json::to_value(&request).context("serialising the request")?,
+            steps: request.steps().into_iter().map(String::from).collect(),
+            started_by: actor.id.clone(),
+            frontend: self.inner.frontend.name().into(),
+            dry_run: opts.dry_run,
+            break_glass: opts.break_glass.clone(),
+            lock_keys: request.lock_keys(),
+        };
+        if let Err(held) = runs::create(&self.inner.pool, &new).await? {
+            self.audit(NewEvent {
+                run_id: None,
+                subject: new.subject.clone(),
+                step: None,
+                actor: actor.id.clone(),
+                kind: "run.refused".into(),
+                outcome: "locked".into(),
+                detail: json!({"runbook": new.runbook, "lock": held.key, "held_by_run": held.run_id, "held_by": held.started_by}),
+                duration_ms: None,
+            })
+            .await?;
+            return Err(StartError::Locked(held));
+        }
+        self.audit(NewEvent {
+            run_id: Some(id),
+            subject: new.subject.clone(),
+            step: None,
+            actor: actor.id.clone(),
+            kind: "run.started".into(),
+            outcome: "ok".into(),
+            detail: json!({
+                "runbook": new.runbook,
+                "input": new.input,
+                "steps": new.steps,
+                "dry_run": opts.dry_run,
+                "frontend": new.frontend,
+                "break_glass": opts.break_glass,
+                "locks": new.lock_keys,
+            }),
+            duration_ms: None,
+        })
+        .await?;
+        info!(run_id = %id, runbook = new.runbook, subject = new.subject, "run started");
+        Ok(id)
+    }
+
+    /// Starts a run and executes it to its end (or until it stops to wait for a person).
+    pub async fn run(
+        &self,
+        request: Request,
+        actor: &Actor,
+        opts: StartOptions,
+    ) -> Result<(Uuid, RunOutcome), StartError> {
+        let id = self.start(request, actor, opts).await?;
+        let outcome = self.execute(id, false).await?;
+        Ok((id, outcome))
+    }
+
+    /// Executes a run from its recorded state. Finished steps are skipped; a step that was
+    /// interrupted (even during apply) is planned again, never blindly repeated or skipped.
+    /// `take_over` claims the run even when another live executor holds it.
+    #[instrument(skip_all, fields(run_id = %run_id), err)]
+    pub async fn execute(&self, run_id: Uuid, take_over: bool) -> anyhow::Result<RunOutcome> {
+        let pool = &self.inner.pool;
+        let run = runs::get(pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        if run.status.is_terminal() {
+            return Ok(RunOutcome {
+                status: run.status,
+                message: format!("run {run_id} is already {}", run.status.as_str()),
+            });
+        }
+        self.claim(&run, take_over).await?;
+        let cancel = CancellationToken::new();
+        let nudge = Arc::new(Notify::new());
+        self.inner.active.lock().expect("active runs").insert(
+            run_id,
+            ActiveRun {
+                cancel: cancel.clone(),
+                nudge: nudge.clone(),
+            },
+        );
+        let heartbeat = self.spawn_heartbeat(run_id);
+        let result = self.execute_claimed(run, cancel, nudge).await;
+        heartbeat.abort();
+        self.inner
+            .active
+            .lock()
+            .expect("active runs")
+            .remove(&run_id);
+        runs::release_executor(pool, run_id, &self.inner.me)
+            .await
+            .ok();
+        result
+    }
+
+    async fn claim(&self, run: &RunRecord, take_over: bool) -> anyhow::Result<()> {
+        let pool = &self.inner.pool;
+        let force = take_over || run.executor.as_deref().is_some_and(executor_is_dead);
+        if let Err(holder) =
+            runs::claim_executor(pool, run.id, &self.inner.me, EXECUTOR_LEASE_SECS, force).await?
+        {
+            bail!(
+                "run {} is being executed by {holder} (its lease is renewed while it lives). \
+                 If that process is gone, resume with --take-over.",
+                run.id
+            );
+        }
+        if force && run.executor.as_deref().is_some_and(|e| e != self.inner.me) {
+            self.audit(NewEvent {
+                run_id: Some(run.id),
+                subject: run.subject.clone(),
+                step: None,
+                actor: Actor::bot().id,
+                kind: "run.taken_over".into(),
+                outcome: "ok".into(),
+                detail: json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": take_over}),
+                duration_ms: None,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn spawn_heartbeat(&self, run_id: Uuid) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_secs(EXECUTOR_LEASE_SECS as u64 / 3));
+            loop {
+                tick.tick().await;
+                if let Err(e) = runs::claim_executor(
+                    &engine.inner.pool,
+                    run_id,
+                    &engine.inner.me,
+                    EXECUTOR_LEASE_SECS,
+                    false,
+                )
+                .await
+                {
+                    warn!(run_id = %run_id, error = %e, "could not renew the executor lease");
+                }
+            }
+        })
+    }
+
+    async fn execute_claimed(
+        &self,
+        run: RunRecord,
+        cancel: CancellationToken,
+        nudge: Arc<Notify>,
+    ) -> anyhow::Result<RunOutcome> {
+        let pool = &self.inner.pool;
+        let request: Request = serde_json::from_value(run.input.clone())
+            .with_context(|| format!("run {} has an input this version cannot read", run.id))?;
+        let records = runs::steps(pool, run.id).await?;
+        let mut view = self.view(&run, &records);
+        if let Some(chat_ref) = self.inner.frontend.attach(&view).await? {
+            runs::set_chat_ref(pool, run.id, &chat_ref).await?;
+            view.chat_ref = Some(chat_ref);
+        }
+        if run.status != RunStatus::Running {
+            runs::set_status(pool, run.id, RunStatus::Running, None).await?;
+            self.audit_run(
+                &run,
+                None,
+                "run.resumed",
+                "ok",
+                json!({"from_status": run.status.as_str(), "executor": self.inner.me}),
+            )
+            .await?;
+        }
+        let outputs = match &run.outputs {
+            Value::Object(m) => m.clone(),
+            _ => Default::default(),
+        };
+        let log_sink = self.log_sink(view.clone());
+        let cx = StepContext::new(
+            run.id,
+            Arc::new(request),
+            self.inner.services.clone(),
+            outputs,
+            cancel.clone(),
+            log_sink.clone().into(),
+        );
+        for record in &records {
+            if record.status.is_finished() {
+                continue;
+            }
+            let idx = record.idx as usize;
+            let Some(step) = steps::by_name(&record.name) else {
+                return self
+                    .finish(
+                        &run,
+                        &view,
+                        RunStatus::Failed,
+                        format!("unknown step {} (stored by another version)", record.name),
+                    )
+                    .await;
+            };
+            log_sink.set_step(idx);
+            let outcome = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(StepStop::Cancelled),
+                r = self.run_step(&run, &mut view, idx, step.as_ref(), &cx, &nudge) => r,
+            };
+            let outputs = Value::Object(cx.outputs().await);
+            runs::set_outputs(pool, run.id, &outputs).await?;
+            match outcome {
+                Ok(()) => {}
+                Err(StepStop::Cancelled) => {
+                    self.set_step(
+                        &run,
+                        &mut view,
+                        idx,
+                        StepStatus::Cancelled,
+                        None,
+                        None,
+                        "cancelled",
+                    )
+                    .await?;
+                    return self
+                        .finish(&run, &view, RunStatus::Cancelled, "cancelled".into())
+                        .await;
+                }
+                Err(StepStop::Rejected(msg)) => {
+                    return self.finish(&run, &view, RunStatus::Rejected, msg).await;
+                }
+                Err(StepStop::Failed(msg)) => {
+                    return self.finish(&run, &view, RunStatus::Failed, msg).await;
+                }
+                Err(StepStop::Internal(e)) => return Err(e),
+            }
+        }
+        let message = if run.dry_run {
+            "dry run: every step planned, nothing written".into()
+        } else {
+            "all steps done".into()
+        };
+        self.finish(&run, &view, RunStatus::Done, message).await
+    }
+
+    /// Plans, gets approval if needed, applies and checks one step.
+    #[instrument(skip_all, fields(run_id = %run.id, step = step.name()), err(Debug))]
+    async fn run_step(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        step: &dyn Step,
+        cx: &StepContext,
+        nudge: &Notify,
+    ) -> Result<(), StepStop> {
+        let name = step.name();
+        let t0 = Instant::now();
+        let park_deadline =
+            Instant::now() + Duration::from_secs(self.inner.config.engine.park_deadline_secs);
+        let mut parked_reason: Option<String> = None;
+        loop {
+            self.set_step(run, view, idx, StepStatus::Planning, None, None, "")
+                .await?;
+            let plan = self
+                .attempt(step, "plan", || step.plan(cx))
+                .await
+                .map_err(|e| self.step_failed(e))?;
+            let hash = plan.hash(name);
+            match &plan {
+                Plan::AlreadyDone { evidence } => {
+                    let evidence = self.inner.redactor.redact(evidence);
+                    self.set_step(
+                        run,
+                        view,
+                        idx,
+                        StepStatus::AlreadyDone,
+                        Some((&hash, "already done")),
+                        None,
+                        &evidence,
+                    )
+                    .await?;
+                    self.audit_step(
+                        run,
+                        name,
+                        "step.already_done",
+                        "ok",
+                        json!({"evidence": evidence}),
+                        t0,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Plan::Wait { reason, recheck } => {
+                    let reason = self.inner.redactor.redact(reason);
+                    if parked_reason.as_deref() != Some(reason.as_str()) {
+                        runs::set_status(
+                            &self.inner.pool,
+                            run.id,
+                            RunStatus::Parked,
+                            Some(&reason),
+                        )
+                        .await?;
+                        self.set_step(run, view, idx, StepStatus::Parked, None, None, &reason)
+                            .await?;
+                        self.audit_step(
+                            run,
+                            name,
+                            "step.parked",
+                            "waiting",
+                            json!({"reason": reason}),
+                            t0,
+                        )
+                        .await?;
+                        parked_reason = Some(reason.clone());
+                    }
+                    if Instant::now() >= park_deadline {
+                        return Err(StepStop::Failed(format!(
+                            "{name}: still waiting after {}s: {reason}",
+                            self.inner.config.engine.park_deadline_secs
+                        )));
+                    }
+                    let recheck = (*recheck)
+                        .min(Duration::from_secs(self.inner.config.engine.recheck_secs))
+                        .max(Duration::from_millis(100));
+                    tokio::select! {
+                        _ = tokio::time::sleep(recheck) => {}
+                        _ = nudge.notified() => {}
+                    }
+                    continue;
+                }
+                Plan::Change { summary, detail } => {
+                    if parked_reason.take().is_some() {
+                        runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None)
+                            .await?;
+                        self.audit_step(run, name, "step.unparked", "ok", json!({}), t0)
+                            .await?;
+                    }
+                    let summary = self.inner.redactor.redact(summary);
+                    let detail = self.inner.redactor.redact(detail);
+                    if run.dry_run {
+                        self.set_step(
+                            run,
+                            view,
+                            idx,
+                            StepStatus::Planned,
+                            Some((&hash, &summary)),
+                            None,
+                            &detail,
+                        )
+                        .await?;
+                        self.audit_step(
+                            run,
+                            name,
+                            "step.planned",
+                            "dry_run",
+                            json!({"summary": summary, "detail": detail, "plan_hash": hash}),
+                            t0,
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                    let approver = if step.writes_production() {
+                        match runs::decision_for(&self.inner.pool, run.id, name, &hash).await? {
+                            Some(a) if a.approved => Some(a.actor),
+                            Some(a) => {
+                                return Err(StepStop::Rejected(format!(
+                                    "{name}: plan rejected by {}{}",
+                                    a.actor,
+                                    a.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                                )));
+                            }
+                            None => {
+                                self.ask_approval(run, view, idx, step, &summary, &detail, &hash)
+                                    .await?;
+                                // Re-plan before applying: if the world changed since the plan
+                                // was shown, its approval does not cover the new plan.
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    self.set_step(
+                        run,
+                        view,
+                        idx,
+                        StepStatus::Applying,
+                        Some((&hash, &summary)),
+                        None,
+                        &summary,
+                    )
+                    .await?;
+                    let approved = ApprovedPlan::new(plan.clone(), hash.clone(), approver.clone());
+                    FaultPoint::hit(&self.inner.fault, "before-apply", name).await;
+                    let t_apply = Instant::now();
+                    self.attempt(step, "apply", || step.apply(cx, &approved))
+                        .await
+                        .map_err(|e| self.step_failed(e))?;
+                    FaultPoint::hit(&self.inner.fault, "after-apply", name).await;
+                    self.audit_step(
+                        run,
+                        name,
+                        "step.applied",
+                        "ok",
+                        json!({"summary": summary, "detail": detail, "plan_hash": hash, "approved_by": approver}),
+                        t_apply,
+                    )
+                    .await?;
+                    self.set_step(run, view, idx, StepStatus::Checking, None, None, "")
+                        .await?;
+                    let report = self
+                        .attempt(step, "check", || step.check(cx))
+                        .await
+                        .map_err(|e| self.step_failed(e))?;
+                    let evidence = self.inner.redactor.redact(&report.evidence);
+                    if !report.ok {
+                        self.audit_step(
+                            run,
+                            name,
+                            "step.check_failed",
+                            "failed",
+                            json!({"evidence": evidence}),
+                            t0,
+                        )
+                        .await?;
+                        return Err(StepStop::Failed(format!(
+                            "{name}: applied, but the check failed: {evidence}"
+                        )));
+                    }
+                    self.set_step(run, view, idx, StepStatus::Done, None, None, &evidence)
+                        .await?;
+                    self.audit_step(
+                        run,
+                        name,
+                        "step.done",
+                        "ok",
+                        json!({"evidence": evidence}),
+                        t0,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_approval(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        step: &dyn Step,
+        summary: &str,
+        detail: &str,
+        hash: &str,
+    ) -> Result<(), StepStop> {
+        let name = step.name();
+        let t0 = Instant::now();
+        let voided = runs::void_other_approvals(&self.inner.pool, run.id, name, hash).await?;
+        if voided > 0 {
+            self.audit_step(
+                run,
+                name,
+                "approval.voided",
+                "plan_changed",
+                json!({"new_plan_hash": hash, "voided": voided}),
+                t0,
+            )
+            .await?;
+            self.inner
+                .frontend
+                .event(
+                    view,
+                    &RunEvent::Log {
+                        idx,
+                        line: "the plan changed since it was approved: asking again".into(),
+                    },
+                )
+                .await;
+        }
+        runs::set_status(&self.inner.pool, run.id, RunStatus::WaitingApproval, None).await?;
+        self.set_step(
+            run,
+            view,
+            idx,
+            StepStatus::WaitingApproval,
+            Some((hash, summary)),
+            None,
+            summary,
+        )
+        .await?;
+        self.audit_step(
+            run,
+            name,
+            "approval.requested",
+            "waiting",
+            json!({"plan_hash": hash, "summary": summary, "detail": detail}),
+            t0,
+        )
+        .await?;
+        let req = ApprovalRequest {
+            run_id: run.id,
+            subject: run.subject.clone(),
+            step: name.into(),
+            step_description: step.description().into(),
+            summary: summary.into(),
+            detail: detail.into(),
+            plan_hash: hash.into(),
+            started_by: run.started_by.clone(),
+        };
+        let decision = self
+            .inner
+            .frontend
+            .request_approval(&req)
+            .await
+            .map_err(StepStop::Internal)?;
+        self.record_decision(run, name, hash, &decision).await?;
+        runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
+        Ok(())
+    }
+
+    /// Stores a decision and audits it with who, when, how and which plan.
+    pub async fn record_decision(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        hash: &str,
+        d: &Decision,
+    ) -> anyhow::Result<()> {
+        runs::record_decision(
+            &self.inner.pool,
+            run.id,
+            step,
+            hash,
+            d.approved,
+            &d.actor.id,
+            &d.how,
+            d.reason.as_deref(),
+        )
+        .await?;
+        self.audit(NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: Some(step.into()),
+            actor: d.actor.id.clone(),
+            kind: if d.approved { "approval.granted" } else { "approval.rejected" }.into(),
+            outcome: if d.approved { "approved" } else { "rejected" }.into(),
+            detail: json!({"plan_hash": hash, "how": d.how, "reason": d.reason, "actor_name": d.actor.display}),
+            duration_ms: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// One call with the step's timeout, retried with back-off on transient errors.
+    async fn attempt<'a, F, Fut, T>(
+        &self,
+        step: &dyn Step,
+        phase: &str,
+        mut f: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StepError>> + 'a,
+    {
+        let cfg = &self.inner.config.engine;
+        let timeout = step.timeout().unwrap_or(cfg.step_timeout());
+        let mut backoff = Duration::from_millis(cfg.retry_backoff_ms);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match tokio::time::timeout(timeout, f()).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::Transient(anyhow!(
+                    "{} {phase} timed out after {}s",
+                    step.name(),
+                    timeout.as_secs()
+                ))),
+            };
+            match result {
+                Err(StepError::Transient(e)) if attempt <= cfg.retries => {
+                    warn!(step = step.name(), phase, attempt, error = %format!("{e:#}"), "transient error; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn step_failed(&self, e: StepError) -> StepStop {
+        let msg = match &e {
+            StepError::Refused(m) => m.clone(),
+            StepError::Transient(err) => format!("gave up after retries: {err:#}"),
+            StepError::Internal(err) => {
+                warn!(error = ?err, "step failed");
+                format!("{err:#}")
+            }
+        };
+        StepStop::Failed(self.inner.redactor.redact(&msg))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn set_step(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        status: StepStatus,
+        plan: Option<(&str, &str)>,
+        error: Option<&str>,
+        message: &str,
+    ) -> anyhow::Result<()> {
+        runs::set_step(&self.inner.pool, run.id, idx as i32, status, plan, error).await?;
+        view.steps[idx].status = status;
+        view.steps[idx].note = (!message.is_empty()).then(|| message.to_owned());
+        self.inner
+            .frontend
+            .event(
+                view,
+                &RunEvent::Step {
+                    idx,
+                    status,
+                    message: message.to_owned(),
+                },
+            )
+            .await;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        run: &RunRecord,
+        view: &RunView,
+        status: RunStatus,
+        message: String,
+    ) -> anyhow::Result<RunOutcome> {
+        let pool = &self.inner.pool;
+        let message = self.inner.redactor.redact(&message);
+        let error = (status != RunStatus::Done).then_some(message.as_str());
+        if status == RunStatus::Failed
+            && let Some(s) = view.steps.iter().position(|s| !s.status.is_finished())
+        {
+            runs::set_step(
+                pool,
+                run.id,
+                s as i32,
+                StepStatus::Failed,
+                None,
+                Some(&message),
+            )
+            .await?;
+        }
+        runs::set_status(pool, run.id, status, error).await?;
+        if status.is_terminal() {
+            runs::release_locks(pool, run.id).await?;
+        }
+        self.audit_run(
+            run,
+            None,
+            &format!("run.{}", status.as_str()),
+            status.as_str(),
+            json!({"message": message}),
+        )
+        .await?;
+        self.inner
+            .frontend
+            .event(
+                view,
+                &RunEvent::Finished {
+                    status,
+                    message: message.clone(),
+                },
+            )
+            .await;
+        Ok(RunOutcome { status, message })
+    }
+
+    /// Cancels a run: stops its running or waiting step here, or tells the process that
+    /// executes it, then records it and releases its locks.
+    pub async fn cancel(
+        &self,
+        run_id: Uuid,
+        actor: &Actor,
+        reason: &str,
+    ) -> anyhow::Result<String> {
+        let pool = &self.inner.pool;
+        let run = runs::get(pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        if run.status.is_terminal() {
+            return Ok(format!("run {run_id} is already {}", run.status.as_str()));
+        }
+        self.audit_run(
+            &run,
+            Some(actor),
+            "run.cancel_requested",
+            "ok",
+            json!({"reason": reason}),
+        )
+        .await?;
+        let local = self
+            .inner
+            .active
+            .lock()
+            .expect("active runs")
+            .get(&run_id)
+            .map(|a| a.cancel.clone());
+        if let Some(token) = local {
+            token.cancel();
+            return Ok(format!("run {run_id}: cancelling the running step"));
+        }
+        let live_executor = run
+            .executor
+            .as_deref()
+            .is_some_and(|e| !executor_is_dead(e))
+            && run.executor_until.is_some_and(|t| t > chrono::Utc::now());
+        if live_executor {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CANCEL_CHANNEL)
+                .bind(run_id.to_string())
+                .execute(pool)
+                .await?;
+            return Ok(format!(
+                "run {run_id}: asked {} to cancel it",
+                run.executor.unwrap_or_default()
+            ));
+        }
+        runs::set_status(pool, run_id, RunStatus::Cancelled, Some(reason)).await?;
+        runs::release_locks(pool, run_id).await?;
+        self.audit_run(
+            &run,
+            Some(actor),
+            "run.cancelled",
+            "cancelled",
+            json!({"reason": reason}),
+        )
+        .await?;
+        Ok(format!("run {run_id} cancelled; its locks are released"))
+    }
+
+    /// Re-checks parked runs about `subject` now instead of at their next scheduled check.
+    pub fn nudge(&self, run_id: Uuid) -> bool {
+        match self.inner.active.lock().expect("active runs").get(&run_id) {
+            Some(a) => {
+                a.nudge.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Unfinished runs this process should execute again (at start-up).
+    pub async fn resumable(&self) -> anyhow::Result<Vec<RunRecord>> {
+        runs::resumable(&self.inner.pool).await
+    }
+
+    /// Takes a lock over: the run holding it is cancelled (audited with the reason) so a new
+    /// run can take the slug or domain.
+    pub async fn take_over_lock(
+        &self,
+        key: &str,
+        actor: &Actor,
+        reason: &str,
+    ) -> anyhow::Result<String> {
+        let pool = &self.inner.pool;
+        let held = runs::list_locks(pool)
+            .await?
+            .into_iter()
+            .find(|l| l.key == key)
+            .ok_or_else(|| anyhow!("no lock {key}"))?;
+        let msg = self
+            .cancel(
+                held.run_id,
+                actor,
+                &format!("lock {key} taken over: {reason}"),
+            )
+            .await?;
+        runs::remove_lock(pool, key).await?;
+        self.audit(NewEvent {
+            run_id: Some(held.run_id),
+            subject: key.split_once(':').map(|(_, s)| s).unwrap_or(key).into(),
+            step: None,
+            actor: actor.id.clone(),
+            kind: "lock.taken_over".into(),
+            outcome: "ok".into(),
+            detail: json!({"lock": key, "held_by_run": held.run_id, "held_by": held.started_by, "reason": reason}),
+            duration_ms: None,
+        })
+        .await?;
+        Ok(format!("{msg}; lock {key} released"))
+    }
+
+    async fn listen_for_cancels(&self) -> anyhow::Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.inner.pool).await?;
+        listener.listen(CANCEL_CHANNEL).await?;
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let Ok(note) = listener.recv().await else {
+                    // PgListener reconnects by itself on the next recv; back off a little.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                if let Ok(id) = note.payload().parse::<Uuid>()
+                    && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                {
+                    a.cancel.cancel();
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn view(&self, run: &RunRecord, records: &[runs::StepRecord]) -> RunView {
+        RunView {
+            id: run.id,
+            runbook: run.runbook.clone(),
+            subject: run.subject.clone(),
+            started_by: run.started_by.clone(),
+            dry_run: run.dry_run,
+            chat_ref: run.chat_ref.clone(),
+            steps: records
+                .iter()
+                .map(|r| StepLine {
+                    name: r.name.clone(),
+                    status: r.status,
+                    note: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn log_sink(&self, view: RunView) -> LogSink {
+        LogSink {
+            frontend: self.inner.frontend.clone(),
+            view: Arc::new(view),
+            idx: Arc::new(Mutex::new(0)),
+            redactor: self.inner.redactor.clone(),
+        }
+    }
+
+    async fn audit(&self, mut ev: NewEvent) -> anyhow::Result<i64> {
+        ev.detail = self.inner.redactor.redact_json(ev.detail);
+        audit::append(&self.inner.pool, ev).await
+    }
+
+    async fn audit_run(
+        &self,
+        run: &RunRecord,
+        actor: Option<&Actor>,
+        kind: &str,
+        outcome: &str,
+        detail: Value,
+    ) -> anyhow::Result<i64> {
+        self.audit(NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: None,
+            actor: actor
+                .map(|a| a.id.clone())
+                .unwrap_or_else(|| Actor::bot().id),
+            kind: kind.into(),
+            outcome: outcome.into(),
+            detail,
+            duration_ms: None,
+        })
+        .await
+    }
+
+    async fn audit_step(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        kind: &str,
+        outcome: &str,
+        detail: Value,
+        since: Instant,
+    ) -> anyhow::Result<i64> {
+        self.audit(NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: Some(step.into()),
+            actor: Actor::bot().id,
+            kind: kind.into(),
+            outcome: outcome.into(),
+            detail,
+            duration_ms: Some(since.elapsed().as_millis() as i64),
+        })
+        .await
+    }
+}
+
+/// Why a step stopped its run.
+#[derive(Debug)]
+enum StepStop {
+    Cancelled,
+    Rejected(String),
+    Failed(String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StepStop {
+    fn from(e: anyhow::Error) -> Self {
+        StepStop::Internal(e)
+    }
+}
+
+/// Forwards a step's log lines to the front-end, tagged with the current step.
+#[derive(Clone)]
+struct LogSink {
+    frontend: Arc<dyn ChatFrontend>,
+    view: Arc<RunView>,
+    idx: Arc<Mutex<usize>>,
+    redactor: Redactor,
+}
+
+impl LogSink {
+    fn set_step(&self, idx: usize) {
+        *self.idx.lock().expect("log sink") = idx;
+    }
+}
+
+impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
+    fn from(sink: LogSink) -> Self {
+        Arc::new(move |line: &str| {
+            let idx = *sink.idx.lock().expect("log sink");
+            let line = sink.redactor.redact(line);
+            let frontend = sink.frontend.clone();
+            let view = sink.view.clone();
+            tokio::spawn(async move { frontend.event(&view, &RunEvent::Log { idx, line }).await });
+        })
+    }
+}
+
+/// Replaces every configured secret value with `[redacted]` before text leaves the process
+/// (chat, audit trail): defence in depth behind never putting secrets into plans at all.
+#[derive(Clone)]
+pub struct Redactor {
+    secrets: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    pub fn new(mut secrets: Vec<String>) -> Self {
+        // Short values would redact ordinary words; the config refuses empty ones already.
+        secrets.retain(|s| s.len() >= 4);
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in self.secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+
+    pub fn redact_json(&self, v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.redact(&s)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|i| self.redact_json(i)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// `host:pid` of this process.
+fn executor_id() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// An executor on this host whose process no longer exists: its run can be claimed at once
+/// instead of waiting for the lease to run out (the crash-and-restart case).
+fn executor_is_dead(executor: &str) -> bool {
+    let Some((host, pid)) = executor.rsplit_once(':') else {
+        return false;
+    };
+    host == hostname()
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redactor_hides_secrets_everywhere() {
+        let r = Redactor::new(vec!["hunter22".into(), "x".into()]);
+        assert_eq!(r.redact("pw=hunter22;x"), "pw=[redacted];x");
+        let v = r.redact_json(json!({"a": ["hunter22"], "b": {"c": "say hunter22"}}));
+        assert_eq!(
+            v,
+            json!({"a": ["[redacted]"], "b": {"c": "say [redacted]"}})
+        );
+    }
+
+    #[test]
+    fn dead_executor_detection() {
+        assert!(!executor_is_dead(&executor_id()), "this process is alive");
+        assert!(executor_is_dead(&format!(
+            "{}:{}",
+            hostname(),
+            u32::MAX - 1
+        )));
+        assert!(!executor_is_dead("some-other-host:1"));
+    }
+}

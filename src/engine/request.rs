@@ -1,0 +1,143 @@
+//! What a run is asked to do: a validated request for one runbook.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Brand, DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
+
+/// A new Provider, as the runbook's "Inputs" section gathers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardRequest {
+    pub slug: Slug,
+    pub display_name: DisplayName,
+    pub email: Email,
+    pub mode: OperatingMode,
+    /// One or two; `{slug}.com` when none was given.
+    pub domains: Vec<DomainName>,
+    pub brand: Option<Brand>,
+    pub mail: MailPlan,
+    /// A generic feature from the configured list (never provider-named).
+    pub feature: String,
+}
+
+/// A request for one of the runbooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "runbook", rename_all = "kebab-case")]
+pub enum Request {
+    Onboard(OnboardRequest),
+}
+
+impl Request {
+    /// The runbook's name as stored and shown.
+    pub fn runbook(&self) -> &'static str {
+        match self {
+            Request::Onboard(_) => "onboard",
+        }
+    }
+
+    /// What `audit SUBJECT` finds the run under.
+    pub fn subject(&self) -> String {
+        match self {
+            Request::Onboard(r) => r.slug.to_string(),
+        }
+    }
+
+    /// One active run per slug and per domain.
+    pub fn lock_keys(&self) -> Vec<String> {
+        match self {
+            Request::Onboard(r) => {
+                let mut keys = vec![format!("slug:{}", r.slug)];
+                if let Some(org) = r
+                    .mode
+                    .org_slug()
+                    .filter(|_| matches!(r.mode, OperatingMode::PersonOwnsOrg { .. }))
+                {
+                    keys.push(format!("slug:{org}"));
+                }
+                keys.extend(r.domains.iter().map(|d| format!("domain:{d}")));
+                keys
+            }
+        }
+    }
+
+    /// The steps of this run, in the runbook's order.
+    pub fn steps(&self) -> Vec<&'static str> {
+        match self {
+            Request::Onboard(r) => {
+                let mut steps = vec!["preflight", "create-person"];
+                match r.mode {
+                    OperatingMode::PersonOnly => {}
+                    OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
+                    OperatingMode::PersonJoinsOrg { .. } => steps.push("join-org"),
+                }
+                steps
+            }
+        }
+    }
+
+    pub fn as_onboard(&self) -> Option<&OnboardRequest> {
+        match self {
+            Request::Onboard(r) => Some(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(mode: OperatingMode) -> Request {
+        Request::Onboard(OnboardRequest {
+            slug: Slug::parse("merche-biche").unwrap(),
+            display_name: DisplayName::parse_field("name", "Merche Biche").unwrap(),
+            email: Email::parse("merche@example.com").unwrap(),
+            mode,
+            domains: vec![DomainName::parse("merche-biche.com").unwrap()],
+            brand: None,
+            mail: MailPlan::None,
+            feature: "provider-site".into(),
+        })
+    }
+
+    #[test]
+    fn steps_follow_the_mode() {
+        assert_eq!(
+            req(OperatingMode::PersonOnly).steps(),
+            ["preflight", "create-person"]
+        );
+        let owns = OperatingMode::PersonOwnsOrg {
+            org_slug: Slug::parse("merche-collective").unwrap(),
+            org_name: DisplayName::parse_field("org-name", "Merche Collective").unwrap(),
+        };
+        assert_eq!(
+            req(owns.clone()).steps(),
+            ["preflight", "create-person", "create-org"]
+        );
+        assert_eq!(
+            req(owns).lock_keys(),
+            [
+                "slug:merche-biche",
+                "slug:merche-collective",
+                "domain:merche-biche.com"
+            ]
+        );
+        let joins = OperatingMode::PersonJoinsOrg {
+            org_slug: Slug::parse("cocotte").unwrap(),
+        };
+        assert_eq!(
+            req(joins.clone()).steps(),
+            ["preflight", "create-person", "join-org"]
+        );
+        assert_eq!(
+            req(joins).lock_keys(),
+            ["slug:merche-biche", "domain:merche-biche.com"]
+        );
+    }
+
+    #[test]
+    fn request_round_trips_through_json() {
+        let r = req(OperatingMode::PersonOnly);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["runbook"], "onboard");
+        assert_eq!(serde_json::from_value::<Request>(json).unwrap(), r);
+    }
+}

@@ -1,0 +1,16 @@
+//! onboard-bot: runs the platform's "Onboarding a new Provider" runbook from chat.
+//!
+//! The library builds everything from a [`config::Config`]; `src/main.rs` only parses the
+//! command line. See `docs/architecture.md` for the shape.
+
+pub mod adapters;
+pub mod chat;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod messages;
+pub mod state;
+pub mod steps;
+pub mod telemetry;

@@ -1,0 +1,192 @@
+//! Runbook "Database steps" 2b: the Person owns a new Org: the `orgs` row and the owner's
+//! `org_members` row, in one transaction.
+
+use async_trait::async_trait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::preflight::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::adapters::tenant_db;
+use crate::domain::OperatingMode;
+
+pub struct CreateOrg;
+
+/// The Person's id: recorded by create-person, or looked up (a resumed run, a re-run).
+pub(crate) async fn person_id(
+    cx: &StepContext,
+    conn: &mut sqlx::PgConnection,
+) -> Result<Uuid, StepError> {
+    if let Some(id) = cx
+        .output("user_id")
+        .await
+        .and_then(|v| serde_json::from_value(v).ok())
+    {
+        return Ok(id);
+    }
+    let req = onboard(cx)?;
+    let user = tenant_db::find_user(conn, req.slug.as_str())
+        .await?
+        .ok_or_else(|| {
+            StepError::refused(format!(
+                "no users row for `{}`: create-person must run first",
+                req.slug
+            ))
+        })?;
+    cx.set_output("user_id", json!(user.id)).await;
+    Ok(user.id)
+}
+
+/// What is missing for the org, or a conflict.
+enum OrgState {
+    Complete(Uuid),
+    NeedsOrgAndOwner,
+    NeedsOwner(Uuid),
+}
+
+async fn org_state(
+    conn: &mut sqlx::PgConnection,
+    slug: &str,
+    name: &str,
+    owner: Uuid,
+) -> Result<OrgState, StepError> {
+    let Some(org) = tenant_db::find_org(conn, slug).await? else {
+        return Ok(OrgState::NeedsOrgAndOwner);
+    };
+    let mut diffs = Vec::new();
+    if org.owner_id != owner {
+        diffs.push(format!(
+            "  owner_id: existing {}, requested {owner}",
+            org.owner_id
+        ));
+    }
+    if org.name != name {
+        diffs.push(format!(
+            "  name: existing {:?}, requested {name:?}",
+            org.name
+        ));
+    }
+    if !diffs.is_empty() {
+        return Err(StepError::Refused(format!(
+            "org `{slug}` already exists ({}) with different data; nothing was changed:\n{}",
+            org.id,
+            diffs.join("\n")
+        )));
+    }
+    match tenant_db::membership(conn, org.id, owner).await?.as_deref() {
+        Some("owner") => Ok(OrgState::Complete(org.id)),
+        Some(other) => Err(StepError::Refused(format!(
+            "user {owner} is `{other}` of org `{slug}`, not its owner; nothing was changed"
+        ))),
+        None => Ok(OrgState::NeedsOwner(org.id)),
+    }
+}
+
+fn parts(cx: &StepContext) -> Result<(&str, &str), StepError> {
+    match &onboard(cx)?.mode {
+        OperatingMode::PersonOwnsOrg { org_slug, org_name } => {
+            Ok((org_slug.as_str(), org_name.as_str()))
+        }
+        _ => Err(StepError::Internal(anyhow::anyhow!(
+            "create-org in a run whose mode owns no org"
+        ))),
+    }
+}
+
+#[async_trait]
+impl Step for CreateOrg {
+    fn name(&self) -> &'static str {
+        "create-org"
+    }
+
+    fn description(&self) -> &'static str {
+        "Database 2b: INSERT the Org into orgs and the owner into org_members, one transaction"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let (slug, name) = parts(cx)?;
+        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        tenant_db::ensure_authoritative(&mut conn, &cx.services.config.tenant_authoritative)
+            .await?;
+        let owner = person_id(cx, &mut conn).await?;
+        let member_sql = tenant_db::show_sql(
+            tenant_db::INSERT_MEMBER,
+            &[
+                ("org slug", slug.into()),
+                ("user_id", owner.to_string()),
+                ("role", "owner".into()),
+            ],
+        );
+        match org_state(&mut conn, slug, name, owner).await? {
+            OrgState::Complete(id) => {
+                cx.set_output("org_id", json!(id)).await;
+                Ok(Plan::AlreadyDone {
+                    evidence: format!(
+                        "org `{slug}` ({id}) exists, owned by {owner}, with its owner membership"
+                    ),
+                })
+            }
+            OrgState::NeedsOwner(id) => Ok(Plan::Change {
+                summary: format!("add {owner} as owner of the existing org `{slug}` ({id})"),
+                detail: format!("BEGIN;\n{member_sql}\nCOMMIT;"),
+            }),
+            OrgState::NeedsOrgAndOwner => Ok(Plan::Change {
+                summary: format!("create org `{slug}` owned by {owner}"),
+                detail: format!(
+                    "BEGIN;\n{}\n{member_sql}\nCOMMIT;",
+                    tenant_db::show_sql(
+                        tenant_db::INSERT_ORG,
+                        &[
+                            ("slug", slug.into()),
+                            ("name", name.into()),
+                            ("owner_id", owner.to_string())
+                        ]
+                    )
+                ),
+            }),
+        }
+    }
+
+    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+        let (slug, name) = parts(cx)?;
+        let mut tx = cx.services.tenant_db().await?.begin().await?;
+        tenant_db::ensure_authoritative(&mut tx, &cx.services.config.tenant_authoritative).await?;
+        let owner = person_id(cx, &mut tx).await?;
+        let org_id = match org_state(&mut tx, slug, name, owner).await? {
+            OrgState::Complete(id) => id,
+            OrgState::NeedsOwner(id) => {
+                tenant_db::insert_member(&mut tx, slug, owner, "owner").await?;
+                id
+            }
+            OrgState::NeedsOrgAndOwner => {
+                let id = tenant_db::insert_org(&mut tx, slug, name, owner).await?;
+                tenant_db::insert_member(&mut tx, slug, owner, "owner").await?;
+                id
+            }
+        };
+        // Both rows or neither: a failure above drops the transaction and rolls back.
+        tx.commit().await?;
+        cx.log(&format!("orgs.id = {org_id}"));
+        cx.set_output("org_id", json!(org_id)).await;
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let (slug, name) = parts(cx)?;
+        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let owner = person_id(cx, &mut conn).await?;
+        Ok(match org_state(&mut conn, slug, name, owner).await {
+            Ok(OrgState::Complete(id)) => CheckReport::ok(format!(
+                "org `{slug}` ({id}) owned by {owner}, owner membership present"
+            )),
+            Ok(_) => {
+                CheckReport::failed(format!("org `{slug}` or its owner membership is missing"))
+            }
+            Err(e) => CheckReport::failed(e.to_string()),
+        })
+    }
+}

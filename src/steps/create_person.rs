@@ -1,0 +1,138 @@
+//! Runbook "Database steps" 1: create the Person tenant in `users`.
+
+use async_trait::async_trait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::preflight::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::adapters::tenant_db::{self, UserRow};
+
+pub struct CreatePerson;
+
+/// A conflict between the row that exists and the one requested, field by field.
+fn user_conflict(existing: &UserRow, email: &str, name: &str) -> Option<String> {
+    let mut diffs = Vec::new();
+    if existing.email != email {
+        diffs.push(format!(
+            "  email: existing {:?}, requested {:?}",
+            existing.email, email
+        ));
+    }
+    if existing.display_name != name {
+        diffs.push(format!(
+            "  display_name: existing {:?}, requested {:?}",
+            existing.display_name, name
+        ));
+    }
+    (!diffs.is_empty()).then(|| {
+        format!(
+            "slug `{}` already belongs to user {} with different data; nothing was changed:\n{}",
+            existing.slug,
+            existing.id,
+            diffs.join("\n")
+        )
+    })
+}
+
+#[async_trait]
+impl Step for CreatePerson {
+    fn name(&self) -> &'static str {
+        "create-person"
+    }
+
+    fn description(&self) -> &'static str {
+        "Database 1: INSERT the Person tenant into users"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let req = onboard(cx)?;
+        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        tenant_db::ensure_authoritative(&mut conn, &cx.services.config.tenant_authoritative)
+            .await?;
+        if let Some(existing) = tenant_db::find_user(&mut conn, req.slug.as_str()).await? {
+            if let Some(conflict) =
+                user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
+            {
+                return Err(StepError::Refused(conflict));
+            }
+            cx.set_output("user_id", json!(existing.id)).await;
+            return Ok(Plan::AlreadyDone {
+                evidence: format!(
+                    "users row {} exists for `{}` with the same data",
+                    existing.id, req.slug
+                ),
+            });
+        }
+        Ok(Plan::Change {
+            summary: format!("create user `{}` <{}>", req.slug, req.email),
+            detail: tenant_db::show_sql(
+                tenant_db::INSERT_USER,
+                &[
+                    ("slug", req.slug.to_string()),
+                    ("email", req.email.to_string()),
+                    ("display_name", req.display_name.to_string()),
+                ],
+            ),
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+        let req = onboard(cx)?;
+        let mut tx = cx.services.tenant_db().await?.begin().await?;
+        tenant_db::ensure_authoritative(&mut tx, &cx.services.config.tenant_authoritative).await?;
+        let id = match tenant_db::find_user(&mut tx, req.slug.as_str()).await? {
+            // Applied by an earlier, interrupted attempt: idempotent, not repeated.
+            Some(existing)
+                if user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
+                    .is_none() =>
+            {
+                existing.id
+            }
+            Some(existing) => {
+                return Err(StepError::Refused(
+                    user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
+                        .unwrap_or_default(),
+                ));
+            }
+            None => {
+                tenant_db::insert_user(
+                    &mut tx,
+                    req.slug.as_str(),
+                    req.email.as_str(),
+                    req.display_name.as_str(),
+                )
+                .await?
+            }
+        };
+        tx.commit().await?;
+        cx.log(&format!("users.id = {id}"));
+        cx.set_output("user_id", json!(id)).await;
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let req = onboard(cx)?;
+        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let want: Option<Uuid> = cx
+            .output("user_id")
+            .await
+            .and_then(|v| serde_json::from_value(v).ok());
+        Ok(
+            match tenant_db::find_user(&mut conn, req.slug.as_str()).await? {
+                Some(u) if Some(u.id) == want && u.email == req.email.as_str() => {
+                    CheckReport::ok(format!("users row {} for `{}` <{}>", u.id, u.slug, u.email))
+                }
+                Some(u) => CheckReport::failed(format!(
+                    "users row for `{}` is {} <{}>, expected {want:?}",
+                    u.slug, u.id, u.email
+                )),
+                None => CheckReport::failed(format!("no users row for `{}`", req.slug)),
+            },
+        )
+    }
+}

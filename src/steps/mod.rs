@@ -1,0 +1,280 @@
+//! Runbook steps: one file per step, each implementing [`Step`].
+//!
+//! A step can `plan` (read-only: the exact change it would make, "already done", or "wait"),
+//! `apply` (idempotent, and only with an [`ApprovedPlan`] the engine hands out) and `check`
+//! (prove the result holds). The engine owns ordering, approvals, retries, timeouts and the
+//! audit trail; a step only knows its own piece of the runbook.
+
+pub mod create_org;
+pub mod create_person;
+pub mod join_org;
+pub mod preflight;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::adapters::Services;
+use crate::engine::request::Request;
+
+/// What a step would do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to change; `evidence` says how we know (ids, values found).
+    AlreadyDone { evidence: String },
+    /// The exact change. `detail` is what a person approves (SQL with its bound values, a
+    /// diff, a command line): the approval covers the hash of this text.
+    Change { summary: String, detail: String },
+    /// An external condition does not hold yet (DNS not propagated): park and re-check.
+    Wait { reason: String, recheck: Duration },
+}
+
+impl Plan {
+    /// The hash an approval is bound to: the step's name and the full detail text.
+    pub fn hash(&self, step: &str) -> String {
+        let text = match self {
+            Plan::Change { detail, .. } => detail.as_str(),
+            Plan::AlreadyDone { evidence } => evidence.as_str(),
+            Plan::Wait { reason, .. } => reason.as_str(),
+        };
+        let mut h = Sha256::new();
+        h.update(step.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// A plan the engine allows a step to apply: for a production write, one a person approved.
+/// Only the engine can build one, so no step can write without going through it.
+#[derive(Debug)]
+pub struct ApprovedPlan {
+    plan: Plan,
+    hash: String,
+    approver: Option<String>,
+}
+
+impl ApprovedPlan {
+    pub(crate) fn new(plan: Plan, hash: String, approver: Option<String>) -> Self {
+        Self {
+            plan,
+            hash,
+            approver,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Who approved it (`None` for steps that do not write to production).
+    pub fn approver(&self) -> Option<&str> {
+        self.approver.as_deref()
+    }
+}
+
+/// The result of `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub evidence: String,
+}
+
+impl CheckReport {
+    pub fn ok(evidence: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            evidence: evidence.into(),
+        }
+    }
+    pub fn failed(evidence: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            evidence: evidence.into(),
+        }
+    }
+}
+
+/// How a step failed; the engine branches on the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Worth retrying: connection refused, timeout, a server restarting.
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying will not help; a person must act. The message is shown as is (a conflict
+    /// showing the difference, a refused precondition).
+    #[error("{0}")]
+    Refused(String),
+    /// An internal failure; the full chain goes to the log.
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl StepError {
+    pub fn refused(msg: impl Into<String>) -> Self {
+        Self::Refused(msg.into())
+    }
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => {
+                StepError::Transient(e.into())
+            }
+            // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions,
+            // 40001/40P01 serialisation failures: a retry can succeed.
+            E::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                }) =>
+            {
+                StepError::Transient(e.into())
+            }
+            _ => StepError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<sqlx::Error>() {
+            Ok(sql) => sql.into(),
+            Err(other) => StepError::Internal(other),
+        }
+    }
+}
+
+/// Everything a step may use: the run's request, what earlier steps produced, the adapters.
+pub struct StepContext {
+    pub run_id: Uuid,
+    pub request: Arc<Request>,
+    pub services: Arc<Services>,
+    pub cancel: CancellationToken,
+    outputs: Mutex<serde_json::Map<String, Value>>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl StepContext {
+    pub fn new(
+        run_id: Uuid,
+        request: Arc<Request>,
+        services: Arc<Services>,
+        outputs: serde_json::Map<String, Value>,
+        cancel: CancellationToken,
+        log: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> Self {
+        Self {
+            run_id,
+            request,
+            services,
+            cancel,
+            outputs: Mutex::new(outputs),
+            log,
+        }
+    }
+
+    /// A value an earlier step recorded (e.g. `user_id`).
+    pub async fn output(&self, key: &str) -> Option<Value> {
+        self.outputs.lock().await.get(key).cloned()
+    }
+
+    /// Records a value for later steps; the engine persists it with the run.
+    pub async fn set_output(&self, key: &str, value: Value) {
+        self.outputs.lock().await.insert(key.to_owned(), value);
+    }
+
+    pub async fn outputs(&self) -> serde_json::Map<String, Value> {
+        self.outputs.lock().await.clone()
+    }
+
+    /// A progress line for the run's log (console and Discord thread).
+    pub fn log(&self, line: &str) {
+        (self.log)(line)
+    }
+}
+
+/// One step of the runbook.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Stable, unique, kebab-case: stored in the database and shown in chat.
+    fn name(&self) -> &'static str;
+    /// One line for people: which runbook line this step carries out.
+    fn description(&self) -> &'static str;
+    /// Whether `apply` writes to production (then it waits for an approval of its plan).
+    fn writes_production(&self) -> bool;
+    /// Upper bound for one plan/apply/check call; the engine's default when `None`.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError>;
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError>;
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
+}
+
+/// Every step, by name. The one place steps are listed.
+pub fn registry() -> Vec<Arc<dyn Step>> {
+    vec![
+        Arc::new(preflight::Preflight),
+        Arc::new(create_person::CreatePerson),
+        Arc::new(create_org::CreateOrg),
+        Arc::new(join_org::JoinOrg),
+    ]
+}
+
+/// Looks a step up by its stored name.
+pub fn by_name(name: &str) -> Option<Arc<dyn Step>> {
+    registry().into_iter().find(|s| s.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_unique_and_kebab_case() {
+        let names: Vec<&str> = registry().iter().map(|s| s.name()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            names.len(),
+            "duplicate step names in {names:?}"
+        );
+        for n in names {
+            crate::domain::Slug::parse(n).unwrap_or_else(|e| panic!("step name {n}: {e}"));
+            assert!(!by_name(n).unwrap().description().is_empty());
+        }
+    }
+
+    #[test]
+    fn plan_hash_depends_on_step_and_detail() {
+        let a = Plan::Change {
+            summary: "s".into(),
+            detail: "INSERT 1".into(),
+        };
+        let b = Plan::Change {
+            summary: "other summary".into(),
+            detail: "INSERT 1".into(),
+        };
+        let c = Plan::Change {
+            summary: "s".into(),
+            detail: "INSERT 2".into(),
+        };
+        assert_eq!(a.hash("x"), b.hash("x"));
+        assert_ne!(a.hash("x"), c.hash("x"));
+        assert_ne!(a.hash("x"), a.hash("y"));
+    }
+}
