@@ -329,6 +329,15 @@ impl Engine {
         let pool = &self.inner.pool;
         let request: Request = serde_json::from_value(run.input.clone())
             .with_context(|| format!("run {} has an input this version cannot read", run.id))?;
+        if !run.dry_run
+            && let Err(held) = runs::reacquire_locks(pool, run.id, &request.lock_keys()).await?
+        {
+            bail!(
+                "cannot resume run {}: {}",
+                run.id,
+                crate::messages::lock_refused(&held)
+            );
+        }
         let records = runs::steps(pool, run.id).await?;
         let mut view = self.view(&run, &records);
         if let Some(chat_ref) = self.inner.frontend.attach(&view).await? {
@@ -827,7 +836,10 @@ impl Engine {
             .await?;
         }
         runs::set_status(pool, run.id, status, error).await?;
-        if status.is_terminal() {
+        // A run that wrote nothing does not keep its slug and domains: the operator can fix
+        // the input and start again. One that wrote something keeps them until it is resumed
+        // to its end or cancelled, so nobody else onboards over a half-done Provider.
+        if status.is_terminal() || !self.wrote_anything(run.id).await? {
             runs::release_locks(pool, run.id).await?;
         }
         self.audit_run(
@@ -849,6 +861,16 @@ impl Engine {
             )
             .await;
         Ok(RunOutcome { status, message })
+    }
+
+    async fn wrote_anything(&self, run_id: Uuid) -> anyhow::Result<bool> {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_events WHERE run_id = $1 AND kind = 'step.applied' AND detail ? 'approved_by' AND detail->>'approved_by' IS NOT NULL",
+        )
+        .bind(run_id)
+        .fetch_one(&self.inner.pool)
+        .await?;
+        Ok(applied > 0)
     }
 
     /// Cancels a run: stops its running or waiting step here, or tells the process that

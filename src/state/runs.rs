@@ -236,6 +236,31 @@ async fn lock_holder(ex: impl sqlx::PgExecutor<'_>, key: &str) -> anyhow::Result
     }))
 }
 
+/// Takes (again) the locks of a resumed run; returns the holder of the first lock another run
+/// holds. Locks a run already holds are kept.
+pub async fn reacquire_locks(
+    pool: &PgPool,
+    run_id: Uuid,
+    keys: &[String],
+) -> anyhow::Result<Result<(), LockHeld>> {
+    let mut tx = pool.begin().await?;
+    for key in keys {
+        sqlx::query("INSERT INTO locks (key, run_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(held) = lock_holder(&mut *tx, key).await?
+            && held.run_id != run_id
+        {
+            tx.rollback().await?;
+            return Ok(Err(held));
+        }
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
 /// Every lock, oldest first.
 pub async fn list_locks(pool: &PgPool) -> anyhow::Result<Vec<LockHeld>> {
     let rows = sqlx::query(

@@ -1,0 +1,158 @@
+//! The test harness's view of the lab (`scripts/lab up`): a fresh pair of databases per test
+//! (the bot's state, and a copy of the platform's tenant DB), and a config pointing at them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use onboard_bot::config::Config;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+
+/// The lab as the tests use it.
+pub struct Lab {
+    pub dir: PathBuf,
+    admin_password: String,
+}
+
+impl Lab {
+    /// Finds the running lab, or fails loudly with what to do.
+    pub fn get() -> Lab {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("ONBOARD_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join(".lab"));
+        let pw = dir.join("secrets/admin_db.pass");
+        let admin_password = std::fs::read_to_string(&pw)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the lab is not set up ({}: {e}). Run the tests with scripts/test, which brings the lab up \
+                     and runs them inside its network namespace.",
+                    pw.display()
+                )
+            })
+            .trim()
+            .to_owned();
+        Lab {
+            dir,
+            admin_password,
+        }
+    }
+
+    pub fn repo_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// A secret the lab generated (`bot_db`, `tenant_db`, `app_db`, `admin_db`).
+    pub fn secret(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("secrets/{name}.pass")))
+            .expect("lab secret")
+            .trim()
+            .to_owned()
+    }
+
+    /// A superuser pool on `db` (for fixtures and for tampering tests).
+    pub async fn admin(&self, db: &str) -> PgPool {
+        self.admin_on(db, 5432).await
+    }
+
+    pub async fn admin_on(&self, db: &str, port: u16) -> PgPool {
+        let opts = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username("lab_admin")
+            .password(&self.admin_password)
+            .database(db);
+        PgPoolOptions::new().max_connections(2).connect_with(opts).await.unwrap_or_else(|e| {
+            panic!("cannot reach the lab's PostgreSQL on 127.0.0.1:{port} as lab_admin ({e}); is the lab up (scripts/lab status) and is this test inside its netns?")
+        })
+    }
+
+    /// Creates a fresh state database and a fresh copy of the platform DB for one test.
+    pub async fn fresh(&self) -> TestDbs<'_> {
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let dbs = TestDbs {
+            state: format!("t_bot_{tag}"),
+            platform: format!("t_platform_{tag}"),
+            lab: self,
+        };
+        let admin = self.admin("postgres").await;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {} OWNER onboard_bot",
+                dbs.state
+            )))
+            .await
+            .expect("create state db");
+        // Copying from the template needs nobody connected to it; retry briefly if the portal
+        // stand-in happens to be reading it this instant.
+        let mut last = None;
+        for _ in 0..50 {
+            match admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {} TEMPLATE platform",
+                    dbs.platform
+                )))
+                .await
+            {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        if let Some(e) = last {
+            panic!("cannot copy the platform template: {e}");
+        }
+        dbs
+    }
+}
+
+/// One test's databases and its config.
+pub struct TestDbs<'a> {
+    pub state: String,
+    pub platform: String,
+    lab: &'a Lab,
+}
+
+impl TestDbs<'_> {
+    /// `config/lab.yaml` pointed at this test's databases, written to `dir` (so the binary can
+    /// read it too); `edit` may change the YAML text first.
+    pub fn write_config(&self, dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(Lab::repo_root().join("config/lab.yaml"))
+            .expect("config/lab.yaml");
+        let text = text
+            .replace(
+                "database: onboard_bot",
+                &format!("database: {}", self.state),
+            )
+            .replace(
+                "database: platform",
+                &format!("database: {}", self.platform),
+            )
+            .replace("../.lab", &self.lab.dir.display().to_string())
+            .replace("recheck_secs: 5", "recheck_secs: 1");
+        let text = edit(text);
+        let path = dir.join("bot.yaml");
+        std::fs::write(&path, text).expect("write test config");
+        path
+    }
+
+    pub fn config(&self, dir: &Path, edit: impl FnOnce(String) -> String) -> Arc<Config> {
+        let path = self.write_config(dir, edit);
+        Arc::new(Config::load(&path).expect("test config loads"))
+    }
+
+    pub async fn platform_admin(&self) -> PgPool {
+        self.lab.admin(&self.platform).await
+    }
+
+    pub async fn state_admin(&self) -> PgPool {
+        self.lab.admin(&self.state).await
+    }
+}
