@@ -65,8 +65,8 @@ pub enum Command {
     },
     /// Check a Provider's DNS records against authoritative and recursive servers.
     DnsCheck {
-        /// The domain to check.
-        domain: String,
+        #[command(flatten)]
+        args: crate::commands::dns_check::DnsCheckArgs,
     },
     /// Issue, re-issue or inspect a Provider domain's certificate.
     Cert {
@@ -211,10 +211,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::DnsCheck { .. } | Command::Cert { .. } | Command::Verify { .. } => {
-            eprintln!(
-                "this runbook is not built yet: /dns-check is issue 6, /cert issue 7, /verify issue 8"
-            );
+        Command::DnsCheck { args } => dns_check(config, args).await,
+        Command::Cert { .. } | Command::Verify { .. } => {
+            eprintln!("this runbook is not built yet: /cert is issue 7, /verify issue 8");
             Ok(ExitCode::from(2))
         }
         Command::Runs { command } => runs_command(config, command).await,
@@ -344,6 +343,77 @@ async fn report(engine: &Engine, id: Uuid, outcome: &RunOutcome) -> anyhow::Resu
         );
     }
     Ok(if outcome.status == runs::RunStatus::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn dns_check(
+    config: Arc<Config>,
+    args: crate::commands::dns_check::DnsCheckArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::domain::MailPlan;
+    let req = match args.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("invalid input: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let engine = Engine::new(config.clone(), Arc::new(Console::new(false))).await?;
+    let mail = match req.mail {
+        Some(m) => m,
+        None => match runs::mail_plan_for_domain(engine.pool(), req.domain.as_str())
+            .await?
+            .as_deref()
+        {
+            Some("mailbox") => MailPlan::Mailbox,
+            Some("forwarding") => MailPlan::Forwarding,
+            _ => MailPlan::None,
+        },
+    };
+    let expected = crate::dnscheck::expected_records(
+        &req.domain,
+        config.vps.ipv4,
+        config.vps.ipv6,
+        mail,
+        &config.mail,
+    );
+    let report = match req.wait {
+        None => {
+            crate::adapters::dns::check_domain(
+                &config.dns,
+                &expected,
+                req.domain.as_str(),
+                &config.mail,
+            )
+            .await?
+        }
+        Some(deadline) => {
+            crate::adapters::dns::check_until(
+                &config.dns,
+                &expected,
+                req.domain.as_str(),
+                &config.mail,
+                deadline,
+                |n, r| {
+                    let ok = r
+                        .records
+                        .iter()
+                        .filter(|x| x.status == crate::dnscheck::Status::Ok)
+                        .count();
+                    eprintln!("attempt {n}: {ok}/{} records ok", r.records.len());
+                },
+            )
+            .await?
+        }
+    };
+    print!("{}", crate::dnscheck::render(&report));
+    println!("mail plan checked: {}", mail.name());
+    // Runs parked on this domain re-check now rather than at their next scheduled check.
+    engine.nudge_domain(req.domain.as_str()).await?;
+    Ok(if report.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

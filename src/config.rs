@@ -90,6 +90,8 @@ struct RawConfig {
     dns: DnsConfig,
     repo: RawRepo,
     #[serde(default)]
+    mail: crate::dnscheck::MailPattern,
+    #[serde(default)]
     discord: Option<RawDiscord>,
 }
 
@@ -362,6 +364,8 @@ pub struct Config {
     pub vps: VpsConfig,
     pub dns: DnsConfig,
     pub repo: RepoConfig,
+    /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
+    pub mail: crate::dnscheck::MailPattern,
     pub discord: Option<DiscordConfig>,
 }
 
@@ -464,6 +468,7 @@ impl Config {
             vps,
             dns: raw.dns,
             repo,
+            mail: raw.mail,
             discord,
         })
     }

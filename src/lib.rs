@@ -8,6 +8,7 @@ pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dnscheck;
 pub mod domain;
 pub mod engine;
 pub mod messages;

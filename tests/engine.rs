@@ -65,6 +65,7 @@ async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
 async fn no_production_write_without_approval() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
@@ -175,6 +176,7 @@ async fn no_production_write_without_approval() {
 async fn a_changed_plan_voids_its_approval() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
@@ -272,6 +274,7 @@ async fn recreate_org(platform: &PgPool, slug: &str) {
 async fn a_second_run_on_the_same_slug_is_refused() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let e = engine(
@@ -348,6 +351,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
 async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let bin = env!("CARGO_BIN_EXE_onboard-bot");
         let args = [
             "onboard",
@@ -476,6 +480,7 @@ async fn tenant_snapshot(platform: &PgPool) -> Vec<String> {
 async fn the_audit_chain_catches_an_edited_or_deleted_event() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg_path = dbs.write_config(tmp.path(), |t| t);
@@ -517,6 +522,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
 async fn secrets_never_reach_output_or_the_audit_table() {
     with_timeout(async {
         let lab = Lab::get();
+        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.write_config(tmp.path(), |t| t);

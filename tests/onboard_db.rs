@@ -74,6 +74,7 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 async fn each_operating_mode_writes_exactly_the_runbook_rows() {
     within(async {
         let lab = Lab::get();
+        lab.serve_domains(&["solo-one.com", "merche-biche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
@@ -151,6 +152,7 @@ async fn each_operating_mode_writes_exactly_the_runbook_rows() {
 async fn writes_are_refused_on_the_replica_and_on_an_unnamed_host() {
     within(async {
         let lab = Lab::get();
+        lab.serve_domains(&["solo-one.com", "merche-biche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         // The streaming standby of the same cluster: a real server in recovery.
@@ -222,6 +224,7 @@ async fn writes_are_refused_on_the_replica_and_on_an_unnamed_host() {
 async fn duplicates_conflicts_and_unknown_orgs_change_nothing() {
     within(async {
         let lab = Lab::get();
+        lab.serve_domains(&["solo-one.com", "merche-biche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
@@ -264,6 +267,7 @@ async fn duplicates_conflicts_and_unknown_orgs_change_nothing() {
 async fn a_failing_second_statement_leaves_no_first_row() {
     within(async {
         let lab = Lab::get();
+        lab.serve_domains(&["solo-one.com", "merche-biche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);

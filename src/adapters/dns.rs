@@ -10,6 +10,9 @@ use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::config::DnsConfig;
+use crate::dnscheck::{
+    Answer, Expected, MailPattern, Observations, Report, Role, Rtype, evaluate, queries,
+};
 
 /// A resolver that asks exactly one server, without cache or retries elsewhere.
 pub fn resolver_for(server: SocketAddr, timeout: Duration) -> anyhow::Result<TokioResolver> {
@@ -69,4 +72,191 @@ pub async fn check(cfg: &DnsConfig) -> anyhow::Result<String> {
         }
     }
     Ok(ok.join(", "))
+}
+
+/// Turns a resolver error into what the server said.
+fn classify(e: &hickory_resolver::net::NetError) -> Answer {
+    use hickory_resolver::net::{DnsError, NetError};
+    use hickory_resolver::proto::op::ResponseCode;
+    match e {
+        _ if e.is_nx_domain() => Answer::NxDomain,
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
+            ResponseCode::ServFail => Answer::ServFail,
+            ResponseCode::Refused => Answer::Refused,
+            _ => Answer::NoData,
+        },
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Answer::ServFail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Answer::Refused,
+        NetError::Timeout => Answer::Timeout,
+        other => {
+            let text = other.to_string();
+            if text.contains("ServFail") {
+                Answer::ServFail
+            } else if text.contains("Refused") {
+                Answer::Refused
+            } else if text.contains("timed out") || text.contains("Timeout") {
+                Answer::Timeout
+            } else {
+                Answer::Unreachable(text)
+            }
+        }
+    }
+}
+
+/// A record's value in the normalised text the checker compares.
+fn rdata_text(data: &hickory_resolver::proto::rr::RData) -> Option<String> {
+    use hickory_resolver::proto::rr::RData;
+    let name = |n: &hickory_resolver::proto::rr::Name| {
+        n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+    };
+    Some(match data {
+        RData::A(a) => a.0.to_string(),
+        RData::AAAA(a) => a.0.to_string(),
+        RData::CNAME(c) => name(&c.0),
+        RData::MX(mx) => format!("{} {}", mx.preference, name(&mx.exchange)),
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect::<String>(),
+        _ => return None,
+    })
+}
+
+fn record_type(t: Rtype) -> RecordType {
+    match t {
+        Rtype::A => RecordType::A,
+        Rtype::AAAA => RecordType::AAAA,
+        Rtype::CNAME => RecordType::CNAME,
+        Rtype::MX => RecordType::MX,
+        Rtype::TXT => RecordType::TXT,
+    }
+}
+
+/// Asks every server every query, all at once. A dead or failing server costs at most one
+/// timeout and never holds up the others.
+pub async fn observe(
+    servers: &[(SocketAddr, Role)],
+    queries: &[(String, Rtype)],
+    timeout: Duration,
+) -> anyhow::Result<Observations> {
+    let mut set = tokio::task::JoinSet::new();
+    for &(server, role) in servers {
+        let resolver = std::sync::Arc::new(resolver_for(server, timeout)?);
+        for (name, rtype) in queries {
+            let resolver = resolver.clone();
+            let (name, rtype) = (name.clone(), *rtype);
+            set.spawn(async move {
+                let fqdn = format!("{name}.");
+                let answer = match resolver.lookup(fqdn.as_str(), record_type(rtype)).await {
+                    Ok(lookup) => {
+                        let wanted = record_type(rtype);
+                        let recs: Vec<_> = lookup
+                            .answers()
+                            .iter()
+                            .filter(|r| r.record_type() == wanted)
+                            .collect();
+                        if recs.is_empty() {
+                            Answer::NoData
+                        } else {
+                            let ttl = recs.iter().map(|r| r.ttl).min().unwrap_or(0);
+                            let mut values: Vec<String> =
+                                recs.iter().filter_map(|r| rdata_text(&r.data)).collect();
+                            values.sort();
+                            values.dedup();
+                            Answer::Records { values, ttl }
+                        }
+                    }
+                    Err(e) => classify(&e),
+                };
+                ((server, role), (name, rtype), answer)
+            });
+        }
+    }
+    let mut obs = Observations::new();
+    while let Some(done) = set.join_next().await {
+        let (key, query, answer) = done?;
+        obs.entry(key).or_default().insert(query, answer);
+    }
+    Ok(obs)
+}
+
+/// The servers to ask about `domain`: the configured authoritative ones (or those its NS
+/// records name, found through the resolvers) and every configured resolver.
+pub async fn servers_for(cfg: &DnsConfig, domain: &str) -> anyhow::Result<Vec<(SocketAddr, Role)>> {
+    let timeout = Duration::from_secs(cfg.timeout_secs);
+    let mut out: Vec<(SocketAddr, Role)> = cfg
+        .authoritative
+        .iter()
+        .map(|s| (*s, Role::Authoritative))
+        .collect();
+    if out.is_empty() {
+        let resolver_addr = cfg
+            .resolvers
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("configure dns.authoritative or dns.resolvers"))?;
+        let resolver = resolver_for(*resolver_addr, timeout)?;
+        let ns = resolver
+            .lookup(format!("{domain}."), RecordType::NS)
+            .await?;
+        for rec in ns.answers() {
+            if let hickory_resolver::proto::rr::RData::NS(n) = &rec.data
+                && let Ok(ips) = resolver.lookup_ip(n.0.to_ascii()).await
+            {
+                out.extend(
+                    ips.iter()
+                        .map(|ip| (SocketAddr::new(ip, 53), Role::Authoritative)),
+                );
+            }
+        }
+        anyhow::ensure!(
+            !out.is_empty(),
+            "no authoritative servers found for {domain} through NS records"
+        );
+    }
+    out.extend(cfg.resolvers.iter().map(|s| (*s, Role::Recursive)));
+    Ok(out)
+}
+
+/// The whole check of one domain.
+pub async fn check_domain(
+    cfg: &DnsConfig,
+    expected: &[Expected],
+    domain: &str,
+    pattern: &MailPattern,
+) -> anyhow::Result<Report> {
+    let servers = servers_for(cfg, domain).await?;
+    let obs = observe(
+        &servers,
+        &queries(expected),
+        Duration::from_secs(cfg.timeout_secs),
+    )
+    .await?;
+    Ok(evaluate(domain, expected, &obs, pattern))
+}
+
+/// Checks until every record holds on every server (or, past `deadline`, returns the last
+/// report), backing off from 1 s to 30 s and reporting each attempt through `progress`.
+pub async fn check_until(
+    cfg: &DnsConfig,
+    expected: &[Expected],
+    domain: &str,
+    pattern: &MailPattern,
+    deadline: Duration,
+    mut progress: impl FnMut(u32, &Report),
+) -> anyhow::Result<Report> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut pause = Duration::from_secs(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let report = check_domain(cfg, expected, domain, pattern).await?;
+        progress(attempt, &report);
+        let now = tokio::time::Instant::now();
+        if report.all_ok() || now >= until {
+            return Ok(report);
+        }
+        tokio::time::sleep(pause.min(until - now)).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
 }

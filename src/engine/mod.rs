@@ -28,6 +28,8 @@ use request::Request;
 
 /// Postgres channel on which `runs cancel` tells the executing process to stop a run.
 const CANCEL_CHANNEL: &str = "onboard_bot_cancel";
+/// Postgres channel on which `dns-check` asks runs parked on a domain to re-check now.
+const NUDGE_CHANNEL: &str = "onboard_bot_nudge";
 /// How long an executor's claim on a run lasts without renewal.
 const EXECUTOR_LEASE_SECS: i64 = 30;
 
@@ -91,6 +93,8 @@ impl FaultPoint {
 struct ActiveRun {
     cancel: CancellationToken,
     nudge: Arc<Notify>,
+    /// The run's lock keys (`domain:x.com`), to find the runs a nudge is for.
+    keys: Vec<String>,
 }
 
 struct Inner {
@@ -249,11 +253,15 @@ impl Engine {
         self.claim(&run, take_over).await?;
         let cancel = CancellationToken::new();
         let nudge = Arc::new(Notify::new());
+        let keys = serde_json::from_value::<Request>(run.input.clone())
+            .map(|r| r.lock_keys())
+            .unwrap_or_default();
         self.inner.active.lock().expect("active runs").insert(
             run_id,
             ActiveRun {
                 cancel: cancel.clone(),
                 nudge: nudge.clone(),
+                keys,
             },
         );
         let heartbeat = self.spawn_heartbeat(run_id);
@@ -475,6 +483,29 @@ impl Engine {
                 }
                 Plan::Wait { reason, recheck } => {
                     let reason = self.inner.redactor.redact(reason);
+                    if run.dry_run {
+                        // A dry run reports what it would wait for and goes on planning.
+                        self.set_step(
+                            run,
+                            view,
+                            idx,
+                            StepStatus::Planned,
+                            Some((&hash, "would wait")),
+                            None,
+                            &reason,
+                        )
+                        .await?;
+                        self.audit_step(
+                            run,
+                            name,
+                            "step.planned",
+                            "dry_run",
+                            json!({"would_wait": reason}),
+                            t0,
+                        )
+                        .await?;
+                        return Ok(());
+                    }
                     if parked_reason.as_deref() != Some(reason.as_str()) {
                         runs::set_status(
                             &self.inner.pool,
@@ -936,14 +967,23 @@ impl Engine {
         Ok(format!("run {run_id} cancelled; its locks are released"))
     }
 
-    /// Re-checks parked runs about `subject` now instead of at their next scheduled check.
-    pub fn nudge(&self, run_id: Uuid) -> bool {
-        match self.inner.active.lock().expect("active runs").get(&run_id) {
-            Some(a) => {
+    /// Asks runs parked on `domain` (in any process) to re-check now instead of at their next
+    /// scheduled check.
+    pub async fn nudge_domain(&self, domain: &str) -> anyhow::Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NUDGE_CHANNEL)
+            .bind(domain)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn nudge_local(inner: &Inner, domain: &str) {
+        let key = format!("domain:{domain}");
+        for a in inner.active.lock().expect("active runs").values() {
+            if a.keys.contains(&key) {
                 a.nudge.notify_one();
-                true
             }
-            None => false,
         }
     }
 
@@ -990,7 +1030,7 @@ impl Engine {
 
     async fn listen_for_cancels(&self) -> anyhow::Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.inner.pool).await?;
-        listener.listen(CANCEL_CHANNEL).await?;
+        listener.listen_all([CANCEL_CHANNEL, NUDGE_CHANNEL]).await?;
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
@@ -1000,7 +1040,9 @@ impl Engine {
                     continue;
                 };
                 let Some(inner) = weak.upgrade() else { return };
-                if let Ok(id) = note.payload().parse::<Uuid>()
+                if note.channel() == NUDGE_CHANNEL {
+                    Self::nudge_local(&inner, note.payload());
+                } else if let Ok(id) = note.payload().parse::<Uuid>()
                     && let Some(a) = inner.active.lock().expect("active runs").get(&id)
                 {
                     a.cancel.cancel();

@@ -69,6 +69,7 @@ impl Request {
                     OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
                     OperatingMode::PersonJoinsOrg { .. } => steps.push("join-org"),
                 }
+                steps.push("dns-records");
                 steps
             }
         }
@@ -102,7 +103,7 @@ mod tests {
     fn steps_follow_the_mode() {
         assert_eq!(
             req(OperatingMode::PersonOnly).steps(),
-            ["preflight", "create-person"]
+            ["preflight", "create-person", "dns-records"]
         );
         let owns = OperatingMode::PersonOwnsOrg {
             org_slug: Slug::parse("merche-collective").unwrap(),
@@ -110,7 +111,7 @@ mod tests {
         };
         assert_eq!(
             req(owns.clone()).steps(),
-            ["preflight", "create-person", "create-org"]
+            ["preflight", "create-person", "create-org", "dns-records"]
         );
         assert_eq!(
             req(owns).lock_keys(),
@@ -125,7 +126,7 @@ mod tests {
         };
         assert_eq!(
             req(joins.clone()).steps(),
-            ["preflight", "create-person", "join-org"]
+            ["preflight", "create-person", "join-org", "dns-records"]
         );
         assert_eq!(
             req(joins).lock_keys(),

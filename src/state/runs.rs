@@ -571,3 +571,14 @@ pub async fn void_other_approvals(
     .await?
     .rows_affected())
 }
+
+/// The mail plan the latest onboarding of `domain` asked for, if any.
+pub async fn mail_plan_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT input->>'mail' FROM runs WHERE runbook = 'onboard' AND input->'domains' ? $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(domain)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
+}

@@ -7,6 +7,7 @@
 
 pub mod create_org;
 pub mod create_person;
+pub mod dns_records;
 pub mod join_org;
 pub mod preflight;
 
@@ -230,6 +231,7 @@ pub fn registry() -> Vec<Arc<dyn Step>> {
         Arc::new(create_person::CreatePerson),
         Arc::new(create_org::CreateOrg),
         Arc::new(join_org::JoinOrg),
+        Arc::new(dns_records::DnsRecords),
     ]
 }
 

@@ -156,3 +156,40 @@ impl TestDbs<'_> {
         self.lab.admin(&self.state).await
     }
 }
+
+impl Lab {
+    /// Installs `text` as the zone file of `zone` on the lab's authoritative server (knot) and
+    /// loads it, through `scripts/lab zone put` (which validates it first).
+    pub fn put_zone(&self, zone: &str, text: &str) {
+        let tmp = tempfile::NamedTempFile::new().expect("temp zone file");
+        std::fs::write(tmp.path(), text).expect("write zone file");
+        let out = std::process::Command::new(Self::repo_root().join("scripts/lab"))
+            .args(["zone", "put", zone])
+            .arg(tmp.path())
+            .env("ONBOARD_LAB_DIR", &self.dir)
+            .output()
+            .expect("run scripts/lab zone put");
+        assert!(
+            out.status.success(),
+            "scripts/lab zone put {zone} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A zone as a registrar would hold it once the operator created the runbook's records:
+    /// apex A → the lab VPS, www CNAME → apex; `extra` lines are appended.
+    pub fn zone_text(zone: &str, extra: &str) -> String {
+        format!(
+            "$ORIGIN {zone}.\n$TTL 300\n@ SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 300\n@ NS ns1.lab.test.\n\
+             @ A 127.0.0.1\nwww CNAME @\n{extra}\n"
+        )
+    }
+
+    /// Makes the web records of each domain hold (what the DNS step waits for).
+    pub fn serve_domains(&self, domains: &[&str]) {
+        for d in domains {
+            self.put_zone(d, &Self::zone_text(d, ""));
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub struct Scripted {
     decide: Decide,
     pub requests: Mutex<Vec<ApprovalRequest>>,
     pub events: Mutex<Vec<RunEvent>>,
+    changed: tokio::sync::Notify,
 }
 
 impl Scripted {
@@ -25,6 +26,7 @@ impl Scripted {
             decide: Box::new(decide),
             requests: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -43,6 +45,17 @@ impl Scripted {
 
     pub fn requests(&self) -> Vec<ApprovalRequest> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits (without polling) until an event matching `pred` has been seen.
+    pub async fn wait_for_event(&self, pred: impl Fn(&RunEvent) -> bool) -> RunEvent {
+        loop {
+            let notified = self.changed.notified();
+            if let Some(e) = self.events.lock().unwrap().iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            notified.await;
+        }
     }
 }
 
@@ -74,6 +87,7 @@ impl ChatFrontend for Scripted {
 
     async fn event(&self, _run: &RunView, event: &RunEvent) {
         self.events.lock().unwrap().push(event.clone());
+        self.changed.notify_waiters();
     }
 
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision> {
