@@ -15,3 +15,4 @@ pub mod messages;
 pub mod state;
 pub mod steps;
 pub mod telemetry;
+pub mod templating;
