@@ -92,6 +92,8 @@ struct RawConfig {
     #[serde(default)]
     mail: crate::dnscheck::MailPattern,
     #[serde(default)]
+    deploy: DeployConfig,
+    #[serde(default)]
     discord: Option<RawDiscord>,
 }
 
@@ -126,6 +128,46 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub fn step_timeout(&self) -> Duration {
         Duration::from_secs(self.step_timeout_secs)
+    }
+}
+
+/// The platform repo's layout and how a site is deployed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Folder holding one directory per site, inside the repo.
+    pub domains_dir: String,
+    /// The template site directory, inside `domains_dir` (copied, never forked).
+    pub template: String,
+    /// Webroot on the VPS (deploy.sh REMOTE_DEST); `{domain}` is replaced, `${VAR}` expanded.
+    pub webroot: String,
+    /// nginx site file on the VPS (deploy.sh REMOTE_NGINX_CONF); `{domain}` replaced.
+    pub nginx_site: String,
+    /// The platform's deploy command, run in the checkout without a shell; `{site}` replaced.
+    pub command: String,
+    /// Extra environment for the deploy command (`${VAR}` expanded), e.g. SSH_CONFIG.
+    pub env: StringMap,
+    /// Seconds the deploy command may take.
+    pub timeout_secs: u64,
+    /// The brand-mail config file in the repo (runbook: agency-brands.conf).
+    pub brand_mail_file: String,
+    /// Text the HTTP stub page contains: the deploy is checked by fetching it.
+    pub stub_text: String,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            domains_dir: "deployments/@domains".into(),
+            template: "_template/{provider}.com".into(),
+            webroot: "/var/www/{domain}".into(),
+            nginx_site: "/etc/nginx/sites-available/{domain}".into(),
+            command: "./run deploy:{site} --from-local --nginx".into(),
+            env: StringMap::new(),
+            timeout_secs: 300,
+            brand_mail_file: "deployments/@domains/quinn.www/scripts/agency-brands.conf".into(),
+            stub_text: "coming soon".into(),
+        }
     }
 }
 
@@ -366,6 +408,7 @@ pub struct Config {
     pub repo: RepoConfig,
     /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
     pub mail: crate::dnscheck::MailPattern,
+    pub deploy: DeployConfig,
     pub discord: Option<DiscordConfig>,
 }
 
@@ -469,6 +512,17 @@ impl Config {
             dns: raw.dns,
             repo,
             mail: raw.mail,
+            deploy: {
+                let mut d = raw.deploy;
+                d.webroot =
+                    expand_env(&d.webroot).map_err(|e| anyhow!("{file}: deploy.webroot: {e}"))?;
+                d.nginx_site = expand_env(&d.nginx_site)
+                    .map_err(|e| anyhow!("{file}: deploy.nginx_site: {e}"))?;
+                for (k, v) in d.env.iter_mut() {
+                    *v = expand_env(v).map_err(|e| anyhow!("{file}: deploy.env.{k}: {e}"))?;
+                }
+                d
+            },
             discord,
         })
     }

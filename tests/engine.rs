@@ -65,7 +65,7 @@ async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
 async fn no_production_write_without_approval() {
     with_timeout(async {
         let lab = Lab::get();
-        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
+        lab.serve_domains(&["np-merche.com", "dry-one.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
@@ -76,7 +76,7 @@ async fn no_production_write_without_approval() {
         let e = engine(cfg.clone(), front.clone()).await;
         let (id, outcome) = e
             .run(
-                request("merche-biche", "person-only", None, None),
+                request("np-merche", "person-only", None, None),
                 &scripted::actor("ops"),
                 StartOptions::default(),
             )
@@ -91,7 +91,7 @@ async fn no_production_write_without_approval() {
             outcome.message
         );
         assert!(
-            user_rows(&platform, "merche-biche").await.is_empty(),
+            user_rows(&platform, "np-merche").await.is_empty(),
             "a rejected plan wrote a row"
         );
         let reqs = front.requests();
@@ -103,7 +103,7 @@ async fn no_production_write_without_approval() {
             reqs[0].detail
         );
         assert!(
-            reqs[0].detail.contains("'merche-biche'"),
+            reqs[0].detail.contains("'np-merche'"),
             "the plan shows the bound values"
         );
         let events: Vec<(String, Option<String>)> = audit::for_run(e.pool(), id)
@@ -148,16 +148,16 @@ async fn no_production_write_without_approval() {
         // Approved: exactly one row, and the approval is recorded with who and which plan.
         let (id, outcome) = e
             .run(
-                request("merche-biche", "person-only", None, None),
+                request("np-merche", "person-only", None, None),
                 &scripted::actor("ops"),
                 StartOptions::default(),
             )
             .await
             .unwrap();
         assert_eq!(outcome.status, RunStatus::Done, "{outcome:?}");
-        assert_eq!(user_rows(&platform, "merche-biche").await.len(), 1);
+        assert_eq!(user_rows(&platform, "np-merche").await.len(), 1);
         let approvals =
-            sqlx::query("SELECT actor, plan_hash, approved FROM approvals WHERE run_id = $1")
+            sqlx::query("SELECT actor, plan_hash, approved FROM approvals WHERE run_id = $1 AND step = 'create-person'")
                 .bind(id)
                 .fetch_all(e.pool())
                 .await
@@ -274,7 +274,7 @@ async fn recreate_org(platform: &PgPool, slug: &str) {
 async fn a_second_run_on_the_same_slug_is_refused() {
     with_timeout(async {
         let lab = Lab::get();
-        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
+        lab.serve_domains(&["lock-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let e = engine(
@@ -285,7 +285,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
         let alice = scripted::actor("alice");
         let first = e
             .start(
-                request("merche-biche", "person-only", None, None),
+                request("lock-merche", "person-only", None, None),
                 &alice,
                 StartOptions::default(),
             )
@@ -293,7 +293,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
             .unwrap();
         let err = e
             .start(
-                request("merche-biche", "person-only", None, None),
+                request("lock-merche", "person-only", None, None),
                 &scripted::actor("bob"),
                 StartOptions::default(),
             )
@@ -317,7 +317,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
             mode: "person-only".into(),
             ..Default::default()
         };
-        other.domains = vec!["merche-biche.com".into()];
+        other.domains = vec!["lock-merche.com".into()];
         let err = e
             .start(
                 other.parse(&OnboardingConfig::default()).unwrap(),
@@ -326,7 +326,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
             )
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("domain:merche-biche.com"), "{err}");
+        assert!(err.to_string().contains("domain:lock-merche.com"), "{err}");
         // Once the first run is done, its locks are gone.
         let outcome = e.execute(first, false).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Done);
@@ -334,7 +334,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
         // And a finished onboarding re-run is "already done" at every writing step.
         let (id, outcome) = e
             .run(
-                request("merche-biche", "person-only", None, None),
+                request("lock-merche", "person-only", None, None),
                 &alice,
                 StartOptions::default(),
             )
@@ -351,12 +351,12 @@ async fn a_second_run_on_the_same_slug_is_refused() {
 async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
     with_timeout(async {
         let lab = Lab::get();
-        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
+        lab.serve_domains(&["kill-merche.com", "talent-one.com"]);
         let bin = env!("CARGO_BIN_EXE_onboard-bot");
         let args = [
             "onboard",
             "--slug",
-            "merche-biche",
+            "kill-merche",
             "--name",
             "Merche Biche",
             "--email",
@@ -480,13 +480,13 @@ async fn tenant_snapshot(platform: &PgPool) -> Vec<String> {
 async fn the_audit_chain_catches_an_edited_or_deleted_event() {
     with_timeout(async {
         let lab = Lab::get();
-        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
+        lab.serve_domains(&["audit-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg_path = dbs.write_config(tmp.path(), |t| t);
         let cfg = Arc::new(onboard_bot::config::Config::load(&cfg_path).unwrap());
         let e = engine(cfg, Arc::new(Scripted::approve_all())).await;
-        e.run(request("merche-biche", "person-only", None, None), &Actor::console_user(), StartOptions::default()).await.unwrap();
+        e.run(request("audit-merche", "person-only", None, None), &Actor::console_user(), StartOptions::default()).await.unwrap();
         let (count, breaks) = audit::verify_chain(e.pool()).await.unwrap();
         assert!(count >= 5 && breaks.is_empty(), "{count} {breaks:?}");
 
@@ -510,7 +510,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
         let (_, breaks) = audit::verify_chain(e.pool()).await.unwrap();
         assert!(breaks.iter().any(|b| b.problem.contains("deleted")), "{breaks:?}");
 
-        let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot")).args(["audit", "merche-biche", "--verify", "--config"]).arg(&cfg_path).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot")).args(["audit", "audit-merche", "--verify", "--config"]).arg(&cfg_path).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(&format!("BROKEN at event #{edited}")), "{stdout}");
@@ -522,7 +522,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
 async fn secrets_never_reach_output_or_the_audit_table() {
     with_timeout(async {
         let lab = Lab::get();
-        lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
+        lab.serve_domains(&["secret-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.write_config(tmp.path(), |t| t);
@@ -534,14 +534,14 @@ async fn secrets_never_reach_output_or_the_audit_table() {
             vec![
                 "onboard",
                 "--slug",
-                "merche-biche",
+                "secret-merche",
                 "--name",
                 "Merche Biche",
                 "--email",
                 "merche@example.com",
                 "--yes",
             ],
-            vec!["audit", "merche-biche", "--verify"],
+            vec!["audit", "secret-merche", "--verify"],
             vec!["runs", "list"],
         ] {
             let out = Command::new(bin)
@@ -555,7 +555,7 @@ async fn secrets_never_reach_output_or_the_audit_table() {
             transcript.push_str(&String::from_utf8_lossy(&out.stderr));
         }
         assert!(
-            transcript.contains("merche-biche"),
+            transcript.contains("secret-merche"),
             "the commands ran: {transcript}"
         );
         let state = dbs.state_admin().await;

@@ -2,6 +2,8 @@
 //! real server for each, and the tests use those.
 
 pub mod dns;
+pub mod http;
+pub mod repo;
 pub mod ssh;
 pub mod tenant_db;
 
@@ -17,13 +19,22 @@ use crate::steps::StepError;
 pub struct Services {
     pub config: Arc<Config>,
     tenant: OnceCell<PgPool>,
+    /// One SSH master per VPS, shared by every command of every run in this process.
+    vps: tokio::sync::Mutex<Option<Arc<openssh::Session>>>,
+    /// The checkout has one working tree: repo steps of concurrent runs take turns.
+    pub repo_lock: tokio::sync::Mutex<()>,
+    pub repo: repo::Repo,
 }
 
 impl Services {
     pub fn new(config: Arc<Config>) -> Self {
+        let repo = repo::Repo::new(config.repo.clone());
         Self {
             config,
             tenant: OnceCell::new(),
+            vps: tokio::sync::Mutex::new(None),
+            repo_lock: tokio::sync::Mutex::new(()),
+            repo,
         }
     }
 
@@ -32,5 +43,22 @@ impl Services {
         self.tenant
             .get_or_try_init(|| tenant_db::connect(&self.config.tenant_db))
             .await
+    }
+
+    /// The SSH master to the VPS, opened on first use and again if it died.
+    pub async fn vps(&self) -> Result<Arc<openssh::Session>, StepError> {
+        let mut slot = self.vps.lock().await;
+        if let Some(s) = slot.as_ref()
+            && s.check().await.is_ok()
+        {
+            return Ok(s.clone());
+        }
+        let session = Arc::new(
+            ssh::connect(&self.config.vps)
+                .await
+                .map_err(StepError::Transient)?,
+        );
+        *slot = Some(session.clone());
+        Ok(session)
     }
 }

@@ -27,3 +27,46 @@ pub async fn check(vps: &VpsConfig) -> anyhow::Result<String> {
     anyhow::ensure!(status.success(), "`true` exited with {status}");
     Ok(format!("{} ({}) runs commands", vps.name, vps.ssh_host))
 }
+
+/// What a remote command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct RemoteOutput {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program args...` on the VPS. Each argument is escaped for the remote shell by the
+/// openssh crate (`arg`, never `raw_arg`), so no value can become shell syntax.
+pub async fn run(
+    session: &Session,
+    program: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> Result<RemoteOutput, crate::steps::StepError> {
+    use crate::steps::StepError;
+    let mut cmd = session.command(program);
+    for a in args {
+        cmd.arg(a);
+    }
+    let out = tokio::time::timeout(timeout, cmd.output())
+        .await
+        .map_err(|_| {
+            StepError::Transient(anyhow::anyhow!(
+                "`{program}` on the VPS timed out after {}s",
+                timeout.as_secs()
+            ))
+        })?
+        .map_err(|e| {
+            StepError::Transient(anyhow::anyhow!(
+                "SSH to the VPS failed running `{program}`: {e}"
+            ))
+        })?;
+    Ok(RemoteOutput {
+        success: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

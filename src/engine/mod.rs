@@ -375,7 +375,8 @@ impl Engine {
             outputs,
             cancel.clone(),
             log_sink.clone().into(),
-        );
+        )
+        .with_dry_run(run.dry_run);
         for record in &records {
             if record.status.is_finished() {
                 continue;

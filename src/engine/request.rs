@@ -69,7 +69,7 @@ impl Request {
                     OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
                     OperatingMode::PersonJoinsOrg { .. } => steps.push("join-org"),
                 }
-                steps.push("dns-records");
+                steps.extend(["dns-records", "deploy-config", "deploy-stub"]);
                 steps
             }
         }
@@ -103,7 +103,13 @@ mod tests {
     fn steps_follow_the_mode() {
         assert_eq!(
             req(OperatingMode::PersonOnly).steps(),
-            ["preflight", "create-person", "dns-records"]
+            [
+                "preflight",
+                "create-person",
+                "dns-records",
+                "deploy-config",
+                "deploy-stub"
+            ]
         );
         let owns = OperatingMode::PersonOwnsOrg {
             org_slug: Slug::parse("merche-collective").unwrap(),
@@ -111,7 +117,14 @@ mod tests {
         };
         assert_eq!(
             req(owns.clone()).steps(),
-            ["preflight", "create-person", "create-org", "dns-records"]
+            [
+                "preflight",
+                "create-person",
+                "create-org",
+                "dns-records",
+                "deploy-config",
+                "deploy-stub"
+            ]
         );
         assert_eq!(
             req(owns).lock_keys(),
@@ -126,7 +139,14 @@ mod tests {
         };
         assert_eq!(
             req(joins.clone()).steps(),
-            ["preflight", "create-person", "join-org", "dns-records"]
+            [
+                "preflight",
+                "create-person",
+                "join-org",
+                "dns-records",
+                "deploy-config",
+                "deploy-stub"
+            ]
         );
         assert_eq!(
             req(joins).lock_keys(),

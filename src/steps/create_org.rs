@@ -25,14 +25,17 @@ pub(crate) async fn person_id(
         return Ok(id);
     }
     let req = onboard(cx)?;
-    let user = tenant_db::find_user(conn, req.slug.as_str())
-        .await?
-        .ok_or_else(|| {
-            StepError::refused(format!(
-                "no users row for `{}`: create-person must run first",
-                req.slug
-            ))
-        })?;
+    let user = tenant_db::find_user(conn, req.slug.as_str()).await?;
+    if user.is_none() && cx.dry_run {
+        // The dry run did not create the person: plan with a placeholder id.
+        return Ok(Uuid::nil());
+    }
+    let user = user.ok_or_else(|| {
+        StepError::refused(format!(
+            "no users row for `{}`: create-person must run first",
+            req.slug
+        ))
+    })?;
     cx.set_output("user_id", json!(user.id)).await;
     Ok(user.id)
 }

@@ -7,6 +7,8 @@
 
 pub mod create_org;
 pub mod create_person;
+pub mod deploy_config;
+pub mod deploy_stub;
 pub mod dns_records;
 pub mod join_org;
 pub mod preflight;
@@ -163,6 +165,8 @@ pub struct StepContext {
     pub request: Arc<Request>,
     pub services: Arc<Services>,
     pub cancel: CancellationToken,
+    /// A dry run: plans may not rely on what earlier steps would have written.
+    pub dry_run: bool,
     outputs: Mutex<serde_json::Map<String, Value>>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 }
@@ -181,9 +185,15 @@ impl StepContext {
             request,
             services,
             cancel,
+            dry_run: false,
             outputs: Mutex::new(outputs),
             log,
         }
+    }
+
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
     }
 
     /// A value an earlier step recorded (e.g. `user_id`).
@@ -232,6 +242,8 @@ pub fn registry() -> Vec<Arc<dyn Step>> {
         Arc::new(create_org::CreateOrg),
         Arc::new(join_org::JoinOrg),
         Arc::new(dns_records::DnsRecords),
+        Arc::new(deploy_config::DeployConfig),
+        Arc::new(deploy_stub::DeployStub),
     ]
 }
 

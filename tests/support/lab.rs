@@ -126,7 +126,27 @@ impl TestDbs<'_> {
     pub fn write_config(&self, dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
         let text = std::fs::read_to_string(Lab::repo_root().join("config/lab.yaml"))
             .expect("config/lab.yaml");
+        // Each test pushes to its own copy of the platform repo, from its own checkout.
+        let origin = dir.join("origin.git");
+        if !origin.exists() {
+            let ok = std::process::Command::new("git")
+                .args(["clone", "--quiet", "--bare"])
+                .arg(self.lab.dir.join("platform.git"))
+                .arg(&origin)
+                .status()
+                .expect("git clone")
+                .success();
+            assert!(ok, "cloning the lab's platform repo failed");
+        }
         let text = text
+            .replace(
+                "remote: ../.lab/platform.git",
+                &format!("remote: {}", origin.display()),
+            )
+            .replace(
+                "checkout: ../.lab/bot-checkout",
+                &format!("checkout: {}", dir.join("checkout").display()),
+            )
             .replace(
                 "database: onboard_bot",
                 &format!("database: {}", self.state),

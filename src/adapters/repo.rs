@@ -1,0 +1,229 @@
+//! The bot's own clone of the platform repo: git through its command line (arguments passed
+//! as a vector, never through a shell), files read and written inside the checkout only.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::process::Command;
+
+use crate::config::RepoConfig;
+use crate::steps::StepError;
+
+/// The checkout.
+pub struct Repo {
+    cfg: RepoConfig,
+}
+
+/// How the checkout relates to its remote branch after a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sync {
+    /// Local commits not pushed yet (an interrupted apply pushes them).
+    pub ahead: u32,
+}
+
+impl Repo {
+    pub fn new(cfg: RepoConfig) -> Self {
+        Self { cfg }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.cfg.checkout
+    }
+
+    async fn git_in(&self, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+        let out = tokio::time::timeout(
+            Duration::from_secs(120),
+            Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .env("GIT_AUTHOR_NAME", &self.cfg.author_name)
+                .env("GIT_AUTHOR_EMAIL", &self.cfg.author_email)
+                .env("GIT_COMMITTER_NAME", &self.cfg.author_name)
+                .env("GIT_COMMITTER_EMAIL", &self.cfg.author_email)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .map_err(|_| anyhow!("git {} timed out after 120 s", args.join(" ")))??;
+        if !out.status.success() {
+            anyhow::bail!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub async fn git(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.git_in(&self.cfg.checkout, args).await
+    }
+
+    /// Clones when missing, fetches, and refuses a dirty tree or a diverged branch; a checkout
+    /// that is only behind is fast-forwarded.
+    pub async fn sync(&self) -> Result<Sync, StepError> {
+        let co = &self.cfg.checkout;
+        if !co.join(".git").exists() {
+            let parent = co
+                .parent()
+                .context("checkout path has no parent")
+                .map_err(StepError::Internal)?;
+            std::fs::create_dir_all(parent).map_err(|e| StepError::Internal(e.into()))?;
+            let target = co.to_string_lossy().into_owned();
+            self.git_in(
+                parent,
+                &[
+                    "clone",
+                    "--quiet",
+                    "--branch",
+                    &self.cfg.branch,
+                    &self.cfg.remote,
+                    &target,
+                ],
+            )
+            .await
+            .map_err(StepError::Transient)?;
+        }
+        self.git(&["fetch", "--quiet", "origin"])
+            .await
+            .map_err(StepError::Transient)?;
+        let dirty = self.git(&["status", "--porcelain"]).await?;
+        if !dirty.trim().is_empty() {
+            return Err(StepError::refused(format!(
+                "the bot's checkout {} has uncommitted changes; nothing was changed. Commit or discard them by hand:\n{}",
+                co.display(),
+                dirty.trim_end()
+            )));
+        }
+        let branch = self.git(&["rev-parse", "--abbrev-ref", "HEAD"]).await?;
+        if branch.trim() != self.cfg.branch {
+            return Err(StepError::refused(format!(
+                "the bot's checkout {} is on branch `{}`, not `{}`; check out {} by hand",
+                co.display(),
+                branch.trim(),
+                self.cfg.branch,
+                self.cfg.branch
+            )));
+        }
+        let counts = self
+            .git(&[
+                "rev-list",
+                "--left-right",
+                "--count",
+                &format!("HEAD...origin/{}", self.cfg.branch),
+            ])
+            .await?;
+        let mut it = counts
+            .split_whitespace()
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let (ahead, behind) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+        if ahead > 0 && behind > 0 {
+            return Err(StepError::refused(format!(
+                "the bot's checkout {} has diverged from origin/{}: {ahead} local and {behind} remote commits. \
+                 Rebase or reset it by hand; nothing was changed.",
+                co.display(),
+                self.cfg.branch
+            )));
+        }
+        if behind > 0 {
+            self.git(&[
+                "merge",
+                "--quiet",
+                "--ff-only",
+                &format!("origin/{}", self.cfg.branch),
+            ])
+            .await?;
+        }
+        Ok(Sync { ahead })
+    }
+
+    /// A path inside the checkout; refuses anything that could leave it.
+    pub fn path(&self, rel: &str) -> Result<PathBuf, StepError> {
+        let p = Path::new(rel);
+        if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(StepError::Internal(anyhow!(
+                "repo path {rel} leaves the checkout"
+            )));
+        }
+        Ok(self.cfg.checkout.join(p))
+    }
+
+    pub fn read(&self, rel: &str) -> Result<Option<String>, StepError> {
+        match std::fs::read_to_string(self.path(rel)?) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StepError::Internal(anyhow!("reading {rel}: {e}"))),
+        }
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> Result<(), StepError> {
+        let p = self.path(rel)?;
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StepError::Internal(anyhow!("creating {}: {e}", dir.display())))?;
+        }
+        std::fs::write(&p, text).map_err(|e| StepError::Internal(anyhow!("writing {rel}: {e}")))
+    }
+
+    /// Every file under `rel` (a directory), as paths relative to it, sorted.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>, StepError> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let p = entry?.path();
+                if p.is_dir() {
+                    walk(base, &p, out)?;
+                } else if let Ok(r) = p.strip_prefix(base) {
+                    out.push(r.to_string_lossy().into_owned());
+                }
+            }
+            Ok(())
+        }
+        let base = self.path(rel)?;
+        let mut out = Vec::new();
+        walk(&base, &base, &mut out)
+            .map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Stages `paths`, commits them when anything changed, and pushes every unpushed commit.
+    /// Returns the commit at HEAD.
+    pub async fn commit_and_push(
+        &self,
+        paths: &[String],
+        message: &str,
+    ) -> Result<String, StepError> {
+        let mut add = vec!["add", "--"];
+        add.extend(paths.iter().map(String::as_str));
+        self.git(&add).await?;
+        let staged = self.git(&["diff", "--cached", "--name-only"]).await?;
+        if !staged.trim().is_empty() {
+            self.git(&["commit", "--quiet", "-m", message]).await?;
+        }
+        self.git(&[
+            "push",
+            "--quiet",
+            "origin",
+            &format!("HEAD:{}", self.cfg.branch),
+        ])
+        .await
+        .map_err(StepError::Transient)?;
+        Ok(self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned())
+    }
+
+    /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).
+    pub async fn restore(&self, paths: &[String]) -> Result<(), StepError> {
+        let mut reset = vec!["reset", "--quiet", "--"];
+        reset.extend(paths.iter().map(String::as_str));
+        self.git(&reset).await.ok();
+        let mut clean = vec!["checkout", "--quiet", "--"];
+        clean.extend(paths.iter().map(String::as_str));
+        self.git(&clean).await.ok();
+        let mut rm = vec!["clean", "-fdq", "--"];
+        rm.extend(paths.iter().map(String::as_str));
+        self.git(&rm).await.ok();
+        Ok(())
+    }
+}

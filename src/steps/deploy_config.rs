@@ -1,0 +1,263 @@
+//! Runbook "Deploy config": templated, not forked. For each domain, copy the template site,
+//! edit services.yaml (domain, feature, aliases, held_back: true), deploy.sh (REMOTE_DEST,
+//! REMOTE_NGINX_CONF) and nginx/prod.conf (server_name, root); Org-shaped providers get their
+//! brand in org-site.yaml, mailbox domains a line in the brand-mail config. One commit, pushed.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::preflight::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::domain::{DomainName, MailPlan, OperatingMode};
+use crate::engine::request::OnboardRequest;
+use crate::templating;
+
+pub struct DeployConfig;
+
+/// `{domains_dir}/{domain}`: the site directory of one domain.
+pub fn site_dir(cx: &StepContext, domain: &DomainName) -> String {
+    format!("{}/{}", cx.services.config.deploy.domains_dir, domain)
+}
+
+pub fn fill(template: &str, domain: &DomainName) -> String {
+    template
+        .replace("{domain}", domain.as_str())
+        .replace("{site}", domain.as_str())
+}
+
+/// Every file the step wants in the repo, with its content.
+fn desired_files(
+    cx: &StepContext,
+    req: &OnboardRequest,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let cfg = &cx.services.config;
+    let repo = &cx.services.repo;
+    // The "don't write a new merche-* feature" guard, again at the write (the edge checks too).
+    if req.feature.contains(req.slug.as_str()) || !cfg.onboarding.features.contains(&req.feature) {
+        return Err(StepError::refused(format!(
+            "feature `{}` is not one of the generic features {}: provider customisation is config, never a new feature",
+            req.feature,
+            cfg.onboarding.features.join(", ")
+        )));
+    }
+    let template_dir = format!("{}/{}", cfg.deploy.domains_dir, cfg.deploy.template);
+    let template_files = repo.list(&template_dir)?;
+    if template_files.is_empty() {
+        return Err(StepError::refused(format!(
+            "the template site {template_dir} is empty or missing in the platform repo"
+        )));
+    }
+    let mut out = BTreeMap::new();
+    for domain in &req.domains {
+        let site = site_dir(cx, domain);
+        for rel in &template_files {
+            let org_shaped = matches!(req.mode, OperatingMode::PersonOwnsOrg { .. });
+            if rel == "org-site.yaml" && !org_shaped {
+                // The template says: delete it for Person-only providers and joining talent.
+                continue;
+            }
+            let text = repo
+                .read(&format!("{template_dir}/{rel}"))?
+                .ok_or_else(|| {
+                    StepError::Internal(anyhow::anyhow!("template file {rel} vanished"))
+                })?;
+            let edited = match rel.as_str() {
+                "services.yaml" => templating::services_yaml(&text, domain, &req.feature, true),
+                "deploy.sh" => templating::deploy_sh(
+                    &text,
+                    &fill(&cfg.deploy.webroot, domain),
+                    &fill(&cfg.deploy.nginx_site, domain),
+                ),
+                "nginx/prod.conf" => {
+                    templating::nginx_conf(&text, domain, &fill(&cfg.deploy.webroot, domain))
+                }
+                "org-site.yaml" => match (&req.mode, &req.brand) {
+                    (OperatingMode::PersonOwnsOrg { org_name, .. }, Some(brand)) => {
+                        templating::org_site_yaml(&text, org_name, brand, "public/logo.svg")
+                    }
+                    _ => Ok(text),
+                },
+                _ => Ok(text),
+            }
+            .map_err(|e| {
+                StepError::refused(format!("editing {site}/{rel} from the template: {e:#}"))
+            })?;
+            out.insert(format!("{site}/{rel}"), edited);
+        }
+        let mode = match req.mail {
+            MailPlan::Mailbox => Some("mailbox"),
+            MailPlan::Forwarding => Some("forward"),
+            MailPlan::None => None,
+        };
+        if let Some(mode) = mode {
+            let file = cfg.deploy.brand_mail_file.clone();
+            let current = match out.get(&file) {
+                Some(t) => t.clone(),
+                None => repo.read(&file)?.unwrap_or_default(),
+            };
+            let edited =
+                templating::brand_mail_conf(&current, domain, mode, &cfg.mail.dkim_selector)
+                    .map_err(|e| StepError::refused(format!("{file}: {e:#}")))?;
+            out.insert(file, edited);
+        }
+    }
+    Ok(out)
+}
+
+/// A site that exists is owned by later steps (certbot's conf sync, held_back flip): it counts
+/// as configured when its services.yaml names the domain.
+fn site_configured(cx: &StepContext, domain: &DomainName) -> Result<bool, StepError> {
+    let path = format!("{}/services.yaml", site_dir(cx, domain));
+    Ok(match cx.services.repo.read(&path)? {
+        Some(text) => serde_norway::from_str::<serde_norway::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.get("domain")
+                    .and_then(|d| d.as_str())
+                    .map(|d| d == domain.as_str())
+            })
+            .unwrap_or(false),
+        None => false,
+    })
+}
+
+/// The files still to write: desired files of unconfigured sites, plus the brand-mail line.
+fn changes(
+    cx: &StepContext,
+    req: &OnboardRequest,
+) -> Result<BTreeMap<String, (Option<String>, String)>, StepError> {
+    let desired = desired_files(cx, req)?;
+    let mut out = BTreeMap::new();
+    for (path, text) in desired {
+        let in_done_site = req.domains.iter().any(|d| {
+            path.starts_with(&format!("{}/", site_dir(cx, d)))
+                && site_configured(cx, d).unwrap_or(false)
+        });
+        if in_done_site {
+            continue;
+        }
+        let current = cx.services.repo.read(&path)?;
+        if current.as_deref() != Some(text.as_str()) {
+            out.insert(path, (current, text));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Step for DeployConfig {
+    fn name(&self) -> &'static str {
+        "deploy-config"
+    }
+
+    fn description(&self) -> &'static str {
+        "Deploy config: copy _template/{provider}.com, edit services.yaml, deploy.sh, nginx/prod.conf; commit and push"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let req = onboard(cx)?;
+        let _turn = cx.services.repo_lock.lock().await;
+        let sync = cx.services.repo.sync().await?;
+        let changes = changes(cx, req)?;
+        if changes.is_empty() && sync.ahead == 0 {
+            let sites: Vec<String> = req.domains.iter().map(|d| site_dir(cx, d)).collect();
+            return Ok(Plan::AlreadyDone {
+                evidence: format!("{} in the repo and pushed", sites.join(", ")),
+            });
+        }
+        let mut detail = String::new();
+        for (path, (old, new)) in &changes {
+            detail.push_str(&templating::unified_diff(path, old.as_deref(), new));
+        }
+        if sync.ahead > 0 {
+            detail.push_str(&format!(
+                "\n(and push {} commit(s) already made in the bot's checkout)\n",
+                sync.ahead
+            ));
+        }
+        Ok(Plan::Change {
+            summary: format!(
+                "add {} file(s) for {} to the platform repo, commit and push",
+                changes.len(),
+                req.domains
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            detail,
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+        let req = onboard(cx)?;
+        let repo = &cx.services.repo;
+        let _turn = cx.services.repo_lock.lock().await;
+        repo.sync().await?;
+        let changes = changes(cx, req)?;
+        let paths: Vec<String> = changes.keys().cloned().collect();
+        for (path, (_, text)) in &changes {
+            if let Err(e) = repo.write(path, text) {
+                repo.restore(&paths).await?;
+                return Err(e);
+            }
+        }
+        let message = format!(
+            "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {}.\nTemplated from {}; held_back: true until TLS is live.",
+            req.slug,
+            req.domains
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            cx.run_id,
+            plan.approver().unwrap_or("nobody"),
+            cx.services.config.deploy.template,
+        );
+        match repo.commit_and_push(&paths, &message).await {
+            Ok(head) => {
+                cx.log(&format!("committed and pushed {head}"));
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing half-done stays in the working tree; a commit that could not be pushed
+                // stays local and is pushed by the next attempt.
+                repo.restore(&paths).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let req = onboard(cx)?;
+        let _turn = cx.services.repo_lock.lock().await;
+        let sync = cx.services.repo.sync().await?;
+        for d in &req.domains {
+            if !site_configured(cx, d)? {
+                return Ok(CheckReport::failed(format!(
+                    "{} has no services.yaml for {d}",
+                    site_dir(cx, d)
+                )));
+            }
+        }
+        if sync.ahead > 0 {
+            return Ok(CheckReport::failed(format!(
+                "{} commit(s) not pushed",
+                sync.ahead
+            )));
+        }
+        Ok(CheckReport::ok(format!(
+            "site(s) {} committed and pushed",
+            req.domains
+                .iter()
+                .map(|d| site_dir(cx, d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}

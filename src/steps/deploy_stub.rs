@@ -1,0 +1,321 @@
+//! Runbook "Deploy config", second half: once the domain points at the VPS and the webroot
+//! exists, run the platform's deploy command (`./run deploy:{site} --from-local --nginx`) for
+//! the HTTP stub, then fetch the stub over HTTP to prove nginx serves it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::deploy_config::fill;
+use super::preflight::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::adapters::{dns, http, ssh};
+use crate::dnscheck::{self, Rtype, Status};
+use crate::domain::{DomainName, MailPlan};
+
+pub struct DeployStub;
+
+const SSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One precondition, as shown in the plan.
+struct Precondition {
+    what: String,
+    ok: bool,
+    detail: String,
+}
+
+/// Whether the apex A record points at the VPS on the authoritative servers.
+async fn a_record_ok(cx: &StepContext, domain: &DomainName) -> Result<Precondition, StepError> {
+    let cfg = &cx.services.config;
+    let expected: Vec<_> =
+        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
+            .into_iter()
+            .filter(|e| e.rtype == Rtype::A && e.name == domain.as_str())
+            .collect();
+    let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
+        .await
+        .map_err(StepError::Transient)?;
+    let rec = &report.records[0];
+    let found = rec
+        .found
+        .iter()
+        .map(|f| f.2.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Precondition {
+        what: format!(
+            "A record of {domain} points at {} ({})",
+            cfg.vps.ipv4, cfg.vps.name
+        ),
+        ok: matches!(rec.status, Status::Ok | Status::NotYetPropagated),
+        detail: found,
+    })
+}
+
+async fn webroot_exists(cx: &StepContext, webroot: &str) -> Result<bool, StepError> {
+    let session = cx.services.vps().await?;
+    Ok(ssh::run(&session, "test", &["-d", webroot], SSH_TIMEOUT)
+        .await?
+        .success)
+}
+
+/// The deployed site is live when the VPS serves the repo's nginx conf and the stub answers.
+async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, String>, StepError> {
+    let cfg = &cx.services.config;
+    let local = cx.services.repo.read(&format!(
+        "{}/{}/nginx/prod.conf",
+        cfg.deploy.domains_dir, domain
+    ))?;
+    let session = cx.services.vps().await?;
+    let remote = ssh::run(
+        &session,
+        "cat",
+        &[&fill(&cfg.deploy.nginx_site, domain)],
+        SSH_TIMEOUT,
+    )
+    .await?;
+    if !remote.success || local.as_deref() != Some(remote.stdout.as_str()) {
+        return Ok(Err(format!(
+            "the VPS does not serve the repo's nginx/prod.conf for {domain} yet"
+        )));
+    }
+    let fetched = match http::get(
+        "http",
+        domain.as_str(),
+        "/",
+        cfg.vps.ipv4.into(),
+        None,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(format!("{e:#}"))),
+    };
+    match fetched.status {
+        200 if fetched.body.contains(&cfg.deploy.stub_text) => Ok(Ok(format!(
+            "http://{domain}/ answers 200 with the stub page"
+        ))),
+        // After /cert, the HTTP server redirects to HTTPS: the stub deploy is still in place.
+        301 | 308
+            if fetched
+                .location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("https://")) =>
+        {
+            Ok(Ok(format!(
+                "http://{domain}/ redirects to HTTPS (TLS already set up)"
+            )))
+        }
+        s => Ok(Err(format!(
+            "http://{domain}/ answered {s}, not the stub page"
+        ))),
+    }
+}
+
+/// The deploy command for one domain as an argument vector (no shell).
+fn command(cx: &StepContext, domain: &DomainName) -> Vec<String> {
+    fill(&cx.services.config.deploy.command, domain)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[async_trait]
+impl Step for DeployStub {
+    fn name(&self) -> &'static str {
+        "deploy-stub"
+    }
+
+    fn description(&self) -> &'static str {
+        "Deploy the HTTP stub: ./run deploy:{site} --from-local --nginx, once DNS points at the VPS and the webroot exists"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(600))
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let req = onboard(cx)?;
+        let cfg = &cx.services.config;
+        let mut detail = String::new();
+        let mut todo = Vec::new();
+        for domain in &req.domains {
+            if let Ok(evidence) = live(cx, domain).await? {
+                detail.push_str(&format!("{domain}: already deployed — {evidence}\n"));
+                continue;
+            }
+            let a = a_record_ok(cx, domain).await?;
+            let webroot = fill(&cfg.deploy.webroot, domain);
+            let webroot_ok = webroot_exists(cx, &webroot).await?;
+            let pre = [
+                a,
+                Precondition {
+                    what: format!("webroot {webroot} exists on the VPS"),
+                    ok: webroot_ok,
+                    detail: String::new(),
+                },
+            ];
+            detail.push_str(&format!("{domain}: preconditions\n"));
+            for p in &pre {
+                detail.push_str(&format!(
+                    "  [{}] {}{}\n",
+                    if p.ok { "ok" } else { "FAIL" },
+                    p.what,
+                    if p.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", p.detail)
+                    }
+                ));
+            }
+            if let Some(failed) = pre.iter().find(|p| !p.ok) {
+                if !failed.what.starts_with("webroot") {
+                    return Err(StepError::refused(format!(
+                        "deploy refused for {domain}: precondition failed: {} (found: {}). Fix DNS (see dns-check {domain}), then resume the run.",
+                        failed.what, failed.detail
+                    )));
+                }
+                detail.push_str(&format!(
+                    "  then: mkdir -p {webroot} on {} (ssh {})\n",
+                    cfg.vps.name, cfg.vps.ssh_host
+                ));
+            }
+            detail.push_str(&format!(
+                "  run in the repo checkout: {}\n",
+                command(cx, domain).join(" ")
+            ));
+            todo.push(domain.to_string());
+        }
+        if todo.is_empty() {
+            return Ok(Plan::AlreadyDone {
+                evidence: detail.trim_end().to_owned(),
+            });
+        }
+        Ok(Plan::Change {
+            summary: format!(
+                "deploy the HTTP stub of {} to {}",
+                todo.join(", "),
+                cfg.vps.name
+            ),
+            detail,
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+        let req = onboard(cx)?;
+        let cfg = &cx.services.config;
+        for domain in &req.domains {
+            if live(cx, domain).await?.is_ok() {
+                continue;
+            }
+            let webroot = fill(&cfg.deploy.webroot, domain);
+            if !webroot_exists(cx, &webroot).await? {
+                let session = cx.services.vps().await?;
+                let out = ssh::run(&session, "mkdir", &["-p", "--", &webroot], SSH_TIMEOUT).await?;
+                if !out.success {
+                    return Err(StepError::refused(format!(
+                        "mkdir -p {webroot} on the VPS failed: {}",
+                        out.stderr.trim()
+                    )));
+                }
+            }
+            let _turn = cx.services.repo_lock.lock().await;
+            run_deploy(cx, &command(cx, domain)).await?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let req = onboard(cx)?;
+        let mut evidence = Vec::new();
+        for domain in &req.domains {
+            match live(cx, domain).await? {
+                Ok(e) => evidence.push(e),
+                Err(e) => return Ok(CheckReport::failed(e)),
+            }
+        }
+        Ok(CheckReport::ok(evidence.join("; ")))
+    }
+}
+
+/// Runs the deploy command in the checkout, streaming its output into the run's log. On a
+/// non-zero exit the last lines are in the error.
+async fn run_deploy(cx: &StepContext, argv: &[String]) -> Result<(), StepError> {
+    let cfg = &cx.services.config;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| StepError::refused("deploy.command is empty"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(cx.services.repo.root())
+        .envs(&cfg.deploy.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A cancelled or timed-out step drops this future: the deploy is killed with it.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            StepError::Internal(anyhow::anyhow!("cannot start `{}`: {e}", argv.join(" ")))
+        })?;
+    let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut tail: Vec<String> = Vec::new();
+    let mut streams = tokio_stream_lines(stdout, stderr);
+    while let Some(line) = streams.recv().await {
+        cx.log(&line);
+        tail.push(line);
+        if tail.len() > 15 {
+            tail.remove(0);
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(cfg.deploy.timeout_secs), child.wait())
+        .await
+        .map_err(|_| {
+            StepError::refused(format!(
+                "`{}` did not finish within {}s",
+                argv.join(" "),
+                cfg.deploy.timeout_secs
+            ))
+        })?
+        .map_err(|e| StepError::Internal(e.into()))?;
+    if !status.success() {
+        return Err(StepError::refused(format!(
+            "`{}` failed ({status}); last lines:\n{}",
+            argv.join(" "),
+            tail.join("\n")
+        )));
+    }
+    Ok(())
+}
+
+/// Merges two line streams into one channel.
+fn tokio_stream_lines(
+    mut a: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    mut b: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+) -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let tx2 = tx.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = a.next_line().await {
+            if tx.send(l).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = b.next_line().await {
+            if tx2.send(l).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
