@@ -109,7 +109,7 @@ pub enum Command {
 pub enum RunsCommand {
     /// Recent runs, newest first.
     List {
-        /// Only runs that are running, waiting or parked.
+        /// Only runs not finished for good: running, waiting, parked, failed or rejected.
         #[arg(long)]
         unfinished: bool,
         /// How many runs to show.

@@ -430,7 +430,14 @@ impl Config {
                 .unwrap_or_default();
             anyhow!("{file}{at}: {e}. See config/bot.example.yaml for every key and its meaning")
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Relative paths in the file resolve against its folder, made absolute once so that
+        // commands run elsewhere (git in the checkout's parent) see the same path.
+        let base = std::path::absolute(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .with_context(|| format!("resolving the folder of {file}"))?;
         let cx = Resolver {
             file: &file,
             base: &base,
@@ -481,8 +488,16 @@ impl Config {
         };
         let repo = RepoConfig {
             checkout: cx.path("repo.checkout", &raw.repo.checkout)?,
-            remote: expand_env(&raw.repo.remote)
-                .map_err(|e| anyhow!("{file}: repo.remote: {e}"))?,
+            remote: {
+                let remote = expand_env(&raw.repo.remote)
+                    .map_err(|e| anyhow!("{file}: repo.remote: {e}"))?;
+                // A local path written relative to this file; URLs and scp-style remotes stay.
+                if remote.starts_with("./") || remote.starts_with("../") {
+                    base.join(&remote).display().to_string()
+                } else {
+                    remote
+                }
+            },
             branch: raw.repo.branch,
             author_name: raw.repo.author_name,
             author_email: raw.repo.author_email,

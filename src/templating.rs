@@ -257,6 +257,21 @@ pub fn unified_diff(path: &str, old: Option<&str>, new: &str) -> String {
         .to_string()
 }
 
+/// A new file made from a template: `cp template new` followed by the edits, as a diff.
+pub fn copy_diff(template_path: &str, path: &str, template: &str, new: &str) -> String {
+    let diff = similar::TextDiff::from_lines(template, new);
+    let body = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a/{template_path}"), &format!("b/{path}"))
+        .to_string();
+    if body.is_empty() {
+        format!("copy {template_path} -> {path} (unchanged)\n")
+    } else {
+        format!("copy {template_path} -> {path}, then:\n{body}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,15 @@ impl Repo {
                 .context("checkout path has no parent")
                 .map_err(StepError::Internal)?;
             std::fs::create_dir_all(parent).map_err(|e| StepError::Internal(e.into()))?;
-            let target = co.to_string_lossy().into_owned();
+            // Clone beside the target and rename: an interrupted clone never leaves a
+            // half-made checkout in the way of the next attempt.
+            let name = co
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("checkout");
+            let partial = parent.join(format!(".{name}.partial"));
+            let _ = std::fs::remove_dir_all(&partial);
+            let target = partial.to_string_lossy().into_owned();
             self.git_in(
                 parent,
                 &[
@@ -85,6 +93,19 @@ impl Repo {
             )
             .await
             .map_err(StepError::Transient)?;
+            if co.exists()
+                && std::fs::read_dir(co)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false)
+            {
+                std::fs::remove_dir(co).ok();
+            }
+            std::fs::rename(&partial, co).map_err(|e| {
+                StepError::refused(format!(
+                    "cannot move the fresh clone to {}: {e}; is something else there?",
+                    co.display()
+                ))
+            })?;
         }
         self.git(&["fetch", "--quiet", "origin"])
             .await

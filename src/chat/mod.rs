@@ -25,7 +25,10 @@ impl Actor {
     pub fn console_user() -> Self {
         let user = std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into());
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(os_user_name)
+            .unwrap_or_else(|| "unknown".into());
         Self {
             id: format!("console:{user}"),
             display: user,
@@ -39,6 +42,22 @@ impl Actor {
             display: "onboard-bot".into(),
         }
     }
+}
+
+/// The name of this process's user from /etc/passwd (USER is not set under `ip netns exec`).
+fn os_user_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+    })
 }
 
 /// A run as the front-end shows it.

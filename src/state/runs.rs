@@ -335,7 +335,7 @@ pub async fn list(
     unfinished_only: bool,
 ) -> anyhow::Result<Vec<RunRecord>> {
     let rows = sqlx::query(
-        "SELECT * FROM runs WHERE NOT $1 OR status IN ('running', 'waiting_approval', 'parked') ORDER BY created_at DESC LIMIT $2",
+        "SELECT * FROM runs WHERE NOT $1 OR status NOT IN ('done', 'cancelled') ORDER BY created_at DESC LIMIT $2",
     )
     .bind(unfinished_only)
     .bind(limit)

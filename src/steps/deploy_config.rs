@@ -145,6 +145,22 @@ fn changes(
     Ok(out)
 }
 
+/// For a file of a new site: the template file it is copied from, and its text.
+fn template_source(
+    cx: &StepContext,
+    req: &OnboardRequest,
+    path: &str,
+) -> Result<Option<(String, String)>, StepError> {
+    let deploy = &cx.services.config.deploy;
+    for d in &req.domains {
+        if let Some(rel) = path.strip_prefix(&format!("{}/", site_dir(cx, d))) {
+            let tpath = format!("{}/{}/{rel}", deploy.domains_dir, deploy.template);
+            return Ok(cx.services.repo.read(&tpath)?.map(|t| (tpath, t)));
+        }
+    }
+    Ok(None)
+}
+
 #[async_trait]
 impl Step for DeployConfig {
     fn name(&self) -> &'static str {
@@ -172,7 +188,16 @@ impl Step for DeployConfig {
         }
         let mut detail = String::new();
         for (path, (old, new)) in &changes {
-            detail.push_str(&templating::unified_diff(path, old.as_deref(), new));
+            // A new site file is shown as a copy of its template file plus the edits, so the
+            // diff holds only the values that change (runbook: templated, not forked).
+            let template = match old {
+                None => template_source(cx, req, path)?,
+                Some(_) => None,
+            };
+            detail.push_str(&match (&template, old) {
+                (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
+                (None, old) => templating::unified_diff(path, old.as_deref(), new),
+            });
         }
         if sync.ahead > 0 {
             detail.push_str(&format!(
