@@ -70,8 +70,8 @@ pub enum Command {
     },
     /// Issue, re-issue or inspect a Provider domain's certificate.
     Cert {
-        /// The domain.
-        domain: String,
+        #[command(subcommand)]
+        command: crate::commands::cert::CertArgs,
     },
     /// Run the runbook's success check for an onboarded Provider.
     Verify {
@@ -212,8 +212,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::DnsCheck { args } => dns_check(config, args).await,
-        Command::Cert { .. } | Command::Verify { .. } => {
-            eprintln!("this runbook is not built yet: /cert is issue 7, /verify issue 8");
+        Command::Cert { command } => cert(config, command).await,
+        Command::Verify { .. } => {
+            eprintln!("this runbook is not built yet: /verify is issue 8");
             Ok(ExitCode::from(2))
         }
         Command::Runs { command } => runs_command(config, command).await,
@@ -418,6 +419,77 @@ async fn dns_check(
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn cert(
+    config: Arc<Config>,
+    command: crate::commands::cert::CertArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::commands::cert::{CertArgs, parse_issue};
+    match command {
+        CertArgs::Status { domain } => {
+            let domain = match crate::domain::DomainName::parse(&domain) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("invalid input: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let status = crate::adapters::tls::status(
+                domain.as_str(),
+                config.vps.ipv4.into(),
+                config.cert.trusted_roots.as_deref(),
+                std::time::Duration::from_secs(10),
+            )
+            .await?;
+            print!("{}", status.render());
+            Ok(if status.is_good() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        CertArgs::Issue { domain, email, run } => {
+            let (domain, email) = match parse_issue(&domain, email.as_deref()) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("invalid input: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
+            let email = match email {
+                Some(e) => e,
+                None => match runs::email_for_domain(engine.pool(), domain.as_str()).await? {
+                    Some(e) => crate::domain::Email::parse(&e)
+                        .map_err(|e| anyhow::anyhow!("recorded email: {e}"))?,
+                    None => {
+                        eprintln!(
+                            "invalid input: email: no onboarding of {domain} recorded one; give --email"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
+            let request =
+                crate::engine::request::Request::Cert(crate::engine::request::CertRequest {
+                    domain,
+                    email,
+                });
+            let opts = StartOptions {
+                dry_run: run.dry_run,
+                break_glass: run.break_glass,
+            };
+            match engine.run(request, &Actor::console_user(), opts).await {
+                Ok((id, outcome)) => report(&engine, id, &outcome).await,
+                Err(StartError::Internal(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
 }
 
 async fn config_check(config: &Config) -> anyhow::Result<ExitCode> {

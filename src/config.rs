@@ -94,6 +94,8 @@ struct RawConfig {
     #[serde(default)]
     deploy: DeployConfig,
     #[serde(default)]
+    cert: CertConfig,
+    #[serde(default)]
     discord: Option<RawDiscord>,
 }
 
@@ -167,6 +169,39 @@ impl Default for DeployConfig {
             timeout_secs: 300,
             brand_mail_file: "deployments/@domains/quinn.www/scripts/agency-brands.conf".into(),
             stub_text: "coming soon".into(),
+        }
+    }
+}
+
+/// certbot on the VPS and the certificate checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertConfig {
+    /// certbot on the VPS (program name or path).
+    pub certbot: String,
+    /// Extra certbot arguments (`${VAR}` expanded): ACME server, config/work/logs dirs,
+    /// `--nginx-server-root`. Never user input.
+    pub extra_args: Vec<String>,
+    /// The nginx config test on the VPS, as an argument vector (`${VAR}` expanded).
+    pub nginx_test: Vec<String>,
+    /// Lock file on the VPS: certbot runs under `flock` on it, one at a time per VPS, whichever
+    /// bot process starts it.
+    pub lock_file: String,
+    /// Seconds one certbot run (plus waiting for the lock) may take.
+    pub timeout_secs: u64,
+    /// PEM file of the roots a served certificate must chain to; the system's when unset.
+    pub trusted_roots: Option<PathBuf>,
+}
+
+impl Default for CertConfig {
+    fn default() -> Self {
+        Self {
+            certbot: "certbot".into(),
+            extra_args: Vec::new(),
+            nginx_test: vec!["nginx".into(), "-t".into()],
+            lock_file: "/var/lock/onboard-bot-certbot.lock".into(),
+            timeout_secs: 600,
+            trusted_roots: None,
         }
     }
 }
@@ -409,6 +444,7 @@ pub struct Config {
     /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
     pub mail: crate::dnscheck::MailPattern,
     pub deploy: DeployConfig,
+    pub cert: CertConfig,
     pub discord: Option<DiscordConfig>,
 }
 
@@ -537,6 +573,29 @@ impl Config {
                     *v = expand_env(v).map_err(|e| anyhow!("{file}: deploy.env.{k}: {e}"))?;
                 }
                 d
+            },
+            cert: {
+                let mut c = raw.cert;
+                let exp = |key: &str, v: &str| {
+                    expand_env(v).map_err(|e| anyhow!("{file}: cert.{key}: {e}"))
+                };
+                c.extra_args = c
+                    .extra_args
+                    .iter()
+                    .map(|a| exp("extra_args", a))
+                    .collect::<Result<_, _>>()?;
+                c.nginx_test = c
+                    .nginx_test
+                    .iter()
+                    .map(|a| exp("nginx_test", a))
+                    .collect::<Result<_, _>>()?;
+                c.lock_file = exp("lock_file", &c.lock_file)?;
+                c.trusted_roots = c
+                    .trusted_roots
+                    .as_deref()
+                    .map(|p| cx.path("cert.trusted_roots", &p.to_string_lossy()))
+                    .transpose()?;
+                c
             },
             discord,
         })

@@ -6,6 +6,7 @@ pub mod http;
 pub mod repo;
 pub mod ssh;
 pub mod tenant_db;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -142,7 +142,9 @@ mod tests {
 
     #[test]
     fn defaults_to_slug_dot_com() {
-        let Request::Onboard(r) = args().parse(&OnboardingConfig::default()).unwrap();
+        let Request::Onboard(r) = args().parse(&OnboardingConfig::default()).unwrap() else {
+            panic!("an onboarding request")
+        };
         assert_eq!(r.domains[0].as_str(), "merche-biche.com");
         assert_eq!(r.feature, "provider-site");
     }

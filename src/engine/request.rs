@@ -19,11 +19,21 @@ pub struct OnboardRequest {
     pub feature: String,
 }
 
+/// `/cert`: (re-)issue a certificate for a domain already deployed, sync the conf back,
+/// release the site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRequest {
+    pub domain: DomainName,
+    /// Contact address for the ACME account (`certbot -m`).
+    pub email: Email,
+}
+
 /// A request for one of the runbooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "runbook", rename_all = "kebab-case")]
 pub enum Request {
     Onboard(OnboardRequest),
+    Cert(CertRequest),
 }
 
 impl Request {
@@ -31,6 +41,7 @@ impl Request {
     pub fn runbook(&self) -> &'static str {
         match self {
             Request::Onboard(_) => "onboard",
+            Request::Cert(_) => "cert",
         }
     }
 
@@ -38,6 +49,7 @@ impl Request {
     pub fn subject(&self) -> String {
         match self {
             Request::Onboard(r) => r.slug.to_string(),
+            Request::Cert(r) => r.domain.to_string(),
         }
     }
 
@@ -56,6 +68,7 @@ impl Request {
                 keys.extend(r.domains.iter().map(|d| format!("domain:{d}")));
                 keys
             }
+            Request::Cert(r) => vec![format!("domain:{}", r.domain)],
         }
     }
 
@@ -69,15 +82,24 @@ impl Request {
                     OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
                     OperatingMode::PersonJoinsOrg { .. } => steps.push("join-org"),
                 }
-                steps.extend(["dns-records", "deploy-config", "deploy-stub"]);
+                steps.extend([
+                    "dns-records",
+                    "deploy-config",
+                    "deploy-stub",
+                    "cert",
+                    "sync-back",
+                    "release",
+                ]);
                 steps
             }
+            Request::Cert(_) => vec!["cert", "sync-back", "release"],
         }
     }
 
     pub fn as_onboard(&self) -> Option<&OnboardRequest> {
         match self {
             Request::Onboard(r) => Some(r),
+            Request::Cert(_) => None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (prove the result holds). The engine owns ordering, approvals, retries, timeouts and the
 //! audit trail; a step only knows its own piece of the runbook.
 
+pub mod cert;
 pub mod create_org;
 pub mod create_person;
 pub mod deploy_config;
@@ -12,6 +13,8 @@ pub mod deploy_stub;
 pub mod dns_records;
 pub mod join_org;
 pub mod preflight;
+pub mod release;
+pub mod sync_back;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,6 +247,9 @@ pub fn registry() -> Vec<Arc<dyn Step>> {
         Arc::new(dns_records::DnsRecords),
         Arc::new(deploy_config::DeployConfig),
         Arc::new(deploy_stub::DeployStub),
+        Arc::new(cert::Cert),
+        Arc::new(sync_back::SyncBack),
+        Arc::new(release::Release),
     ]
 }
 

@@ -1,0 +1,34 @@
+//! `/cert` and `onboard-bot cert`: issue or re-issue a domain's certificate, or inspect it.
+
+use crate::domain::{DomainName, Email, InputError};
+
+/// What to do with a certificate.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CertArgs {
+    /// Run certbot for DOMAIN and www (over SSH), sync the conf back, release the site.
+    Issue {
+        /// The domain (already deployed by an onboarding).
+        domain: String,
+        /// ACME account email; by default the one its onboarding recorded.
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        run: crate::cli::ConsoleRunArgs,
+    },
+    /// TLS handshake with DOMAIN on the VPS: issuer, names, expiry, chain validity.
+    Status {
+        /// The domain.
+        domain: String,
+    },
+}
+
+/// Parses the domain and the optional email.
+pub fn parse_issue(
+    domain: &str,
+    email: Option<&str>,
+) -> Result<(DomainName, Option<Email>), InputError> {
+    Ok((
+        DomainName::parse(domain)?,
+        email.map(Email::parse).transpose()?,
+    ))
+}

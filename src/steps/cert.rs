@@ -1,0 +1,320 @@
+//! Runbook "Deploy config", TLS part: `certbot --nginx -d {domain} -d www.{domain}
+//! --non-interactive --agree-tos -m <email> --redirect` over SSH, one certbot at a time per VPS.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::deploy_config::fill;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::adapters::{dns, ssh, tls};
+use crate::dnscheck::{self, Rtype, Status};
+use crate::domain::{DomainName, Email, MailPlan};
+use crate::engine::request::Request;
+
+pub struct Cert;
+
+/// The domains a run certifies and the contact email for the ACME account.
+pub fn targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> {
+    match cx.request.as_ref() {
+        Request::Onboard(r) => Ok(r
+            .domains
+            .iter()
+            .map(|d| (d.clone(), r.email.clone()))
+            .collect()),
+        Request::Cert(r) => Ok(vec![(r.domain.clone(), r.email.clone())]),
+    }
+}
+
+/// Whether the VPS already serves a good certificate for the domain and www.
+pub async fn served_ok(cx: &StepContext, domain: &DomainName) -> Option<tls::CertStatus> {
+    let cfg = &cx.services.config;
+    tls::status(
+        domain.as_str(),
+        cfg.vps.ipv4.into(),
+        cfg.cert.trusted_roots.as_deref(),
+        Duration::from_secs(10),
+    )
+    .await
+    .ok()
+    .filter(tls::CertStatus::is_good)
+}
+
+/// The certbot command line, as arguments (each escaped for the remote shell by openssh).
+fn certbot_args(cx: &StepContext, domain: &DomainName, email: &Email) -> Vec<String> {
+    let cfg = &cx.services.config.cert;
+    let mut args: Vec<String> = vec![
+        cfg.certbot.clone(),
+        "--nginx".into(),
+        "-d".into(),
+        domain.to_string(),
+        "-d".into(),
+        domain.www().to_string(),
+        "--non-interactive".into(),
+        "--agree-tos".into(),
+        "-m".into(),
+        email.to_string(),
+        "--redirect".into(),
+    ];
+    args.extend(cfg.extra_args.iter().cloned());
+    args
+}
+
+async fn preconditions(
+    cx: &StepContext,
+    domain: &DomainName,
+) -> Result<Vec<(String, bool, String)>, StepError> {
+    let cfg = &cx.services.config;
+    let mut out = Vec::new();
+    let expected: Vec<_> =
+        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
+            .into_iter()
+            .filter(|e| e.rtype == Rtype::A)
+            .collect();
+    let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
+        .await
+        .map_err(StepError::Transient)?;
+    for r in &report.records {
+        out.push((
+            format!(
+                "{} points at {} ({})",
+                r.expected.name, cfg.vps.ipv4, cfg.vps.name
+            ),
+            matches!(r.status, Status::Ok | Status::NotYetPropagated),
+            r.found
+                .iter()
+                .map(|f| f.2.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let session = cx.services.vps().await?;
+    let site = fill(&cfg.deploy.nginx_site, domain);
+    let exists = ssh::run(&session, "test", &["-f", &site], Duration::from_secs(30))
+        .await?
+        .success;
+    out.push((format!("nginx site {site} exists"), exists, String::new()));
+    let (prog, args) = cfg
+        .cert
+        .nginx_test
+        .split_first()
+        .ok_or_else(|| StepError::refused("cert.nginx_test is empty"))?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = ssh::run(&session, prog, &args, Duration::from_secs(30)).await?;
+    out.push((
+        "`nginx -t` passes".into(),
+        t.success,
+        if t.success {
+            String::new()
+        } else {
+            t.stderr.trim().to_owned()
+        },
+    ));
+    Ok(out)
+}
+
+/// The lines of certbot's output a person needs when it fails.
+pub fn useful_lines(output: &str) -> String {
+    let keys = [
+        "error",
+        "challenge",
+        "detail",
+        "problem",
+        "refused",
+        "unreachable",
+        "timeout",
+        "timed out",
+        "failed",
+        "could not",
+        "urn:ietf",
+    ];
+    let useful: Vec<&str> = output
+        .lines()
+        .filter(|l| keys.iter().any(|k| l.to_ascii_lowercase().contains(k)))
+        .collect();
+    let lines: Vec<&str> = if useful.is_empty() {
+        output
+            .lines()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    } else {
+        useful
+    };
+    lines.into_iter().take(15).collect::<Vec<_>>().join("\n")
+}
+
+/// certbot's exit code when the VPS lock is held (flock -E).
+const LOCK_BUSY: i32 = 75;
+
+#[async_trait]
+impl Step for Cert {
+    fn name(&self) -> &'static str {
+        "cert"
+    }
+
+    fn description(&self) -> &'static str {
+        "TLS: certbot --nginx -d {domain} -d www.{domain} --non-interactive --agree-tos -m <email> --redirect, over SSH"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let mut detail = String::new();
+        let mut todo = Vec::new();
+        for (domain, email) in targets(cx)? {
+            if let Some(s) = served_ok(cx, &domain).await {
+                detail.push_str(&format!(
+                    "{domain}: already serves a valid certificate from {} ({} days left)\n",
+                    s.issuer, s.days_left
+                ));
+                continue;
+            }
+            let pre = preconditions(cx, &domain).await?;
+            detail.push_str(&format!("{domain}: preconditions\n"));
+            for (what, ok, found) in &pre {
+                detail.push_str(&format!(
+                    "  [{}] {what}{}\n",
+                    if *ok { "ok" } else { "FAIL" },
+                    if found.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {found}")
+                    }
+                ));
+            }
+            if let Some((what, _, found)) = pre.iter().find(|p| !p.1) {
+                return Err(StepError::refused(format!(
+                    "certbot refused for {domain}: precondition failed: {what} ({found})\n{detail}"
+                )));
+            }
+            detail.push_str(&format!(
+                "  run on {}: {}\n",
+                cx.services.config.vps.name,
+                certbot_args(cx, &domain, &email).join(" ")
+            ));
+            todo.push(domain.to_string());
+        }
+        if todo.is_empty() {
+            return Ok(Plan::AlreadyDone {
+                evidence: detail.trim_end().to_owned(),
+            });
+        }
+        Ok(Plan::Change {
+            summary: format!(
+                "issue a certificate for {} (and www) with certbot",
+                todo.join(", ")
+            ),
+            detail,
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+        let cfg = &cx.services.config;
+        for (domain, email) in targets(cx)? {
+            if served_ok(cx, &domain).await.is_some() {
+                continue;
+            }
+            let session = cx.services.vps().await?;
+            let certbot = certbot_args(cx, &domain, &email);
+            let timeout = Duration::from_secs(cfg.cert.timeout_secs);
+            // certbot refuses to run twice at once on a host: every bot process takes the
+            // same lock on the VPS. First try without waiting, to say so when we must wait.
+            let mut args: Vec<String> = vec![
+                "-n".into(),
+                "-E".into(),
+                LOCK_BUSY.to_string(),
+                cfg.cert.lock_file.clone(),
+            ];
+            args.extend(certbot.iter().cloned());
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut out = ssh::run(&session, "flock", &argv, timeout).await?;
+            if out.code == Some(LOCK_BUSY) {
+                cx.log(&format!(
+                    "another certbot is running on {}; waiting for it to finish",
+                    cfg.vps.name
+                ));
+                args[0] = "-w".into();
+                args.insert(1, cfg.cert.timeout_secs.to_string());
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                out = ssh::run(&session, "flock", &argv, timeout + Duration::from_secs(30)).await?;
+            }
+            let all = format!("{}{}", out.stdout, out.stderr);
+            for line in all.lines().filter(|l| !l.trim().is_empty()) {
+                cx.log(line);
+            }
+            if out.code == Some(LOCK_BUSY) {
+                return Err(StepError::Transient(anyhow::anyhow!(
+                    "certbot lock on {} still held after {}s",
+                    cfg.vps.name,
+                    cfg.cert.timeout_secs
+                )));
+            }
+            if !out.success {
+                let acme_down = all.contains("Connection refused")
+                    || all.contains("Max retries exceeded")
+                    || all.contains("Failed to establish");
+                let hint = if acme_down {
+                    "the ACME CA could not be reached from the VPS"
+                } else if all.to_ascii_lowercase().contains("challenge") {
+                    "the ACME challenge failed: the CA could not fetch the token from this domain"
+                } else {
+                    "certbot failed"
+                };
+                return Err(StepError::refused(format!(
+                    "{hint} for {domain} (exit {}); nothing was committed and the run can be resumed. certbot said:\n{}",
+                    out.code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "signal".into()),
+                    useful_lines(&all)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let cfg = &cx.services.config;
+        let mut evidence = Vec::new();
+        for (domain, _) in targets(cx)? {
+            // nginx may still be finishing its reload: a few quick tries before judging.
+            let mut last = None;
+            for _ in 0..10 {
+                match tls::status(
+                    domain.as_str(),
+                    cfg.vps.ipv4.into(),
+                    cfg.cert.trusted_roots.as_deref(),
+                    Duration::from_secs(10),
+                )
+                .await
+                {
+                    Ok(s) if s.is_good() => {
+                        last = Some(Ok(s));
+                        break;
+                    }
+                    other => last = Some(other),
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            match last {
+                Some(Ok(s)) if s.is_good() => evidence.push(format!(
+                    "{domain}: {} until {} (chain valid)",
+                    s.issuer, s.not_after
+                )),
+                Some(Ok(s)) => return Ok(CheckReport::failed(s.render())),
+                Some(Err(e)) => return Ok(CheckReport::failed(format!("{domain}: {e:#}"))),
+                None => unreachable!(),
+            }
+        }
+        Ok(CheckReport::ok(evidence.join("; ")))
+    }
+}

@@ -1,0 +1,112 @@
+//! Runbook: "Sync the certbot-modified conf back to the repo so future deploys preserve TLS":
+//! read the site file from the VPS and commit it as the site's nginx/prod.conf.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::cert::targets;
+use super::deploy_config::fill;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use crate::adapters::ssh;
+use crate::domain::DomainName;
+use crate::templating;
+
+pub struct SyncBack;
+
+fn repo_conf(cx: &StepContext, domain: &DomainName) -> String {
+    format!(
+        "{}/{}/nginx/prod.conf",
+        cx.services.config.deploy.domains_dir, domain
+    )
+}
+
+/// (repo path, what the repo has, what the VPS has) for every domain that differs.
+async fn differences(cx: &StepContext) -> Result<Vec<(String, Option<String>, String)>, StepError> {
+    let session = cx.services.vps().await?;
+    let mut out = Vec::new();
+    for (domain, _) in targets(cx)? {
+        let remote_path = fill(&cx.services.config.deploy.nginx_site, &domain);
+        let remote = ssh::run(&session, "cat", &[&remote_path], Duration::from_secs(30)).await?;
+        if !remote.success {
+            return Err(StepError::refused(format!(
+                "cannot read {remote_path} on the VPS: {}",
+                remote.stderr.trim()
+            )));
+        }
+        let path = repo_conf(cx, &domain);
+        let local = cx.services.repo.read(&path)?;
+        if local.as_deref() != Some(remote.stdout.as_str()) {
+            out.push((path, local, remote.stdout));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Step for SyncBack {
+    fn name(&self) -> &'static str {
+        "sync-back"
+    }
+
+    fn description(&self) -> &'static str {
+        "Sync certbot's nginx site file from the VPS back to the repo's nginx/prod.conf, so later deploys keep TLS"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        let _turn = cx.services.repo_lock.lock().await;
+        let sync = cx.services.repo.sync().await?;
+        let diffs = differences(cx).await?;
+        if diffs.is_empty() && sync.ahead == 0 {
+            return Ok(Plan::AlreadyDone {
+                evidence: "the repo's nginx/prod.conf matches the VPS".into(),
+            });
+        }
+        let detail: String = diffs
+            .iter()
+            .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
+            .collect();
+        Ok(Plan::Change {
+            summary: format!(
+                "commit certbot's nginx conf for {} file(s) and push",
+                diffs.len()
+            ),
+            detail,
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+        let repo = &cx.services.repo;
+        let _turn = cx.services.repo_lock.lock().await;
+        repo.sync().await?;
+        let diffs = differences(cx).await?;
+        let paths: Vec<String> = diffs.iter().map(|d| d.0.clone()).collect();
+        for (path, _, text) in &diffs {
+            repo.write(path, text)?;
+        }
+        let message = format!(
+            "sync certbot's nginx conf back: {}\n\nRun {} of onboard-bot, approved by {}.",
+            paths.join(", "),
+            cx.run_id,
+            plan.approver().unwrap_or("nobody")
+        );
+        if let Err(e) = repo.commit_and_push(&paths, &message).await {
+            repo.restore(&paths).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        let _turn = cx.services.repo_lock.lock().await;
+        let diffs = differences(cx).await?;
+        Ok(match diffs.first() {
+            None => CheckReport::ok("nginx/prod.conf in the repo equals the VPS's site file"),
+            Some((p, _, _)) => CheckReport::failed(format!("{p} still differs from the VPS")),
+        })
+    }
+}

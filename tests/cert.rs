@@ -1,0 +1,184 @@
+//! /cert in the lab: certbot --nginx over SSH against pebble, the conf synced back into the
+//! repo, held_back flipped, HTTPS served with a certificate from the lab CA; failures reported
+//! with certbot's useful lines; two runs on the same VPS serialised.
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/scripted.rs"]
+mod scripted;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab::Lab;
+use onboard_bot::adapters::tls;
+use onboard_bot::commands::onboard::OnboardArgs;
+use onboard_bot::config::OnboardingConfig;
+use onboard_bot::engine::request::Request;
+use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
+use onboard_bot::state::runs::RunStatus;
+use scripted::Scripted;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn person(slug: &str) -> Request {
+    OnboardArgs {
+        slug: slug.into(),
+        name: "Cert Person".into(),
+        email: format!("{slug}@example.com"),
+        mode: "person-only".into(),
+        ..Default::default()
+    }
+    .parse(&OnboardingConfig::default())
+    .unwrap()
+}
+
+fn origin_file(tmp: &Path, path: &str) -> Option<String> {
+    let out = Command::new("git")
+        .args(["show", &format!("main:{path}")])
+        .current_dir(tmp.join("origin.git"))
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn onboard(
+    lab: &Lab,
+    slug: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (RunOutcome, tempfile::TempDir, Arc<Scripted>) {
+    lab.serve_domains(&[&format!("{slug}.com")]);
+    let dbs = lab.fresh().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let front = Arc::new(Scripted::approve_all());
+    let engine = Engine::new(dbs.config(tmp.path(), edit), front.clone())
+        .await
+        .unwrap();
+    let (_, out) = engine
+        .run(
+            person(slug),
+            &scripted::actor("ops"),
+            StartOptions::default(),
+        )
+        .await
+        .unwrap();
+    (out, tmp, front)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() {
+    tokio::time::timeout(TIMEOUT, async {
+        let lab = Lab::get();
+        let (out, tmp, front) = onboard(&lab, "cert-one", |t| t).await;
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        let cert_plan = front.requests().into_iter().find(|r| r.step == "cert").expect("cert asked for approval");
+        assert!(
+            cert_plan.detail.contains("certbot --nginx -d cert-one.com -d www.cert-one.com --non-interactive --agree-tos -m cert-one@example.com --redirect"),
+            "{}",
+            cert_plan.detail
+        );
+
+        // The synced conf in the repo carries the ssl lines certbot added.
+        let conf = origin_file(tmp.path(), "deployments/@domains/cert-one.com/nginx/prod.conf").unwrap();
+        assert!(conf.contains("listen 443 ssl; # managed by Certbot"), "{conf}");
+        assert!(conf.contains("ssl_certificate ") && conf.contains("return 301 https://$host$request_uri;"), "{conf}");
+        // held_back flipped, comments kept.
+        let services = origin_file(tmp.path(), "deployments/@domains/cert-one.com/services.yaml").unwrap();
+        assert!(services.contains("held_back: false") && services.contains("# stays true until TLS is live"), "{services}");
+
+        // HTTPS serves a certificate issued by the lab CA, for the apex and www.
+        let roots = lab.dir.join("pebble/issuing-root.pem");
+        let status = tls::status("cert-one.com", "127.0.0.1".parse().unwrap(), Some(&roots), Duration::from_secs(10)).await.unwrap();
+        assert!(status.is_good(), "{}", status.render());
+        assert!(status.issuer.contains("Pebble"), "{}", status.render());
+        // ... and it does not validate against the public roots: the check can fail.
+        let public = tls::status("cert-one.com", "127.0.0.1".parse().unwrap(), None, Duration::from_secs(10)).await.unwrap();
+        assert!(public.chain.is_err());
+
+        // `cert status` on the command line says the same.
+        let cfg = tmp.path().join("bot.yaml");
+        let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot")).args(["cert", "status", "cert-one.com", "--config"]).arg(&cfg).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("apex yes, www yes") && stdout.contains("valid against the configured roots"), "{stdout}");
+    })
+    .await
+    .expect("test timed out")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
+    tokio::time::timeout(TIMEOUT, async {
+        let lab = Lab::get();
+        // certbot pointed at a CA that is not there (as when pebble is stopped): connection refused.
+        let (out, tmp, _) = onboard(&lab, "cert-noca", |t| {
+            t.replace(
+                "--server=https://127.0.0.1:14000/dir",
+                "--server=https://127.0.0.1:14999/dir",
+            )
+        })
+        .await;
+        assert_eq!(out.status, RunStatus::Failed);
+        assert!(
+            out.message.contains("the ACME CA could not be reached"),
+            "{}",
+            out.message
+        );
+        assert!(out.message.contains("certbot said:"), "{}", out.message);
+        assert!(
+            out.message
+                .contains("nothing was committed and the run can be resumed"),
+            "{}",
+            out.message
+        );
+        let conf = origin_file(
+            tmp.path(),
+            "deployments/@domains/cert-noca.com/nginx/prod.conf",
+        )
+        .unwrap();
+        assert!(
+            !conf.contains("Certbot"),
+            "a failed cert step changed the repo"
+        );
+        let services = origin_file(
+            tmp.path(),
+            "deployments/@domains/cert-noca.com/services.yaml",
+        )
+        .unwrap();
+        assert!(services.contains("held_back: true"));
+    })
+    .await
+    .expect("test timed out")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_cert_runs_on_the_same_vps_both_succeed_one_after_the_other() {
+    tokio::time::timeout(TIMEOUT, async {
+        let lab = Lab::get();
+        // Two bot instances (two engines, two SSH masters): only the lock on the VPS keeps
+        // their certbots apart.
+        let (a, b) = tokio::join!(
+            onboard(&lab, "cert-par-a", |t| t),
+            onboard(&lab, "cert-par-b", |t| t)
+        );
+        assert_eq!(a.0.status, RunStatus::Done, "{:?}", a.0);
+        assert_eq!(b.0.status, RunStatus::Done, "{:?}", b.0);
+        let roots = lab.dir.join("pebble/issuing-root.pem");
+        for d in ["cert-par-a.com", "cert-par-b.com"] {
+            let s = tls::status(
+                d,
+                "127.0.0.1".parse().unwrap(),
+                Some(&roots),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            assert!(s.is_good(), "{}", s.render());
+        }
+    })
+    .await
+    .expect("test timed out")
+}
