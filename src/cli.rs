@@ -184,10 +184,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Serve => {
-            eprintln!(
-                "`serve` runs the Discord front-end, which is not wired in yet (issue 9). Use the console subcommands meanwhile."
-            );
-            Ok(ExitCode::from(2))
+            if config.discord.is_none() {
+                eprintln!(
+                    "config error: {}: `serve` needs a `discord:` section (token, guild_id, ops_channel_id, approver_role_ids); see config/bot.example.yaml",
+                    config.source.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let mut bot = crate::chat::discord::Bot::start(config).await?;
+            let stopped = tokio::select! {
+                r = tokio::signal::ctrl_c() => {
+                    r.context("waiting for Ctrl-C")?;
+                    None
+                }
+                r = bot.wait() => Some(r),
+            };
+            match stopped {
+                None => {
+                    eprintln!(
+                        "stopping: unfinished runs resume from their recorded state at the next start"
+                    );
+                    bot.shutdown().await;
+                }
+                Some(r) => r?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Onboard { args, run } => {
             let request = match args.parse(&config.onboarding) {

@@ -2,7 +2,8 @@
 //! in one place.
 
 use crate::chat::{ApprovalRequest, RunView};
-use crate::state::runs::{LockHeld, RunRecord, StepRecord, StepStatus};
+use crate::state::audit::Event;
+use crate::state::runs::{LockHeld, RunRecord, RunStatus, StepRecord, StepStatus};
 
 /// A symbol per status, the same in the console and in Discord.
 pub fn status_icon(status: StepStatus) -> &'static str {
@@ -119,4 +120,513 @@ pub fn summary_table(run: &RunRecord, steps: &[StepRecord]) -> String {
         ));
     }
     out
+}
+
+// ----- chat (Discord) ------------------------------------------------------------------------
+//
+// Plain text and plain structs only: `src/chat/discord` turns them into embeds and buttons, so
+// these stay testable without a Discord client. Lengths are kept inside Discord's limits here
+// (content 2000, embed title 256, description 4096, footer 2048, thread name 100).
+
+/// A card to show as an embed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub title: String,
+    pub description: String,
+    pub footer: String,
+    /// 0xRRGGBB.
+    pub colour: u32,
+}
+
+/// An approval message: the card, and the full plan as a file when it is too long to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalCard {
+    pub card: Card,
+    /// `(file name, text)`.
+    pub attachment: Option<(String, String)>,
+}
+
+/// Plans longer than this go into an attached file (an embed description holds 4096).
+pub const PLAN_INLINE_MAX: usize = 3000;
+const NOTE_MAX: usize = 160;
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `discord:123` as a mention people can click; other actors as they are.
+pub fn mention(actor_id: &str) -> String {
+    match actor_id.strip_prefix("discord:") {
+        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => format!("<@{id}>"),
+        _ => format!("`{actor_id}`"),
+    }
+}
+
+/// Text safe inside a ``` block (a plan containing ``` would end the block early).
+fn fenced(text: &str) -> String {
+    format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
+}
+
+fn run_colour(status: Option<RunStatus>, run: &RunView) -> u32 {
+    match status {
+        Some(RunStatus::Done) => 0x2ecc71,
+        Some(RunStatus::Failed) => 0xe74c3c,
+        Some(RunStatus::Rejected | RunStatus::Cancelled) => 0x95a5a6,
+        _ if run
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::WaitingApproval) =>
+        {
+            0xf1c40f
+        }
+        _ if run.steps.iter().any(|s| s.status == StepStatus::Parked) => 0xe67e22,
+        _ => 0x3498db,
+    }
+}
+
+/// Name of a run's thread in the ops channel.
+pub fn thread_name(run: &RunView) -> String {
+    truncate(
+        &format!(
+            "{} {}{} · {}",
+            run.runbook,
+            run.subject,
+            if run.dry_run { " (dry run)" } else { "" },
+            &run.id.simple().to_string()[..8]
+        ),
+        100,
+    )
+}
+
+/// The ops-channel message a run's thread hangs off.
+pub fn run_opened(run: &RunView) -> String {
+    format!(
+        "**{} {}**{} started by {} · run `{}` · progress, plans and approvals in the thread",
+        run.runbook,
+        run.subject,
+        if run.dry_run { " (dry run)" } else { "" },
+        mention(&run.started_by),
+        run.id
+    )
+}
+
+/// Posted in the thread when a restarted bot picks a run up again.
+pub fn run_resumed(run: &RunView) -> String {
+    format!(
+        "↻ the bot restarted; run `{}` continues from its recorded state (finished steps are not repeated)",
+        run.id
+    )
+}
+
+/// The progress embed: one line per step, edited in place as the run goes.
+pub fn progress_card(run: &RunView, finished: Option<(RunStatus, &str)>) -> Card {
+    let mut lines = vec![format!("started by {}", mention(&run.started_by))];
+    lines.push(String::new());
+    for s in &run.steps {
+        let mut line = format!(
+            "`{}` **{}** — {}",
+            status_icon(s.status),
+            s.name,
+            status_words(s.status)
+        );
+        if let Some(note) = s.note.as_deref().filter(|n| !n.is_empty()) {
+            let first = note.lines().next().unwrap_or_default();
+            line.push_str(&format!(": {}", truncate(first, NOTE_MAX)));
+        }
+        lines.push(line);
+    }
+    if let Some((status, message)) = finished {
+        lines.push(String::new());
+        lines.push(format!(
+            "**{}** — {}",
+            status.as_str().replace('_', " "),
+            truncate(message, 1000)
+        ));
+    }
+    Card {
+        title: truncate(
+            &format!(
+                "{} {}{}",
+                run.runbook,
+                run.subject,
+                if run.dry_run { " (dry run)" } else { "" }
+            ),
+            256,
+        ),
+        description: truncate(&lines.join("\n"), 4000),
+        footer: format!("run {}", run.id),
+        colour: run_colour(finished.map(|(s, _)| s), run),
+    }
+}
+
+/// A step's outcome, posted in the thread as its own message.
+pub fn step_outcome(step: &str, status: StepStatus, message: &str) -> String {
+    truncate(&step_event(step, status, message), 1900)
+}
+
+/// Progress lines from inside steps, gathered into one message.
+pub fn log_lines(step_lines: &[(String, String)]) -> String {
+    let text: Vec<String> = step_lines
+        .iter()
+        .map(|(step, line)| format!("{step} │ {line}"))
+        .collect();
+    truncate(&fenced(&truncate(&text.join("\n"), 1800)), 1990)
+}
+
+/// How a run ended, posted in its thread.
+pub fn run_finished(status: RunStatus, message: &str) -> String {
+    let icon = match status {
+        RunStatus::Done => "✓",
+        RunStatus::Failed => "✗",
+        RunStatus::Rejected => "✗",
+        RunStatus::Cancelled => "-",
+        _ => "…",
+    };
+    truncate(
+        &format!(
+            "{icon} run {}: {message}",
+            status.as_str().replace('_', " ")
+        ),
+        1900,
+    )
+}
+
+/// The plan to approve: what, why, the exact change; long plans as an attached file.
+pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCard {
+    let head = format!(
+        "{}\n**{}**\nrun started by {}; only an approver{} may approve.",
+        req.step_description,
+        truncate(&req.summary, 500),
+        mention(&req.started_by),
+        if two_person_rule {
+            " other than the person who started it"
+        } else {
+            ""
+        }
+    );
+    let (body, attachment) = if req.detail.chars().count() <= PLAN_INLINE_MAX {
+        (fenced(&req.detail), None)
+    } else {
+        let preview: Vec<&str> = req.detail.lines().take(15).collect();
+        let file = format!(
+            "plan-{}-{}.txt",
+            req.step,
+            &req.plan_hash[..12.min(req.plan_hash.len())]
+        );
+        (
+            format!(
+                "{}\nThe full plan ({} lines) is attached as `{file}`; the approval covers all of it.",
+                fenced(&truncate(&preview.join("\n"), 1500)),
+                req.detail.lines().count()
+            ),
+            Some((file, req.detail.clone())),
+        )
+    };
+    ApprovalCard {
+        card: Card {
+            title: truncate(
+                &format!("Approval needed: {} · {}", req.step, req.subject),
+                256,
+            ),
+            description: truncate(&format!("{head}\n{body}"), 4000),
+            footer: format!(
+                "run {} · plan {}",
+                req.run_id,
+                &req.plan_hash[..12.min(req.plan_hash.len())]
+            ),
+            colour: 0xf1c40f,
+        },
+        attachment,
+    }
+}
+
+/// The approval message's text once someone decided.
+pub fn approval_decided(approved: bool, actor_id: &str) -> String {
+    if approved {
+        format!("✓ approved by {}", mention(actor_id))
+    } else {
+        format!("✗ rejected by {}", mention(actor_id))
+    }
+}
+
+/// An approval message whose plan changed before it was decided.
+pub fn approval_superseded() -> String {
+    "⚠ superseded: the plan changed before it was applied, so this approval no longer covers it; a fresh approval follows".into()
+}
+
+/// An approval message that can no longer be decided (run cancelled or finished).
+pub fn approval_closed(why: &str) -> String {
+    format!("closed: {why}")
+}
+
+/// Why a click on Approve or Reject was refused (shown only to the clicker).
+pub fn approval_refused(reason: &ApprovalRefusal) -> String {
+    match reason {
+        ApprovalRefusal::NotApprover => {
+            "You can't decide on this plan: only members with an approver role may approve or reject production writes. Your click was recorded in the audit trail.".into()
+        }
+        ApprovalRefusal::SelfApproval => {
+            "You started this run, and the two-person rule is on: someone else with an approver role must approve its production writes. Your click was recorded in the audit trail.".into()
+        }
+        ApprovalRefusal::Stale => {
+            "This plan is out of date: the step planned again and got a different plan. Decide on the newest approval message in the thread.".into()
+        }
+        ApprovalRefusal::AlreadyDecided(by) => {
+            format!("This plan was already decided by {}.", mention(by))
+        }
+        ApprovalRefusal::RunOver(status) => {
+            format!("This run is {} and waits for no decision.", status.replace('_', " "))
+        }
+    }
+}
+
+/// Why a click was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalRefusal {
+    NotApprover,
+    SelfApproval,
+    Stale,
+    AlreadyDecided(String),
+    RunOver(String),
+}
+
+impl ApprovalRefusal {
+    /// Stable key for the audit trail.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::NotApprover => "not_approver",
+            Self::SelfApproval => "two_person_rule",
+            Self::Stale => "stale_plan",
+            Self::AlreadyDecided(_) => "already_decided",
+            Self::RunOver(_) => "run_over",
+        }
+    }
+}
+
+/// A user error: what was wrong with the input, shown only to them.
+pub fn input_refused(field: &str, message: &str) -> String {
+    truncate(&format!("Not started — {field}: {message}"), 1900)
+}
+
+/// An internal failure: a short message with a reference to find the full chain in the log.
+pub fn internal_error(reference: &str) -> String {
+    format!(
+        "Something went wrong on the bot's side (reference `{reference}`). Nothing more was done; the details are in the bot's log under that reference."
+    )
+}
+
+/// A command whose runbook is not built yet.
+pub fn not_built_yet(command: &str, issue: u32) -> String {
+    format!("`/{command}` is registered but its runbook is not built yet (issue {issue}).")
+}
+
+/// The reply to /onboard once its run is under way.
+pub fn run_started_reply(run_id: uuid::Uuid, thread_id: Option<u64>) -> String {
+    match thread_id {
+        Some(t) => format!("Run `{run_id}` started: follow it and approve its plans in <#{t}>."),
+        None => format!("Run `{run_id}` started; its thread is on its way in the ops channel."),
+    }
+}
+
+/// `/status` without a run: the runs not finished for good, with their threads.
+pub fn status_overview(runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return "No unfinished runs.".into();
+    }
+    let mut out = String::from("Unfinished runs, newest first:\n");
+    for r in runs {
+        let thread = r
+            .chat_ref
+            .as_ref()
+            .and_then(|c| c["thread_id"].as_str())
+            .map(|t| format!(" · <#{t}>"))
+            .unwrap_or_default();
+        let line = format!(
+            "• `{}` {} {} — {}{} · by {}\n",
+            r.id,
+            r.runbook,
+            r.subject,
+            r.status.as_str().replace('_', " "),
+            thread,
+            mention(&r.started_by)
+        );
+        if out.len() + line.len() > 1900 {
+            out.push('…');
+            break;
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// `/status RUN`: the summary table in a code block.
+pub fn status_of_run(run: &RunRecord, steps: &[StepRecord]) -> String {
+    truncate(&fenced(&truncate(&summary_table(run, steps), 1900)), 1990)
+}
+
+/// `/audit SUBJECT`: the events, one line each (the full text as a file when long).
+pub fn audit_listing(subject: &str, events: &[Event]) -> String {
+    let mut out = format!("audit trail of {subject}: {} events\n", events.len());
+    for e in events {
+        out.push_str(&format!(
+            "{} #{:<5} {:<22} {:<14} {:<22} {}\n",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.id,
+            e.kind,
+            e.step.as_deref().unwrap_or("-"),
+            e.actor,
+            e.outcome
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod chat_tests {
+    use super::*;
+    use crate::chat::StepLine;
+
+    fn view() -> RunView {
+        RunView {
+            id: uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
+            runbook: "onboard".into(),
+            subject: "merche-biche".into(),
+            started_by: "discord:1100000000000000042".into(),
+            dry_run: false,
+            chat_ref: None,
+            steps: vec![
+                StepLine {
+                    name: "preflight".into(),
+                    status: StepStatus::Done,
+                    note: Some("slug free, tenant DB is the primary".into()),
+                },
+                StepLine {
+                    name: "create-person".into(),
+                    status: StepStatus::WaitingApproval,
+                    note: Some("INSERT INTO users (merche-biche)".into()),
+                },
+                StepLine {
+                    name: "dns-records".into(),
+                    status: StepStatus::Pending,
+                    note: None,
+                },
+            ],
+        }
+    }
+
+    fn request(detail: String) -> ApprovalRequest {
+        ApprovalRequest {
+            run_id: view().id,
+            subject: "merche-biche".into(),
+            step: "create-person".into(),
+            step_description: "Database 1: create the Person".into(),
+            summary: "INSERT INTO users (merche-biche)".into(),
+            detail,
+            plan_hash: "0123456789abcdef0123456789abcdef".into(),
+            started_by: "discord:1100000000000000042".into(),
+        }
+    }
+
+    #[test]
+    fn progress_card_snapshot() {
+        let c = progress_card(&view(), None);
+        assert_eq!(c.colour, 0xf1c40f, "waiting for approval is yellow");
+        insta::assert_snapshot!(
+            "progress_card",
+            format!("{}\n---\n{}\n---\n{}", c.title, c.description, c.footer)
+        );
+        let done = progress_card(&view(), Some((RunStatus::Done, "all steps done")));
+        assert_eq!(done.colour, 0x2ecc71);
+        assert!(done.description.ends_with("**done** — all steps done"));
+    }
+
+    #[test]
+    fn approval_card_inline_and_attached() {
+        let short = approval_card(
+            &request("INSERT INTO users (slug) VALUES ($1)\n  $1 = 'merche-biche'".into()),
+            true,
+        );
+        assert!(short.attachment.is_none());
+        insta::assert_snapshot!(
+            "approval_card",
+            format!(
+                "{}\n---\n{}\n---\n{}",
+                short.card.title, short.card.description, short.card.footer
+            )
+        );
+        let long: String = (0..400)
+            .map(|i| format!("line {i} of a long diff\n"))
+            .collect();
+        let a = approval_card(&request(long.clone()), true);
+        let (name, text) = a.attachment.expect("a long plan goes into a file");
+        assert_eq!(name, "plan-create-person-0123456789ab.txt");
+        assert_eq!(text, long);
+        assert!(a.card.description.len() < 4096);
+        assert!(
+            a.card
+                .description
+                .contains("attached as `plan-create-person-0123456789ab.txt`")
+        );
+    }
+
+    #[test]
+    fn texts_stay_inside_discord_limits() {
+        let mut v = view();
+        v.subject = "x".repeat(300);
+        for s in &mut v.steps {
+            s.note = Some("n".repeat(5000));
+        }
+        assert!(thread_name(&v).chars().count() <= 100);
+        let c = progress_card(&v, Some((RunStatus::Failed, &"m".repeat(5000))));
+        assert!(c.title.chars().count() <= 256 && c.description.chars().count() <= 4096);
+        assert!(
+            step_outcome("s", StepStatus::Failed, &"e".repeat(5000))
+                .chars()
+                .count()
+                <= 2000
+        );
+        assert!(log_lines(&[("s".into(), "l".repeat(5000))]).chars().count() <= 2000);
+        let plan = request("```\nrm -rf /\n```".into());
+        assert!(
+            approval_card(&plan, true)
+                .card
+                .description
+                .matches("```")
+                .count()
+                == 2,
+            "a plan cannot close its code block"
+        );
+    }
+
+    #[test]
+    fn refusals_and_errors_snapshot() {
+        let all = [
+            ApprovalRefusal::NotApprover,
+            ApprovalRefusal::SelfApproval,
+            ApprovalRefusal::Stale,
+            ApprovalRefusal::AlreadyDecided("discord:1".into()),
+            ApprovalRefusal::RunOver("cancelled".into()),
+        ]
+        .iter()
+        .map(approval_refused)
+        .collect::<Vec<_>>()
+        .join("\n");
+        insta::assert_snapshot!(
+            "approval_refusals",
+            format!(
+                "{all}\n{}\n{}\n{}\n{}\n{}",
+                internal_error("e-1a2b3c"),
+                not_built_yet("cert", 7),
+                input_refused("slug", "`Bad` contains `B`"),
+                approval_decided(true, "discord:1100000000000000040"),
+                approval_decided(false, "console:root"),
+            )
+        );
+    }
 }

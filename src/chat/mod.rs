@@ -4,6 +4,7 @@
 //! the console and Discord.
 
 pub mod console;
+pub mod discord;
 
 use async_trait::async_trait;
 use serde::Serialize;

@@ -1,0 +1,608 @@
+//! The slash commands, one `async fn` each. Every command acknowledges first (an ephemeral
+//! defer, or the brand form for /onboard), then validates through `src/commands` and hands a
+//! request to the engine. User errors are answered ephemerally as they are; anything else goes
+//! to `on_error`, which answers with a reference id.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serenity::all::{
+    ActionRowComponent, CreateActionRow, CreateAttachment, CreateAutocompleteResponse,
+    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
+    EditInteractionResponse, InputTextStyle, ModalInteraction,
+};
+use tokio::sync::oneshot;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::{Context, Data, Error, reference_id};
+use crate::chat::Actor;
+use crate::commands::dns_check::DnsCheckArgs;
+use crate::commands::onboard::OnboardArgs;
+use crate::domain::{InputError, MailPlan};
+use crate::engine::{StartError, StartOptions};
+use crate::messages;
+use crate::state::{audit, runs};
+
+/// How long the brand form may stay open (Discord's interaction token lives 15 minutes).
+const MODAL_TIMEOUT: Duration = Duration::from_secs(14 * 60);
+/// How long /onboard waits for its run's thread before answering without the link.
+const THREAD_WAIT: Duration = Duration::from_secs(10);
+/// Autocomplete must answer within Discord's 3 seconds.
+const AUTOCOMPLETE_BUDGET: Duration = Duration::from_millis(1500);
+const MODAL_PREFIX: &str = "ob-brand:";
+
+/// Every command the bot registers, in one list (names unique, see the test below).
+pub fn all() -> Vec<poise::Command<Data, Error>> {
+    vec![
+        onboard(),
+        dns_check(),
+        cert(),
+        verify(),
+        status(),
+        cancel(),
+        audit(),
+    ]
+}
+
+/// Brand forms waiting for their submission, by modal custom_id.
+#[derive(Default)]
+pub struct ModalWaiters(Mutex<HashMap<String, oneshot::Sender<ModalInteraction>>>);
+
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum ModeChoice {
+    #[name = "person-only"]
+    PersonOnly,
+    #[name = "person-owns-org"]
+    PersonOwnsOrg,
+    #[name = "person-joins-org"]
+    PersonJoinsOrg,
+}
+
+impl ModeChoice {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PersonOnly => "person-only",
+            Self::PersonOwnsOrg => "person-owns-org",
+            Self::PersonJoinsOrg => "person-joins-org",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum MailChoice {
+    #[name = "mailbox"]
+    Mailbox,
+    #[name = "forwarding"]
+    Forwarding,
+    #[name = "none"]
+    None,
+}
+
+impl From<MailChoice> for MailPlan {
+    fn from(m: MailChoice) -> Self {
+        match m {
+            MailChoice::Mailbox => MailPlan::Mailbox,
+            MailChoice::Forwarding => MailPlan::Forwarding,
+            MailChoice::None => MailPlan::None,
+        }
+    }
+}
+
+fn actor_of(user: &serenity::all::User) -> Actor {
+    Actor {
+        id: format!("discord:{}", user.id),
+        display: user.name.clone(),
+    }
+}
+
+/// Where the answer to a command goes: the command's own (deferred) response, or the brand
+/// form's submission when /onboard opened one.
+enum Origin<'a> {
+    Command(Context<'a>),
+    Modal(&'a serenity::all::Context, Box<ModalInteraction>),
+}
+
+impl Origin<'_> {
+    async fn reply(&self, text: String) -> anyhow::Result<()> {
+        match self {
+            Origin::Command(ctx) => {
+                ctx.send(poise::CreateReply::default().content(text).ephemeral(true))
+                    .await?;
+            }
+            Origin::Modal(sctx, m) => {
+                m.edit_response(&sctx.http, EditInteractionResponse::new().content(text))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ----- /onboard ----------------------------------------------------------------------------------
+
+/// Onboard a new Provider: the whole runbook, with a thread for its progress and approvals.
+#[poise::command(slash_command, guild_only)]
+#[allow(clippy::too_many_arguments)]
+pub async fn onboard(
+    ctx: Context<'_>,
+    #[description = "Short kebab-case name, unique across people and orgs (e.g. merche-biche)"]
+    slug: String,
+    #[description = "The Person's display name"] name: String,
+    #[description = "The Person's email address"] email: String,
+    #[description = "Operating mode (default person-only)"] mode: Option<ModeChoice>,
+    #[description = "Org slug: the new org (owns) or the existing one to join (joins)"]
+    #[autocomplete = "autocomplete_org"]
+    org: Option<String>,
+    #[description = "Name of the new org (person-owns-org)"] org_name: Option<String>,
+    #[description = "Domain to serve (default: {slug}.com)"] domain: Option<String>,
+    #[description = "A second domain to serve"] domain2: Option<String>,
+    #[description = "Mail on the domain (default none)"] mail: Option<MailChoice>,
+    #[description = "Generic site feature (never provider-named)"]
+    #[autocomplete = "autocomplete_feature"]
+    feature: Option<String>,
+    #[description = "Brand logo URL, https (org-shaped modes)"] logo: Option<String>,
+    #[description = "Open a form for brand copy and palette (org-shaped modes)"] brand: Option<
+        bool,
+    >,
+    #[description = "Plan every step and write nothing"] dry_run: Option<bool>,
+) -> Result<(), Error> {
+    let mode = mode.unwrap_or(ModeChoice::PersonOnly);
+    let mut args = OnboardArgs {
+        slug,
+        name,
+        email,
+        mode: mode.as_str().into(),
+        org,
+        org_name,
+        domains: domain.into_iter().chain(domain2).collect(),
+        mail: mail.map(MailPlan::from).unwrap_or_default(),
+        feature,
+        brand_copy: None,
+        logo,
+        palette: None,
+    };
+    let actor = actor_of(ctx.author());
+    let dry_run = dry_run.unwrap_or(false);
+    let wants_form = brand.unwrap_or(false) && !matches!(mode, ModeChoice::PersonOnly);
+    if !wants_form {
+        ctx.defer_ephemeral().await?;
+        if brand.unwrap_or(false) {
+            let e = InputError::new(
+                "brand",
+                "brand assets are for Org-shaped providers; person-only takes none",
+            );
+            return Origin::Command(ctx)
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+        return start_onboarding(ctx.data(), &Origin::Command(ctx), &args, &actor, dry_run).await;
+    }
+    // A modal must be the first response to the command, so it is the acknowledgement here.
+    let custom_id = format!("{MODAL_PREFIX}{}", ctx.interaction.id);
+    let (tx, rx) = oneshot::channel();
+    ctx.data()
+        .modals
+        .0
+        .lock()
+        .expect("modals")
+        .insert(custom_id.clone(), tx);
+    let form = CreateModal::new(custom_id.clone(), "Brand for the new site").components(vec![
+        CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Paragraph, "Brand copy", "brand_copy")
+                .placeholder("The site's headline and blurb")
+                .max_length(2000)
+                .required(false),
+        ),
+        CreateActionRow::InputText(
+            CreateInputText::new(
+                InputTextStyle::Short,
+                "Palette (hex, comma-separated)",
+                "palette",
+            )
+            .placeholder("#1a2b3c,#ffffff")
+            .max_length(200)
+            .required(false),
+        ),
+    ]);
+    ctx.interaction
+        .create_response(ctx.http(), CreateInteractionResponse::Modal(form))
+        .await?;
+    let submitted = tokio::time::timeout(MODAL_TIMEOUT, rx).await;
+    ctx.data()
+        .modals
+        .0
+        .lock()
+        .expect("modals")
+        .remove(&custom_id);
+    let Ok(Ok(submit)) = submitted else {
+        info!("the brand form was not submitted in time");
+        return Ok(());
+    };
+    submit.defer_ephemeral(ctx.http()).await?;
+    args.brand_copy = modal_value(&submit, "brand_copy");
+    args.palette = modal_value(&submit, "palette");
+    let origin = Origin::Modal(ctx.serenity_context(), Box::new(submit));
+    // Past the modal, poise can no longer answer on the command: report failures here.
+    if let Err(e) = start_onboarding(ctx.data(), &origin, &args, &actor, dry_run).await {
+        let reference = reference_id();
+        error!(reference, error = ?e, "/onboard failed after the brand form");
+        origin.reply(messages::internal_error(&reference)).await?;
+    }
+    Ok(())
+}
+
+fn modal_value(m: &ModalInteraction, id: &str) -> Option<String> {
+    m.data
+        .components
+        .iter()
+        .flat_map(|r| &r.components)
+        .find_map(|c| match c {
+            ActionRowComponent::InputText(t) if t.custom_id == id => t.value.clone(),
+            _ => None,
+        })
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A modal submission: handed to the /onboard waiting for it, or told it expired.
+pub async fn on_modal(
+    ctx: &serenity::all::Context,
+    data: &Data,
+    m: &ModalInteraction,
+) -> anyhow::Result<()> {
+    let waiter = data
+        .modals
+        .0
+        .lock()
+        .expect("modals")
+        .remove(&m.data.custom_id);
+    match waiter {
+        Some(tx) => {
+            if let Err(m) = tx.send(m.clone()) {
+                expired(ctx, &m).await?;
+            }
+        }
+        None => expired(ctx, m).await?,
+    }
+    Ok(())
+}
+
+async fn expired(ctx: &serenity::all::Context, m: &ModalInteraction) -> anyhow::Result<()> {
+    let reply = CreateInteractionResponseMessage::new()
+        .content(
+            "This form expired (the bot restarted or it stayed open too long): run /onboard again.",
+        )
+        .ephemeral(true);
+    m.create_response(&ctx.http, CreateInteractionResponse::Message(reply))
+        .await?;
+    Ok(())
+}
+
+async fn start_onboarding(
+    data: &Data,
+    origin: &Origin<'_>,
+    args: &OnboardArgs,
+    actor: &Actor,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let request = match args.parse(&data.config.onboarding) {
+        Ok(r) => r,
+        Err(e) => {
+            return origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let opts = StartOptions {
+        dry_run,
+        break_glass: None,
+    };
+    let run_id = match data.engine.start(request, actor, opts).await {
+        Ok(id) => id,
+        Err(StartError::Internal(e)) => return Err(e),
+        Err(refused) => {
+            return origin
+                .reply(messages::truncate(
+                    &format!("Not started — {refused}"),
+                    1900,
+                ))
+                .await;
+        }
+    };
+    data.spawn_run(run_id, false);
+    let thread = data.frontend.wait_for_thread(run_id, THREAD_WAIT).await;
+    origin
+        .reply(messages::run_started_reply(run_id, thread.map(|t| t.get())))
+        .await
+}
+
+async fn autocomplete_org(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
+    let slugs = tokio::time::timeout(AUTOCOMPLETE_BUDGET, org_slugs(ctx.data(), partial))
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    let slugs = slugs.unwrap_or_else(|e| {
+        info!(error = %e, "org autocomplete without suggestions");
+        Vec::new()
+    });
+    CreateAutocompleteResponse::new().set_choices(
+        slugs
+            .into_iter()
+            .map(serenity::all::AutocompleteChoice::from)
+            .collect(),
+    )
+}
+
+/// Existing org slugs starting with what was typed (read-only, at most 25: Discord's limit).
+async fn org_slugs(data: &Data, partial: &str) -> anyhow::Result<Vec<String>> {
+    let pool = data
+        .engine
+        .services()
+        .tenant_db()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = pool.acquire().await?;
+    crate::adapters::tenant_db::org_slugs(&mut conn, partial.trim(), 25)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn autocomplete_feature(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
+    let choices = ctx
+        .data()
+        .config
+        .onboarding
+        .features
+        .iter()
+        .filter(|f| f.starts_with(partial.trim()))
+        .take(25)
+        .map(|f| serenity::all::AutocompleteChoice::from(f.as_str()))
+        .collect();
+    CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+// ----- /dns-check --------------------------------------------------------------------------------
+
+/// Check a domain's DNS records on the authoritative and recursive servers.
+#[poise::command(slash_command, guild_only, rename = "dns-check")]
+pub async fn dns_check(
+    ctx: Context<'_>,
+    #[description = "The domain (e.g. merche-biche.com)"] domain: String,
+    #[description = "Mail plan to check (default: the one its onboarding recorded)"] mail: Option<
+        MailChoice,
+    >,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let args = DnsCheckArgs {
+        domain,
+        mail: mail.map(MailPlan::from),
+        wait: false,
+        deadline_secs: 600,
+    };
+    let req = match args.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return Origin::Command(ctx)
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let data = ctx.data();
+    let cfg = &data.config;
+    let mail = match req.mail {
+        Some(m) => m,
+        None => match runs::mail_plan_for_domain(data.engine.pool(), req.domain.as_str())
+            .await?
+            .as_deref()
+        {
+            Some("mailbox") => MailPlan::Mailbox,
+            Some("forwarding") => MailPlan::Forwarding,
+            _ => MailPlan::None,
+        },
+    };
+    let expected =
+        crate::dnscheck::expected_records(&req.domain, cfg.vps.ipv4, cfg.vps.ipv6, mail, &cfg.mail);
+    let report =
+        crate::adapters::dns::check_domain(&cfg.dns, &expected, req.domain.as_str(), &cfg.mail)
+            .await?;
+    // Runs parked on this domain re-check now rather than at their next scheduled check.
+    data.engine.nudge_domain(req.domain.as_str()).await?;
+    let text = format!(
+        "{}mail plan checked: {}\n",
+        crate::dnscheck::render(&report),
+        mail.name()
+    );
+    reply_text_or_file(ctx, &format!("dns-check {}", req.domain), &text).await
+}
+
+/// A listing as a code block, or as a file when it does not fit in one message.
+async fn reply_text_or_file(ctx: Context<'_>, title: &str, text: &str) -> Result<(), Error> {
+    let reply = if text.chars().count() <= 1900 {
+        poise::CreateReply::default().content(format!("```\n{}\n```", text.replace("```", "'''")))
+    } else {
+        let file = format!("{}.txt", title.replace([' ', '/'], "-"));
+        poise::CreateReply::default()
+            .content(format!("{title}: the full text is attached as `{file}`."))
+            .attachment(CreateAttachment::bytes(text.as_bytes().to_vec(), file))
+    };
+    ctx.send(reply.ephemeral(true)).await?;
+    Ok(())
+}
+
+// ----- /cert and /verify: registered now, their runbooks land with issues 7 and 8 ----------------
+
+/// Issue, re-issue or inspect a Provider domain's certificate.
+#[poise::command(slash_command, guild_only)]
+pub async fn cert(
+    ctx: Context<'_>,
+    #[description = "The domain (e.g. merche-biche.com)"] domain: String,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    // Issue 7: parse into a `Request::Cert` and call `start_run` like /onboard.
+    let _ = domain;
+    Origin::Command(ctx)
+        .reply(messages::not_built_yet("cert", 7))
+        .await
+}
+
+/// Run the runbook's success check for an onboarded Provider.
+#[poise::command(slash_command, guild_only)]
+pub async fn verify(
+    ctx: Context<'_>,
+    #[description = "The Provider's slug"] slug: String,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    // Issue 8: parse into a `Request::Verify` and call `start_run` like /onboard.
+    let _ = slug;
+    Origin::Command(ctx)
+        .reply(messages::not_built_yet("verify", 8))
+        .await
+}
+
+// ----- /status, /cancel, /audit -----------------------------------------------------------------
+
+fn parse_run_id(raw: &str) -> Result<Uuid, InputError> {
+    Uuid::try_parse(raw.trim().trim_matches('`'))
+        .map_err(|_| InputError::new("run", format!("`{}` is not a run id", raw.trim())))
+}
+
+/// Unfinished runs with their threads, or one run's steps.
+#[poise::command(slash_command, guild_only)]
+pub async fn status(
+    ctx: Context<'_>,
+    #[description = "A run id (default: every unfinished run)"] run: Option<String>,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let pool = ctx.data().engine.pool();
+    let text = match run {
+        None => messages::status_overview(&runs::list(pool, 15, true).await?),
+        Some(raw) => match parse_run_id(&raw) {
+            Err(e) => messages::input_refused(e.field, &e.message),
+            Ok(id) => match runs::get(pool, id).await? {
+                None => format!("No run `{id}`."),
+                Some(r) => messages::status_of_run(&r, &runs::steps(pool, id).await?),
+            },
+        },
+    };
+    Origin::Command(ctx).reply(text).await
+}
+
+/// Cancel a run: stop its step, record it, release its locks.
+#[poise::command(slash_command, guild_only)]
+pub async fn cancel(
+    ctx: Context<'_>,
+    #[description = "The run id"] run: String,
+    #[description = "Why (recorded in the audit trail)"] reason: Option<String>,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let origin = Origin::Command(ctx);
+    let id = match parse_run_id(&run) {
+        Ok(id) => id,
+        Err(e) => {
+            return origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let data = ctx.data();
+    let Some(record) = runs::get(data.engine.pool(), id).await? else {
+        return origin.reply(format!("No run `{id}`.")).await;
+    };
+    let actor = actor_of(ctx.author());
+    let is_approver = ctx.interaction.member.as_ref().is_some_and(|m| {
+        m.roles
+            .iter()
+            .any(|r| data.frontend.config().approver_role_ids.contains(&r.get()))
+    });
+    if !is_approver && record.started_by != actor.id {
+        return origin
+            .reply("Only the person who started a run or an approver may cancel it.".into())
+            .await;
+    }
+    let reason = reason.unwrap_or_else(|| format!("cancelled in Discord by {}", actor.display));
+    let msg = data
+        .engine
+        .cancel(id, &actor, &reason)
+        .await
+        .context("cancelling the run")?;
+    origin.reply(msg).await
+}
+
+/// The audit trail of a slug or domain.
+#[poise::command(slash_command, guild_only)]
+pub async fn audit(
+    ctx: Context<'_>,
+    #[description = "The slug or domain the events are about"] subject: String,
+    #[description = "Also verify the whole hash chain"] verify: Option<bool>,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let pool = ctx.data().engine.pool();
+    let events = audit::for_subject(pool, subject.trim()).await?;
+    let mut text = messages::audit_listing(subject.trim(), &events);
+    if verify.unwrap_or(false) {
+        let (count, breaks) = audit::verify_chain(pool).await?;
+        if breaks.is_empty() {
+            text.push_str(&format!(
+                "audit chain OK: {count} events, every hash and link holds\n"
+            ));
+        }
+        for b in &breaks {
+            text.push_str(&format!(
+                "audit chain BROKEN at event #{}: {}\n",
+                b.id, b.problem
+            ));
+        }
+    }
+    reply_text_or_file(ctx, &format!("audit {}", subject.trim()), &text).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_unique_and_fit_discord() {
+        let cmds = all();
+        let mut names: Vec<&str> = cmds.iter().map(|c| &*c.name).collect();
+        assert_eq!(
+            names,
+            [
+                "onboard",
+                "dns-check",
+                "cert",
+                "verify",
+                "status",
+                "cancel",
+                "audit"
+            ]
+        );
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), cmds.len());
+        for c in &cmds {
+            let desc = c.description.as_deref().unwrap_or_default();
+            assert!(
+                !desc.is_empty() && desc.chars().count() <= 100,
+                "/{}",
+                c.name
+            );
+            for p in &c.parameters {
+                let d = p.description.as_deref().unwrap_or_default();
+                assert!(
+                    !d.is_empty() && d.chars().count() <= 100,
+                    "/{} {}",
+                    c.name,
+                    p.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn run_ids_are_parsed_at_the_edge() {
+        let id = Uuid::new_v4();
+        assert_eq!(parse_run_id(&format!(" `{id}` ")).unwrap(), id);
+        assert_eq!(parse_run_id("nope").unwrap_err().field, "run");
+    }
+}

@@ -1,0 +1,236 @@
+//! The Discord front-end (`onboard-bot serve`): poise slash commands, approval buttons and a
+//! thread per run, on serenity.
+//!
+//! - [`Bot::start`] builds the engine with a [`DiscordFrontend`], registers the guild commands
+//!   and, once the gateway is ready, resumes unfinished runs in their threads.
+//! - Every interaction is acknowledged (deferred) before any I/O; runs execute in spawned tasks
+//!   and report with the bot token, so nothing depends on a 15-minute interaction token.
+//! - `discord.api_base` is Discord's own by default; anything else (the tests' fake Discord) is
+//!   reached through serenity's proxy setting with its ratelimiter off, because serenity's
+//!   ratelimiter ignores the proxy and would call discord.com.
+
+pub mod buttons;
+pub mod commands;
+pub mod custom_id;
+pub mod frontend;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use serenity::all::{
+    ClientBuilder, FullEvent, GatewayIntents, GuildId, Http, HttpBuilder, Interaction, ShardManager,
+};
+use tokio::task::{AbortHandle, JoinHandle};
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+pub use frontend::DiscordFrontend;
+
+use crate::config::{Config, DiscordConfig};
+use crate::engine::Engine;
+
+/// Discord's own API; any other base URL is treated as a test double.
+pub const DISCORD_API: &str = "https://discord.com";
+
+pub type Error = anyhow::Error;
+pub type Context<'a> = poise::ApplicationContext<'a, Data, Error>;
+
+/// What every command and event handler gets.
+#[derive(Clone)]
+pub struct Data {
+    pub engine: Engine,
+    pub frontend: Arc<DiscordFrontend>,
+    pub config: Arc<Config>,
+    runs: Arc<RunTasks>,
+    modals: Arc<commands::ModalWaiters>,
+}
+
+/// Runs executing in this process, so a shutdown can stop them.
+#[derive(Default)]
+struct RunTasks(Mutex<Vec<AbortHandle>>);
+
+impl Data {
+    /// Executes a run in its own task (it may wait for people for days); failures are logged
+    /// with a reference and reported in the run's thread by the engine where it can.
+    pub fn spawn_run(&self, run_id: Uuid, take_over: bool) {
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            match engine.execute(run_id, take_over).await {
+                Ok(outcome) => {
+                    info!(run_id = %run_id, status = outcome.status.as_str(), "run stopped")
+                }
+                Err(e) => {
+                    let reference = reference_id();
+                    error!(run_id = %run_id, reference, error = ?e, "run stopped on an internal error")
+                }
+            }
+        });
+        let mut runs = self.runs.0.lock().expect("run tasks");
+        runs.retain(|h| !h.is_finished());
+        runs.push(task.abort_handle());
+    }
+
+    fn discord(&self) -> &DiscordConfig {
+        self.frontend.config()
+    }
+}
+
+/// A short id to quote in chat and find in the log.
+pub fn reference_id() -> String {
+    format!("e-{}", &Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// serenity's HTTP client for the configured API base.
+pub fn build_http(cfg: &DiscordConfig) -> Http {
+    let token = cfg.token.expose_secret();
+    let base = cfg.api_base.trim_end_matches('/');
+    if base == DISCORD_API {
+        Http::new(token)
+    } else {
+        HttpBuilder::new(token)
+            .proxy(base)
+            .ratelimiter_disabled(true)
+            .build()
+    }
+}
+
+/// The running bot: the gateway client and the engine behind it.
+pub struct Bot {
+    pub data: Data,
+    shards: Arc<ShardManager>,
+    client: JoinHandle<Result<(), serenity::Error>>,
+}
+
+impl Bot {
+    /// Connects to the state DB and to Discord; returns once the client is started (the
+    /// commands are registered and runs resumed when the gateway says READY).
+    pub async fn start(config: Arc<Config>) -> anyhow::Result<Bot> {
+        let dc = config.discord.clone().with_context(|| {
+            format!(
+                "{}: `serve` needs a `discord:` section (token, guild_id, ops_channel_id, approver_role_ids); see config/bot.example.yaml",
+                config.source.display()
+            )
+        })?;
+        let frontend = Arc::new(DiscordFrontend::new(Arc::new(build_http(&dc)), dc.clone()));
+        let engine = Engine::new(config.clone(), frontend.clone()).await?;
+        frontend.set_pool(engine.pool().clone());
+        let data = Data {
+            engine,
+            frontend,
+            config,
+            runs: Arc::default(),
+            modals: Arc::default(),
+        };
+        let setup_data = data.clone();
+        let framework = poise::Framework::builder()
+            .options(poise::FrameworkOptions {
+                commands: commands::all(),
+                on_error: |e| Box::pin(on_error(e)),
+                event_handler: |fw, event| {
+                    Box::pin(on_event(fw.serenity_context, event, fw.user_data))
+                },
+                ..Default::default()
+            })
+            .setup(move |ctx, _ready, fw| {
+                Box::pin(async move {
+                    let guild = GuildId::new(setup_data.discord().guild_id);
+                    poise::builtins::register_in_guild(ctx, &fw.options().commands, guild)
+                        .await
+                        .context("registering the slash commands in the guild")?;
+                    resume_unfinished(&setup_data).await;
+                    Ok(setup_data)
+                })
+            })
+            .build();
+        let mut client = ClientBuilder::new_with_http(build_http(&dc), GatewayIntents::GUILDS)
+            .framework(framework)
+            .await
+            .context("building the Discord client")?;
+        let shards = client.shard_manager.clone();
+        let task = tokio::spawn(async move { client.start().await });
+        Ok(Bot {
+            data,
+            shards,
+            client: task,
+        })
+    }
+
+    /// Runs until the gateway client stops (it reconnects by itself on dropped connections).
+    /// Call [`Bot::shutdown`] only if this has not returned.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.client)
+            .await
+            .context("the Discord client task panicked")?
+            .context("the Discord client stopped")
+    }
+
+    /// Disconnects and stops this process's runs where they are (as a crash would: they
+    /// resume from their recorded state in the next process).
+    pub async fn shutdown(self) {
+        self.shards.shutdown_all().await;
+        for h in self.data.runs.0.lock().expect("run tasks").drain(..) {
+            h.abort();
+        }
+        let _ = self.client.await;
+    }
+}
+
+/// Picks up the Discord runs that were running, waiting or parked when the last process
+/// stopped; they keep posting in their threads. Console runs are left to `runs resume`.
+async fn resume_unfinished(data: &Data) {
+    match data.engine.resumable().await {
+        Ok(runs) => {
+            for run in runs.into_iter().filter(|r| r.frontend == "discord") {
+                info!(run_id = %run.id, status = run.status.as_str(), "resuming an unfinished run");
+                data.spawn_run(run.id, false);
+            }
+        }
+        Err(e) => error!(error = ?e, "could not list unfinished runs to resume"),
+    }
+}
+
+async fn on_event(
+    ctx: &serenity::all::Context,
+    event: &FullEvent,
+    data: &Data,
+) -> Result<(), Error> {
+    match event {
+        FullEvent::InteractionCreate {
+            interaction: Interaction::Component(c),
+        } => buttons::on_click(ctx, data, c).await,
+        FullEvent::InteractionCreate {
+            interaction: Interaction::Modal(m),
+        } => commands::on_modal(ctx, data, m).await,
+        FullEvent::Resume { .. } => {
+            info!("gateway session resumed");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Errors that escaped a command: a short message with a reference, the chain in the log.
+async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
+    match err {
+        poise::FrameworkError::Command { error, ctx, .. } => {
+            let reference = reference_id();
+            error!(reference, command = %ctx.command().name, error = ?error, "command failed");
+            let reply = poise::CreateReply::default()
+                .content(crate::messages::internal_error(&reference))
+                .ephemeral(true);
+            if let Err(e) = ctx.send(reply).await {
+                warn!(reference, error = %e, "could not report the failure in Discord");
+            }
+        }
+        poise::FrameworkError::EventHandler { error, event, .. } => {
+            let reference = reference_id();
+            error!(reference, event = event.snake_case_name(), error = ?error, "event handler failed");
+        }
+        other => {
+            if let Err(e) = poise::builtins::on_error(other).await {
+                warn!(error = %e, "poise's default error handler failed");
+            }
+        }
+    }
+}
