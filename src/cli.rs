@@ -77,6 +77,8 @@ pub enum Command {
     Verify {
         /// The Provider's slug.
         slug: String,
+        #[command(flatten)]
+        run: ConsoleRunArgs,
     },
     /// List, show, resume or cancel runs.
     Runs {
@@ -234,9 +236,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::DnsCheck { args } => dns_check(config, args).await,
         Command::Cert { command } => cert(config, command).await,
-        Command::Verify { .. } => {
-            eprintln!("this runbook is not built yet: /verify is issue 8");
-            Ok(ExitCode::from(2))
+        Command::Verify { slug, run } => {
+            let slug = match crate::domain::Slug::parse(&slug) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("invalid input: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
+            let request =
+                crate::engine::request::Request::Verify(crate::engine::request::VerifyRequest {
+                    slug,
+                });
+            let opts = StartOptions {
+                dry_run: run.dry_run,
+                break_glass: run.break_glass,
+            };
+            match engine.run(request, &Actor::console_user(), opts).await {
+                Ok((id, outcome)) => report(&engine, id, &outcome).await,
+                Err(StartError::Internal(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Command::Runs { command } => runs_command(config, command).await,
         Command::Locks { command } => {
@@ -352,6 +376,12 @@ async fn report(engine: &Engine, id: Uuid, outcome: &RunOutcome) -> anyhow::Resu
         .with_context(|| format!("no run {id}"))?;
     let steps = runs::steps(engine.pool(), id).await?;
     println!("{}", messages::summary_table(&run, &steps));
+    if let Some(report) = run.outputs.get("verify_report")
+        && let Ok(checks) =
+            serde_json::from_value::<Vec<crate::steps::verify::Check>>(report.clone())
+    {
+        println!("{}", crate::steps::verify::render(&checks));
+    }
     println!("audit trail of run {id}:");
     for e in audit::for_run(engine.pool(), id).await? {
         println!(

@@ -96,6 +96,8 @@ struct RawConfig {
     #[serde(default)]
     cert: CertConfig,
     #[serde(default)]
+    verify: Option<RawVerify>,
+    #[serde(default)]
     discord: Option<RawDiscord>,
 }
 
@@ -204,6 +206,79 @@ impl Default for CertConfig {
             trusted_roots: None,
         }
     }
+}
+
+/// The runbook's success check, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    /// The application's role (RLS applies to it): test rows are written as the tenant.
+    app_db: RawDb,
+    /// The setting RLS reads the tenant's user id from (`SET LOCAL app.user_id`).
+    #[serde(default = "default_user_setting")]
+    user_setting: String,
+    /// The setting RLS reads the org context from.
+    #[serde(default = "default_org_setting")]
+    org_setting: String,
+    /// Tenant-data tables to test, each with its INSERT ($1 user_id, $2 org_id, $3 marker).
+    tables: Vec<TenantTable>,
+    /// Provider portal URL; `{slug}` is the Provider, or the owning org for joining talent.
+    /// Without it the portal check is reported as skipped.
+    #[serde(default)]
+    portal_url: Option<String>,
+    /// Text the portal page must show; `{slug}` and `{display_name}` are replaced.
+    #[serde(default = "default_portal_expect")]
+    portal_expect: String,
+    /// PEM root the portal's certificate must chain to (the system's when unset).
+    #[serde(default)]
+    portal_ca: Option<String>,
+    /// Slug of an existing tenant whose rows the cross-tenant read tries to see.
+    other_tenant: String,
+}
+
+fn default_portal_expect() -> String {
+    "{display_name}".into()
+}
+
+fn default_user_setting() -> String {
+    "app.user_id".into()
+}
+fn default_org_setting() -> String {
+    "app.org_id".into()
+}
+
+/// One tenant-data table the success check writes a test row into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTable {
+    /// Table name (a plain SQL identifier).
+    pub name: String,
+    /// The INSERT, with `$1` user_id, `$2` org_id (may be NULL), `$3` the test-row marker text,
+    /// ending in `RETURNING id`. Written by the operator; values are always bound.
+    pub insert: String,
+}
+
+/// The validated success-check settings.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub app_db: DbConfig,
+    pub user_setting: String,
+    pub org_setting: String,
+    pub tables: Vec<TenantTable>,
+    pub portal_url: Option<String>,
+    pub portal_expect: String,
+    pub portal_ca: Option<PathBuf>,
+    pub other_tenant: Slug,
+}
+
+/// A plain SQL identifier: safe to put in a statement as is.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
 }
 
 /// Rules for new Providers.
@@ -445,6 +520,8 @@ pub struct Config {
     pub mail: crate::dnscheck::MailPattern,
     pub deploy: DeployConfig,
     pub cert: CertConfig,
+    /// The success check; /verify refuses to run without it.
+    pub verify: Option<VerifyConfig>,
     pub discord: Option<DiscordConfig>,
 }
 
@@ -597,6 +674,37 @@ impl Config {
                     .transpose()?;
                 c
             },
+            verify: raw
+                .verify
+                .map(|v| -> anyhow::Result<VerifyConfig> {
+                    for setting in [&v.user_setting, &v.org_setting] {
+                        let ok = setting.split('.').count() == 2 && setting.split('.').all(is_identifier);
+                        anyhow::ensure!(ok, "{file}: verify: `{setting}` is not a custom setting name like app.user_id");
+                    }
+                    for t in &v.tables {
+                        anyhow::ensure!(is_identifier(&t.name), "{file}: verify.tables: `{}` is not a plain table name", t.name);
+                        let insert = t.insert.to_ascii_lowercase();
+                        anyhow::ensure!(
+                            insert.trim_start().starts_with(&format!("insert into {} ", t.name))
+                                && ["$1", "$2", "$3"].iter().all(|p| insert.contains(p))
+                                && insert.trim_end().trim_end_matches(';').ends_with("returning id"),
+                            "{file}: verify.tables.{}.insert must be `INSERT INTO {} ... $1 ... $2 ... $3 ... RETURNING id`",
+                            t.name,
+                            t.name
+                        );
+                    }
+                    Ok(VerifyConfig {
+                        app_db: cx.db("verify.app_db", &v.app_db)?,
+                        user_setting: v.user_setting,
+                        org_setting: v.org_setting,
+                        tables: v.tables,
+                        portal_url: v.portal_url,
+                        portal_expect: v.portal_expect,
+                        portal_ca: v.portal_ca.as_deref().map(|p| cx.path("verify.portal_ca", p)).transpose()?,
+                        other_tenant: Slug::parse(&v.other_tenant).map_err(|e| anyhow!("{file}: verify.other_tenant: {e}"))?,
+                    })
+                })
+                .transpose()?,
             discord,
         })
     }
@@ -609,6 +717,9 @@ impl Config {
         ];
         if let Some(d) = &self.discord {
             out.push(d.token.expose_secret());
+        }
+        if let Some(v) = &self.verify {
+            out.push(v.app_db.password.expose_secret());
         }
         out
     }

@@ -28,12 +28,19 @@ pub struct CertRequest {
     pub email: Email,
 }
 
+/// `/verify`: the runbook's success check for an onboarded Provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    pub slug: Slug,
+}
+
 /// A request for one of the runbooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "runbook", rename_all = "kebab-case")]
 pub enum Request {
     Onboard(OnboardRequest),
     Cert(CertRequest),
+    Verify(VerifyRequest),
 }
 
 impl Request {
@@ -42,6 +49,7 @@ impl Request {
         match self {
             Request::Onboard(_) => "onboard",
             Request::Cert(_) => "cert",
+            Request::Verify(_) => "verify",
         }
     }
 
@@ -50,6 +58,7 @@ impl Request {
         match self {
             Request::Onboard(r) => r.slug.to_string(),
             Request::Cert(r) => r.domain.to_string(),
+            Request::Verify(r) => r.slug.to_string(),
         }
     }
 
@@ -69,6 +78,8 @@ impl Request {
                 keys
             }
             Request::Cert(r) => vec![format!("domain:{}", r.domain)],
+            // Verify only adds and removes its own test rows: it may run beside other runs.
+            Request::Verify(_) => vec![],
         }
     }
 
@@ -89,17 +100,19 @@ impl Request {
                     "cert",
                     "sync-back",
                     "release",
+                    "verify",
                 ]);
                 steps
             }
             Request::Cert(_) => vec!["cert", "sync-back", "release"],
+            Request::Verify(_) => vec!["verify"],
         }
     }
 
     pub fn as_onboard(&self) -> Option<&OnboardRequest> {
         match self {
             Request::Onboard(r) => Some(r),
-            Request::Cert(_) => None,
+            Request::Cert(_) | Request::Verify(_) => None,
         }
     }
 }
@@ -121,17 +134,22 @@ mod tests {
         })
     }
 
+    /// The runbook after the database steps, the same for every mode.
+    const TAIL: [&str; 7] = [
+        "dns-records",
+        "deploy-config",
+        "deploy-stub",
+        "cert",
+        "sync-back",
+        "release",
+        "verify",
+    ];
+
     #[test]
     fn steps_follow_the_mode() {
         assert_eq!(
             req(OperatingMode::PersonOnly).steps(),
-            [
-                "preflight",
-                "create-person",
-                "dns-records",
-                "deploy-config",
-                "deploy-stub"
-            ]
+            [&["preflight", "create-person"][..], &TAIL].concat()
         );
         let owns = OperatingMode::PersonOwnsOrg {
             org_slug: Slug::parse("merche-collective").unwrap(),
@@ -139,14 +157,7 @@ mod tests {
         };
         assert_eq!(
             req(owns.clone()).steps(),
-            [
-                "preflight",
-                "create-person",
-                "create-org",
-                "dns-records",
-                "deploy-config",
-                "deploy-stub"
-            ]
+            [&["preflight", "create-person", "create-org"][..], &TAIL].concat()
         );
         assert_eq!(
             req(owns).lock_keys(),
@@ -161,14 +172,7 @@ mod tests {
         };
         assert_eq!(
             req(joins.clone()).steps(),
-            [
-                "preflight",
-                "create-person",
-                "join-org",
-                "dns-records",
-                "deploy-config",
-                "deploy-stub"
-            ]
+            [&["preflight", "create-person", "join-org"][..], &TAIL].concat()
         );
         assert_eq!(
             req(joins).lock_keys(),

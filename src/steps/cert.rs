@@ -23,6 +23,9 @@ pub fn targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> 
             .map(|d| (d.clone(), r.email.clone()))
             .collect()),
         Request::Cert(r) => Ok(vec![(r.domain.clone(), r.email.clone())]),
+        Request::Verify(_) => Err(StepError::Internal(anyhow::anyhow!(
+            "certificate steps in a verify run"
+        ))),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod join_org;
 pub mod preflight;
 pub mod release;
 pub mod sync_back;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -250,6 +251,7 @@ pub fn registry() -> Vec<Arc<dyn Step>> {
         Arc::new(cert::Cert),
         Arc::new(sync_back::SyncBack),
         Arc::new(release::Release),
+        Arc::new(verify::Verify),
     ]
 }
 
