@@ -1,0 +1,735 @@
+//! The Discord front-end end to end: the real bot (serenity + poise) against the fake Discord,
+//! with the lab's databases, DNS, VPS and repo behind the engine. Every test waits on what the
+//! channel receives (never a sleep), has a time limit, and ends with no spec violation.
+
+#[path = "support/fake_discord/mod.rs"]
+mod fake_discord;
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_discord::{FakeDiscord, GatewayLog, Reconnect, State};
+use lab::{Lab, TestDbs};
+use onboard_bot::chat::discord::Bot;
+use onboard_bot::config::Config;
+use serde_json::{Value, json};
+use serenity::all::{ChannelId, GuildChannel, MessageId, UserId};
+
+/// One wait for the bot's next visible step.
+const T: Duration = Duration::from_secs(30);
+/// A whole onboarding (database, DNS, deploy, certificate, checks).
+const RUN: Duration = Duration::from_secs(300);
+
+const MODE_OWNS: u64 = 1;
+const MODE_JOINS: u64 = 2;
+
+async fn within<F: Future<Output = ()>>(limit: Duration, f: F) {
+    tokio::time::timeout(limit, f)
+        .await
+        .expect("test exceeded its time limit");
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "onboard_bot=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// The lab config for this test's databases, with a `discord:` section pointing at the fake.
+fn config(dbs: &TestDbs<'_>, dir: &Path, fake: &FakeDiscord) -> Arc<Config> {
+    std::fs::write(dir.join("discord.token"), fake.token()).unwrap();
+    let discord = format!(
+        "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
+        fake.guild_id(),
+        fake.ops_channel_id(),
+        fake.approver_role_id(),
+        fake.base_url()
+    );
+    dbs.config(dir, |t| t + &discord)
+}
+
+/// Starts the bot and waits until it is connected, registered and resuming.
+async fn start_bot(fake: &FakeDiscord, cfg: &Arc<Config>) -> Bot {
+    let readies = ready_count(fake);
+    let bot = Bot::start(cfg.clone()).await.expect("the bot starts");
+    fake.wait_for("the bot's READY", T, |st| {
+        (ready_count_in(st) > readies).then_some(())
+    })
+    .await;
+    fake.wait_for_commands(
+        &[
+            "onboard",
+            "dns-check",
+            "cert",
+            "verify",
+            "status",
+            "cancel",
+            "audit",
+        ],
+        T,
+    )
+    .await;
+    bot
+}
+
+fn ready_count(fake: &FakeDiscord) -> usize {
+    ready_count_in(&fake.state())
+}
+
+fn ready_count_in(st: &State) -> usize {
+    st.gateway
+        .log
+        .iter()
+        .filter(|l| matches!(l, GatewayLog::ReadySent { .. }))
+        .count()
+}
+
+/// Live messages of a channel as Discord returns them (JSON), oldest first.
+fn messages_json(st: &State, channel: ChannelId) -> Vec<Value> {
+    st.messages
+        .values()
+        .filter(|m| !m.deleted && m.json["channel_id"] == channel.to_string())
+        .map(|m| m.json.clone())
+        .collect()
+}
+
+fn buttons(m: &Value) -> Vec<Value> {
+    m["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The enabled Approve button of an approval message.
+fn open_approve(m: &Value) -> Option<String> {
+    buttons(m)
+        .iter()
+        .find(|b| b["label"] == "Approve" && b["disabled"] != true)
+        .and_then(|b| b["custom_id"].as_str().map(String::from))
+}
+
+fn is_run_end(m: &Value) -> bool {
+    let c = m["content"].as_str().unwrap_or_default();
+    [
+        "✓ run done",
+        "✗ run failed",
+        "✗ run rejected",
+        "- run cancelled",
+    ]
+    .iter()
+    .any(|p| c.starts_with(p))
+}
+
+fn id_of(m: &Value) -> MessageId {
+    MessageId::new(m["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// The next open approval in `thread` (not clicked yet), or the run's end.
+enum Next {
+    Approval(MessageId, String),
+    End(String),
+}
+
+async fn next_in_thread(fake: &FakeDiscord, thread: ChannelId, clicked: &HashSet<String>) -> Next {
+    fake.wait_for("an approval or the end of the run", RUN, |st| {
+        let msgs = messages_json(st, thread);
+        if let Some(end) = msgs.iter().find(|m| is_run_end(m)) {
+            return Some(Next::End(end["content"].as_str().unwrap().to_string()));
+        }
+        msgs.iter().find_map(|m| {
+            let id = open_approve(m)?;
+            (!clicked.contains(&id)).then(|| Next::Approval(id_of(m), id))
+        })
+    })
+    .await
+}
+
+/// Clicks Approve as `who` and waits until the message says who approved.
+async fn approve(fake: &FakeDiscord, who: UserId, message: MessageId, custom_id: &str) {
+    let h = fake.click_button(who, message, custom_id);
+    let resp = fake.interaction_response(&h).await;
+    assert_eq!(
+        resp.kind, 6,
+        "a click is acknowledged with a deferred update"
+    );
+    assert!(resp.latency < Duration::from_secs(3));
+    let want = format!("approved by <@{who}>");
+    fake.wait_for_message(|m| m.id == message && m.content.contains(&want), T)
+        .await;
+    let m = fake.message(message).unwrap();
+    assert!(
+        m.components
+            .iter()
+            .flat_map(|r| &r.components)
+            .all(|c| matches!(c, serenity::all::ActionRowComponent::Button(b) if b.disabled)),
+        "buttons disabled after the decision"
+    );
+}
+
+/// Approves every plan of the run in `thread` as `who`; returns the run's final message and
+/// the steps that asked for approval.
+async fn approve_until_end(
+    fake: &FakeDiscord,
+    thread: ChannelId,
+    who: UserId,
+) -> (String, Vec<String>) {
+    let mut clicked = HashSet::new();
+    let mut steps = Vec::new();
+    loop {
+        match next_in_thread(fake, thread, &clicked).await {
+            Next::End(text) => return (text, steps),
+            Next::Approval(message, custom_id) => {
+                steps.push(custom_id.split(':').nth(3).unwrap_or_default().to_string());
+                clicked.insert(custom_id.clone());
+                approve(fake, who, message, &custom_id).await;
+            }
+        }
+    }
+}
+
+/// Sends /onboard and checks the answer: deferred in time, ephemeral, naming the thread.
+async fn onboard(fake: &FakeDiscord, who: UserId, options: Value) -> GuildChannel {
+    let slug = options["slug"].as_str().unwrap().to_string();
+    let h = fake.send_command(who, "onboard", options);
+    let resp = fake.interaction_response(&h).await;
+    assert!(resp.is_deferred() && resp.is_ephemeral(), "{resp:?}");
+    assert!(resp.latency < Duration::from_secs(3));
+    let reply = fake.original_response(&h, T).await;
+    assert!(reply.content.starts_with("Run `"), "{}", reply.content);
+    let thread = fake
+        .wait_for_thread(|t| t.name.starts_with(&format!("onboard {slug} ")), T)
+        .await;
+    assert!(
+        reply.content.contains(&format!("<#{}>", thread.id)),
+        "{}",
+        reply.content
+    );
+    assert_eq!(thread.parent_id, Some(fake.ops_channel_id()));
+    thread
+}
+
+/// What every finished onboarding shows: the progress embed edited in place, ending with every
+/// step finished, step outcome messages, and the thread stored as the run's chat_ref.
+async fn check_thread(fake: &FakeDiscord, dbs: &TestDbs<'_>, thread: ChannelId, slug: &str) {
+    let msgs = fake.messages_in(thread);
+    // Shown with --nocapture: the thread as a person reads it.
+    for m in &msgs {
+        let embed = m
+            .embeds
+            .first()
+            .map(|e| {
+                format!(
+                    " [{}: {}]",
+                    e.title.clone().unwrap_or_default(),
+                    e.description.clone().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        println!("{slug} | {}{embed}", m.content);
+    }
+    let progress = &msgs[0];
+    assert_eq!(
+        progress.embeds.len(),
+        1,
+        "the first message is the progress embed"
+    );
+    let final_embed = fake
+        .wait_for("the progress embed to show the end", T, |st| {
+            let m = st.messages.get(&progress.id.get())?;
+            let d = m.json["embeds"][0]["description"].as_str()?.to_string();
+            d.contains("**done** — ").then_some(d)
+        })
+        .await;
+    assert!(
+        !final_embed.contains("— pending") && !final_embed.contains("waiting for approval"),
+        "{final_embed}"
+    );
+    let history = fake.message_history(progress.id);
+    assert!(history.len() > 2, "the progress embed is edited in place");
+    assert!(
+        msgs.iter()
+            .any(|m| m.content.starts_with("✓ create-person: done")),
+        "a message per step outcome"
+    );
+    let state = dbs.state_admin().await;
+    let chat_ref: Value = sqlx::query_scalar("SELECT chat_ref FROM runs WHERE subject = $1")
+        .bind(slug)
+        .fetch_one(&state)
+        .await
+        .unwrap();
+    assert_eq!(chat_ref["thread_id"], thread.to_string());
+    assert_eq!(chat_ref["progress_message_id"], progress.id.to_string());
+}
+
+async fn user_count(dbs: &TestDbs<'_>, slug: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
+        .bind(slug)
+        .fetch_one(&dbs.platform_admin().await)
+        .await
+        .unwrap()
+}
+
+fn lab() -> &'static Lab {
+    Box::leak(Box::new(Lab::get()))
+}
+
+// ----- tests -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_only_onboards_end_to_end_with_approvals_in_its_thread() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-solo.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-solo", "name": "Solo Person", "email": "solo@example.com"}),
+        )
+        .await;
+        // The ops channel holds one line per run; the rest is in the thread.
+        let starter = fake
+            .message(MessageId::new(thread.id.get()))
+            .expect("thread starter");
+        assert!(
+            starter.content.contains("**onboard dc-solo**"),
+            "{}",
+            starter.content
+        );
+
+        let (end, approved) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(
+            approved.contains(&"create-person".to_string()),
+            "{approved:?}"
+        );
+        assert_eq!(user_count(&dbs, "dc-solo").await, 1);
+        check_thread(&fake, &dbs, thread.id, "dc-solo").await;
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_owns_org_takes_its_brand_from_a_form() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-owner.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let h = fake.send_command(
+            fake.requester(),
+            "onboard",
+            json!({"slug": "dc-owner", "name": "Org Owner", "email": "owner@example.com",
+                   "mode": MODE_OWNS, "org": "dc-owner-org", "org_name": "Owner Org", "brand": true}),
+        );
+        let resp = fake.interaction_response(&h).await;
+        assert_eq!(resp.kind, 9, "the brand form is the command's first answer");
+        let submit = fake.submit_modal(
+            fake.requester(),
+            &h,
+            &[("brand_copy", "Hello from the owner"), ("palette", "#112233,#aabbcc")],
+        );
+        let resp = fake.interaction_response(&submit).await;
+        assert!(resp.is_deferred() && resp.is_ephemeral(), "{resp:?}");
+        let reply = fake.original_response(&submit, T).await;
+        assert!(reply.content.starts_with("Run `"), "{}", reply.content);
+        let thread = fake
+            .wait_for_thread(|t| t.name.starts_with("onboard dc-owner "), T)
+            .await;
+
+        let (end, approved) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(approved.contains(&"create-org".to_string()), "{approved:?}");
+        let owner: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orgs o JOIN users u ON u.id = o.owner_id WHERE o.slug = 'dc-owner-org' AND u.slug = 'dc-owner'",
+        )
+        .fetch_one(&dbs.platform_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(owner, 1);
+        // The brand from the form is part of the request the run was started with.
+        let input: Value = sqlx::query_scalar("SELECT input FROM runs WHERE subject = 'dc-owner'")
+            .fetch_one(&dbs.state_admin().await)
+            .await
+            .unwrap();
+        assert_eq!(input["brand"]["copy"], "Hello from the owner", "{input}");
+        check_thread(&fake, &dbs, thread.id, "dc-owner").await;
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_joins_org_picked_by_autocomplete() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-talent.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        // Existing orgs come from the tenant DB as the operator types.
+        let ac = fake.autocomplete(
+            fake.requester(),
+            "onboard",
+            json!({"slug": "dc-talent", "name": "Talent", "email": "t@example.com", "mode": MODE_JOINS, "org": "coc"}),
+            "org",
+        );
+        let resp = fake.interaction_response(&ac).await;
+        assert_eq!(resp.kind, 8);
+        let names: Vec<String> = resp.choices().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["cocotte".to_string()]);
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-talent", "name": "Talent", "email": "t@example.com", "mode": MODE_JOINS, "org": "cocotte"}),
+        )
+        .await;
+        let (end, approved) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(approved.contains(&"join-org".to_string()), "{approved:?}");
+        let role: String = sqlx::query_scalar(
+            "SELECT m.role FROM org_members m JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id WHERE o.slug = 'cocotte' AND u.slug = 'dc-talent'",
+        )
+        .fetch_one(&dbs.platform_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(role, "member");
+        check_thread(&fake, &dbs, thread.id, "dc-talent").await;
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_approvers_and_self_approval_are_refused_and_audited() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-refused.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        // The approver starts the run, so the two-person rule forbids them to approve it.
+        let thread = onboard(
+            &fake,
+            fake.approver(),
+            json!({"slug": "dc-refused", "name": "Refused Person", "email": "r@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+
+        for (who, want) in [
+            (fake.member(), "only members with an approver role"),
+            (fake.approver(), "two-person rule"),
+        ] {
+            let click = fake.click_button(who, message, &custom_id);
+            let resp = fake.interaction_response(&click).await;
+            assert_eq!(resp.kind, 6);
+            let refusal = fake.followup(&click, 0, T).await;
+            assert!(refusal.content.contains(want), "{}", refusal.content);
+            assert!(
+                refusal
+                    .flags
+                    .is_some_and(|f| f.contains(serenity::all::MessageFlags::EPHEMERAL)),
+                "refusals are ephemeral"
+            );
+        }
+        // Rejecting needs the role too.
+        let reject = custom_id.replacen(":a:", ":r:", 1);
+        let click = fake.click_button(fake.member(), message, &reject);
+        fake.interaction_response(&click).await;
+        assert!(
+            fake.followup(&click, 0, T)
+                .await
+                .content
+                .contains("only members with an approver role")
+        );
+
+        // Nothing was decided: the buttons are still there and nothing was written.
+        let json = fake
+            .state()
+            .messages
+            .get(&message.get())
+            .unwrap()
+            .json
+            .clone();
+        assert!(open_approve(&json).is_some());
+        assert_eq!(user_count(&dbs, "dc-refused").await, 0);
+        let refused: Vec<(String, String)> = sqlx::query_as(
+            "SELECT actor, outcome FROM audit_events WHERE kind = 'approval.refused' ORDER BY id",
+        )
+        .fetch_all(&dbs.state_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(
+            refused,
+            vec![
+                (format!("discord:{}", fake.member()), "not_approver".into()),
+                (
+                    format!("discord:{}", fake.approver()),
+                    "two_person_rule".into()
+                ),
+                (format!("discord:{}", fake.member()), "not_approver".into()),
+            ]
+        );
+
+        // A second approver may approve.
+        let second = fake.add_user("approver-two", &[fake.approver_role_id()]);
+        approve(&fake, second, message, &custom_id).await;
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert_eq!(user_count(&dbs, "dc-refused").await, 1);
+
+        // The starter cancels the rest from Discord; open approvals are closed.
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-refused'")
+                .fetch_one(&dbs.state_admin().await)
+                .await
+                .unwrap();
+        let c = fake.send_command(
+            fake.approver(),
+            "cancel",
+            json!({"run": run_id.to_string(), "reason": "test over"}),
+        );
+        assert!(fake.interaction_response(&c).await.is_ephemeral());
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-restart.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-restart", "name": "Restart Person", "email": "re@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+
+        // The process dies while the run waits for approval; a new one starts on the same DB.
+        bot.shutdown().await;
+        let bot = start_bot(&fake, &cfg).await;
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("↻ the bot restarted"),
+            T,
+        )
+        .await;
+
+        // The button posted before the restart still works.
+        approve(&fake, fake.approver(), message, &custom_id).await;
+        let mut clicked = HashSet::from([custom_id]);
+        let end = loop {
+            match next_in_thread(&fake, thread.id, &clicked).await {
+                Next::End(text) => break text,
+                Next::Approval(m, id) => {
+                    clicked.insert(id.clone());
+                    approve(&fake, fake.approver(), m, &id).await;
+                }
+            }
+        };
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert_eq!(user_count(&dbs, "dc-restart").await, 1);
+        assert_eq!(
+            fake.threads().len(),
+            1,
+            "no second thread after the restart"
+        );
+        let approvals_of_step = fake
+            .messages_in(thread.id)
+            .iter()
+            .filter(|m| {
+                m.embeds
+                    .first()
+                    .and_then(|e| e.title.as_deref())
+                    .is_some_and(|t| t.starts_with("Approval needed: create-person"))
+            })
+            .count();
+        assert_eq!(
+            approvals_of_step, 1,
+            "the open approval was reused, not posted again"
+        );
+        check_thread(&fake, &dbs, thread.id, "dc-restart").await;
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_gateway_reconnects_and_clicks_keep_working() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-gateway.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-gateway", "name": "Gateway Person", "email": "g@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        let mark = fake.drop_gateway();
+        assert_eq!(fake.wait_for_reconnect(mark, T).await, Reconnect::Resumed);
+        approve(&fake, fake.approver(), message, &custom_id).await;
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        let s = fake.send_command(fake.requester(), "status", json!({}));
+        assert!(fake.interaction_response(&s).await.is_deferred());
+        let status = fake.original_response(&s, T).await;
+        assert!(status.content.contains("dc-gateway"), "{}", status.content);
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_errors_are_ephemeral_and_unbuilt_runbooks_say_so() {
+    init_tracing();
+    within(Duration::from_secs(90), async {
+        let lab = lab();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let answer = |name: &'static str, options: Value| {
+            let h = fake.send_command(fake.member(), name, options);
+            let fake = &fake;
+            async move {
+                let resp = fake.interaction_response(&h).await;
+                assert!(
+                    resp.is_deferred() && resp.is_ephemeral(),
+                    "/{name}: {resp:?}"
+                );
+                assert!(resp.latency < Duration::from_secs(3));
+                fake.original_response(&h, T).await.content
+            }
+        };
+        let bad = answer(
+            "onboard",
+            json!({"slug": "Bad_Slug", "name": "X", "email": "x@example.com"}),
+        )
+        .await;
+        assert!(
+            bad.starts_with("Not started — slug: `Bad_Slug` contains `B`"),
+            "{bad}"
+        );
+        let bad = answer(
+            "onboard",
+            json!({"slug": "joiner", "name": "X", "email": "x@example.com", "mode": MODE_JOINS}),
+        )
+        .await;
+        assert!(
+            bad.contains("org: person-joins-org needs the existing org's slug"),
+            "{bad}"
+        );
+        let bad = answer("dns-check", json!({"domain": "10.0.0.1"})).await;
+        assert!(bad.contains("domain: `10.0.0.1` is an IP address"), "{bad}");
+        let bad = answer("status", json!({"run": "nope"})).await;
+        assert!(bad.contains("`nope` is not a run id"), "{bad}");
+        assert!(
+            answer("cert", json!({"domain": "x.com"}))
+                .await
+                .contains("issue 7")
+        );
+        assert!(
+            answer("verify", json!({"slug": "x"}))
+                .await
+                .contains("issue 8")
+        );
+        assert_eq!(answer("status", json!({})).await, "No unfinished runs.");
+        let audit = answer("audit", json!({"subject": "nobody", "verify": true})).await;
+        assert!(
+            audit.contains("audit trail of nobody: 0 events") && audit.contains("audit chain OK"),
+            "{audit}"
+        );
+        assert!(fake.threads().is_empty(), "no run was started");
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
