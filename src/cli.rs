@@ -105,6 +105,12 @@ pub enum Command {
     },
     /// Apply the bot's database migrations (they also run at start-up).
     Migrate,
+    /// Print the shell completion script for SHELL (needs no config).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page in roff (needs no config); `man runs resume` prints that page.
+    #[command(hide = true)]
+    Man { subcommand: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +183,12 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Generated from the CLI definition alone: no config needed.
+    match cli.command {
+        Command::Completions { shell } => return crate::cli_docs::print_completions(shell),
+        Command::Man { ref subcommand } => return crate::cli_docs::print_man(subcommand),
+        _ => {}
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -193,6 +205,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(2));
             }
+            // The /healthz and /metrics listener (`ops.listen`; none when unset).
+            let _ops =
+                crate::ops::start(&config, crate::ops::Health::global().expect_gateway()).await?;
             let mut bot = crate::chat::discord::Bot::start(config).await?;
             let stopped = tokio::select! {
                 r = tokio::signal::ctrl_c() => {
@@ -325,6 +340,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             state::migrate(&pool).await?;
             println!("migrations applied to {}", config.state_db.describe());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before the config")
         }
     }
 }

@@ -99,6 +99,17 @@ struct RawConfig {
     verify: Option<RawVerify>,
     #[serde(default)]
     discord: Option<RawDiscord>,
+    #[serde(default)]
+    ops: OpsConfig,
+}
+
+/// The operations HTTP listener: `/healthz` and `/metrics` (see `src/ops`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// `ip:port` to serve `/healthz` and `/metrics` on; no listener when unset. The endpoints
+    /// have no authentication: bind to loopback or a private interface.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Timeouts and retries for every step.
@@ -523,6 +534,8 @@ pub struct Config {
     /// The success check; /verify refuses to run without it.
     pub verify: Option<VerifyConfig>,
     pub discord: Option<DiscordConfig>,
+    /// The `/healthz` and `/metrics` listener of `serve`.
+    pub ops: OpsConfig,
 }
 
 impl Config {
@@ -706,6 +719,7 @@ impl Config {
                 })
                 .transpose()?,
             discord,
+            ops: raw.ops,
         })
     }
 

@@ -6,12 +6,14 @@
 pub mod adapters;
 pub mod chat;
 pub mod cli;
+pub mod cli_docs;
 pub mod commands;
 pub mod config;
 pub mod dnscheck;
 pub mod domain;
 pub mod engine;
 pub mod messages;
+pub mod ops;
 pub mod state;
 pub mod steps;
 pub mod telemetry;
