@@ -55,8 +55,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// What origin's main holds at `path`.
 fn origin_file(tmp: &Path, path: &str) -> Option<String> {
+    origin_file_at(tmp, "main", path)
+}
+
+fn origin_file_at(tmp: &Path, rev: &str, path: &str) -> Option<String> {
     let out = Command::new("git")
-        .args(["show", &format!("main:{path}")])
+        .args(["show", &format!("{rev}:{path}")])
         .current_dir(tmp.join("origin.git"))
         .output()
         .unwrap();
@@ -92,7 +96,11 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
 
         // services.yaml in origin: the template with exactly domain, feature and alias changed.
         let site = "deployments/@domains/deploy-one.com";
-        let services = origin_file(tmp.path(), &format!("{site}/services.yaml")).expect("services.yaml pushed");
+        // As the deploy-config commit left it (later steps sync the TLS conf and release it).
+        let commit = git(&tmp.path().join("origin.git"), &["log", "--format=%H", "--grep=deploy config for", "main"]);
+        let commit = commit.lines().next().expect("a deploy-config commit").to_owned();
+        let at = |path: &str| origin_file_at(tmp.path(), &commit, path);
+        let services = at(&format!("{site}/services.yaml")).expect("services.yaml pushed");
         let template = origin_file(tmp.path(), "deployments/@domains/_template/{provider}.com/services.yaml").unwrap();
         let changed: Vec<(&str, &str)> = template.lines().zip(services.lines()).filter(|(a, b)| a != b).collect();
         assert_eq!(template.lines().count(), services.lines().count(), "lines were added or removed:\n{services}");
@@ -100,9 +108,9 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         assert!(services.contains("domain: deploy-one.com          # apex domain served by this site"), "{services}");
         assert!(services.contains("feature: agency-site") && services.contains("- www.deploy-one.com"));
         assert!(services.contains("held_back: true             # stays true until TLS is live"), "{services}");
-        let deploy_sh = origin_file(tmp.path(), &format!("{site}/deploy.sh")).unwrap();
+        let deploy_sh = at(&format!("{site}/deploy.sh")).unwrap();
         assert!(deploy_sh.contains(&format!("REMOTE_DEST={}/vps/www/deploy-one.com\n", lab.dir.display())), "{deploy_sh}");
-        let conf = origin_file(tmp.path(), &format!("{site}/nginx/prod.conf")).unwrap();
+        let conf = at(&format!("{site}/nginx/prod.conf")).unwrap();
         assert!(conf.contains("server_name deploy-one.com www.deploy-one.com;"), "{conf}");
         // The brand went into org-site.yaml (quoted safely), the domain into the brand-mail config.
         let org_site: serde_norway::Value = serde_norway::from_str(&origin_file(tmp.path(), &format!("{site}/org-site.yaml")).unwrap()).unwrap();
@@ -112,12 +120,14 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         let brands = origin_file(tmp.path(), "deployments/@domains/quinn.www/scripts/agency-brands.conf").unwrap();
         assert!(brands.ends_with("brand deploy-one.com mailbox dkim-selector=default\n"), "{brands}");
         // One commit naming the run, the slug and the approver.
-        let log = git(&tmp.path().join("origin.git"), &["log", "-1", "--format=%B", "main"]);
+        let log = git(&tmp.path().join("origin.git"), &["log", "-1", "--format=%B", &commit]);
         assert!(log.contains("onboard deploy-one") && log.contains(&id.to_string()) && log.contains("test:approver-1"), "{log}");
 
         // nginx on the VPS serves the stub for the domain (asked directly, not through the bot).
         let body = Command::new("curl")
-            .args(["-sf", "--resolve", "deploy-one.com:80:127.0.0.1", "http://deploy-one.com/"])
+            .args(["-sfL", "--resolve", "deploy-one.com:80:127.0.0.1", "--resolve", "deploy-one.com:443:127.0.0.1", "--cacert"])
+            .arg(lab.dir.join("pebble/issuing-root.pem"))
+            .arg("http://deploy-one.com/")
             .output()
             .unwrap();
         assert!(body.status.success() && String::from_utf8_lossy(&body.stdout).contains("coming soon"));

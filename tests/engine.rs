@@ -587,3 +587,77 @@ async fn secrets_never_reach_output_or_the_audit_table() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks() {
+    with_timeout(async {
+        let lab = Lab::get();
+        // The domain points elsewhere: the run parks on DNS.
+        lab.put_zone(
+            "cancel-merche.com",
+            &Lab::zone_text("cancel-merche.com", "").replace("@ A 127.0.0.1", "@ A 10.3.3.3"),
+        );
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.config(tmp.path(), |t| t);
+        let front = Arc::new(Scripted::approve_all());
+        let runner_engine = engine(cfg.clone(), front.clone()).await;
+        let id = runner_engine
+            .start(
+                request("cancel-merche", "person-only", None, None),
+                &scripted::actor("ops"),
+                StartOptions::default(),
+            )
+            .await
+            .unwrap();
+        let runner = {
+            let e = runner_engine.clone();
+            tokio::spawn(async move { e.execute(id, false).await.unwrap() })
+        };
+        front
+            .wait_for_event(|e| {
+                matches!(
+                    e,
+                    onboard_bot::chat::RunEvent::Step {
+                        status: runs::StepStatus::Parked,
+                        ..
+                    }
+                )
+            })
+            .await;
+        // A second engine (as `onboard-bot runs cancel` would be) has no handle on the run:
+        // it asks the executing process through the database.
+        let other = engine(cfg, Arc::new(Scripted::approve_all())).await;
+        let msg = other
+            .cancel(id, &scripted::actor("bob"), "wrong domain")
+            .await
+            .unwrap();
+        assert!(msg.contains("asked"), "{msg}");
+        let outcome = runner.await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Cancelled, "{outcome:?}");
+        assert!(
+            runs::list_locks(other.pool()).await.unwrap().is_empty(),
+            "locks released"
+        );
+        let kinds: Vec<String> = audit::for_run(other.pool(), id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            kinds.contains(&"run.cancel_requested".to_string())
+                && kinds.contains(&"run.cancelled".to_string()),
+            "{kinds:?}"
+        );
+        let step: String = sqlx::query_scalar(
+            "SELECT status FROM step_runs WHERE run_id = $1 AND name = 'dns-records'",
+        )
+        .bind(id)
+        .fetch_one(other.pool())
+        .await
+        .unwrap();
+        assert_eq!(step, "cancelled");
+    })
+    .await
+}

@@ -453,10 +453,35 @@ impl Engine {
         loop {
             self.set_step(run, view, idx, StepStatus::Planning, None, None, "")
                 .await?;
-            let plan = self
-                .attempt(step, "plan", || step.plan(cx))
-                .await
-                .map_err(|e| self.step_failed(e))?;
+            let plan = match self.attempt(step, "plan", || step.plan(cx)).await {
+                Ok(plan) => plan,
+                // A dry run wrote nothing, so later steps may refuse for want of what earlier
+                // ones would have done: it reports the refusal and goes on planning.
+                Err(StepError::Refused(reason)) if run.dry_run => {
+                    let reason = self.inner.redactor.redact(&reason);
+                    self.set_step(
+                        run,
+                        view,
+                        idx,
+                        StepStatus::Planned,
+                        Some(("", "would refuse")),
+                        None,
+                        &format!("would refuse: {reason}"),
+                    )
+                    .await?;
+                    self.audit_step(
+                        run,
+                        name,
+                        "step.planned",
+                        "would_refuse",
+                        json!({"reason": reason}),
+                        t0,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Err(e) => return Err(self.step_failed(e)),
+            };
             let hash = plan.hash(name);
             match &plan {
                 Plan::AlreadyDone { evidence } => {
