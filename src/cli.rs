@@ -30,7 +30,13 @@ pub struct Cli {
     )]
     pub config: PathBuf,
     /// Log line format on stderr.
-    #[arg(long, value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        global = true,
+        env = "ONBOARD_BOT_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,

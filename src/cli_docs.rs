@@ -51,6 +51,9 @@ Internal error (the message says what failed).
 \fBONBOARD_BOT_CONFIG\fR
 The config file, when \fB\-\-config\fR is not given.
 .TP
+\fBONBOARD_BOT_LOG_FORMAT\fR
+\fBtext\fR or \fBjson\fR, when \fB\-\-log\-format\fR is not given.
+.TP
 \fBRUST_LOG\fR
 Log filter (default \fBinfo,sqlx=warn\fR).
 .SH "SEE ALSO"
