@@ -133,6 +133,10 @@ pub fn deploy_sh(
 
 /// Replaces the single `NAME=...` line (no leading spaces, not `export`) with a quoted value.
 fn set_assignment(text: &str, name: &str, value: &str) -> anyhow::Result<String> {
+    ensure!(
+        !value.chars().any(char::is_control),
+        "the value of {name} must be one line of printable text"
+    );
     let prefix = format!("{name}=");
     let hits = text.lines().filter(|l| l.starts_with(&prefix)).count();
     ensure!(
