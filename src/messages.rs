@@ -421,9 +421,11 @@ pub fn internal_error(reference: &str) -> String {
     )
 }
 
-/// A command whose runbook is not built yet.
-pub fn not_built_yet(command: &str, issue: u32) -> String {
-    format!("`/{command}` is registered but its runbook is not built yet (issue {issue}).")
+/// A run stopped on an internal error (it stays resumable; the log has the chain).
+pub fn run_internal_error(run_id: uuid::Uuid, reference: &str) -> String {
+    format!(
+        "✗ run `{run_id}` stopped on an internal error (reference `{reference}`); it stays resumable and the details are in the bot's log"
+    )
 }
 
 /// The reply to /onboard once its run is under way.
@@ -622,7 +624,7 @@ mod chat_tests {
             format!(
                 "{all}\n{}\n{}\n{}\n{}\n{}",
                 internal_error("e-1a2b3c"),
-                not_built_yet("cert", 7),
+                run_internal_error(view().id, "e-1a2b3c"),
                 input_refused("slug", "`Bad` contains `B`"),
                 approval_decided(true, "discord:1100000000000000040"),
                 approval_decided(false, "console:root"),

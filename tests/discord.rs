@@ -16,7 +16,12 @@ use std::time::Duration;
 use fake_discord::{FakeDiscord, GatewayLog, Reconnect, State};
 use lab::{Lab, TestDbs};
 use onboard_bot::chat::discord::Bot;
+use onboard_bot::chat::discord::DiscordFrontend;
+use onboard_bot::chat::discord::frontend::PROGRESS_EDIT_INTERVAL;
+use onboard_bot::chat::{ApprovalRequest, ChatFrontend, RunView, StepLine};
 use onboard_bot::config::Config;
+use onboard_bot::config::DiscordConfig;
+use onboard_bot::state::runs::StepStatus;
 use serde_json::{Value, json};
 use serenity::all::{ChannelId, GuildChannel, MessageId, UserId};
 
@@ -221,7 +226,14 @@ async fn onboard(fake: &FakeDiscord, who: UserId, options: Value) -> GuildChanne
 
 /// What every finished onboarding shows: the progress embed edited in place, ending with every
 /// step finished, step outcome messages, and the thread stored as the run's chat_ref.
-async fn check_thread(fake: &FakeDiscord, dbs: &TestDbs<'_>, thread: ChannelId, slug: &str) {
+/// `one_process`: the run was executed by one bot (edits coalesce per process).
+async fn check_thread(
+    fake: &FakeDiscord,
+    dbs: &TestDbs<'_>,
+    thread: ChannelId,
+    slug: &str,
+    one_process: bool,
+) {
     let msgs = fake.messages_in(thread);
     // Shown with --nocapture: the thread as a person reads it.
     for m in &msgs {
@@ -257,6 +269,21 @@ async fn check_thread(fake: &FakeDiscord, dbs: &TestDbs<'_>, thread: ChannelId, 
     );
     let history = fake.message_history(progress.id);
     assert!(history.len() > 2, "the progress embed is edited in place");
+    // Edits are coalesced: at most one per PROGRESS_EDIT_INTERVAL (some slack for the clock).
+    let path = format!("/channels/{thread}/messages/{}", progress.id);
+    let edits: Vec<std::time::Instant> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path == path)
+        .map(|r| r.at)
+        .collect();
+    for w in edits.windows(2).filter(|_| one_process) {
+        assert!(
+            w[1] - w[0] >= PROGRESS_EDIT_INTERVAL - Duration::from_millis(100),
+            "two progress edits {:?} apart",
+            w[1] - w[0]
+        );
+    }
     assert!(
         msgs.iter()
             .any(|m| m.content.starts_with("✓ create-person: done")),
@@ -321,7 +348,24 @@ async fn person_only_onboards_end_to_end_with_approvals_in_its_thread() {
             "{approved:?}"
         );
         assert_eq!(user_count(&dbs, "dc-solo").await, 1);
-        check_thread(&fake, &dbs, thread.id, "dc-solo").await;
+        check_thread(&fake, &dbs, thread.id, "dc-solo", true).await;
+
+        // The other runbooks on the onboarded Provider: /verify runs in its own thread.
+        let v = fake.send_command(fake.requester(), "verify", json!({"slug": "dc-solo"}));
+        assert!(fake.interaction_response(&v).await.is_ephemeral());
+        let vthread = fake
+            .wait_for_thread(|t| t.name.starts_with("verify dc-solo "), T)
+            .await;
+        let (end, _) = approve_until_end(&fake, vthread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        let c = fake.send_command(
+            fake.requester(),
+            "cert status",
+            json!({"domain": "dc-solo.com"}),
+        );
+        assert!(fake.interaction_response(&c).await.is_ephemeral());
+        let status = fake.original_response(&c, T).await;
+        assert!(status.content.contains("dc-solo.com"), "{}", status.content);
 
         bot.shutdown().await;
         fake.finish();
@@ -378,7 +422,7 @@ async fn person_owns_org_takes_its_brand_from_a_form() {
             .await
             .unwrap();
         assert_eq!(input["brand"]["copy"], "Hello from the owner", "{input}");
-        check_thread(&fake, &dbs, thread.id, "dc-owner").await;
+        check_thread(&fake, &dbs, thread.id, "dc-owner", true).await;
 
         bot.shutdown().await;
         fake.finish();
@@ -426,7 +470,7 @@ async fn person_joins_org_picked_by_autocomplete() {
         .await
         .unwrap();
         assert_eq!(role, "member");
-        check_thread(&fake, &dbs, thread.id, "dc-talent").await;
+        check_thread(&fake, &dbs, thread.id, "dc-talent", true).await;
 
         bot.shutdown().await;
         fake.finish();
@@ -581,6 +625,15 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
         )
         .await;
 
+        // The resumed run asks again: it looks for its open approval in the thread first.
+        let list = format!("/channels/{}/messages", thread.id);
+        fake.wait_for("the resumed run to look for its approval", T, |st| {
+            st.requests
+                .iter()
+                .any(|r| r.method == "GET" && r.path == list)
+                .then_some(())
+        })
+        .await;
         // The button posted before the restart still works.
         approve(&fake, fake.approver(), message, &custom_id).await;
         let mut clicked = HashSet::from([custom_id]);
@@ -614,7 +667,7 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
             approvals_of_step, 1,
             "the open approval was reused, not posted again"
         );
-        check_thread(&fake, &dbs, thread.id, "dc-restart").await;
+        check_thread(&fake, &dbs, thread.id, "dc-restart", false).await;
 
         bot.shutdown().await;
         fake.finish();
@@ -623,7 +676,7 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_gateway_reconnects_and_clicks_keep_working() {
+async fn discord_failures_are_survived_a_500_retried_a_dropped_gateway_resumed() {
     init_tracing();
     within(Duration::from_secs(120), async {
         let lab = lab();
@@ -634,12 +687,18 @@ async fn a_dropped_gateway_reconnects_and_clicks_keep_working() {
         let cfg = config(&dbs, tmp.path(), &fake);
         let bot = start_bot(&fake, &cfg).await;
 
+        // Discord answers the run's first post with a 500: it is retried, the run goes on.
+        fake.fail_next(1, 500, Some("/channels/"));
         let thread = onboard(
             &fake,
             fake.requester(),
             json!({"slug": "dc-gateway", "name": "Gateway Person", "email": "g@example.com"}),
         )
         .await;
+        assert_eq!(
+            fake.requests().iter().filter(|r| r.status == 500).count(),
+            1
+        );
         let Next::Approval(message, custom_id) =
             next_in_thread(&fake, thread.id, &HashSet::new()).await
         else {
@@ -665,7 +724,7 @@ async fn a_dropped_gateway_reconnects_and_clicks_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_errors_are_ephemeral_and_unbuilt_runbooks_say_so() {
+async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
     init_tracing();
     within(Duration::from_secs(90), async {
         let lab = lab();
@@ -710,25 +769,128 @@ async fn user_errors_are_ephemeral_and_unbuilt_runbooks_say_so() {
         assert!(bad.contains("domain: `10.0.0.1` is an IP address"), "{bad}");
         let bad = answer("status", json!({"run": "nope"})).await;
         assert!(bad.contains("`nope` is not a run id"), "{bad}");
+        let bad = answer("cert issue", json!({"domain": "*.x.com"})).await;
+        assert!(bad.contains("domain: `*.x.com` is a wildcard"), "{bad}");
+        let bad = answer("cert issue", json!({"domain": "never-onboarded.com"})).await;
         assert!(
-            answer("cert", json!({"domain": "x.com"}))
-                .await
-                .contains("issue 7")
+            bad.contains("email: no onboarding of never-onboarded.com recorded one"),
+            "{bad}"
+        );
+        let bad = answer("verify", json!({"slug": "Not A Slug"})).await;
+        assert!(bad.starts_with("Not started — slug:"), "{bad}");
+        // An internal failure: a short message with a reference, not the error itself.
+        let state = dbs.state_admin().await;
+        sqlx::query("ALTER TABLE runs RENAME TO runs_hidden")
+            .execute(&state)
+            .await
+            .unwrap();
+        let broken = answer("status", json!({})).await;
+        sqlx::query("ALTER TABLE runs_hidden RENAME TO runs")
+            .execute(&state)
+            .await
+            .unwrap();
+        assert!(
+            broken.starts_with("Something went wrong on the bot's side (reference `e-"),
+            "{broken}"
         );
         assert!(
-            answer("verify", json!({"slug": "x"}))
-                .await
-                .contains("issue 8")
-        );
-        assert_eq!(answer("status", json!({})).await, "No unfinished runs.");
-        let audit = answer("audit", json!({"subject": "nobody", "verify": true})).await;
-        assert!(
-            audit.contains("audit trail of nobody: 0 events") && audit.contains("audit chain OK"),
-            "{audit}"
+            !broken.contains("runs"),
+            "the internal error is not shown: {broken}"
         );
         assert!(fake.threads().is_empty(), "no run was started");
 
         bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
+    init_tracing();
+    within(Duration::from_secs(60), async {
+        let fake = FakeDiscord::start().await;
+        let dc = DiscordConfig {
+            token: fake.token().to_string().into(),
+            guild_id: fake.guild_id().get(),
+            ops_channel_id: fake.ops_channel_id().get(),
+            approver_role_ids: vec![fake.approver_role_id().get()],
+            two_person_rule: true,
+            api_base: fake.base_url().to_string(),
+        };
+        let mut view = RunView {
+            id: uuid::Uuid::new_v4(),
+            runbook: "onboard".into(),
+            subject: "stale-one".into(),
+            started_by: format!("discord:{}", fake.requester()),
+            dry_run: false,
+            chat_ref: None,
+            steps: vec![StepLine {
+                name: "create-person".into(),
+                status: StepStatus::WaitingApproval,
+                note: None,
+            }],
+        };
+        let run_id = view.id;
+        let started_by = view.started_by.clone();
+        let request = move |hash: &str| ApprovalRequest {
+            run_id,
+            subject: "stale-one".into(),
+            step: "create-person".into(),
+            step_description: "Database 1".into(),
+            summary: format!("plan {hash}"),
+            detail: format!("INSERT ... -- {hash}"),
+            plan_hash: hash.repeat(64 / hash.len()),
+            started_by: started_by.clone(),
+        };
+        let open_approvals = |st: &State, thread: ChannelId| {
+            messages_json(st, thread)
+                .into_iter()
+                .filter_map(|m| open_approve(&m).map(|id| (id_of(&m), id)))
+                .collect::<Vec<_>>()
+        };
+
+        // A process posts the approval of plan "aa…" and dies while waiting.
+        let first = Arc::new(DiscordFrontend::new(Arc::new(fake.http()), dc.clone()));
+        view.chat_ref = first.attach(&view).await.unwrap();
+        let thread = first.thread_of(view.id).unwrap();
+        let waiting = {
+            let (f, r) = (first.clone(), request("aa"));
+            tokio::spawn(async move { f.request_approval(&r).await })
+        };
+        let (old_message, old_id) = fake
+            .wait_for("the first approval", T, |st| {
+                open_approvals(st, thread).pop()
+            })
+            .await;
+        waiting.abort();
+
+        // The next process resumes the run in the same thread; the step now plans "bb…".
+        let second = Arc::new(DiscordFrontend::new(Arc::new(fake.http()), dc.clone()));
+        assert_eq!(second.attach(&view).await.unwrap(), view.chat_ref);
+        let waiting = {
+            let (f, r) = (second.clone(), request("bb"));
+            tokio::spawn(async move { f.request_approval(&r).await })
+        };
+        fake.wait_for("the old approval to be superseded", T, |st| {
+            let m = st.messages.get(&old_message.get())?;
+            (open_approve(&m.json).is_none()
+                && m.json["content"].as_str()?.starts_with("⚠ superseded"))
+            .then_some(())
+        })
+        .await;
+        let (new_message, new_id) = fake
+            .wait_for("a fresh approval", T, |st| open_approvals(st, thread).pop())
+            .await;
+        assert_ne!(new_message, old_message);
+        assert!(old_id.ends_with(&"a".repeat(16)) && new_id.ends_with(&"b".repeat(16)));
+        waiting.abort();
+
+        assert_eq!(
+            open_approvals(&fake.state(), thread),
+            vec![(new_message, new_id)],
+            "only the current plan's message is open"
+        );
         fake.finish();
     })
     .await;

@@ -22,6 +22,7 @@ use crate::chat::Actor;
 use crate::commands::dns_check::DnsCheckArgs;
 use crate::commands::onboard::OnboardArgs;
 use crate::domain::{InputError, MailPlan};
+use crate::engine::request::{CertRequest, Request, VerifyRequest};
 use crate::engine::{StartError, StartOptions};
 use crate::messages;
 use crate::state::{audit, runs};
@@ -287,14 +288,25 @@ async fn start_onboarding(
     actor: &Actor,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let request = match args.parse(&data.config.onboarding) {
-        Ok(r) => r,
+    match args.parse(&data.config.onboarding) {
+        Ok(request) => start_run(data, origin, request, actor, dry_run).await,
         Err(e) => {
-            return origin
+            origin
                 .reply(messages::input_refused(e.field, &e.message))
-                .await;
+                .await
         }
-    };
+    }
+}
+
+/// Starts a run of any runbook (locks taken, or refused with who holds them), executes it in
+/// its own task and answers with its thread.
+async fn start_run(
+    data: &Data,
+    origin: &Origin<'_>,
+    request: Request,
+    actor: &Actor,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let opts = StartOptions {
         dry_run,
         break_glass: None,
@@ -430,20 +442,88 @@ async fn reply_text_or_file(ctx: Context<'_>, title: &str, text: &str) -> Result
     Ok(())
 }
 
-// ----- /cert and /verify: registered now, their runbooks land with issues 7 and 8 ----------------
+// ----- /cert and /verify ---------------------------------------------------------------------
 
-/// Issue, re-issue or inspect a Provider domain's certificate.
-#[poise::command(slash_command, guild_only)]
-pub async fn cert(
+/// Issue or inspect a Provider domain's certificate.
+#[poise::command(slash_command, guild_only, subcommands("cert_issue", "cert_status"))]
+pub async fn cert(ctx: Context<'_>) -> Result<(), Error> {
+    // Discord only delivers the subcommands; this is never called from there.
+    ctx.defer_ephemeral().await?;
+    Origin::Command(ctx)
+        .reply("Use `/cert issue` or `/cert status`.".into())
+        .await
+}
+
+/// Run certbot for the domain and www, sync the conf back, release the site.
+#[poise::command(slash_command, guild_only, rename = "issue")]
+pub async fn cert_issue(
     ctx: Context<'_>,
-    #[description = "The domain (e.g. merche-biche.com)"] domain: String,
+    #[description = "The domain (already deployed by an onboarding)"] domain: String,
+    #[description = "ACME account email (default: the one its onboarding recorded)"] email: Option<
+        String,
+    >,
+    #[description = "Plan every step and write nothing"] dry_run: Option<bool>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    // Issue 7: parse into a `Request::Cert` and call `start_run` like /onboard.
-    let _ = domain;
-    Origin::Command(ctx)
-        .reply(messages::not_built_yet("cert", 7))
-        .await
+    let origin = Origin::Command(ctx);
+    let (domain, email) = match crate::commands::cert::parse_issue(&domain, email.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            return origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let data = ctx.data();
+    let email = match email {
+        Some(e) => e,
+        None => match runs::email_for_domain(data.engine.pool(), domain.as_str())
+            .await?
+            .map(|e| crate::domain::Email::parse(&e))
+        {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => anyhow::bail!("the recorded email of {domain} does not parse: {e}"),
+            None => {
+                let msg = format!("no onboarding of {domain} recorded one; give `email`");
+                return origin.reply(messages::input_refused("email", &msg)).await;
+            }
+        },
+    };
+    let request = Request::Cert(CertRequest { domain, email });
+    start_run(
+        data,
+        &origin,
+        request,
+        &actor_of(ctx.author()),
+        dry_run.unwrap_or(false),
+    )
+    .await
+}
+
+/// TLS handshake with the domain on the VPS: issuer, names, expiry, chain validity.
+#[poise::command(slash_command, guild_only, rename = "status")]
+pub async fn cert_status(
+    ctx: Context<'_>,
+    #[description = "The domain"] domain: String,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let domain = match crate::domain::DomainName::parse(&domain) {
+        Ok(d) => d,
+        Err(e) => {
+            return Origin::Command(ctx)
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let cfg = &ctx.data().config;
+    let status = crate::adapters::tls::status(
+        domain.as_str(),
+        cfg.vps.ipv4.into(),
+        cfg.cert.trusted_roots.as_deref(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    reply_text_or_file(ctx, &format!("cert status {domain}"), &status.render()).await
 }
 
 /// Run the runbook's success check for an onboarded Provider.
@@ -453,11 +533,17 @@ pub async fn verify(
     #[description = "The Provider's slug"] slug: String,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    // Issue 8: parse into a `Request::Verify` and call `start_run` like /onboard.
-    let _ = slug;
-    Origin::Command(ctx)
-        .reply(messages::not_built_yet("verify", 8))
-        .await
+    let origin = Origin::Command(ctx);
+    let slug = match crate::domain::Slug::parse(&slug) {
+        Ok(s) => s,
+        Err(e) => {
+            return origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let request = Request::Verify(VerifyRequest { slug });
+    start_run(ctx.data(), &origin, request, &actor_of(ctx.author()), false).await
 }
 
 // ----- /status, /cancel, /audit -----------------------------------------------------------------
@@ -580,7 +666,10 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), cmds.len());
-        for c in &cmds {
+        let cert = &cmds[2];
+        let subs: Vec<&str> = cert.subcommands.iter().map(|c| &*c.name).collect();
+        assert_eq!(subs, ["issue", "status"]);
+        for c in cmds.iter().chain(&cert.subcommands) {
             let desc = c.description.as_deref().unwrap_or_default();
             assert!(
                 !desc.is_empty() && desc.chars().count() <= 100,

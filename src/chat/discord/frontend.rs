@@ -159,34 +159,33 @@ impl DiscordFrontend {
 
     async fn open_thread(&self, run: &RunView) -> anyhow::Result<ChatRef> {
         let ops = ChannelId::new(self.cfg.ops_channel_id);
-        let starter = ops
-            .send_message(
+        let starter = retry("posting the run's message in the ops channel", || {
+            ops.send_message(
                 &self.http,
                 CreateMessage::new()
                     .content(messages::run_opened(run))
                     .allowed_mentions(CreateAllowedMentions::new()),
             )
-            .await
-            .context("posting the run's message in the ops channel")?;
-        let thread = ops
-            .create_thread_from_message(
+        })
+        .await?;
+        let thread = retry("creating the run's thread", || {
+            ops.create_thread_from_message(
                 &self.http,
                 starter.id,
                 CreateThread::new(messages::thread_name(run))
                     .auto_archive_duration(AutoArchiveDuration::OneWeek),
             )
-            .await
-            .context("creating the run's thread")?;
-        let progress = thread
-            .id
-            .send_message(
+        })
+        .await?;
+        let progress = retry("posting the progress message", || {
+            thread.id.send_message(
                 &self.http,
                 CreateMessage::new()
                     .embed(embed(&messages::progress_card(run, None)))
                     .allowed_mentions(CreateAllowedMentions::new()),
             )
-            .await
-            .context("posting the progress message")?;
+        })
+        .await?;
         Ok(ChatRef {
             thread: thread.id,
             progress: progress.id,
@@ -231,6 +230,18 @@ impl DiscordFrontend {
             .allowed_mentions(CreateAllowedMentions::new());
         if let Err(e) = thread.send_message(&self.http, msg).await {
             warn!(thread = %thread, error = %e, "could not post in the run's thread");
+        }
+    }
+
+    /// A run stopped on an internal error: say so where people look, with the reference.
+    pub async fn report_run_error(&self, run_id: Uuid, reference: &str) {
+        let channel = self
+            .thread_of(run_id)
+            .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
+        self.say(channel, messages::run_internal_error(run_id, reference))
+            .await;
+        if let Some(rc) = self.runs.lock().expect("runs").remove(&run_id) {
+            drop(rc);
         }
     }
 
@@ -347,9 +358,11 @@ impl DiscordFrontend {
             return Ok(Err(R::RunOver(run.status.as_str().into())));
         }
         let steps = runs::steps(pool, run.id).await?;
+        // The step may be planning again already (the resumed run): the plan it last showed
+        // is still the one clicked on; if the new plan differs, this approval covers nothing.
         let Some(full) = steps
             .iter()
-            .find(|s| s.name == button.step && s.status == StepStatus::WaitingApproval)
+            .find(|s| s.name == button.step && !s.status.is_finished())
             .and_then(|s| s.plan_hash.clone())
             .filter(|h| button.matches(h))
         else {
@@ -365,6 +378,18 @@ impl DiscordFrontend {
         engine
             .record_decision(&run, &button.step, &full, &decision)
             .await?;
+        // The resumed run may have started waiting in the meantime, after it looked for a
+        // recorded decision: hand it over too rather than leave it waiting.
+        let late = {
+            let mut pending = self.pending.lock().expect("pending");
+            match pending.get(&key) {
+                Some(p) if button.matches(&p.hash) => pending.remove(&key),
+                _ => None,
+            }
+        };
+        if let Some(p) = late {
+            let _ = p.tx.send(decision);
+        }
         Ok(Ok(()))
     }
 
@@ -443,10 +468,10 @@ impl DiscordFrontend {
                 if let Some((name, text)) = a.attachment {
                     msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
                 }
-                let m = thread
-                    .send_message(&self.http, msg)
-                    .await
-                    .context("posting the approval message")?;
+                let m = retry("posting the approval message", || {
+                    thread.send_message(&self.http, msg.clone())
+                })
+                .await?;
                 Posted {
                     channel: thread,
                     message: m.id,
@@ -610,8 +635,9 @@ impl ChatFrontend for DiscordFrontend {
             frontend: self,
             key: key.clone(),
         };
-        let posted = self.post_approval(req, rc.chat.thread).await?;
-        // A click recorded while no process waited (between a restart and this request).
+        // A click recorded while no process waited (between a restart and this request): its
+        // message already says who decided. Checked after the waiter is in place, so a click
+        // is either seen here or delivered to the waiter.
         if let Some(pool) = self.pool.get()
             && let Some(a) = runs::decision_for(pool, req.run_id, &req.step, &req.plan_hash).await?
         {
@@ -619,14 +645,6 @@ impl ChatFrontend for DiscordFrontend {
                 id: a.actor.clone(),
                 display: a.actor.clone(),
             };
-            self.show_decided(
-                posted.channel,
-                posted.message,
-                &posted.button,
-                a.approved,
-                &actor,
-            )
-            .await;
             return Ok(Decision {
                 approved: a.approved,
                 actor,
@@ -634,10 +652,37 @@ impl ChatFrontend for DiscordFrontend {
                 reason: a.reason,
             });
         }
+        self.post_approval(req, rc.chat.thread).await?;
         let decision = rx
             .await
             .context("the approval was abandoned (the bot is shutting down)")?;
         Ok(decision)
+    }
+}
+
+/// Attempts at a Discord call that a run cannot do without (its thread, an approval).
+const ATTEMPTS: u32 = 3;
+
+/// A call retried with back-off: Discord answers 5xx now and then, and with the ratelimiter
+/// off (tests) a 429 reaches us too. A run must not fail for one such answer.
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, serenity::Error>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < ATTEMPTS => {
+                warn!(attempt, error = %e, "{what} failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
+        }
     }
 }
 

@@ -55,6 +55,7 @@ impl Data {
     /// with a reference and reported in the run's thread by the engine where it can.
     pub fn spawn_run(&self, run_id: Uuid, take_over: bool) {
         let engine = self.engine.clone();
+        let frontend = self.frontend.clone();
         let task = tokio::spawn(async move {
             match engine.execute(run_id, take_over).await {
                 Ok(outcome) => {
@@ -62,7 +63,8 @@ impl Data {
                 }
                 Err(e) => {
                     let reference = reference_id();
-                    error!(run_id = %run_id, reference, error = ?e, "run stopped on an internal error")
+                    error!(run_id = %run_id, reference, error = ?e, "run stopped on an internal error");
+                    frontend.report_run_error(run_id, &reference).await;
                 }
             }
         });
