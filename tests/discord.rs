@@ -895,3 +895,70 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
+    init_tracing();
+    within(Duration::from_secs(60), async {
+        let lab = lab();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = env!("CARGO_BIN_EXE_onboard-bot");
+
+        // Without a discord section, serve says what is missing (exit 2: configuration).
+        let plain = dbs.write_config(tmp.path(), |t| t);
+        let out = tokio::process::Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&plain)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("`serve` needs a `discord:` section")
+        );
+
+        let fake = FakeDiscord::start().await;
+        config(&dbs, tmp.path(), &fake); // writes bot.yaml with the discord section
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let yaml = tmp.path().join("bot.yaml");
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        std::fs::write(&yaml, format!("{text}\nops:\n  listen: 127.0.0.1:{port}\n")).unwrap();
+        let mut child = tokio::process::Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(tmp.path().join("bot.yaml"))
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        fake.wait_for_commands(&["onboard", "status"], T).await;
+        let h = fake.send_command(fake.member(), "status", json!({}));
+        assert!(fake.interaction_response(&h).await.is_deferred());
+        assert_eq!(
+            fake.original_response(&h, T).await.content,
+            "No unfinished runs."
+        );
+        // The ops listener reports the gateway as connected.
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(health.status().as_u16(), 200, "{:?}", health.text().await);
+        let pid = child.id().unwrap().to_string();
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = tokio::time::timeout(T, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "serve exits 0 on Ctrl-C: {status:?}");
+        fake.finish();
+    })
+    .await;
+}

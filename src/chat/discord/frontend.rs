@@ -616,6 +616,11 @@ impl ChatFrontend for DiscordFrontend {
                 .await;
                 // Dropping the last handle makes the progress task flush once more and stop.
                 self.runs.lock().expect("runs").remove(&run.id);
+                self.resumed.lock().expect("resumed").remove(&run.id);
+                self.decided
+                    .lock()
+                    .expect("decided")
+                    .retain(|k, _| k.0 != run.id);
             }
         }
     }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use serenity::all::{
-    ClientBuilder, FullEvent, GatewayIntents, GuildId, Http, HttpBuilder, Interaction, ShardManager,
+    ClientBuilder, ConnectionStage, FullEvent, GatewayIntents, GuildId, Http, HttpBuilder,
+    Interaction, ShardManager,
 };
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{error, info, warn};
@@ -140,6 +141,7 @@ impl Bot {
                     poise::builtins::register_in_guild(ctx, &fw.options().commands, guild)
                         .await
                         .context("registering the slash commands in the guild")?;
+                    crate::ops::set_gateway_connected(true);
                     resume_unfinished(&setup_data).await;
                     Ok(setup_data)
                 })
@@ -171,6 +173,7 @@ impl Bot {
     /// resume from their recorded state in the next process).
     pub async fn shutdown(self) {
         self.shards.shutdown_all().await;
+        crate::ops::set_gateway_connected(false);
         for h in self.data.runs.0.lock().expect("run tasks").drain(..) {
             h.abort();
         }
@@ -204,8 +207,18 @@ async fn on_event(
         FullEvent::InteractionCreate {
             interaction: Interaction::Modal(m),
         } => commands::on_modal(ctx, data, m).await,
+        FullEvent::Ready { .. } => {
+            crate::ops::set_gateway_connected(true);
+            Ok(())
+        }
         FullEvent::Resume { .. } => {
             info!("gateway session resumed");
+            crate::ops::set_gateway_connected(true);
+            Ok(())
+        }
+        FullEvent::ShardStageUpdate { event } => {
+            // /healthz: the gateway is up only while the shard is connected.
+            crate::ops::set_gateway_connected(event.new == ConnectionStage::Connected);
             Ok(())
         }
         _ => Ok(()),
