@@ -219,7 +219,7 @@ pub fn run_opened(run: &RunView) -> String {
 /// Posted in the thread when a restarted bot picks a run up again.
 pub fn run_resumed(run: &RunView) -> String {
     format!(
-        "↻ the bot restarted; run `{}` continues from its recorded state (finished steps are not repeated)",
+        "↻ run `{}` continues from its recorded state (after a restart or /resume; finished steps are not repeated)",
         run.id
     )
 }
@@ -433,6 +433,14 @@ pub fn run_started_reply(run_id: uuid::Uuid, thread_id: Option<u64>) -> String {
     match thread_id {
         Some(t) => format!("Run `{run_id}` started: follow it and approve its plans in <#{t}>."),
         None => format!("Run `{run_id}` started; its thread is on its way in the ops channel."),
+    }
+}
+
+/// The reply to /resume once the run is executing again.
+pub fn run_resumed_reply(run_id: uuid::Uuid, thread_id: Option<u64>) -> String {
+    match thread_id {
+        Some(t) => format!("Run `{run_id}` resumed from its recorded state: follow it in <#{t}>."),
+        None => format!("Run `{run_id}` resumed from its recorded state."),
     }
 }
 

@@ -620,7 +620,7 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
         bot.shutdown().await;
         let bot = start_bot(&fake, &cfg).await;
         fake.wait_for_message(
-            |m| m.channel_id == thread.id && m.content.starts_with("↻ the bot restarted"),
+            |m| m.channel_id == thread.id && m.content.starts_with("↻ run `"),
             T,
         )
         .await;
@@ -958,6 +958,221 @@ async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
             .unwrap()
             .unwrap();
         assert!(status.success(), "serve exits 0 on Ctrl-C: {status:?}");
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
+    use onboard_bot::chat::discord::custom_id::ApprovalButton;
+    use onboard_bot::chat::{Actor, Decision};
+    use onboard_bot::commands::onboard::OnboardArgs;
+    use onboard_bot::engine::{Engine, StartOptions};
+    use onboard_bot::messages::ApprovalRefusal;
+    use onboard_bot::state::runs;
+    init_tracing();
+    within(Duration::from_secs(60), async {
+        let lab = lab();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let frontend = Arc::new(DiscordFrontend::new(
+            Arc::new(fake.http()),
+            cfg.discord.clone().unwrap(),
+        ));
+        let engine = Engine::new(cfg.clone(), frontend.clone()).await.unwrap();
+        frontend.set_pool(engine.pool().clone());
+        let request = OnboardArgs {
+            slug: "dc-nowait".into(),
+            name: "No Wait".into(),
+            email: "nw@example.com".into(),
+            mode: "person-only".into(),
+            ..Default::default()
+        }
+        .parse(&cfg.onboarding)
+        .unwrap();
+        let starter = Actor {
+            id: format!("discord:{}", fake.requester()),
+            display: "requester".into(),
+        };
+        let run_id = engine
+            .start(request, &starter, StartOptions::default())
+            .await
+            .unwrap();
+        // As a process that died while create-person waited: the step shows its plan, and
+        // the resumed run is planning it again when the click arrives.
+        let hash = "c".repeat(64);
+        runs::set_step(
+            engine.pool(),
+            run_id,
+            1,
+            StepStatus::WaitingApproval,
+            Some((&hash, "plan")),
+            None,
+        )
+        .await
+        .unwrap();
+        runs::set_step(engine.pool(), run_id, 1, StepStatus::Planning, None, None)
+            .await
+            .unwrap();
+        let decision = |who: UserId| Decision {
+            approved: true,
+            actor: Actor {
+                id: format!("discord:{who}"),
+                display: "someone".into(),
+            },
+            how: "discord button".into(),
+            reason: None,
+        };
+        let stale = ApprovalButton::new(true, run_id, "create-person", &"d".repeat(64));
+        assert_eq!(
+            frontend
+                .deliver(&stale, decision(fake.approver()), &engine)
+                .await
+                .unwrap(),
+            Err(ApprovalRefusal::Stale)
+        );
+        let button = ApprovalButton::new(true, run_id, "create-person", &hash);
+        assert_eq!(
+            frontend
+                .deliver(&button, decision(fake.approver()), &engine)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        let recorded = runs::decision_for(engine.pool(), run_id, "create-person", &hash)
+            .await
+            .unwrap()
+            .expect("recorded for the resumed run");
+        assert!(recorded.approved);
+        assert_eq!(recorded.actor, format!("discord:{}", fake.approver()));
+        // A second click on the same plan is not a second decision.
+        let second = fake.add_user("approver-two", &[fake.approver_role_id()]);
+        assert_eq!(
+            frontend
+                .deliver(&button, decision(second), &engine)
+                .await
+                .unwrap(),
+            Err(ApprovalRefusal::AlreadyDecided(format!(
+                "discord:{}",
+                fake.approver()
+            )))
+        );
+        // Nor does a click count once the run is over.
+        engine.cancel(run_id, &starter, "test over").await.unwrap();
+        let fresh = Arc::new(DiscordFrontend::new(
+            Arc::new(fake.http()),
+            cfg.discord.clone().unwrap(),
+        ));
+        assert_eq!(
+            fresh
+                .deliver(&button, decision(second), &engine)
+                .await
+                .unwrap(),
+            Err(ApprovalRefusal::RunOver("cancelled".into()))
+        );
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_resumed_from_discord_and_a_dry_run_asks_nothing() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-resume.com", "dc-dry.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        // A dry run plans every step in its thread and asks for no approval.
+        let dry = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-dry", "name": "Dry Person", "email": "dry@example.com", "dry_run": true}),
+        )
+        .await;
+        assert!(dry.name.contains("(dry run)"), "{}", dry.name);
+        let (end, approved) = approve_until_end(&fake, dry.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done: dry run"), "{end}");
+        assert!(approved.is_empty(), "a dry run asks nothing: {approved:?}");
+        assert_eq!(user_count(&dbs, "dc-dry").await, 0);
+
+        // The tenant DB refuses the insert: the approved step fails, and with it the run.
+        let platform = dbs.platform_admin().await;
+        sqlx::raw_sql(
+            "CREATE FUNCTION refuse_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected refusal'; END $$;
+             CREATE TRIGGER refuse_users BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_users();",
+        )
+        .execute(&platform)
+        .await
+        .unwrap();
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-resume", "name": "Resume Person", "email": "res@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        approve(&fake, fake.approver(), message, &custom_id).await;
+        let end = match next_in_thread(&fake, thread.id, &HashSet::from([custom_id])).await {
+            Next::End(text) => text,
+            Next::Approval(..) => panic!("the failing step asked again"),
+        };
+        assert!(end.starts_with("✗ run failed") && end.contains("injected refusal"), "{end}");
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-resume'")
+                .fetch_one(&dbs.state_admin().await)
+                .await
+                .unwrap();
+
+        // Someone unrelated may not resume it; its starter may, once the cause is fixed.
+        let h = fake.send_command(fake.member(), "resume", json!({"run": run_id.to_string()}));
+        fake.interaction_response(&h).await;
+        let no = fake.original_response(&h, T).await.content;
+        assert!(no.starts_with("Only the person who started a run or an approver"), "{no}");
+        sqlx::raw_sql("DROP TRIGGER refuse_users ON users")
+            .execute(&platform)
+            .await
+            .unwrap();
+        let h = fake.send_command(fake.requester(), "resume", json!({"run": run_id.to_string()}));
+        assert!(fake.interaction_response(&h).await.is_ephemeral());
+        let yes = fake.original_response(&h, T).await.content;
+        assert!(yes.contains(&format!("<#{}>", thread.id)), "resumed in its own thread: {yes}");
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("↻ run `"),
+            T,
+        )
+        .await;
+        // The approval of the unchanged plan still holds: create-person is applied at once.
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert_eq!(user_count(&dbs, "dc-resume").await, 1);
+        let h = fake.send_command(fake.requester(), "resume", json!({"run": run_id.to_string()}));
+        fake.interaction_response(&h).await;
+        let again = fake.original_response(&h, T).await.content;
+        assert!(again.contains("is running already"), "{again}");
+        let c = fake.send_command(fake.requester(), "cancel", json!({"run": run_id.to_string()}));
+        fake.interaction_response(&c).await;
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+
+        bot.shutdown().await;
         fake.finish();
     })
     .await;

@@ -43,6 +43,7 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
         cert(),
         verify(),
         status(),
+        resume(),
         cancel(),
         audit(),
     ]
@@ -574,6 +575,71 @@ pub async fn status(
     Origin::Command(ctx).reply(text).await
 }
 
+/// Whether the clicker or caller may act on a run: an approver, or the person who started it.
+fn may_act_on(ctx: Context<'_>, started_by: &str) -> bool {
+    let approver = ctx.interaction.member.as_ref().is_some_and(|m| {
+        m.roles.iter().any(|r| {
+            ctx.data()
+                .frontend
+                .config()
+                .approver_role_ids
+                .contains(&r.get())
+        })
+    });
+    approver || started_by == actor_of(ctx.author()).id
+}
+
+/// Continue an unfinished or failed run from its recorded state, in its thread.
+#[poise::command(slash_command, guild_only)]
+pub async fn resume(
+    ctx: Context<'_>,
+    #[description = "The run id"] run: String,
+    #[description = "Claim the run even if another process's lease on it has not run out"]
+    take_over: Option<bool>,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let origin = Origin::Command(ctx);
+    let id = match parse_run_id(&run) {
+        Ok(id) => id,
+        Err(e) => {
+            return origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await;
+        }
+    };
+    let data = ctx.data();
+    let Some(record) = runs::get(data.engine.pool(), id).await? else {
+        return origin.reply(format!("No run `{id}`.")).await;
+    };
+    if !may_act_on(ctx, &record.started_by) {
+        return origin
+            .reply("Only the person who started a run or an approver may resume it.".into())
+            .await;
+    }
+    let take_over = take_over.unwrap_or(false);
+    let text = if record.status.is_terminal() {
+        format!(
+            "Run `{id}` is {}; there is nothing to resume.",
+            record.status.as_str()
+        )
+    } else if data.is_running_here(id) {
+        format!("Run `{id}` is running already; follow it in its thread.")
+    } else if let (Some(holder), Some(until)) = (&record.executor, record.executor_until)
+        && until > chrono::Utc::now()
+        && !take_over
+    {
+        format!(
+            "Run `{id}` is being executed by `{holder}` (lease until {}). If that process is gone, resume with `take_over: true`.",
+            until.format("%H:%M:%S UTC")
+        )
+    } else {
+        data.spawn_run(id, take_over);
+        let thread = data.frontend.wait_for_thread(id, THREAD_WAIT).await;
+        messages::run_resumed_reply(id, thread.map(|t| t.get()))
+    };
+    origin.reply(text).await
+}
+
 /// Cancel a run: stop its step, record it, release its locks.
 #[poise::command(slash_command, guild_only)]
 pub async fn cancel(
@@ -596,12 +662,7 @@ pub async fn cancel(
         return origin.reply(format!("No run `{id}`.")).await;
     };
     let actor = actor_of(ctx.author());
-    let is_approver = ctx.interaction.member.as_ref().is_some_and(|m| {
-        m.roles
-            .iter()
-            .any(|r| data.frontend.config().approver_role_ids.contains(&r.get()))
-    });
-    if !is_approver && record.started_by != actor.id {
+    if !may_act_on(ctx, &record.started_by) {
         return origin
             .reply("Only the person who started a run or an approver may cancel it.".into())
             .await;
@@ -659,6 +720,7 @@ mod tests {
                 "cert",
                 "verify",
                 "status",
+                "resume",
                 "cancel",
                 "audit"
             ]

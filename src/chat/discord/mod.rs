@@ -14,6 +14,7 @@ pub mod commands;
 pub mod custom_id;
 pub mod frontend;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -49,7 +50,7 @@ pub struct Data {
 
 /// Runs executing in this process, so a shutdown can stop them.
 #[derive(Default)]
-struct RunTasks(Mutex<Vec<AbortHandle>>);
+struct RunTasks(Mutex<HashMap<Uuid, AbortHandle>>);
 
 impl Data {
     /// Executes a run in its own task (it may wait for people for days); failures are logged
@@ -70,8 +71,18 @@ impl Data {
             }
         });
         let mut runs = self.runs.0.lock().expect("run tasks");
-        runs.retain(|h| !h.is_finished());
-        runs.push(task.abort_handle());
+        runs.retain(|_, h| !h.is_finished());
+        runs.insert(run_id, task.abort_handle());
+    }
+
+    /// Whether this process is executing the run right now.
+    pub fn is_running_here(&self, run_id: Uuid) -> bool {
+        self.runs
+            .0
+            .lock()
+            .expect("run tasks")
+            .get(&run_id)
+            .is_some_and(|h| !h.is_finished())
     }
 
     fn discord(&self) -> &DiscordConfig {
@@ -174,7 +185,7 @@ impl Bot {
     pub async fn shutdown(self) {
         self.shards.shutdown_all().await;
         crate::ops::set_gateway_connected(false);
-        for h in self.data.runs.0.lock().expect("run tasks").drain(..) {
+        for (_, h) in self.data.runs.0.lock().expect("run tasks").drain() {
             h.abort();
         }
         let _ = self.client.await;
