@@ -839,7 +839,14 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             step: "create-person".into(),
             step_description: "Database 1".into(),
             summary: format!("plan {hash}"),
-            detail: format!("INSERT ... -- {hash}"),
+            // Plan "bb…" is long: it goes out as an attached file.
+            detail: if hash == "bb" {
+                (0..300)
+                    .map(|i| format!("line {i} of the plan\n"))
+                    .collect()
+            } else {
+                format!("INSERT ... -- {hash}")
+            },
             plan_hash: hash.repeat(64 / hash.len()),
             started_by: started_by.clone(),
         };
@@ -883,6 +890,17 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             .wait_for("a fresh approval", T, |st| open_approvals(st, thread).pop())
             .await;
         assert_ne!(new_message, old_message);
+        let uploads = fake.uploads(new_message);
+        assert_eq!(uploads.len(), 1, "the long plan is attached");
+        assert_eq!(
+            uploads[0].filename,
+            format!("plan-create-person-{}.txt", "b".repeat(12))
+        );
+        assert!(String::from_utf8_lossy(&uploads[0].data).contains("line 299 of the plan"));
+        assert!(
+            fake.uploads(old_message).is_empty(),
+            "a short plan is shown inline"
+        );
         assert!(old_id.ends_with(&"a".repeat(16)) && new_id.ends_with(&"b".repeat(16)));
         waiting.abort();
 
