@@ -230,6 +230,7 @@ impl DiscordFrontend {
             .allowed_mentions(CreateAllowedMentions::new());
         if let Err(e) = thread.send_message(&self.http, msg).await {
             warn!(thread = %thread, error = %e, "could not post in the run's thread");
+            crate::ops::metrics::discord_api_error();
         }
     }
 
@@ -257,6 +258,7 @@ impl DiscordFrontend {
             Ok(m) => m,
             Err(e) => {
                 warn!(thread = %thread, error = %e, "could not read the thread for old approval messages");
+                crate::ops::metrics::discord_api_error();
                 return Vec::new();
             }
         };
@@ -283,6 +285,7 @@ impl DiscordFrontend {
             .allowed_mentions(CreateAllowedMentions::new());
         if let Err(e) = p.channel.edit_message(&self.http, p.message, edit).await {
             warn!(message = %p.message, error = %e, "could not close an approval message");
+            crate::ops::metrics::discord_api_error();
         }
     }
 
@@ -556,6 +559,7 @@ impl ChatFrontend for DiscordFrontend {
                 }
                 Err(e) => {
                     warn!(run_id = %run.id, error = %e, "the run's thread is gone; opening a new one");
+                    crate::ops::metrics::discord_api_error();
                 }
             }
         }
@@ -682,6 +686,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) if attempt < ATTEMPTS => {
                 warn!(attempt, error = %e, "{what} failed; retrying");
+                crate::ops::metrics::discord_api_error();
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
                 attempt += 1;
@@ -711,6 +716,7 @@ async fn push_progress(
             let edit = EditMessage::new().embed(embed(&card));
             if let Err(e) = chat.thread.edit_message(&http, chat.progress, edit).await {
                 warn!(run_id = %run_id, error = %e, "could not update the progress message");
+                crate::ops::metrics::discord_api_error();
             }
         }
         if !logs.is_empty() {
@@ -719,6 +725,7 @@ async fn push_progress(
                 .allowed_mentions(CreateAllowedMentions::new());
             if let Err(e) = chat.thread.send_message(&http, msg).await {
                 warn!(run_id = %run_id, error = %e, "could not post log lines");
+                crate::ops::metrics::discord_api_error();
             }
         }
         if !open {

@@ -153,6 +153,13 @@ impl Bot {
                         .await
                         .context("registering the slash commands in the guild")?;
                     crate::ops::set_gateway_connected(true);
+                    // Org autocomplete has under 3 s: open the tenant DB pool now, not then.
+                    let services = setup_data.engine.services().clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = services.tenant_db().await {
+                            warn!(error = %e, "the tenant DB is not reachable yet (org autocomplete stays empty)");
+                        }
+                    });
                     resume_unfinished(&setup_data).await;
                     Ok(setup_data)
                 })
@@ -236,10 +243,18 @@ async fn on_event(
     }
 }
 
+/// `/metrics` counts failed calls to Discord's API.
+fn count_api_error(error: &Error) {
+    if error.chain().any(|e| e.is::<serenity::Error>()) {
+        crate::ops::metrics::discord_api_error();
+    }
+}
+
 /// Errors that escaped a command: a short message with a reference, the chain in the log.
 async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     match err {
         poise::FrameworkError::Command { error, ctx, .. } => {
+            count_api_error(&error);
             let reference = reference_id();
             error!(reference, command = %ctx.command().name, error = ?error, "command failed");
             let reply = poise::CreateReply::default()
@@ -250,6 +265,7 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             }
         }
         poise::FrameworkError::EventHandler { error, event, .. } => {
+            count_api_error(&error);
             let reference = reference_id();
             error!(reference, event = event.snake_case_name(), error = ?error, "event handler failed");
         }
