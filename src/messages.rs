@@ -346,6 +346,17 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
     }
 }
 
+/// The approval message's text while it waits: the approver roles, mentioned.
+pub fn approval_ping(approver_role_ids: &[u64]) -> String {
+    let roles: Vec<String> = approver_role_ids
+        .iter()
+        .map(|r| format!("<@&{r}>"))
+        .collect();
+    format!("{} a plan waits for your decision", roles.join(" "))
+        .trim_start()
+        .to_owned()
+}
+
 /// The approval message's text once someone decided.
 pub fn approval_decided(approved: bool, actor_id: &str) -> String {
     if approved {
@@ -630,12 +641,13 @@ mod chat_tests {
         insta::assert_snapshot!(
             "approval_refusals",
             format!(
-                "{all}\n{}\n{}\n{}\n{}\n{}",
+                "{all}\n{}\n{}\n{}\n{}\n{}\n{}",
                 internal_error("e-1a2b3c"),
                 run_internal_error(view().id, "e-1a2b3c"),
                 input_refused("slug", "`Bad` contains `B`"),
                 approval_decided(true, "discord:1100000000000000040"),
                 approval_decided(false, "console:root"),
+                approval_ping(&[20, 21]),
             )
         );
     }

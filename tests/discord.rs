@@ -503,6 +503,16 @@ async fn non_approvers_and_self_approval_are_refused_and_audited() {
             panic!("the run ended before asking for approval");
         };
 
+        // The approval pings the approver roles.
+        let waiting = fake.message(message).unwrap();
+        assert_eq!(
+            waiting.content,
+            format!(
+                "<@&{}> a plan waits for your decision",
+                fake.approver_role_id()
+            )
+        );
+        assert_eq!(waiting.mention_roles, vec![fake.approver_role_id()]);
         for (who, want) in [
             (fake.member(), "only members with an approver role"),
             (fake.approver(), "two-person rule"),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use serenity::all::{
     AutoArchiveDuration, ButtonStyle, ChannelId, CreateActionRow, CreateAllowedMentions,
     CreateAttachment, CreateButton, CreateEmbed, CreateEmbedFooter, CreateMessage, CreateThread,
-    EditMessage, GetMessages, Http, Message, MessageId,
+    EditMessage, GetMessages, Http, Message, MessageId, RoleId,
 };
 use sqlx::PgPool;
 use tokio::sync::{oneshot, watch};
@@ -464,10 +464,15 @@ impl DiscordFrontend {
             None => {
                 let a = messages::approval_card(req, self.cfg.two_person_rule);
                 let button = ApprovalButton::new(true, req.run_id, &req.step, &req.plan_hash);
+                // The approver roles are pinged: a plan waiting unseen holds the run up.
+                let roles = (self.cfg.approver_role_ids.iter())
+                    .filter(|r| **r != 0)
+                    .map(|r| RoleId::new(*r));
                 let mut msg = CreateMessage::new()
+                    .content(messages::approval_ping(&self.cfg.approver_role_ids))
                     .embed(embed(&a.card))
                     .components(buttons(&button, true))
-                    .allowed_mentions(CreateAllowedMentions::new());
+                    .allowed_mentions(CreateAllowedMentions::new().roles(roles));
                 if let Some((name, text)) = a.attachment {
                     msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
                 }
