@@ -60,32 +60,58 @@ pub struct RunOutcome {
     pub message: String,
 }
 
-/// A test hook: `ONBOARD_BOT_FAULT=<when>:<step>` makes the process stop (print a marker and
-/// hang) at that point so a test can SIGKILL it there. `<when>` is `before-apply` or
-/// `after-apply` (the write committed, its success not yet recorded: the worst moment).
+/// A test hook: `ONBOARD_BOT_FAULT=<when>:<step>[:<ms>]` makes the process print a marker at
+/// that point so a test can SIGKILL it there. `before-apply` and `after-apply` (the write done,
+/// its success not yet recorded: the worst moment) then hang; `during-apply` prints the marker
+/// `<ms>` milliseconds into the apply and lets it go on, so the kill lands mid-step (certbot or
+/// the deploy command running).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FaultPoint {
     when: String,
     step: String,
+    delay: Duration,
 }
 
 impl FaultPoint {
     fn from_env() -> Option<Self> {
         let raw = std::env::var("ONBOARD_BOT_FAULT").ok()?;
-        let (when, step) = raw.split_once(':')?;
-        Some(Self {
-            when: when.to_owned(),
-            step: step.to_owned(),
-        })
+        let mut parts = raw.split(':');
+        let when = parts.next()?.to_owned();
+        let step = parts.next()?.to_owned();
+        let delay = Duration::from_millis(parts.next().and_then(|ms| ms.parse().ok()).unwrap_or(0));
+        Some(Self { when, step, delay })
+    }
+
+    fn matches(fault: &Option<Self>, when: &str, step: &str) -> Option<Duration> {
+        fault
+            .as_ref()
+            .filter(|f| f.when == when && f.step == step)
+            .map(|f| f.delay)
     }
 
     async fn hit(fault: &Option<Self>, when: &str, step: &str) {
-        if let Some(f) = fault
-            && f.when == when
-            && f.step == step
-        {
+        if Self::matches(fault, when, step).is_some() {
             eprintln!("FAULT-POINT {when}:{step} reached; waiting to be killed");
             std::future::pending::<()>().await;
+        }
+    }
+
+    /// Runs `work`; with a matching `during-apply` fault, announces the kill point meanwhile.
+    async fn during<T>(
+        fault: &Option<Self>,
+        step: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let Some(delay) = Self::matches(fault, "during-apply", step) else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => out,
+            _ = tokio::time::sleep(delay) => {
+                eprintln!("FAULT-POINT during-apply:{step} reached; waiting to be killed");
+                work.await
+            }
         }
     }
 }
@@ -633,9 +659,13 @@ impl Engine {
                     let approved = ApprovedPlan::new(plan.clone(), hash.clone(), approver.clone());
                     FaultPoint::hit(&self.inner.fault, "before-apply", name).await;
                     let t_apply = Instant::now();
-                    self.attempt(step, "apply", || step.apply(cx, &approved))
-                        .await
-                        .map_err(|e| self.step_failed(e))?;
+                    FaultPoint::during(
+                        &self.inner.fault,
+                        name,
+                        self.attempt(step, "apply", || step.apply(cx, &approved)),
+                    )
+                    .await
+                    .map_err(|e| self.step_failed(e))?;
                     FaultPoint::hit(&self.inner.fault, "after-apply", name).await;
                     self.audit_step(
                         run,
