@@ -377,10 +377,15 @@ impl DiscordFrontend {
         self.decided
             .lock()
             .expect("decided")
-            .insert(decided_key, decision.actor.id.clone());
-        engine
+            .insert(decided_key.clone(), decision.actor.id.clone());
+        if let Err(e) = engine
             .record_decision(&run, &button.step, &full, &decision)
-            .await?;
+            .await
+        {
+            // Not recorded: the next click may try again.
+            self.decided.lock().expect("decided").remove(&decided_key);
+            return Err(e);
+        }
         // The resumed run may have started waiting in the meantime, after it looked for a
         // recorded decision: hand it over too rather than leave it waiting.
         let late = {
@@ -465,7 +470,10 @@ impl DiscordFrontend {
                 let a = messages::approval_card(req, self.cfg.two_person_rule);
                 let button = ApprovalButton::new(true, req.run_id, &req.step, &req.plan_hash);
                 // The approver roles are pinged: a plan waiting unseen holds the run up.
-                let roles = (self.cfg.approver_role_ids.iter())
+                let roles = self
+                    .cfg
+                    .approver_role_ids
+                    .iter()
                     .filter(|r| **r != 0)
                     .map(|r| RoleId::new(*r));
                 let mut msg = CreateMessage::new()
