@@ -14,13 +14,20 @@ pub struct Console {
     /// `--yes`: approve every plan without asking (recorded as such).
     pub assume_yes: bool,
     started: Mutex<Option<Instant>>,
+    /// The progress line of the step running now (certbot, a deploy): it ticks until the
+    /// step's next event.
+    ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
+
+/// How often a long step's progress line ticks.
+const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Console {
     pub fn new(assume_yes: bool) -> Self {
         Self {
             assume_yes,
             started: Mutex::new(None),
+            ticker: Mutex::new(None),
         }
     }
 
@@ -43,6 +50,37 @@ impl ChatFrontend for Console {
     }
 
     async fn event(&self, run: &RunView, event: &RunEvent) {
+        if let Some(t) = self.ticker.lock().expect("ticker").take() {
+            t.abort();
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[2K"); // clear the progress line
+            }
+        }
+        if let RunEvent::Step {
+            idx,
+            status: crate::state::runs::StepStatus::Applying,
+            ..
+        } = event
+        {
+            // A progress bar for long steps: elapsed time on one line, redrawn on a terminal.
+            let name = run.steps[*idx].name.clone();
+            let t0 = Instant::now();
+            let tty = std::io::stderr().is_terminal();
+            *self.ticker.lock().expect("ticker") = Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TICK);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let secs = t0.elapsed().as_secs();
+                    let bar = "#".repeat(((secs / TICK.as_secs()) % 20) as usize + 1);
+                    if tty {
+                        eprint!("\r    {name}: running {secs:>4}s [{bar:<20}]");
+                    } else {
+                        eprintln!("    {name}: still running ({secs}s)");
+                    }
+                }
+            }));
+        }
         let line = match event {
             RunEvent::Step {
                 idx,

@@ -290,9 +290,10 @@ impl Engine {
                 keys,
             },
         );
-        let heartbeat = self.spawn_heartbeat(run_id);
+        // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
+        // must not be renewed for a run nobody executes.
+        let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id));
         let result = self.execute_claimed(run, cancel, nudge).await;
-        heartbeat.abort();
         self.inner
             .active
             .lock()
@@ -785,7 +786,12 @@ impl Engine {
             .request_approval(&req)
             .await
             .map_err(StepStop::Internal)?;
-        self.record_decision(run, name, hash, &decision).await?;
+        // A front-end may hand back a decision that was already recorded (a click stored while
+        // no run was waiting for it): record each decision once.
+        let known = runs::decision_for(&self.inner.pool, run.id, name, hash).await?;
+        if known.is_none_or(|k| k.actor != decision.actor.id || k.approved != decision.approved) {
+            self.record_decision(run, name, hash, &decision).await?;
+        }
         runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
         Ok(())
     }
@@ -805,7 +811,7 @@ impl Engine {
             hash,
             d.approved,
             &d.actor.id,
-            &d.how,
+            self.inner.frontend.name(),
             d.reason.as_deref(),
         )
         .await?;
@@ -1184,6 +1190,15 @@ impl Engine {
             duration_ms: Some(since.elapsed().as_millis() as i64),
         })
         .await
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

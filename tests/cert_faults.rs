@@ -1,0 +1,84 @@
+//! /cert when the ACME CA is really down: the lab's pebble is stopped for this test (its own
+//! test binary, so no other test shares the lab meanwhile) and started again after.
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/scripted.rs"]
+mod scripted;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab::Lab;
+use onboard_bot::commands::onboard::OnboardArgs;
+use onboard_bot::config::OnboardingConfig;
+use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::state::runs::RunStatus;
+use scripted::Scripted;
+
+fn lab_service(action: &str, name: &str) {
+    let ok = Command::new(Lab::repo_root().join("scripts/lab"))
+        .args([action, name])
+        .status()
+        .expect("scripts/lab")
+        .success();
+    assert!(ok, "scripts/lab {action} {name} failed");
+}
+
+/// Starts pebble again however the test ends.
+struct Restart;
+impl Drop for Restart {
+    fn drop(&mut self) {
+        lab_service("start-service", "pebble");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pebble_stopped_gives_a_clear_failure_and_a_resumable_run() {
+    let lab = Lab::get();
+    let slug = format!("cert-down-{}", std::process::id());
+    lab.serve_domains(&[&format!("{slug}.com")]);
+    let dbs = lab.fresh().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        dbs.config(tmp.path(), |t| t),
+        Arc::new(Scripted::approve_all()),
+    )
+    .await
+    .unwrap();
+    let req = OnboardArgs {
+        slug: slug.clone(),
+        name: "Down".into(),
+        email: "down@example.com".into(),
+        mode: "person-only".into(),
+        ..Default::default()
+    }
+    .parse(&OnboardingConfig::default())
+    .unwrap();
+    let id = engine
+        .start(req, &scripted::actor("ops"), StartOptions::default())
+        .await
+        .unwrap();
+    {
+        let _restart = Restart;
+        lab_service("stop-service", "pebble");
+        let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id, false))
+            .await
+            .expect("timed out")
+            .unwrap();
+        assert_eq!(out.status, RunStatus::Failed);
+        assert!(
+            out.message.contains("the ACME CA could not be reached"),
+            "{}",
+            out.message
+        );
+        assert!(out.message.contains("can be resumed"), "{}", out.message);
+    }
+    // With the CA back, the same run resumes to its end.
+    let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id, false))
+        .await
+        .expect("timed out")
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Done, "{out:?}");
+}
