@@ -1,0 +1,143 @@
+//! Faults injected into the lab's real services (its own test binary: it stops shared services,
+//! and cargo runs test binaries one after another): the VPS's sshd down, and PostgreSQL
+//! restarted under a running bot. Each gives a clear message, a resumable run, nothing lost.
+//! (DNS SERVFAIL and timeouts: tests/dns_check.rs; the ACME CA down: tests/cert_faults.rs;
+//! Discord 5xx, 429 and a dropped gateway: tests/discord.rs.)
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/scripted.rs"]
+mod scripted;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab::Lab;
+use onboard_bot::chat::RunEvent;
+use onboard_bot::commands::onboard::OnboardArgs;
+use onboard_bot::config::OnboardingConfig;
+use onboard_bot::engine::request::Request;
+use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::state::runs::{RunStatus, StepStatus};
+use scripted::Scripted;
+
+fn lab_service(action: &str, name: &str) {
+    let ok = Command::new(Lab::repo_root().join("scripts/lab"))
+        .args([action, name])
+        .status()
+        .expect("scripts/lab")
+        .success();
+    assert!(ok, "scripts/lab {action} {name} failed");
+}
+
+/// Starts a service again however the test ends.
+struct Restart(&'static str);
+impl Drop for Restart {
+    fn drop(&mut self) {
+        lab_service("start-service", self.0);
+    }
+}
+
+fn person(slug: &str) -> Request {
+    OnboardArgs {
+        slug: slug.into(),
+        name: "Fault Person".into(),
+        email: format!("{slug}@example.com"),
+        mode: "person-only".into(),
+        ..Default::default()
+    }
+    .parse(&OnboardingConfig::default())
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_give_clear_messages_and_resumable_runs() {
+    tokio::time::timeout(Duration::from_secs(400), async {
+        let lab = Lab::get();
+        let run_tag = std::process::id();
+
+        // 1. sshd down on the VPS: the deploy step fails after its retries, saying SSH failed.
+        let slug = format!("fault-ssh-{run_tag}");
+        lab.serve_domains(&[&format!("{slug}.com")]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = Engine::new(
+            dbs.config(tmp.path(), |t| t.replace("retries: 3", "retries: 1")),
+            Arc::new(Scripted::approve_all()),
+        )
+        .await
+        .unwrap();
+        let id = engine
+            .start(
+                person(&slug),
+                &scripted::actor("ops"),
+                StartOptions::default(),
+            )
+            .await
+            .unwrap();
+        {
+            let _restart = Restart("sshd");
+            lab_service("stop-service", "sshd");
+            let out = engine.execute(id, false).await.unwrap();
+            assert_eq!(out.status, RunStatus::Failed);
+            assert!(
+                out.message.contains("cannot open SSH to vps-0"),
+                "{}",
+                out.message
+            );
+        }
+        let out = engine.execute(id, false).await.unwrap();
+        assert_eq!(
+            out.status,
+            RunStatus::Done,
+            "after sshd is back the run resumes: {out:?}"
+        );
+
+        // 2. PostgreSQL (state and tenant DB) restarted while a run waits on DNS: the run
+        // carries on once the database and the records are back.
+        let slug = format!("fault-pg-{run_tag}");
+        lab.put_zone(
+            &format!("{slug}.com"),
+            &Lab::zone_text(&format!("{slug}.com"), "").replace("@ A 127.0.0.1", "@ A 10.4.4.4"),
+        );
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let front = Arc::new(Scripted::approve_all());
+        let engine = Engine::new(dbs.config(tmp.path(), |t| t), front.clone())
+            .await
+            .unwrap();
+        let runner = {
+            let (engine, req) = (engine.clone(), person(&slug));
+            tokio::spawn(async move {
+                engine
+                    .run(req, &scripted::actor("ops"), StartOptions::default())
+                    .await
+            })
+        };
+        front
+            .wait_for_event(|e| {
+                matches!(
+                    e,
+                    RunEvent::Step {
+                        status: StepStatus::Parked,
+                        ..
+                    }
+                )
+            })
+            .await;
+        lab_service("stop-service", "pg-primary");
+        lab_service("start-service", "pg-primary");
+        lab.serve_domains(&[&format!("{slug}.com")]);
+        let (_, out) = runner.await.unwrap().expect("the run survives the restart");
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
+            .bind(&slug)
+            .fetch_one(&dbs.platform_admin().await)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "nothing lost, nothing duplicated");
+    })
+    .await
+    .expect("test timed out")
+}
