@@ -242,18 +242,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
-            let opts = StartOptions {
-                dry_run: run.dry_run,
-                break_glass: run.break_glass,
-            };
-            match engine.run(request, &Actor::console_user(), opts).await {
-                Ok((id, outcome)) => report(&engine, id, &outcome).await,
-                Err(StartError::Internal(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("refused: {e}");
-                    Ok(ExitCode::from(2))
-                }
-            }
+            run_console(&engine, request, run).await
         }
         Command::DnsCheck { args } => dns_check(config, args).await,
         Command::Cert { command } => cert(config, command).await,
@@ -270,18 +259,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::engine::request::Request::Verify(crate::engine::request::VerifyRequest {
                     slug,
                 });
-            let opts = StartOptions {
-                dry_run: run.dry_run,
-                break_glass: run.break_glass,
-            };
-            match engine.run(request, &Actor::console_user(), opts).await {
-                Ok((id, outcome)) => report(&engine, id, &outcome).await,
-                Err(StartError::Internal(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("refused: {e}");
-                    Ok(ExitCode::from(2))
-                }
-            }
+            run_console(&engine, request, run).await
         }
         Command::Runs { command } => runs_command(config, command).await,
         Command::Locks { command } => {
@@ -389,6 +367,27 @@ async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Resu
                 engine.cancel(id, &Actor::console_user(), &reason).await?
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Starts and executes a run from the console; a refusal (lock held, production without
+/// --break-glass) exits 2 with its reason.
+async fn run_console(
+    engine: &Engine,
+    request: crate::engine::request::Request,
+    run: ConsoleRunArgs,
+) -> anyhow::Result<ExitCode> {
+    let opts = StartOptions {
+        dry_run: run.dry_run,
+        break_glass: run.break_glass,
+    };
+    match engine.run(request, &Actor::console_user(), opts).await {
+        Ok((id, outcome)) => report(engine, id, &outcome).await,
+        Err(StartError::Internal(e)) => Err(e),
+        Err(e) => {
+            eprintln!("refused: {e}");
+            Ok(ExitCode::from(2))
         }
     }
 }
@@ -551,18 +550,7 @@ async fn cert(
                     domain,
                     email,
                 });
-            let opts = StartOptions {
-                dry_run: run.dry_run,
-                break_glass: run.break_glass,
-            };
-            match engine.run(request, &Actor::console_user(), opts).await {
-                Ok((id, outcome)) => report(&engine, id, &outcome).await,
-                Err(StartError::Internal(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("refused: {e}");
-                    Ok(ExitCode::from(2))
-                }
-            }
+            run_console(&engine, request, run).await
         }
     }
 }

@@ -6,33 +6,15 @@ mod lab;
 #[path = "support/scripted.rs"]
 mod scripted;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, Restart, lab_service};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::state::runs::RunStatus;
 use scripted::Scripted;
-
-fn lab_service(action: &str, name: &str) {
-    let ok = Command::new(Lab::repo_root().join("scripts/lab"))
-        .args([action, name])
-        .status()
-        .expect("scripts/lab")
-        .success();
-    assert!(ok, "scripts/lab {action} {name} failed");
-}
-
-/// Starts pebble again however the test ends.
-struct Restart;
-impl Drop for Restart {
-    fn drop(&mut self) {
-        lab_service("start-service", "pebble");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pebble_stopped_gives_a_clear_failure_and_a_resumable_run() {
@@ -61,7 +43,7 @@ async fn pebble_stopped_gives_a_clear_failure_and_a_resumable_run() {
         .await
         .unwrap();
     {
-        let _restart = Restart;
+        let _restart = Restart("pebble");
         lab_service("stop-service", "pebble");
         let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id, false))
             .await

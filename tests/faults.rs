@@ -9,11 +9,10 @@ mod lab;
 #[path = "support/scripted.rs"]
 mod scripted;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, Restart, lab_service};
 use onboard_bot::chat::RunEvent;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
@@ -21,23 +20,6 @@ use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::state::runs::{RunStatus, StepStatus};
 use scripted::Scripted;
-
-fn lab_service(action: &str, name: &str) {
-    let ok = Command::new(Lab::repo_root().join("scripts/lab"))
-        .args([action, name])
-        .status()
-        .expect("scripts/lab")
-        .success();
-    assert!(ok, "scripts/lab {action} {name} failed");
-}
-
-/// Starts a service again however the test ends.
-struct Restart(&'static str);
-impl Drop for Restart {
-    fn drop(&mut self) {
-        lab_service("start-service", self.0);
-    }
-}
 
 fn person(slug: &str) -> Request {
     OnboardArgs {

@@ -234,6 +234,27 @@ impl Repo {
         Ok(self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned())
     }
 
+    /// Writes `files` (path, text), commits them with `message` and pushes; on any failure the
+    /// working tree is restored, so a failed step leaves nothing half-written.
+    pub async fn write_commit_push(
+        &self,
+        files: &[(String, String)],
+        message: &str,
+    ) -> Result<String, StepError> {
+        let paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        let result = async {
+            for (path, text) in files {
+                self.write(path, text)?;
+            }
+            self.commit_and_push(&paths, message).await
+        }
+        .await;
+        if result.is_err() {
+            self.restore(&paths).await?;
+        }
+        result
+    }
+
     /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).
     pub async fn restore(&self, paths: &[String]) -> Result<(), StepError> {
         let mut reset = vec!["reset", "--quiet", "--"];

@@ -225,13 +225,10 @@ impl Step for DeployConfig {
         let _turn = cx.services.repo_lock.lock().await;
         repo.sync().await?;
         let changes = changes(cx, req)?;
-        let paths: Vec<String> = changes.keys().cloned().collect();
-        for (path, (_, text)) in &changes {
-            if let Err(e) = repo.write(path, text) {
-                repo.restore(&paths).await?;
-                return Err(e);
-            }
-        }
+        let files: Vec<(String, String)> = changes
+            .into_iter()
+            .map(|(path, (_, text))| (path, text))
+            .collect();
         let message = format!(
             "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {}.\nTemplated from {}; held_back: true until TLS is live.",
             req.slug,
@@ -244,18 +241,10 @@ impl Step for DeployConfig {
             plan.approver().unwrap_or("nobody"),
             cx.services.config.deploy.template,
         );
-        match repo.commit_and_push(&paths, &message).await {
-            Ok(head) => {
-                cx.log(&format!("committed and pushed {head}"));
-                Ok(())
-            }
-            Err(e) => {
-                // Nothing half-done stays in the working tree; a commit that could not be pushed
-                // stays local and is pushed by the next attempt.
-                repo.restore(&paths).await?;
-                Err(e)
-            }
-        }
+        // A commit that could not be pushed stays local and is pushed by the next attempt.
+        let head = repo.write_commit_push(&files, &message).await?;
+        cx.log(&format!("committed and pushed {head}"));
+        Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {

@@ -75,20 +75,18 @@ impl Step for Release {
         let _turn = cx.services.repo_lock.lock().await;
         repo.sync().await?;
         let held = held(cx)?;
-        let paths: Vec<String> = held.iter().map(|h| h.0.clone()).collect();
-        for (path, _, text) in &held {
-            repo.write(path, text)?;
-        }
+        let files: Vec<(String, String)> = held
+            .into_iter()
+            .map(|(path, _, text)| (path, text))
+            .collect();
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
         let message = format!(
             "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {}.",
-            paths.join(", "),
+            names.join(", "),
             cx.run_id,
             plan.approver().unwrap_or("nobody")
         );
-        if let Err(e) = repo.commit_and_push(&paths, &message).await {
-            repo.restore(&paths).await?;
-            return Err(e);
-        }
+        repo.write_commit_push(&files, &message).await?;
         Ok(())
     }
 

@@ -84,20 +84,18 @@ impl Step for SyncBack {
         let _turn = cx.services.repo_lock.lock().await;
         repo.sync().await?;
         let diffs = differences(cx).await?;
-        let paths: Vec<String> = diffs.iter().map(|d| d.0.clone()).collect();
-        for (path, _, text) in &diffs {
-            repo.write(path, text)?;
-        }
+        let files: Vec<(String, String)> = diffs
+            .into_iter()
+            .map(|(path, _, text)| (path, text))
+            .collect();
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
         let message = format!(
             "sync certbot's nginx conf back: {}\n\nRun {} of onboard-bot, approved by {}.",
-            paths.join(", "),
+            names.join(", "),
             cx.run_id,
             plan.approver().unwrap_or("nobody")
         );
-        if let Err(e) = repo.commit_and_push(&paths, &message).await {
-            repo.restore(&paths).await?;
-            return Err(e);
-        }
+        repo.write_commit_push(&files, &message).await?;
         Ok(())
     }
 

@@ -220,3 +220,22 @@ impl Lab {
         }
     }
 }
+
+/// `scripts/lab stop-service|start-service NAME`, for fault injection.
+pub fn lab_service(action: &str, name: &str) {
+    let ok = std::process::Command::new(Lab::repo_root().join("scripts/lab"))
+        .args([action, name])
+        .status()
+        .expect("scripts/lab")
+        .success();
+    assert!(ok, "scripts/lab {action} {name} failed");
+}
+
+/// Starts a lab service again however the test ends.
+pub struct Restart(pub &'static str);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        lab_service("start-service", self.0);
+    }
+}
