@@ -1,0 +1,140 @@
+//! Benchmark (not a test: ignored, run by scripts/bench): interaction acknowledgement latency of
+//! onboard-bot beside a bare serenity handler that only acknowledges, both against the fake
+//! Discord; 200 interactions with 20 in flight, p50 and p99, and again while a run hangs
+//! waiting for an approval. Prints figures; asserts nothing about time.
+
+#[path = "support/fake_discord/mod.rs"]
+mod fake_discord;
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_discord::FakeDiscord;
+use lab::Lab;
+use onboard_bot::chat::discord::Bot;
+use serde_json::json;
+use serenity::all::{
+    Client, ClientBuilder, Context, CreateCommand, CreateInteractionResponse, EventHandler,
+    GatewayIntents, Interaction, Ready,
+};
+
+const N: usize = 200;
+const IN_FLIGHT: usize = 20;
+const T: Duration = Duration::from_secs(60);
+
+/// Sends N `/status` commands, IN_FLIGHT at a time; returns the ack latencies in ms, sorted.
+async fn measure(fake: &FakeDiscord) -> Vec<f64> {
+    let mut lat = Vec::with_capacity(N);
+    let mut sent = 0;
+    while sent < N {
+        let batch: Vec<_> = (0..IN_FLIGHT.min(N - sent))
+            .map(|_| fake.send_command(fake.requester(), "status", json!({})))
+            .collect();
+        sent += batch.len();
+        for h in &batch {
+            lat.push(fake.interaction_response(h).await.latency.as_secs_f64() * 1000.0);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    lat
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    v[((v.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(v.len() - 1)]
+}
+
+struct Bare;
+
+#[serenity::async_trait]
+impl EventHandler for Bare {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let guild = ready.guilds[0].id;
+        guild
+            .set_commands(
+                &ctx.http,
+                vec![CreateCommand::new("status").description("ack only")],
+            )
+            .await
+            .expect("register");
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        if let Interaction::Command(cmd) = interaction {
+            let _ = cmd
+                .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
+                .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by scripts/bench"]
+async fn ack_latency() {
+    // The bare handler.
+    let bare_fake = FakeDiscord::start().await;
+    let mut client: Client = ClientBuilder::new_with_http(bare_fake.http(), GatewayIntents::GUILDS)
+        .event_handler(Bare)
+        .await
+        .unwrap();
+    let shards = client.shard_manager.clone();
+    let task = tokio::spawn(async move {
+        let _ = client.start().await;
+    });
+    bare_fake.wait_ready(T).await;
+    bare_fake.wait_for_commands(&["status"], T).await;
+    let bare = measure(&bare_fake).await;
+    shards.shutdown_all().await;
+    let _ = task.await;
+    bare_fake.finish();
+
+    // onboard-bot, against the lab.
+    let lab = Lab::get();
+    let dbs = lab.fresh().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start().await;
+    std::fs::write(tmp.path().join("discord.token"), fake.token()).unwrap();
+    let discord = format!(
+        "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
+        fake.guild_id(),
+        fake.ops_channel_id(),
+        fake.approver_role_id(),
+        fake.base_url()
+    );
+    let cfg = dbs.config(tmp.path(), |t| t + &discord);
+    let bot = Bot::start(Arc::clone(&cfg)).await.expect("bot starts");
+    fake.wait_ready(T).await;
+    fake.wait_for_commands(&["onboard", "status"], T).await;
+    let ours = measure(&fake).await;
+    // A run hanging on its approval (nobody clicks) while the interactions keep coming.
+    let h = fake.send_command(
+        fake.requester(),
+        "onboard",
+        json!({"slug": "bench-hang", "name": "Hang", "email": "hang@example.com"}),
+    );
+    fake.interaction_response(&h).await;
+    fake.wait_for_thread(|t| t.name.starts_with("onboard bench-hang"), T)
+        .await;
+    let hanging = measure(&fake).await;
+
+    println!("interaction acknowledgement latency, {N} interactions, {IN_FLIGHT} in flight (ms):");
+    println!("{:<36} {:>8} {:>8}", "", "p50", "p99");
+    for (name, v) in [
+        ("bare serenity handler", &bare),
+        ("onboard-bot", &ours),
+        ("onboard-bot while a run hangs", &hanging),
+    ] {
+        println!("{name:<36} {:>8.2} {:>8.2}", pct(v, 0.5), pct(v, 0.99));
+    }
+    println!(
+        "{:<36} {:>8.2} {:>8.2}  (target: p99 at most 1.3x, and under 50 ms)",
+        "ratio onboard-bot / bare",
+        pct(&ours, 0.5) / pct(&bare, 0.5),
+        pct(&ours, 0.99) / pct(&bare, 0.99)
+    );
+    bot.shutdown().await;
+    fake.finish();
+}
