@@ -145,6 +145,9 @@ pub enum RunsCommand {
         /// Approve every plan without asking.
         #[arg(long)]
         yes: bool,
+        /// Required against a config marked production: why the console resumes the run.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
     },
     /// Cancel a run: stop its step, record it, release its locks.
     Cancel {
@@ -357,7 +360,23 @@ async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Resu
             print!("{}", messages::summary_table(&run, &steps));
             Ok(ExitCode::SUCCESS)
         }
-        RunsCommand::Resume { id, take_over, .. } => {
+        RunsCommand::Resume {
+            id,
+            take_over,
+            break_glass,
+            ..
+        } => {
+            if engine.config().environment == crate::config::Environment::Production {
+                let Some(reason) = break_glass else {
+                    eprintln!(
+                        "refused: this config is marked production: resume from the console only with --break-glass REASON (recorded in the audit trail)"
+                    );
+                    return Ok(ExitCode::from(2));
+                };
+                engine
+                    .record_break_glass(id, &Actor::console_user(), &reason)
+                    .await?;
+            }
             let outcome = engine.execute(id, take_over).await?;
             report(&engine, id, &outcome).await
         }

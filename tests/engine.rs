@@ -83,6 +83,7 @@ async fn no_production_write_without_approval() {
             .await
             .unwrap();
         assert_eq!(outcome.status, RunStatus::Rejected, "{outcome:?}");
+        let rejected = id;
         assert!(
             outcome
                 .message
@@ -168,6 +169,13 @@ async fn no_production_write_without_approval() {
             approvals[0].get::<String, _>("plan_hash"),
             front.requests()[0].plan_hash
         );
+
+        // The rejected run, resumed, asks again instead of re-reading its rejection; its
+        // person now exists with the same data, so that step is already done.
+        let outcome = e.execute(rejected, false).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Done, "{outcome:?}");
+        let kinds: Vec<String> = audit::for_run(e.pool(), rejected).await.unwrap().into_iter().map(|ev| ev.kind).collect();
+        assert!(kinds.contains(&"approval.reasked".to_string()), "{kinds:?}");
     })
     .await
 }

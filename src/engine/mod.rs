@@ -390,6 +390,23 @@ impl Engine {
             )
             .await?;
         }
+        if run.status == RunStatus::Rejected {
+            // Resuming a rejected run asks again: the rejection stays in the audit trail but
+            // no longer decides the plan.
+            let voided = sqlx::query("UPDATE approvals SET voided_at = now() WHERE run_id = $1 AND NOT approved AND voided_at IS NULL")
+                .bind(run.id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            self.audit_run(
+                &run,
+                None,
+                "approval.reasked",
+                "ok",
+                json!({"voided_rejections": voided}),
+            )
+            .await?;
+        }
         let outputs = match &run.outputs {
             Value::Object(m) => m.clone(),
             _ => Default::default(),
@@ -915,7 +932,7 @@ impl Engine {
         let pool = &self.inner.pool;
         let message = self.inner.redactor.redact(&message);
         let error = (status != RunStatus::Done).then_some(message.as_str());
-        if status == RunStatus::Failed
+        if matches!(status, RunStatus::Failed | RunStatus::Rejected)
             && let Some(s) = view.steps.iter().position(|s| !s.status.is_finished())
         {
             runs::set_step(
@@ -964,6 +981,27 @@ impl Engine {
         .fetch_one(&self.inner.pool)
         .await?;
         Ok(applied > 0)
+    }
+
+    /// Records why the console acts on a production run (`--break-glass REASON`).
+    pub async fn record_break_glass(
+        &self,
+        run_id: Uuid,
+        actor: &Actor,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let run = runs::get(&self.inner.pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        self.audit_run(
+            &run,
+            Some(actor),
+            "run.break_glass",
+            "ok",
+            json!({"reason": reason, "frontend": self.inner.frontend.name()}),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Cancels a run: stops its running or waiting step here, or tells the process that
