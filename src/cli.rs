@@ -447,7 +447,6 @@ async fn dns_check(
     config: Arc<Config>,
     args: crate::commands::dns_check::DnsCheckArgs,
 ) -> anyhow::Result<ExitCode> {
-    use crate::domain::MailPlan;
     let req = match args.parse() {
         Ok(r) => r,
         Err(e) => {
@@ -456,57 +455,18 @@ async fn dns_check(
         }
     };
     let engine = Engine::new(config.clone(), Arc::new(Console::new(false))).await?;
-    let mail = match req.mail {
-        Some(m) => m,
-        None => match runs::mail_plan_for_domain(engine.pool(), req.domain.as_str())
-            .await?
-            .as_deref()
-        {
-            Some("mailbox") => MailPlan::Mailbox,
-            Some("forwarding") => MailPlan::Forwarding,
-            _ => MailPlan::None,
-        },
-    };
-    let expected = crate::dnscheck::expected_records(
-        &req.domain,
-        config.vps.ipv4,
-        config.vps.ipv6,
-        mail,
-        &config.mail,
-    );
-    let report = match req.wait {
-        None => {
-            crate::adapters::dns::check_domain(
-                &config.dns,
-                &expected,
-                req.domain.as_str(),
-                &config.mail,
-            )
-            .await?
-        }
-        Some(deadline) => {
-            crate::adapters::dns::check_until(
-                &config.dns,
-                &expected,
-                req.domain.as_str(),
-                &config.mail,
-                deadline,
-                |n, r| {
-                    let ok = r
-                        .records
-                        .iter()
-                        .filter(|x| x.status == crate::dnscheck::Status::Ok)
-                        .count();
-                    eprintln!("attempt {n}: {ok}/{} records ok", r.records.len());
-                },
-            )
-            .await?
-        }
-    };
+    let (report, mail) = engine
+        .dns_check(&req, |n, r| {
+            let ok = r
+                .records
+                .iter()
+                .filter(|x| x.status == crate::dnscheck::Status::Ok)
+                .count();
+            eprintln!("attempt {n}: {ok}/{} records ok", r.records.len());
+        })
+        .await?;
     print!("{}", crate::dnscheck::render(&report));
     println!("mail plan checked: {}", mail.name());
-    // Runs parked on this domain re-check now rather than at their next scheduled check.
-    engine.nudge_domain(req.domain.as_str()).await?;
     Ok(if report.all_ok() {
         ExitCode::SUCCESS
     } else {

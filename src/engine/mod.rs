@@ -983,6 +983,50 @@ impl Engine {
         Ok(applied > 0)
     }
 
+    /// `/dns-check`: the records `req.domain` needs (for the mail plan given, else the one its
+    /// onboarding recorded), checked on every server — until they hold or the deadline passes
+    /// when `req.wait` is set — and runs parked on the domain asked to re-check now.
+    pub async fn dns_check(
+        &self,
+        req: &crate::commands::dns_check::DnsCheckRequest,
+        progress: impl FnMut(u32, &crate::dnscheck::Report),
+    ) -> anyhow::Result<(crate::dnscheck::Report, crate::domain::MailPlan)> {
+        use crate::domain::MailPlan;
+        let cfg = &self.inner.config;
+        let mail = match req.mail {
+            Some(m) => m,
+            None => match runs::mail_plan_for_domain(&self.inner.pool, req.domain.as_str())
+                .await?
+                .as_deref()
+            {
+                Some("mailbox") => MailPlan::Mailbox,
+                Some("forwarding") => MailPlan::Forwarding,
+                _ => MailPlan::None,
+            },
+        };
+        let expected = crate::dnscheck::expected_records(
+            &req.domain,
+            cfg.vps.ipv4,
+            cfg.vps.ipv6,
+            mail,
+            &cfg.mail,
+        );
+        let domain = req.domain.as_str();
+        let report = match req.wait {
+            None => {
+                crate::adapters::dns::check_domain(&cfg.dns, &expected, domain, &cfg.mail).await?
+            }
+            Some(deadline) => {
+                crate::adapters::dns::check_until(
+                    &cfg.dns, &expected, domain, &cfg.mail, deadline, progress,
+                )
+                .await?
+            }
+        };
+        self.nudge_domain(domain).await?;
+        Ok((report, mail))
+    }
+
     /// Records why the console acts on a production run (`--break-glass REASON`).
     pub async fn record_break_glass(
         &self,

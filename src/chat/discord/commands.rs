@@ -402,25 +402,7 @@ pub async fn dns_check(
         }
     };
     let data = ctx.data();
-    let cfg = &data.config;
-    let mail = match req.mail {
-        Some(m) => m,
-        None => match runs::mail_plan_for_domain(data.engine.pool(), req.domain.as_str())
-            .await?
-            .as_deref()
-        {
-            Some("mailbox") => MailPlan::Mailbox,
-            Some("forwarding") => MailPlan::Forwarding,
-            _ => MailPlan::None,
-        },
-    };
-    let expected =
-        crate::dnscheck::expected_records(&req.domain, cfg.vps.ipv4, cfg.vps.ipv6, mail, &cfg.mail);
-    let report =
-        crate::adapters::dns::check_domain(&cfg.dns, &expected, req.domain.as_str(), &cfg.mail)
-            .await?;
-    // Runs parked on this domain re-check now rather than at their next scheduled check.
-    data.engine.nudge_domain(req.domain.as_str()).await?;
+    let (report, mail) = data.engine.dns_check(&req, |_, _| {}).await?;
     let text = format!(
         "{}mail plan checked: {}\n",
         crate::dnscheck::render(&report),
