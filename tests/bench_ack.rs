@@ -16,8 +16,8 @@ use lab::Lab;
 use onboard_bot::chat::discord::Bot;
 use serde_json::json;
 use serenity::all::{
-    Client, ClientBuilder, Context, CreateCommand, CreateInteractionResponse, EventHandler,
-    GatewayIntents, Interaction, Ready,
+    Client, ClientBuilder, Context, CreateCommand, CreateInteractionResponse,
+    CreateInteractionResponseMessage, EventHandler, GatewayIntents, Interaction, Ready,
 };
 
 const N: usize = 200;
@@ -65,7 +65,10 @@ impl EventHandler for Bare {
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         if let Interaction::Command(cmd) = interaction {
             let _ = cmd
-                .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
+                .create_response(
+                    &ctx.http,
+                    CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new()),
+                )
                 .await;
         }
     }
