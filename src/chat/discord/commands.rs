@@ -571,6 +571,40 @@ fn may_act_on(ctx: Context<'_>, started_by: &str) -> bool {
     approver || started_by == actor_of(ctx.author()).id
 }
 
+/// The run `run` names, when the author may `verb` it; otherwise the reason is replied (a bad
+/// id, no such run, not theirs to act on) and `None` returned.
+async fn run_to_act_on(
+    ctx: Context<'_>,
+    origin: &Origin<'_>,
+    run: &str,
+    verb: &str,
+) -> Result<Option<runs::RunRecord>, Error> {
+    let id = match parse_run_id(run) {
+        Ok(id) => id,
+        Err(e) => {
+            origin
+                .reply(messages::input_refused(e.field, &e.message))
+                .await?;
+            return Ok(None);
+        }
+    };
+    let Some(record) = runs::get(ctx.data().engine.pool(), id).await? else {
+        origin
+            .reply(format!("No run `{id}`: check the id with /status."))
+            .await?;
+        return Ok(None);
+    };
+    if !may_act_on(ctx, &record.started_by) {
+        origin
+            .reply(format!(
+                "Only the person who started a run or an approver may {verb} it."
+            ))
+            .await?;
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
 /// Continue an unfinished or failed run from its recorded state, in its thread.
 #[poise::command(slash_command, guild_only)]
 pub async fn resume(
@@ -581,23 +615,10 @@ pub async fn resume(
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
     let origin = Origin::Command(ctx);
-    let id = match parse_run_id(&run) {
-        Ok(id) => id,
-        Err(e) => {
-            return origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
+    let Some(record) = run_to_act_on(ctx, &origin, &run, "resume").await? else {
+        return Ok(());
     };
-    let data = ctx.data();
-    let Some(record) = runs::get(data.engine.pool(), id).await? else {
-        return origin.reply(format!("No run `{id}`.")).await;
-    };
-    if !may_act_on(ctx, &record.started_by) {
-        return origin
-            .reply("Only the person who started a run or an approver may resume it.".into())
-            .await;
-    }
+    let (id, data) = (record.id, ctx.data());
     let take_over = take_over.unwrap_or(false);
     let text = if record.status.is_terminal() {
         format!(
@@ -631,24 +652,11 @@ pub async fn cancel(
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
     let origin = Origin::Command(ctx);
-    let id = match parse_run_id(&run) {
-        Ok(id) => id,
-        Err(e) => {
-            return origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
+    let Some(record) = run_to_act_on(ctx, &origin, &run, "cancel").await? else {
+        return Ok(());
     };
-    let data = ctx.data();
-    let Some(record) = runs::get(data.engine.pool(), id).await? else {
-        return origin.reply(format!("No run `{id}`.")).await;
-    };
+    let (id, data) = (record.id, ctx.data());
     let actor = actor_of(ctx.author());
-    if !may_act_on(ctx, &record.started_by) {
-        return origin
-            .reply("Only the person who started a run or an approver may cancel it.".into())
-            .await;
-    }
     let reason = reason.unwrap_or_else(|| format!("cancelled in Discord by {}", actor.display));
     let msg = data
         .engine
