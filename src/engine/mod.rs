@@ -1216,9 +1216,16 @@ impl Engine {
     }
 
     fn log_sink(&self, view: RunView) -> LogSink {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+        let frontend = self.inner.frontend.clone();
+        // Ends when the run's last sender (its step context) is dropped.
+        tokio::spawn(async move {
+            while let Some((idx, line)) = rx.recv().await {
+                frontend.event(&view, &RunEvent::Log { idx, line }).await;
+            }
+        });
         LogSink {
-            frontend: self.inner.frontend.clone(),
-            view: Arc::new(view),
+            tx,
             idx: Arc::new(Mutex::new(0)),
             redactor: self.inner.redactor.clone(),
         }
@@ -1299,11 +1306,12 @@ impl From<anyhow::Error> for StepStop {
     }
 }
 
-/// Forwards a step's log lines to the front-end, tagged with the current step.
+/// Forwards a step's log lines to the front-end, tagged with the current step, in the order
+/// they were written: one channel and one forwarding task per run (a task per line could
+/// deliver them out of order).
 #[derive(Clone)]
 struct LogSink {
-    frontend: Arc<dyn ChatFrontend>,
-    view: Arc<RunView>,
+    tx: tokio::sync::mpsc::UnboundedSender<(usize, String)>,
     idx: Arc<Mutex<usize>>,
     redactor: Redactor,
 }
@@ -1318,10 +1326,8 @@ impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
     fn from(sink: LogSink) -> Self {
         Arc::new(move |line: &str| {
             let idx = *sink.idx.lock().expect("log sink");
-            let line = sink.redactor.redact(line);
-            let frontend = sink.frontend.clone();
-            let view = sink.view.clone();
-            tokio::spawn(async move { frontend.event(&view, &RunEvent::Log { idx, line }).await });
+            // Fails only once the run is over and its forwarder gone: nothing left to show.
+            let _ = sink.tx.send((idx, sink.redactor.redact(line)));
         })
     }
 }
