@@ -6,7 +6,6 @@
 #[path = "support/lab.rs"]
 mod lab;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -136,26 +135,7 @@ async fn crash_matrix() {
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.write_config(tmp.path(), |t| t);
-        let mut child = Command::new(bin)
-            .args(onboard_args(&slug))
-            .arg("--config")
-            .arg(&cfg)
-            .env("ONBOARD_BOT_FAULT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let reached = tokio::task::spawn_blocking(move || {
-            BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-                .any(|l| l.contains("FAULT-POINT"))
-        })
-        .await
-        .unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let reached = lab::kill_at_fault_point(&onboard_args(&slug), &cfg, point).await;
         let state = dbs.state_admin().await;
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs")
             .fetch_one(&state)

@@ -6,7 +6,6 @@ mod lab;
 #[path = "support/scripted.rs"]
 mod scripted;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -400,28 +399,8 @@ async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
             let dbs = lab.fresh().await;
             let tmp = tempfile::tempdir().unwrap();
             let cfg = dbs.write_config(tmp.path(), |t| t);
-            let mut child = Command::new(bin)
-                .args(args)
-                .arg("--config")
-                .arg(&cfg)
-                .env("ONBOARD_BOT_FAULT", fault)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            // Wait for the process to reach the fault point: an event, not a sleep.
-            let stderr = child.stderr.take().unwrap();
-            let reached = tokio::task::spawn_blocking(move || {
-                BufReader::new(stderr)
-                    .lines()
-                    .map_while(Result::ok)
-                    .any(|l| l.contains("FAULT-POINT"))
-            })
-            .await
-            .unwrap();
+            let reached = lab::kill_at_fault_point(&args, &cfg, fault).await;
             assert!(reached, "{fault}: the process ended before its fault point");
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
 
             let state = dbs.state_admin().await;
             let run_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs")

@@ -239,3 +239,36 @@ impl Drop for Restart {
         lab_service("start-service", self.0);
     }
 }
+
+/// Runs the bot binary with `args` and `--config cfg`, armed with the fault point `fault`
+/// (`ONBOARD_BOT_FAULT`), waits for it to announce the point (an event on its stderr, not a
+/// sleep), then SIGKILLs it. Returns whether the point was reached before the process ended.
+pub async fn kill_at_fault_point<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    cfg: &Path,
+    fault: &str,
+) -> bool {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("ONBOARD_BOT_FAULT", fault)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bot");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let reached = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("FAULT-POINT"))
+    })
+    .await
+    .expect("stderr reader");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    reached
+}
