@@ -128,13 +128,19 @@ fn changes(
     req: &OnboardRequest,
 ) -> Result<BTreeMap<String, (Option<String>, String)>, StepError> {
     let desired = desired_files(cx, req)?;
+    // Sites already configured (read once, not once per file).
+    let mut done_sites = Vec::new();
+    for d in &req.domains {
+        if site_configured(cx, d)? {
+            done_sites.push(format!("{}/", site_dir(cx, d)));
+        }
+    }
     let mut out = BTreeMap::new();
     for (path, text) in desired {
-        let in_done_site = req.domains.iter().any(|d| {
-            path.starts_with(&format!("{}/", site_dir(cx, d)))
-                && site_configured(cx, d).unwrap_or(false)
-        });
-        if in_done_site {
+        if done_sites
+            .iter()
+            .any(|site| path.starts_with(site.as_str()))
+        {
             continue;
         }
         let current = cx.services.repo.read(&path)?;

@@ -474,13 +474,17 @@ impl Step for Verify {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let v = settings(cx)?;
-        if cx.dry_run && tenant(cx).await.is_err() {
-            return Ok(Plan::Change {
-                summary: "run the success check".into(),
-                detail: "(after the tenant exists)".into(),
-            });
-        }
-        let t = tenant(cx).await?;
+        let t = match tenant(cx).await {
+            Ok(t) => t,
+            // A dry run created nobody: the check is planned for when the tenant exists.
+            Err(_) if cx.dry_run => {
+                return Ok(Plan::Change {
+                    summary: "run the success check".into(),
+                    detail: "(after the tenant exists)".into(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let mut detail = format!(
             "as the application role {} with {} = {}",
             v.app_db.describe(),
