@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use serenity::all::{
-    ClientBuilder, ConnectionStage, FullEvent, GatewayIntents, GuildId, Http, HttpBuilder,
-    Interaction, ShardManager,
+    ClientBuilder, ConnectionStage, CreateCommand, FullEvent, GatewayIntents, GuildId, Http,
+    HttpBuilder, Interaction, ShardManager,
 };
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{error, info, warn};
@@ -46,6 +46,10 @@ pub struct Data {
     pub config: Arc<Config>,
     runs: Arc<RunTasks>,
     modals: Arc<commands::ModalWaiters>,
+    /// The Discord runs left unfinished by the last process, listed before the gateway
+    /// connects (so no run this process starts is among them); taken at the first Ready, so
+    /// the start-up work runs once, not at every reconnect.
+    unfinished: Arc<Mutex<Option<Vec<Uuid>>>>,
 }
 
 /// Runs executing in this process, so a shutdown can stop them.
@@ -55,7 +59,13 @@ struct RunTasks(Mutex<HashMap<Uuid, AbortHandle>>);
 impl Data {
     /// Executes a run in its own task (it may wait for people for days); failures are logged
     /// with a reference and reported in the run's thread by the engine where it can.
+    /// A run already executing in this process is left alone (two executors in one process
+    /// would share its lease).
     pub fn spawn_run(&self, run_id: Uuid, take_over: bool) {
+        if self.is_running_here(run_id) {
+            warn!(run_id = %run_id, "not starting a second executor for a run running here");
+            return;
+        }
         let engine = self.engine.clone();
         let frontend = self.frontend.clone();
         let task = tokio::spawn(async move {
@@ -129,41 +139,28 @@ impl Bot {
         let frontend = Arc::new(DiscordFrontend::new(Arc::new(build_http(&dc)), dc.clone()));
         let engine = Engine::new(config.clone(), frontend.clone()).await?;
         frontend.set_pool(engine.pool().clone());
+        let unfinished = unfinished_discord_runs(&engine).await;
         let data = Data {
             engine,
             frontend,
             config,
             runs: Arc::default(),
             modals: Arc::default(),
+            unfinished: Arc::new(Mutex::new(Some(unfinished))),
         };
         let setup_data = data.clone();
         let framework = poise::Framework::builder()
             .options(poise::FrameworkOptions {
                 commands: commands::all(),
                 on_error: |e| Box::pin(on_error(e)),
-                event_handler: |fw, event| {
-                    Box::pin(on_event(fw.serenity_context, event, fw.user_data))
-                },
+                event_handler: |fw, event| Box::pin(on_event(fw, event)),
                 ..Default::default()
             })
-            .setup(move |ctx, _ready, fw| {
-                Box::pin(async move {
-                    let guild = GuildId::new(setup_data.discord().guild_id);
-                    poise::builtins::register_in_guild(ctx, &fw.options().commands, guild)
-                        .await
-                        .context("registering the slash commands in the guild")?;
-                    crate::ops::set_gateway_connected(true);
-                    // Org autocomplete has under 3 s: open the tenant DB pool now, not then.
-                    let services = setup_data.engine.services().clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = services.tenant_db().await {
-                            warn!(error = %e, "the tenant DB is not reachable yet (org autocomplete stays empty)");
-                        }
-                    });
-                    resume_unfinished(&setup_data).await;
-                    Ok(setup_data)
-                })
-            })
+            // poise holds every event back, polling every 100 ms, until this returns the user
+            // data: so it returns at once, and the slow start-up (registering the commands,
+            // resuming runs) waits for the Ready event, which poise passes on only after the
+            // data is in place. No command is advertised before it can be served.
+            .setup(move |_ctx, _ready, _fw| Box::pin(async move { Ok(setup_data) }))
             .build();
         let mut client = ClientBuilder::new_with_http(build_http(&dc), GatewayIntents::GUILDS)
             .framework(framework)
@@ -199,25 +196,54 @@ impl Bot {
     }
 }
 
-/// Picks up the Discord runs that were running, waiting or parked when the last process
-/// stopped; they keep posting in their threads. Console runs are left to `runs resume`.
-async fn resume_unfinished(data: &Data) {
-    match data.engine.resumable().await {
-        Ok(runs) => {
-            for run in runs.into_iter().filter(|r| r.frontend == "discord") {
-                info!(run_id = %run.id, status = run.status.as_str(), "resuming an unfinished run");
-                data.spawn_run(run.id, false);
-            }
+/// Start-up work once, at the first Ready: register the guild commands, open the tenant DB
+/// pool, resume unfinished runs. /healthz reports the gateway up only once the commands are
+/// registered; a failure there is logged and the bot keeps serving what it can.
+async fn after_ready(
+    ctx: &serenity::all::Context,
+    commands: Vec<CreateCommand>,
+    data: &Data,
+    unfinished: Vec<Uuid>,
+) {
+    let guild = GuildId::new(data.discord().guild_id);
+    match guild.set_commands(&ctx.http, commands).await {
+        Ok(_) => crate::ops::set_gateway_connected(true),
+        Err(e) => {
+            crate::ops::metrics::discord_api_error();
+            error!(error = %e, "could not register the slash commands in the guild");
         }
-        Err(e) => error!(error = ?e, "could not list unfinished runs to resume"),
+    }
+    // Org autocomplete has under 3 s: open the tenant DB pool now, not then.
+    if let Err(e) = data.engine.services().tenant_db().await {
+        warn!(error = %e, "the tenant DB is not reachable yet (org autocomplete stays empty)");
+    }
+    for run_id in unfinished {
+        info!(run_id = %run_id, "resuming an unfinished run");
+        data.spawn_run(run_id, false);
+    }
+}
+
+/// The Discord runs that were running, waiting or parked when the last process stopped; they
+/// keep posting in their threads. Console runs are left to `runs resume`.
+async fn unfinished_discord_runs(engine: &Engine) -> Vec<Uuid> {
+    match engine.resumable().await {
+        Ok(runs) => runs
+            .into_iter()
+            .filter(|r| r.frontend == "discord")
+            .map(|r| r.id)
+            .collect(),
+        Err(e) => {
+            error!(error = ?e, "could not list unfinished runs to resume");
+            Vec::new()
+        }
     }
 }
 
 async fn on_event(
-    ctx: &serenity::all::Context,
+    fw: poise::FrameworkContext<'_, Data, Error>,
     event: &FullEvent,
-    data: &Data,
 ) -> Result<(), Error> {
+    let (ctx, data) = (fw.serenity_context, fw.user_data);
     match event {
         FullEvent::InteractionCreate {
             interaction: Interaction::Component(c),
@@ -226,7 +252,14 @@ async fn on_event(
             interaction: Interaction::Modal(m),
         } => commands::on_modal(ctx, data, m).await,
         FullEvent::Ready { .. } => {
-            crate::ops::set_gateway_connected(true);
+            let unfinished = data.unfinished.lock().expect("unfinished runs").take();
+            if let Some(unfinished) = unfinished {
+                let commands = poise::builtins::create_application_commands(&fw.options.commands);
+                let (ctx, data) = (ctx.clone(), data.clone());
+                tokio::spawn(async move { after_ready(&ctx, commands, &data, unfinished).await });
+            } else {
+                crate::ops::set_gateway_connected(true);
+            }
             Ok(())
         }
         FullEvent::Resume { .. } => {
