@@ -270,13 +270,32 @@ pub fn step_outcome(step: &str, status: StepStatus, message: &str) -> String {
     truncate(&step_event(step, status, message), 1900)
 }
 
-/// Progress lines from inside steps, gathered into one message.
-pub fn log_lines(step_lines: &[(String, String)]) -> String {
-    let text: Vec<String> = step_lines
-        .iter()
-        .map(|(step, line)| format!("{step} │ {line}"))
-        .collect();
-    truncate(&fenced(&truncate(&text.join("\n"), 1800)), 1990)
+/// Progress lines from inside steps, gathered into as few messages as Discord's 2000-character
+/// limit allows: none is dropped, only a single over-long line is cut. Each message comes with
+/// how many of the lines it holds.
+pub fn log_messages(step_lines: &[(String, String)]) -> Vec<(String, usize)> {
+    const BODY: usize = 1800;
+    let mut out = Vec::new();
+    let mut body = String::new();
+    let mut held = 0;
+    for (step, line) in step_lines {
+        let line = truncate(&format!("{step} │ {line}"), BODY);
+        if !body.is_empty() && body.chars().count() + 1 + line.chars().count() > BODY {
+            out.push((
+                fenced(&std::mem::take(&mut body)),
+                std::mem::take(&mut held),
+            ));
+        }
+        held += 1;
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        body.push_str(&line);
+    }
+    if !body.is_empty() {
+        out.push((fenced(&body), held));
+    }
+    out
 }
 
 /// How a run ended, posted in its thread.
@@ -612,7 +631,23 @@ mod chat_tests {
                 .count()
                 <= 2000
         );
-        assert!(log_lines(&[("s".into(), "l".repeat(5000))]).chars().count() <= 2000);
+        let long = [("s".to_string(), "l".repeat(5000))];
+        assert!(
+            log_messages(&long)
+                .iter()
+                .all(|m| m.0.chars().count() <= 2000)
+        );
+        let many: Vec<(String, String)> = (0..300)
+            .map(|i| ("deploy-stub".to_string(), format!("line {i} of the deploy")))
+            .collect();
+        let msgs = log_messages(&many);
+        assert!(msgs.len() > 1, "split over several messages");
+        assert!(msgs.iter().all(|m| m.0.chars().count() <= 2000));
+        assert_eq!(msgs.iter().map(|m| m.1).sum::<usize>(), 300);
+        let joined: Vec<&str> = msgs.iter().map(|m| m.0.as_str()).collect();
+        let joined = joined.join("\n");
+        assert!((0..300).all(|i| joined.contains(&format!("line {i} of the deploy\n"))));
+        assert!(log_messages(&[]).is_empty());
         let plan = request("```\nrm -rf /\n```".into());
         assert!(
             approval_card(&plan, true)

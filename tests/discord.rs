@@ -274,7 +274,7 @@ async fn check_thread(
     let edits: Vec<std::time::Instant> = fake
         .requests()
         .iter()
-        .filter(|r| r.method == "PATCH" && r.path == path)
+        .filter(|r| r.method == "PATCH" && r.path == path && r.status == 200)
         .map(|r| r.at)
         .collect();
     for w in edits.windows(2).filter(|_| one_process) {
@@ -726,6 +726,109 @@ async fn discord_failures_are_survived_a_500_retried_a_dropped_gateway_resumed()
         assert!(fake.interaction_response(&s).await.is_deferred());
         let status = fake.original_response(&s, T).await;
         assert!(status.content.contains("dc-gateway"), "{}", status.content);
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-limits.com"]);
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let cfg = config(&dbs, tmp.path(), &fake);
+        let bot = start_bot(&fake, &cfg).await;
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-limits", "name": "Limits Person", "email": "l@example.com"}),
+        )
+        .await;
+        // Discord answers calls in the thread with a 429 (with retry_after) or a 5xx: the
+        // progress edits, the step outcome posts, the approval messages' closing edits and,
+        // around the last step, two posts in a row (verify's outcome and log lines).
+        let t = thread.id;
+        let progress = fake.messages_in(t)[0].id;
+        let (post, edits) = (
+            format!("POST /channels/{t}/messages"),
+            format!("PATCH /channels/{t}/messages/"),
+        );
+        fake.rate_limit_next(1, 0.2, Some(&format!("{edits}{progress}")));
+        fake.fail_next(1, 502, Some(&post));
+        let mut clicked = HashSet::new();
+        let end = loop {
+            match next_in_thread(&fake, t, &clicked).await {
+                Next::End(text) => break text,
+                Next::Approval(message, custom_id) => {
+                    let close = format!("{edits}{message}");
+                    if clicked.len() % 2 == 0 {
+                        fake.rate_limit_next(1, 0.2, Some(&close));
+                    } else {
+                        fake.fail_next(1, 502, Some(&close));
+                    }
+                    if custom_id.contains(":verify:") {
+                        fake.rate_limit_next(1, 0.2, Some(&post));
+                        fake.fail_next(1, 503, Some(&post));
+                    }
+                    clicked.insert(custom_id.clone());
+                    approve(&fake, fake.approver(), message, &custom_id).await;
+                }
+            }
+        };
+        assert!(end.starts_with("✓ run done"), "{end}");
+        let answered = |status| {
+            fake.requests()
+                .iter()
+                .filter(|r| r.status == status && r.path.contains(&format!("/channels/{t}/")))
+                .count()
+        };
+        let closes = clicked.len();
+        assert!(closes >= 4, "{closes} approvals");
+        assert_eq!(
+            (answered(429), answered(502), answered(503)),
+            (1 + closes.div_ceil(2) + 1, 1 + closes / 2, 1),
+            "every injected failure was served"
+        );
+
+        // Nothing lost: an outcome message per step, verify's log lines, every approval
+        // message closed with who approved, and the progress embed at its end.
+        let state = dbs.state_admin().await;
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-limits'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        let steps: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM step_runs WHERE run_id = $1 ORDER BY idx")
+                .bind(run_id)
+                .fetch_all(&state)
+                .await
+                .unwrap();
+        // Log lines are pushed at most once a second, so they may trail the end message.
+        fake.wait_for_message(|m| m.channel_id == t && m.content.contains("verify │"), T)
+            .await;
+        let msgs = fake.messages_in(t);
+        for step in &steps {
+            assert!(
+                msgs.iter()
+                    .any(|m| m.content.starts_with(&format!("✓ {step}: done"))
+                        || m.content.starts_with(&format!("= {step}: already done"))),
+                "no outcome message for {step}"
+            );
+        }
+        let decided = msgs
+            .iter()
+            .filter(|m| m.content.starts_with("✓ approved by"))
+            .count();
+        assert_eq!(decided, closes, "every approval message says who approved");
+        check_thread(&fake, &dbs, t, "dc-limits", true).await;
 
         bot.shutdown().await;
         fake.finish();

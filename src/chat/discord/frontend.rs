@@ -228,9 +228,12 @@ impl DiscordFrontend {
         let msg = CreateMessage::new()
             .content(text)
             .allowed_mentions(CreateAllowedMentions::new());
-        if let Err(e) = thread.send_message(&self.http, msg).await {
-            warn!(thread = %thread, error = %e, "could not post in the run's thread");
-            crate::ops::metrics::discord_api_error();
+        let posted = retry("posting in the run's thread", || {
+            thread.send_message(&self.http, msg.clone())
+        })
+        .await;
+        if let Err(e) = posted {
+            warn!(thread = %thread, error = ?e, "gave up posting in the run's thread");
         }
     }
 
@@ -283,9 +286,12 @@ impl DiscordFrontend {
             .content(text)
             .components(buttons(&p.button, false))
             .allowed_mentions(CreateAllowedMentions::new());
-        if let Err(e) = p.channel.edit_message(&self.http, p.message, edit).await {
-            warn!(message = %p.message, error = %e, "could not close an approval message");
-            crate::ops::metrics::discord_api_error();
+        let closed = retry("closing an approval message", || {
+            p.channel.edit_message(&self.http, p.message, edit.clone())
+        })
+        .await;
+        if let Err(e) = closed {
+            warn!(message = %p.message, error = ?e, "gave up closing an approval message");
         }
     }
 
@@ -709,7 +715,10 @@ where
     }
 }
 
-/// Pushes a run's progress embed and log lines to Discord, at most once per interval.
+/// Pushes a run's progress embed and log lines to Discord, at most once per interval. What
+/// Discord refuses (a 5xx, a 429) goes back into the outbox and is pushed again at the next
+/// interval, so no line is lost to a passing failure; after [`PUSH_ROUNDS`] failed rounds in a
+/// row of a finished run, what is left is given up with a warning.
 async fn push_progress(
     http: Arc<Http>,
     chat: ChatRef,
@@ -717,36 +726,64 @@ async fn push_progress(
     mut dirty: watch::Receiver<u64>,
     run_id: Uuid,
 ) {
+    let mut open = true;
+    let mut failed_rounds = 0;
     loop {
-        let open = dirty.changed().await.is_ok();
+        if open && failed_rounds == 0 {
+            open = dirty.changed().await.is_ok();
+        }
         let (card, logs) = {
             let mut o = outbox.lock().expect("outbox");
             let card = o.card_dirty.then(|| o.card.clone()).flatten();
             o.card_dirty = false;
             (card, std::mem::take(&mut o.logs))
         };
+        let mut failed = false;
         if let Some(card) = card {
             let edit = EditMessage::new().embed(embed(&card));
-            if let Err(e) = chat.thread.edit_message(&http, chat.progress, edit).await {
-                warn!(run_id = %run_id, error = %e, "could not update the progress message");
-                crate::ops::metrics::discord_api_error();
+            let done = retry("updating the progress message", || {
+                chat.thread.edit_message(&http, chat.progress, edit.clone())
+            })
+            .await;
+            if done.is_err() {
+                // The newest card is sent next time (a newer one may have replaced it).
+                outbox.lock().expect("outbox").card_dirty = true;
+                failed = true;
             }
         }
-        if !logs.is_empty() {
+        let mut sent = 0;
+        for (text, lines) in messages::log_messages(&logs) {
             let msg = CreateMessage::new()
-                .content(messages::log_lines(&logs))
+                .content(text)
                 .allowed_mentions(CreateAllowedMentions::new());
-            if let Err(e) = chat.thread.send_message(&http, msg).await {
-                warn!(run_id = %run_id, error = %e, "could not post log lines");
-                crate::ops::metrics::discord_api_error();
+            if retry("posting log lines", || {
+                chat.thread.send_message(&http, msg.clone())
+            })
+            .await
+            .is_err()
+            {
+                // Put the unsent lines back in front of any newer ones, in order.
+                let mut o = outbox.lock().expect("outbox");
+                o.logs.splice(0..0, logs[sent..].iter().cloned());
+                failed = true;
+                break;
             }
+            sent += lines;
         }
-        if !open {
+        failed_rounds = if failed { failed_rounds + 1 } else { 0 };
+        if !open && (failed_rounds == 0 || failed_rounds >= PUSH_ROUNDS) {
+            if failed_rounds > 0 {
+                let o = outbox.lock().expect("outbox");
+                warn!(run_id = %run_id, log_lines = o.logs.len(), card = o.card_dirty, "gave up pushing the run's progress to Discord");
+            }
             return;
         }
         tokio::time::sleep(PROGRESS_EDIT_INTERVAL).await;
     }
 }
+
+/// Rounds of [`push_progress`] that may fail in a row, once the run has finished.
+const PUSH_ROUNDS: u32 = 5;
 
 pub fn embed(card: &Card) -> CreateEmbed {
     CreateEmbed::new()

@@ -860,7 +860,8 @@ impl FakeDiscord {
     // ----- fault injection ---------------------------------------------------------------
 
     /// The next `n` REST requests whose path (after `/api/v10`) starts with `path_prefix`
-    /// (any path if None) get `status` instead of being processed. 429 comes with a proper
+    /// (any path if None; `POST /channels/1/messages` matches POSTs only) get `status` instead
+    /// of being processed. 429 comes with a proper
     /// `retry_after` body and rate-limit headers (0.5 s; see `rate_limit_next`).
     pub fn fail_next(&self, n: usize, status: u16, path_prefix: Option<&str>) {
         self.push_fault(n, status, path_prefix, 0.5, false);
@@ -875,8 +876,11 @@ impl FakeDiscord {
             st.faults.push(state::Fault {
                 remaining: n,
                 status,
-                // Accept prefixes with or without the `/api/v10` part.
-                path_prefix: prefix.map(|p| p.trim_start_matches(rest::API_PREFIX).to_string()),
+                // Accept prefixes with or without the `/api/v10` part, after an optional method.
+                path_prefix: prefix.map(|p| match p.split_once(' ') {
+                    Some((m, path)) => format!("{m} {}", path.trim_start_matches(rest::API_PREFIX)),
+                    None => p.trim_start_matches(rest::API_PREFIX).to_string(),
+                }),
                 retry_after: retry,
                 global,
             });

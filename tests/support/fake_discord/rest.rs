@@ -232,7 +232,7 @@ fn process(
     }
 
     // Fault injection.
-    if let Some(r) = take_fault(st, &path) {
+    if let Some(r) = take_fault(st, method, &path) {
         return record(st, method, &path, query, Some(op_id), logged_body, r);
     }
 
@@ -435,10 +435,16 @@ fn validate_body(
     }
 }
 
-fn take_fault(st: &mut State, path: &str) -> Option<Reply> {
-    let idx = st.faults.iter().position(|f| {
-        f.remaining > 0 && f.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
-    })?;
+/// A fault's prefix may start with a method: `POST /channels/1/messages` matches only POSTs.
+fn take_fault(st: &mut State, method: &str, path: &str) -> Option<Reply> {
+    let matches = |p: &str| match p.split_once(' ') {
+        Some((m, rest)) => m.eq_ignore_ascii_case(method) && path.starts_with(rest),
+        None => path.starts_with(p),
+    };
+    let idx = st
+        .faults
+        .iter()
+        .position(|f| f.remaining > 0 && f.path_prefix.as_deref().is_none_or(matches))?;
     let f: &mut Fault = &mut st.faults[idx];
     f.remaining -= 1;
     let f = f.clone();
