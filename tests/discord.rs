@@ -62,6 +62,35 @@ fn config(dbs: &TestDbs<'_>, dir: &Path, fake: &FakeDiscord) -> Arc<Config> {
     dbs.config(dir, |t| t + &discord)
 }
 
+/// What most tests start from: the lab serving `domains`, fresh databases, a fake Discord and
+/// the bot connected to it. Keep `tmp` alive: the config and the token file live there.
+struct Setup {
+    dbs: TestDbs<'static>,
+    tmp: tempfile::TempDir,
+    fake: FakeDiscord,
+    cfg: Arc<Config>,
+    bot: Bot,
+}
+
+async fn set_up(domains: &[&str]) -> Setup {
+    let lab = lab();
+    if !domains.is_empty() {
+        lab.serve_domains(domains);
+    }
+    let dbs = lab.fresh().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start().await;
+    let cfg = config(&dbs, tmp.path(), &fake);
+    let bot = start_bot(&fake, &cfg).await;
+    Setup {
+        dbs,
+        tmp,
+        fake,
+        cfg,
+        bot,
+    }
+}
+
 /// Starts the bot and waits until it is connected, registered and resuming.
 async fn start_bot(fake: &FakeDiscord, cfg: &Arc<Config>) -> Bot {
     let readies = ready_count(fake);
@@ -317,13 +346,13 @@ fn lab() -> &'static Lab {
 async fn person_only_onboards_end_to_end_with_approvals_in_its_thread() {
     init_tracing();
     within(RUN + Duration::from_secs(60), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-solo.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-solo.com"]).await;
 
         let thread = onboard(
             &fake,
@@ -377,13 +406,7 @@ async fn person_only_onboards_end_to_end_with_approvals_in_its_thread() {
 async fn person_owns_org_takes_its_brand_from_a_form() {
     init_tracing();
     within(RUN + Duration::from_secs(60), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-owner.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup { dbs, tmp: _tmp, fake, cfg: _, bot } = set_up(&["dc-owner.com"]).await;
 
         let h = fake.send_command(
             fake.requester(),
@@ -434,13 +457,7 @@ async fn person_owns_org_takes_its_brand_from_a_form() {
 async fn person_joins_org_picked_by_autocomplete() {
     init_tracing();
     within(RUN + Duration::from_secs(60), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-talent.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup { dbs, tmp: _tmp, fake, cfg: _, bot } = set_up(&["dc-talent.com"]).await;
 
         // Existing orgs come from the tenant DB as the operator types.
         let ac = fake.autocomplete(
@@ -482,13 +499,13 @@ async fn person_joins_org_picked_by_autocomplete() {
 async fn non_approvers_and_self_approval_are_refused_and_audited() {
     init_tracing();
     within(Duration::from_secs(120), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-refused.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-refused.com"]).await;
 
         // The approver starts the run, so the two-person rule forbids them to approve it.
         let thread = onboard(
@@ -606,13 +623,13 @@ async fn non_approvers_and_self_approval_are_refused_and_audited() {
 async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
     init_tracing();
     within(RUN + Duration::from_secs(60), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-restart.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg,
+            bot,
+        } = set_up(&["dc-restart.com"]).await;
 
         let thread = onboard(
             &fake,
@@ -689,13 +706,13 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
 async fn discord_failures_are_survived_a_500_retried_a_dropped_gateway_resumed() {
     init_tracing();
     within(Duration::from_secs(120), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-gateway.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs: _dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-gateway.com"]).await;
 
         // Discord answers the run's first post with a 500: it is retried, the run goes on.
         fake.fail_next(1, 500, Some("/channels/"));
@@ -737,13 +754,13 @@ async fn discord_failures_are_survived_a_500_retried_a_dropped_gateway_resumed()
 async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
     init_tracing();
     within(RUN + Duration::from_secs(60), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-limits.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-limits.com"]).await;
 
         let thread = onboard(
             &fake,
@@ -840,12 +857,13 @@ async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
 async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
     init_tracing();
     within(Duration::from_secs(90), async {
-        let lab = lab();
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&[]).await;
 
         let answer = |name: &'static str, options: Value| {
             let h = fake.send_command(fake.member(), name, options);
@@ -1213,13 +1231,7 @@ async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
 async fn a_failed_run_is_resumed_from_discord_and_a_dry_run_asks_nothing() {
     init_tracing();
     within(Duration::from_secs(120), async {
-        let lab = lab();
-        lab.serve_domains(&["dc-resume.com", "dc-dry.com"]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let fake = FakeDiscord::start().await;
-        let cfg = config(&dbs, tmp.path(), &fake);
-        let bot = start_bot(&fake, &cfg).await;
+        let Setup { dbs, tmp: _tmp, fake, cfg: _, bot } = set_up(&["dc-resume.com", "dc-dry.com"]).await;
 
         // A dry run plans every step in its thread and asks for no approval.
         let dry = onboard(
