@@ -197,8 +197,8 @@ impl Bot {
 }
 
 /// Start-up work once, at the first Ready: register the guild commands, open the tenant DB
-/// pool, resume unfinished runs. /healthz reports the gateway up only once the commands are
-/// registered; a failure there is logged and the bot keeps serving what it can.
+/// pool, resume unfinished runs. A failure to register is logged and counted in /metrics as a
+/// Discord API error; the commands registered by an earlier start keep working meanwhile.
 async fn after_ready(
     ctx: &serenity::all::Context,
     commands: Vec<CreateCommand>,
@@ -207,7 +207,7 @@ async fn after_ready(
 ) {
     let guild = GuildId::new(data.discord().guild_id);
     match guild.set_commands(&ctx.http, commands).await {
-        Ok(_) => crate::ops::set_gateway_connected(true),
+        Ok(_) => info!(guild = %guild, "slash commands registered"),
         Err(e) => {
             crate::ops::metrics::discord_api_error();
             error!(error = %e, "could not register the slash commands in the guild");
@@ -252,13 +252,12 @@ async fn on_event(
             interaction: Interaction::Modal(m),
         } => commands::on_modal(ctx, data, m).await,
         FullEvent::Ready { .. } => {
+            crate::ops::set_gateway_connected(true);
             let unfinished = data.unfinished.lock().expect("unfinished runs").take();
             if let Some(unfinished) = unfinished {
                 let commands = poise::builtins::create_application_commands(&fw.options.commands);
                 let (ctx, data) = (ctx.clone(), data.clone());
                 tokio::spawn(async move { after_ready(&ctx, commands, &data, unfinished).await });
-            } else {
-                crate::ops::set_gateway_connected(true);
             }
             Ok(())
         }
