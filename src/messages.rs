@@ -458,6 +458,13 @@ pub fn run_internal_error(run_id: uuid::Uuid, reference: &str) -> String {
     )
 }
 
+/// A run this process was to execute is held by another live bot process.
+pub fn run_executed_elsewhere(run_id: uuid::Uuid, holder: &str) -> String {
+    format!(
+        "· run `{run_id}` is being executed by another bot process (`{holder}`), so this one leaves it alone. If that process is gone, resume it with `/resume take_over: true`."
+    )
+}
+
 /// The reply to /onboard once its run is under way.
 pub fn run_started_reply(run_id: uuid::Uuid, thread_id: Option<u64>) -> String {
     match thread_id {

@@ -643,8 +643,32 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
             panic!("the run ended before asking for approval");
         };
 
-        // The process dies while the run waits for approval; a new one starts on the same DB.
+        // The process dies while the run waits for approval. First a new one finds the run
+        // leased by another live process (two bots on one DB): it says so and leaves it alone.
         bot.shutdown().await;
+        let state = dbs.state_admin().await;
+        let lease = |until: &'static str| {
+            let state = state.clone();
+            async move {
+                sqlx::query("UPDATE runs SET executor = 'elsewhere:4242', executor_until = now() + $1::interval WHERE subject = 'dc-restart'")
+                    .bind(until)
+                    .execute(&state)
+                    .await
+                    .unwrap();
+            }
+        };
+        lease("1 hour").await;
+        let bot = start_bot(&fake, &cfg).await;
+        let notice = fake
+            .wait_for_message(
+                |m| m.channel_id == thread.id && m.content.contains("another bot process"),
+                T,
+            )
+            .await;
+        assert!(notice.content.contains("`elsewhere:4242`"), "{}", notice.content);
+        bot.shutdown().await;
+        // Then that lease runs out, and the next process resumes the run.
+        lease("-1 second").await;
         let bot = start_bot(&fake, &cfg).await;
         fake.wait_for_message(
             |m| m.channel_id == thread.id && m.content.starts_with("↻ run `"),

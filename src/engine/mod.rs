@@ -311,11 +311,11 @@ impl Engine {
         if let Err(holder) =
             runs::claim_executor(pool, run.id, &self.inner.me, EXECUTOR_LEASE_SECS, force).await?
         {
-            bail!(
-                "run {} is being executed by {holder} (its lease is renewed while it lives). \
-                 If that process is gone, resume with --take-over.",
-                run.id
-            );
+            return Err(ExecutorBusy {
+                run_id: run.id,
+                holder,
+            }
+            .into());
         }
         if force && run.executor.as_deref().is_some_and(|e| e != self.inner.me) {
             self.audit(NewEvent {
@@ -1375,6 +1375,17 @@ impl Redactor {
 }
 
 /// `host:pid` of this process.
+/// Another live process holds the run's executor lease (two bots on one state database, or a
+/// resume racing the process that runs it). Front-ends tell it from an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "run {run_id} is being executed by {holder} (its lease is renewed while it lives). If that process is gone, resume with --take-over."
+)]
+pub struct ExecutorBusy {
+    pub run_id: Uuid,
+    pub holder: String,
+}
+
 fn executor_id() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }

@@ -249,6 +249,27 @@ impl DiscordFrontend {
         }
     }
 
+    /// A run left alone because another live process executes it: said in its thread.
+    pub async fn report_run_elsewhere(&self, run_id: Uuid, holder: &str) {
+        let stored = match self.pool.get() {
+            Some(pool) => crate::state::runs::get(pool, run_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.chat_ref)
+                .and_then(|c| ChatRef::from_json(&c))
+                .map(|c| c.thread),
+            None => None,
+        };
+        let channel = self
+            .thread_of(run_id)
+            .or(stored)
+            .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
+        self.say(channel, messages::run_executed_elsewhere(run_id, holder))
+            .await;
+        self.runs.lock().expect("runs").remove(&run_id);
+    }
+
     // ----- approvals ---------------------------------------------------------------------
 
     /// Old approval messages of this step in the thread (after a restart, when this process

@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub use frontend::DiscordFrontend;
 
 use crate::config::{Config, DiscordConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, ExecutorBusy};
 
 /// Discord's own API; any other base URL is treated as a test double.
 pub const DISCORD_API: &str = "https://discord.com";
@@ -72,6 +72,11 @@ impl Data {
             match engine.execute(run_id, take_over).await {
                 Ok(outcome) => {
                     info!(run_id = %run_id, status = outcome.status.as_str(), "run stopped")
+                }
+                Err(e) if e.downcast_ref::<ExecutorBusy>().is_some() => {
+                    let holder = &e.downcast_ref::<ExecutorBusy>().expect("checked").holder;
+                    warn!(run_id = %run_id, holder, "the run is executed by another live process; left alone");
+                    frontend.report_run_elsewhere(run_id, holder).await;
                 }
                 Err(e) => {
                     let reference = reference_id();
