@@ -14,8 +14,16 @@
 # Config and secrets are mounted at run time, never baked in: nothing under config/ and no
 # secret is copied into either stage (.dockerignore keeps them out of the build context too).
 #
-# Not built or run on the machine this was written on (it has no container engine): kept to
-# plain, well-trodden instructions; the binary itself is built and tested by scripts/test.
+# Not built with Docker on the machine this was written on (it has no container engine).
+# scripts/image-check carries this file out without one, reading its instructions: the
+# context .dockerignore lets through, both stages in bubblewrap sandboxes on debootstrapped
+# bookworm roots (with this host's Rust 1.95 and cargo registry in the build stage), the
+# dependency layer compiling every dependency and the real build only onboard-bot, then, as
+# uid 10001, the ENTRYPOINT, ssh, git, curl, ldd, a writable HOME and the HEALTHCHECK against
+# a 200 and a 503 /healthz. It cannot check docker's own layer cache (only that the dependency
+# layer's inputs are Cargo.toml and Cargo.lock) nor the base images' exact contents (a
+# debootstrap minbase is close to, not equal to, debian:bookworm-slim). The binary itself is
+# built and tested by scripts/test.
 
 # --- build ------------------------------------------------------------------------------
 # Same Debian release as the runtime stage, so the binary's glibc matches.
@@ -58,8 +66,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # A system user without a login shell; its home holds the repo checkout (a volume) and ssh's
-# control sockets.
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/onboard-bot --create-home \
+# control sockets. The group's gid is pinned too: `useradd --system --user-group` took the
+# next free system gid (999 in scripts/image-check's bookworm root), which can change with
+# the base image and then differ from the group of the volume's files.
+RUN groupadd --system --gid 10001 onboard-bot \
+ && useradd --system --uid 10001 --gid onboard-bot --home-dir /var/lib/onboard-bot --create-home \
         --shell /usr/sbin/nologin onboard-bot \
  && mkdir -p /etc/onboard-bot
 
