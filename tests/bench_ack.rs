@@ -128,14 +128,7 @@ async fn ack_latency() {
     let dbs = lab.fresh().await;
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeDiscord::start().await;
-    std::fs::write(tmp.path().join("discord.token"), fake.token()).unwrap();
-    let discord = format!(
-        "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
-        fake.guild_id(),
-        fake.ops_channel_id(),
-        fake.approver_role_id(),
-        fake.base_url()
-    );
+    let discord = fake.config_section(tmp.path());
     let cfg = dbs.config(tmp.path(), |t| t + &discord);
     let bot = Bot::start(Arc::clone(&cfg)).await.expect("bot starts");
     fake.wait_ready(T).await;

@@ -51,14 +51,7 @@ fn init_tracing() {
 
 /// The lab config for this test's databases, with a `discord:` section pointing at the fake.
 fn config(dbs: &TestDbs<'_>, dir: &Path, fake: &FakeDiscord) -> Arc<Config> {
-    std::fs::write(dir.join("discord.token"), fake.token()).unwrap();
-    let discord = format!(
-        "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
-        fake.guild_id(),
-        fake.ops_channel_id(),
-        fake.approver_role_id(),
-        fake.base_url()
-    );
+    let discord = fake.config_section(dir);
     dbs.config(dir, |t| t + &discord)
 }
 

@@ -857,6 +857,19 @@ impl FakeDiscord {
         self.inner.lock().gateway.identify_payloads.clone()
     }
 
+    /// The bot config's `discord:` section pointing at this fake; writes the token file it
+    /// names into `dir` (the config's directory).
+    pub fn config_section(&self, dir: &std::path::Path) -> String {
+        std::fs::write(dir.join("discord.token"), self.token()).unwrap();
+        format!(
+            "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
+            self.guild_id(),
+            self.ops_channel_id(),
+            self.approver_role_id(),
+            self.base_url()
+        )
+    }
+
     // ----- fault injection ---------------------------------------------------------------
 
     /// The next `n` REST requests whose path (after `/api/v10`) starts with `path_prefix`
