@@ -103,6 +103,10 @@ pub enum Command {
         /// Also verify the whole hash chain and report any edited or deleted event.
         #[arg(long)]
         verify: bool,
+        /// An anchor copied from the audit channel (`ID:HASH`, repeatable): the chain must still
+        /// hold that event with that hash, which catches a chain cut short at its end.
+        #[arg(long = "anchor", value_name = "ID:HASH", value_parser = parse_anchor)]
+        anchors: Vec<audit::Anchor>,
     },
     /// Validate the config and try each connection (bot DB, tenant DB, SSH, DNS).
     Config {
@@ -139,9 +143,13 @@ pub enum RunsCommand {
     Resume {
         /// The run id.
         id: Uuid,
-        /// Claim the run even if another process's lease on it has not run out.
-        #[arg(long)]
+        /// Take the run over from the process executing it: it is asked to let go and stops
+        /// before its next write (or its lease runs out). Needs --reason.
+        #[arg(long, requires = "reason")]
         take_over: bool,
+        /// Why the run is taken over (recorded in the audit trail).
+        #[arg(long, value_name = "REASON")]
+        reason: Option<String>,
         /// Approve every plan without asking.
         #[arg(long)]
         yes: bool,
@@ -291,9 +299,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { subject, verify } => {
+        Command::Audit {
+            subject,
+            verify,
+            anchors,
+        } => {
+            state::migrate(&config).await?;
             let pool = state::connect(&config.state_db).await?;
-            state::migrate(&pool).await?;
             for e in audit::for_subject(&pool, &subject).await? {
                 println!(
                     "{} #{:<5} {:<24} {:<14} {:<22} {:<10} {}",
@@ -306,10 +318,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     e.detail
                 );
             }
-            if verify {
-                let (count, breaks) = audit::verify_chain(&pool).await?;
+            if verify || !anchors.is_empty() {
+                let (count, breaks) =
+                    audit::verify_chain(&pool, &config.audit_key, &anchors).await?;
                 if breaks.is_empty() {
-                    println!("audit chain OK: {count} events, every hash and link holds");
+                    println!(
+                        "audit chain OK: {count} events, every hash and link holds{}",
+                        if anchors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", and every one of the {} anchors", anchors.len())
+                        }
+                    );
                 } else {
                     for b in &breaks {
                         println!("audit chain BROKEN at event #{}: {}", b.id, b.problem);
@@ -323,8 +343,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ConfigCommand::Check,
         } => config_check(&config).await,
         Command::Migrate => {
-            let pool = state::connect(&config.state_db).await?;
-            state::migrate(&pool).await?;
+            state::migrate(&config).await?;
             println!("migrations applied to {}", config.state_db.describe());
             Ok(ExitCode::SUCCESS)
         }
@@ -363,6 +382,7 @@ async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Resu
         RunsCommand::Resume {
             id,
             take_over,
+            reason: takeover_reason,
             break_glass,
             ..
         } => {
@@ -377,7 +397,17 @@ async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Resu
                     .record_break_glass(id, &Actor::console_user(), &reason)
                     .await?;
             }
-            let outcome = engine.execute(id, take_over).await?;
+            let outcome = match (take_over, takeover_reason) {
+                (true, Some(reason)) => engine.take_over(id, &Actor::console_user(), &reason).await,
+                _ => engine.execute(id).await,
+            };
+            let outcome = match outcome {
+                Err(e) if e.downcast_ref::<crate::engine::LeaseLost>().is_some() => {
+                    eprintln!("stopped: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+                other => other?,
+            };
             report(&engine, id, &outcome).await
         }
         RunsCommand::Cancel { id, reason } => {
@@ -403,6 +433,10 @@ async fn run_console(
     };
     match engine.run(request, &Actor::console_user(), opts).await {
         Ok((id, outcome)) => report(engine, id, &outcome).await,
+        Err(StartError::Internal(e)) if e.downcast_ref::<crate::engine::LeaseLost>().is_some() => {
+            eprintln!("stopped: {e}");
+            Ok(ExitCode::from(1))
+        }
         Err(StartError::Internal(e)) => Err(e),
         Err(e) => {
             eprintln!("refused: {e}");
@@ -603,4 +637,8 @@ async fn config_check(config: &Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn parse_anchor(text: &str) -> Result<audit::Anchor, String> {
+    audit::Anchor::parse(text)
 }

@@ -101,6 +101,37 @@ struct RawConfig {
     discord: Option<RawDiscord>,
     #[serde(default)]
     ops: OpsConfig,
+    audit: RawAudit,
+    #[serde(default)]
+    migrate: Option<RawMigrate>,
+}
+
+/// The audit trail's key and anchors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// The secret every event's hash is keyed with (HMAC-SHA256): `{env: VAR}` or `{file: path}`.
+    /// Without it nobody can append an event that verifies, so keep it out of the database
+    /// host. Changing it makes the existing chain fail to verify.
+    key: SecretSource,
+    /// How often `serve` posts the chain's head to the audit channel, in seconds (besides at
+    /// the end of every run); 0 turns the schedule off.
+    #[serde(default = "default_anchor_every")]
+    anchor_every_secs: u64,
+}
+
+fn default_anchor_every() -> u64 {
+    3600
+}
+
+/// The owner role that `migrate` uses; the runtime role (`state_db.user`) is not the owner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMigrate {
+    /// Role that owns the bot's tables.
+    user: String,
+    /// Its password: `{env: VAR}` or `{file: path}`.
+    password: SecretSource,
 }
 
 /// The operations HTTP listener: `/healthz` and `/metrics` (see `src/ops`).
@@ -414,6 +445,9 @@ struct RawDiscord {
     /// Discord API base URL; the tests point it at the fake Discord.
     #[serde(default = "default_discord_base")]
     api_base: String,
+    /// Channel where the audit chain's head is posted (the anchor); the ops channel if unset.
+    #[serde(default)]
+    audit_channel_id: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -497,6 +531,7 @@ pub struct DiscordConfig {
     pub approver_role_ids: Vec<u64>,
     pub two_person_rule: bool,
     pub api_base: String,
+    pub audit_channel_id: Option<u64>,
 }
 
 impl std::fmt::Debug for DiscordConfig {
@@ -508,6 +543,7 @@ impl std::fmt::Debug for DiscordConfig {
             .field("approver_role_ids", &self.approver_role_ids)
             .field("two_person_rule", &self.two_person_rule)
             .field("api_base", &self.api_base)
+            .field("audit_channel_id", &self.audit_channel_id)
             .finish()
     }
 }
@@ -536,6 +572,25 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     /// The `/healthz` and `/metrics` listener of `serve`.
     pub ops: OpsConfig,
+    /// The audit chain's key.
+    pub audit_key: crate::state::audit::AuditKey,
+    /// How often `serve` anchors the chain's head; `None` when off.
+    pub anchor_every: Option<Duration>,
+    /// The owner role for `migrate`, when the config names one (the environment may instead).
+    pub migrate: Option<MigrateConfig>,
+}
+
+/// Who runs migrations: the owner of the bot's tables.
+#[derive(Clone)]
+pub struct MigrateConfig {
+    pub user: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for MigrateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MigrateConfig({}, password redacted)", self.user)
+    }
 }
 
 impl Config {
@@ -628,6 +683,22 @@ impl Config {
             author_name: raw.repo.author_name,
             author_email: raw.repo.author_email,
         };
+        let audit_key = cx.secret("audit.key", &raw.audit.key)?;
+        if audit_key.expose_secret().len() < 16 {
+            bail!(
+                "{file}: audit.key is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        let migrate = raw
+            .migrate
+            .as_ref()
+            .map(|m| -> anyhow::Result<MigrateConfig> {
+                Ok(MigrateConfig {
+                    user: m.user.clone(),
+                    password: cx.secret("migrate.password", &m.password)?,
+                })
+            })
+            .transpose()?;
         let discord = raw
             .discord
             .map(|d| -> anyhow::Result<DiscordConfig> {
@@ -638,6 +709,7 @@ impl Config {
                     approver_role_ids: d.approver_role_ids,
                     two_person_rule: d.two_person_rule,
                     api_base: d.api_base,
+                    audit_channel_id: d.audit_channel_id,
                 })
             })
             .transpose()?;
@@ -720,6 +792,10 @@ impl Config {
                 .transpose()?,
             discord,
             ops: raw.ops,
+            audit_key: crate::state::audit::AuditKey::new(audit_key),
+            anchor_every: (raw.audit.anchor_every_secs > 0)
+                .then(|| Duration::from_secs(raw.audit.anchor_every_secs)),
+            migrate,
         })
     }
 
@@ -735,6 +811,10 @@ impl Config {
         if let Some(v) = &self.verify {
             out.push(v.app_db.password.expose_secret());
         }
+        if let Some(m) = &self.migrate {
+            out.push(m.password.expose_secret());
+        }
+        out.push(self.audit_key.expose_secret());
         out
     }
 }
@@ -821,12 +901,14 @@ tenant_db: {host: 127.0.0.1, user: w, database: platform, password: {env: OB_TES
 vps: {name: vps-0, ssh_host: quinn-vps, known_hosts: kh, ipv4: 127.0.0.1}
 dns: {authoritative: ["127.0.0.1:53"]}
 repo: {checkout: co, remote: /tmp/origin.git}
+audit: {key: {env: OB_TEST_AUDIT_KEY}}
 "#;
 
     #[test]
     fn loads_and_redacts() {
         // SAFETY-free: tests in this module use a variable nobody else reads.
         unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
         let cfg = Config::parse(MINIMAL, Path::new("/etc/ob/bot.yaml")).unwrap();
         assert_eq!(cfg.repo.checkout, PathBuf::from("/etc/ob/co"));
         let debug = format!("{cfg:?}");

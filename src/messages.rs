@@ -74,6 +74,38 @@ pub fn approval_text(req: &ApprovalRequest) -> String {
     )
 }
 
+/// The line a process posts in a run's thread when it stops because it lost the run.
+pub fn lease_lost(executor: &str, why: &str) -> String {
+    format!(
+        "this process ({executor}) stopped executing the run before its next write: {why}. It applies nothing more; the new executor carries on."
+    )
+}
+
+/// Why a step with a recorded approval refuses to apply.
+pub fn approval_unbacked(step: &str, actor: &str, problem: &str) -> String {
+    format!(
+        "{step}: refusing to apply: the recorded approval by {actor} {problem}. Nothing was applied. \
+         The state database may have been written to by hand: check `audit --verify` and the anchors in the audit channel (docs/operations.md, \"The audit trail\")."
+    )
+}
+
+/// Refusal of `/resume take_over` to someone who is not an approver, or without a reason.
+pub fn takeover_refused(only_reason_missing: bool) -> String {
+    if only_reason_missing {
+        "A take-over needs a `reason` (it is recorded in the audit trail with your name).".into()
+    } else {
+        "Only an approver may take a run over from the process executing it; ask one, or resume without `take_over`.".into()
+    }
+}
+
+/// The audit chain's head, as posted outside the database.
+pub fn audit_anchor(head: &crate::state::audit::Anchor) -> String {
+    format!(
+        "Audit anchor: the chain's head is event #{} `{head}`. Keep it: `onboard-bot audit SUBJECT --verify --anchor {head}` proves the chain still holds it.",
+        head.id
+    )
+}
+
 /// Refusal when a slug or domain already has an active run.
 pub fn lock_refused(held: &LockHeld) -> String {
     format!(

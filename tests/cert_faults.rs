@@ -45,7 +45,7 @@ async fn pebble_stopped_gives_a_clear_failure_and_a_resumable_run() {
     {
         let _restart = Restart("pebble");
         lab_service("stop-service", "pebble");
-        let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id, false))
+        let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id))
             .await
             .expect("timed out")
             .unwrap();
@@ -58,7 +58,7 @@ async fn pebble_stopped_gives_a_clear_failure_and_a_resumable_run() {
         assert!(out.message.contains("can be resumed"), "{}", out.message);
     }
     // With the CA back, the same run resumes to its end.
-    let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id, false))
+    let out = tokio::time::timeout(Duration::from_secs(240), engine.execute(id))
         .await
         .expect("timed out")
         .unwrap();

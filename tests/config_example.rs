@@ -17,11 +17,16 @@ fn the_example_config_loads() {
     for var in ["ONBOARD_BOT_STATE_DB_PASSWORD", "DISCORD_TOKEN"] {
         text = text.replace(&format!("{{env: {var}}}"), "{env: OB_EXAMPLE_SECRET}");
     }
-    for file in ["/run/secrets/tenant_db", "/run/secrets/app_db"] {
+    for file in [
+        "/run/secrets/tenant_db",
+        "/run/secrets/app_db",
+        "/run/secrets/state_db_owner",
+        "/run/secrets/audit_key",
+    ] {
         text = text.replace(&format!("{{file: {file}}}"), "{env: OB_EXAMPLE_SECRET}");
     }
     // SAFETY: only this test reads the variable.
-    unsafe { std::env::set_var("OB_EXAMPLE_SECRET", "example-secret") };
+    unsafe { std::env::set_var("OB_EXAMPLE_SECRET", "example-secret-of-16+") };
     let cfg = Config::parse(&text, Path::new("/etc/onboard-bot/bot.yaml"))
         .unwrap_or_else(|e| panic!("config/bot.example.yaml does not load: {e:#}"));
     assert!(cfg.discord.is_some() && cfg.verify.is_some());
@@ -43,7 +48,7 @@ fn key_paths(prefix: &str, v: &serde_norway::Value, out: &mut Vec<String>) {
                 format!("{prefix}.{k}")
             };
             // Secret sources ({env: VAR}) are documented once, not per key.
-            if !matches!(k, "password" | "token") {
+            if !matches!(k, "password" | "token" | "key") {
                 key_paths(&path, v, out);
             }
             out.push(path);

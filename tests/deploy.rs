@@ -233,10 +233,7 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         );
         git(&other, &["push", "-q", "origin", "main"]);
         let head = git(&origin, &["rev-parse", "main"]);
-        let out = engine
-            .execute(engine_run_id(&engine).await, false)
-            .await
-            .unwrap();
+        let out = engine.execute(engine_run_id(&engine).await).await.unwrap();
         assert_eq!(out.status, RunStatus::Failed);
         assert!(
             out.message.contains("diverged") && out.message.contains("1 local and 1 remote"),

@@ -965,6 +965,7 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             approver_role_ids: vec![fake.approver_role_id().get()],
             two_person_rule: true,
             api_base: fake.base_url().to_string(),
+            audit_channel_id: None,
         };
         let mut view = RunView {
             id: uuid::Uuid::new_v4(),

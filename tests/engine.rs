@@ -171,7 +171,7 @@ async fn no_production_write_without_approval() {
 
         // The rejected run, resumed, asks again instead of re-reading its rejection; its
         // person now exists with the same data, so that step is already done.
-        let outcome = e.execute(rejected, false).await.unwrap();
+        let outcome = e.execute(rejected).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Done, "{outcome:?}");
         let kinds: Vec<String> = audit::for_run(e.pool(), rejected).await.unwrap().into_iter().map(|ev| ev.kind).collect();
         assert!(kinds.contains(&"approval.reasked".to_string()), "{kinds:?}");
@@ -335,7 +335,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
             .unwrap_err();
         assert!(err.to_string().contains("domain:lock-merche.com"), "{err}");
         // Once the first run is done, its locks are gone.
-        let outcome = e.execute(first, false).await.unwrap();
+        let outcome = e.execute(first).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Done);
         assert!(runs::list_locks(e.pool()).await.unwrap().is_empty());
         // And a finished onboarding re-run is "already done" at every writing step.
@@ -474,7 +474,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
         let cfg = Arc::new(onboard_bot::config::Config::load(&cfg_path).unwrap());
         let e = engine(cfg, Arc::new(Scripted::approve_all())).await;
         e.run(request("audit-merche", "person-only", None, None), &Actor::console_user(), StartOptions::default()).await.unwrap();
-        let (count, breaks) = audit::verify_chain(e.pool()).await.unwrap();
+        let (count, breaks) = audit::verify_chain(e.pool(), &e.config().audit_key, &[]).await.unwrap();
         assert!(count >= 5 && breaks.is_empty(), "{count} {breaks:?}");
 
         // The bot's own role cannot rewrite history.
@@ -488,13 +488,13 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
         admin.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update").await.unwrap();
         admin.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = (SELECT min(id) + 2 FROM audit_events)").await.unwrap();
         let edited: i64 = sqlx::query_scalar("SELECT min(id) + 2 FROM audit_events").fetch_one(&admin).await.unwrap();
-        let (_, breaks) = audit::verify_chain(e.pool()).await.unwrap();
+        let (_, breaks) = audit::verify_chain(e.pool(), &e.config().audit_key, &[]).await.unwrap();
         assert_eq!(breaks.len(), 1, "{breaks:?}");
         assert_eq!(breaks[0].id, edited);
         assert!(breaks[0].problem.contains("edited"));
 
         admin.execute("DELETE FROM audit_events WHERE id = (SELECT min(id) + 4 FROM audit_events)").await.unwrap();
-        let (_, breaks) = audit::verify_chain(e.pool()).await.unwrap();
+        let (_, breaks) = audit::verify_chain(e.pool(), &e.config().audit_key, &[]).await.unwrap();
         assert!(breaks.iter().any(|b| b.problem.contains("deleted")), "{breaks:?}");
 
         let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot")).args(["audit", "audit-merche", "--verify", "--config"]).arg(&cfg_path).output().unwrap();
@@ -599,7 +599,7 @@ async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks()
             .unwrap();
         let runner = {
             let e = runner_engine.clone();
-            tokio::spawn(async move { e.execute(id, false).await.unwrap() })
+            tokio::spawn(async move { e.execute(id).await.unwrap() })
         };
         front
             .wait_for_event(|e| {

@@ -61,7 +61,7 @@ async fn faults_give_clear_messages_and_resumable_runs() {
         {
             let _restart = Restart("sshd");
             lab_service("stop-service", "sshd");
-            let out = engine.execute(id, false).await.unwrap();
+            let out = engine.execute(id).await.unwrap();
             assert_eq!(out.status, RunStatus::Failed);
             assert!(
                 out.message.contains("cannot open SSH to vps-0"),
@@ -69,7 +69,7 @@ async fn faults_give_clear_messages_and_resumable_runs() {
                 out.message
             );
         }
-        let out = engine.execute(id, false).await.unwrap();
+        let out = engine.execute(id).await.unwrap();
         assert_eq!(
             out.status,
             RunStatus::Done,

@@ -167,8 +167,8 @@ async fn healthz_follows_the_gateway_and_the_state_db() {
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
+        onboard_bot::state::migrate(&cfg).await.unwrap();
         let pool = onboard_bot::state::connect(&cfg.state_db).await.unwrap();
-        onboard_bot::state::migrate(&pool).await.unwrap();
 
         // Without a Discord front-end only the database counts.
         let plain = ops::listen("127.0.0.1:0".parse().unwrap(), pool.clone(), Health::new())

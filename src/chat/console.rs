@@ -44,6 +44,10 @@ impl ChatFrontend for Console {
         "console"
     }
 
+    async fn anchor(&self, head: &crate::state::audit::Anchor) {
+        eprintln!("{}", crate::messages::audit_anchor(head));
+    }
+
     async fn attach(&self, run: &RunView) -> anyhow::Result<Option<serde_json::Value>> {
         eprintln!("{} {}", self.elapsed(), messages::run_header(run));
         Ok(None)

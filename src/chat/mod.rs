@@ -135,4 +135,8 @@ pub trait ChatFrontend: Send + Sync {
     /// Shows a plan and waits for a decision. May wait for a long time (until a person
     /// clicks); the engine cancels the future when the run is cancelled.
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision>;
+
+    /// Posts the audit chain's head where the database cannot reach it (Discord: the audit
+    /// channel; the console: the terminal). Failing to post must not fail the run.
+    async fn anchor(&self, _head: &crate::state::audit::Anchor) {}
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::adapters::Services;
 use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
 use crate::config::{Config, Environment};
-use crate::state::audit::{self, NewEvent};
+use crate::state::audit::{self, Anchor, ChainVerifier, NewEvent};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
 use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
 use request::Request;
@@ -30,6 +30,8 @@ use request::Request;
 const CANCEL_CHANNEL: &str = "onboard_bot_cancel";
 /// Postgres channel on which `dns-check` asks runs parked on a domain to re-check now.
 const NUDGE_CHANNEL: &str = "onboard_bot_nudge";
+/// Postgres channel on which a take-over asks the executing process to let go of a run.
+const TAKEOVER_CHANNEL: &str = "onboard_bot_takeover";
 /// How long an executor's claim on a run lasts without renewal.
 const EXECUTOR_LEASE_SECS: i64 = 30;
 
@@ -118,6 +120,8 @@ impl FaultPoint {
 
 struct ActiveRun {
     cancel: CancellationToken,
+    /// Cancelled when this process loses its claim on the run.
+    lease: Lease,
     nudge: Arc<Notify>,
     /// The run's lock keys (`domain:x.com`), to find the runs a nudge is for.
     keys: Vec<String>,
@@ -130,6 +134,10 @@ struct Inner {
     frontend: Arc<dyn ChatFrontend>,
     /// `host:pid` of this process: who executes a run.
     me: String,
+    /// `<boot id>/<pid namespace>`: where `me`'s pid means something.
+    proc_id: String,
+    /// How far the audit chain is known to verify.
+    chain: ChainVerifier,
     active: Mutex<HashMap<Uuid, ActiveRun>>,
     redactor: Redactor,
     fault: Option<FaultPoint>,
@@ -144,8 +152,8 @@ pub struct Engine {
 impl Engine {
     /// Connects to the state database, migrates it and starts listening for cancellations.
     pub async fn new(config: Arc<Config>, frontend: Arc<dyn ChatFrontend>) -> anyhow::Result<Self> {
+        crate::state::migrate(&config).await?;
         let pool = crate::state::connect(&config.state_db).await?;
-        crate::state::migrate(&pool).await?;
         let services = Arc::new(Services::new(config.clone()));
         let redactor = Redactor::new(
             config
@@ -161,6 +169,8 @@ impl Engine {
                 services,
                 frontend,
                 me: executor_id(),
+                proc_id: proc_identity(),
+                chain: ChainVerifier::default(),
                 active: Mutex::new(HashMap::new()),
                 redactor,
                 fault: FaultPoint::from_env(),
@@ -257,15 +267,36 @@ impl Engine {
         opts: StartOptions,
     ) -> Result<(Uuid, RunOutcome), StartError> {
         let id = self.start(request, actor, opts).await?;
-        let outcome = self.execute(id, false).await?;
+        let outcome = self.execute(id).await?;
         Ok((id, outcome))
     }
 
     /// Executes a run from its recorded state. Finished steps are skipped; a step that was
     /// interrupted (even during apply) is planned again, never blindly repeated or skipped.
-    /// `take_over` claims the run even when another live executor holds it.
+    /// Refused ([`ExecutorBusy`]) while another live process holds the run.
+    pub async fn execute(&self, run_id: Uuid) -> anyhow::Result<RunOutcome> {
+        self.execute_as(run_id, None).await
+    }
+
+    /// Takes a run over from the process that executes it, then executes it: the holder is
+    /// asked to let go (it stops renewing its lease and stops before its next write), and the
+    /// run is claimed once it has, or once its lease ran out. An approver's act, audited with
+    /// who and why.
+    pub async fn take_over(
+        &self,
+        run_id: Uuid,
+        actor: &Actor,
+        reason: &str,
+    ) -> anyhow::Result<RunOutcome> {
+        self.execute_as(run_id, Some((actor, reason))).await
+    }
+
     #[instrument(skip_all, fields(run_id = %run_id), err)]
-    pub async fn execute(&self, run_id: Uuid, take_over: bool) -> anyhow::Result<RunOutcome> {
+    async fn execute_as(
+        &self,
+        run_id: Uuid,
+        take_over: Option<(&Actor, &str)>,
+    ) -> anyhow::Result<RunOutcome> {
         let pool = &self.inner.pool;
         let run = runs::get(pool, run_id)
             .await?
@@ -276,7 +307,14 @@ impl Engine {
                 message: format!("run {run_id} is already {}", run.status.as_str()),
             });
         }
-        self.claim(&run, take_over).await?;
+        if self.is_active(run_id) {
+            bail!("run {run_id} is running in this process already");
+        }
+        let epoch = match take_over {
+            None => self.claim(&run).await?,
+            Some((actor, reason)) => self.claim_by_take_over(&run, actor, reason).await?,
+        };
+        let lease = Lease::new(epoch);
         let cancel = CancellationToken::new();
         let nudge = Arc::new(Notify::new());
         let keys = serde_json::from_value::<Request>(run.input.clone())
@@ -286,73 +324,200 @@ impl Engine {
             run_id,
             ActiveRun {
                 cancel: cancel.clone(),
+                lease: lease.clone(),
                 nudge: nudge.clone(),
                 keys,
             },
         );
         // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
         // must not be renewed for a run nobody executes.
-        let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id));
-        let result = self.execute_claimed(run, cancel, nudge).await;
+        let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id, lease.clone()));
+        // The run as claimed (its executor and fencing token are ours now).
+        let run = runs::get(pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let result = self.execute_claimed(run, cancel, nudge, &lease).await;
         self.inner
             .active
             .lock()
             .expect("active runs")
             .remove(&run_id);
-        runs::release_executor(pool, run_id, &self.inner.me)
+        runs::release_executor(pool, run_id, &self.inner.me, epoch)
             .await
             .ok();
         result
     }
 
-    async fn claim(&self, run: &RunRecord, take_over: bool) -> anyhow::Result<()> {
+    fn is_active(&self, run_id: Uuid) -> bool {
+        self.inner
+            .active
+            .lock()
+            .expect("active runs")
+            .contains_key(&run_id)
+    }
+
+    /// Claims a run nobody else executes (or whose executor is provably gone); returns the
+    /// fencing token.
+    async fn claim(&self, run: &RunRecord) -> anyhow::Result<i64> {
         let pool = &self.inner.pool;
-        let force = take_over || run.executor.as_deref().is_some_and(executor_is_dead);
-        if let Err(holder) =
-            runs::claim_executor(pool, run.id, &self.inner.me, EXECUTOR_LEASE_SECS, force).await?
+        let dead = run
+            .executor
+            .as_deref()
+            .is_some_and(|e| executor_is_dead(e, run.executor_proc.as_deref()));
+        match runs::claim_executor(
+            pool,
+            run.id,
+            &self.inner.me,
+            &self.inner.proc_id,
+            EXECUTOR_LEASE_SECS,
+            dead,
+        )
+        .await?
         {
-            return Err(ExecutorBusy {
+            Err(holder) => Err(ExecutorBusy {
                 run_id: run.id,
                 holder,
             }
-            .into());
+            .into()),
+            Ok(epoch) => {
+                if dead {
+                    self.audit_run(
+                        run,
+                        None,
+                        "run.taken_over",
+                        "ok",
+                        json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": false,
+                               "why": "the previous executor's process is gone (same machine and pid namespace)"}),
+                    )
+                    .await?;
+                }
+                Ok(epoch)
+            }
         }
-        if force && run.executor.as_deref().is_some_and(|e| e != self.inner.me) {
-            self.audit(NewEvent {
-                run_id: Some(run.id),
-                subject: run.subject.clone(),
-                step: None,
-                actor: Actor::bot().id,
-                kind: "run.taken_over".into(),
-                outcome: "ok".into(),
-                detail: json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": take_over}),
-                duration_ms: None,
-            })
-            .await?;
-        }
-        Ok(())
     }
 
-    fn spawn_heartbeat(&self, run_id: Uuid) -> tokio::task::JoinHandle<()> {
+    /// The take-over protocol: ask the live holder to let go, wait until it has (or its lease,
+    /// which it no longer renews, ran out), then claim.
+    async fn claim_by_take_over(
+        &self,
+        run: &RunRecord,
+        actor: &Actor,
+        reason: &str,
+    ) -> anyhow::Result<i64> {
+        let pool = &self.inner.pool;
+        let live_holder = run
+            .executor
+            .clone()
+            .filter(|e| e != &self.inner.me)
+            .filter(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
+            .filter(|_| run.executor_until.is_some_and(|t| t > chrono::Utc::now()));
+        if let Some(holder) = &live_holder
+            && runs::request_takeover(pool, run.id, holder, &self.inner.me).await?
+        {
+            self.audit_run(
+                run,
+                Some(actor),
+                "run.takeover_requested",
+                "waiting",
+                json!({"holder": holder, "by": self.inner.me, "reason": reason}),
+            )
+            .await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(TAKEOVER_CHANNEL)
+                .bind(run.id.to_string())
+                .execute(pool)
+                .await?;
+        }
+        // A responsive holder lets go within moments; one that cannot reach the database stops
+        // renewing, so its lease runs out within EXECUTOR_LEASE_SECS.
+        let deadline = Instant::now() + Duration::from_secs(EXECUTOR_LEASE_SECS as u64 + 10);
+        let epoch = loop {
+            let force = live_holder.is_none();
+            match runs::claim_executor(
+                pool,
+                run.id,
+                &self.inner.me,
+                &self.inner.proc_id,
+                EXECUTOR_LEASE_SECS,
+                force,
+            )
+            .await?
+            {
+                Ok(epoch) => break epoch,
+                Err(holder) if Instant::now() >= deadline => {
+                    bail!(
+                        "run {}: {holder} did not let go of it within {}s; nothing was taken over",
+                        run.id,
+                        deadline.elapsed().as_secs() + EXECUTOR_LEASE_SECS as u64 + 10
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        self.audit_run(
+            run,
+            Some(actor),
+            "run.taken_over",
+            "ok",
+            json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": true, "reason": reason}),
+        )
+        .await?;
+        info!(run_id = %run.id, previous = ?run.executor, by = %actor.id, "run taken over");
+        Ok(epoch)
+    }
+
+    /// Renews the lease while the run executes; when it cannot (the run was taken over, or
+    /// the database stayed out of reach until the lease ran out), cancels the lease so the
+    /// executor stops before its next write.
+    fn spawn_heartbeat(&self, run_id: Uuid, lease: Lease) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_secs(EXECUTOR_LEASE_SECS as u64 / 3));
+            let period = Duration::from_secs(EXECUTOR_LEASE_SECS as u64 / 3);
+            let mut tick = tokio::time::interval(period);
+            let mut renewed_at = Instant::now();
             loop {
                 tick.tick().await;
-                if let Err(e) = runs::claim_executor(
-                    &engine.inner.pool,
-                    run_id,
-                    &engine.inner.me,
-                    EXECUTOR_LEASE_SECS,
-                    false,
-                )
-                .await
+                let pool = &engine.inner.pool;
+                let me = &engine.inner.me;
+                match runs::renew_executor(pool, run_id, me, lease.epoch, EXECUTOR_LEASE_SECS).await
                 {
-                    warn!(run_id = %run_id, error = %e, "could not renew the executor lease");
+                    Ok(true) => renewed_at = Instant::now(),
+                    Ok(false) => {
+                        let why = runs::lease_lost(pool, run_id, me, lease.epoch)
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| "the lease could not be renewed".into());
+                        lease.lose(why);
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(run_id = %run_id, error = %e, "could not renew the executor lease");
+                        if renewed_at.elapsed() >= Duration::from_secs(EXECUTOR_LEASE_SECS as u64) {
+                            lease.lose(
+                                "the lease ran out while the state database was out of reach"
+                                    .into(),
+                            );
+                            return;
+                        }
+                    }
                 }
             }
         })
+    }
+
+    /// The fencing check, right before a write: this process still holds the claim it made.
+    async fn fence(&self, run: &RunRecord, lease: &Lease) -> Result<(), StepStop> {
+        if let Some(why) = lease.why() {
+            return Err(StepStop::LeaseLost(why));
+        }
+        match runs::lease_lost(&self.inner.pool, run.id, &self.inner.me, lease.epoch).await? {
+            None => Ok(()),
+            Some(why) => {
+                lease.lose(why.clone());
+                Err(StepStop::LeaseLost(why))
+            }
+        }
     }
 
     async fn execute_claimed(
@@ -360,6 +525,7 @@ impl Engine {
         run: RunRecord,
         cancel: CancellationToken,
         nudge: Arc<Notify>,
+        lease: &Lease,
     ) -> anyhow::Result<RunOutcome> {
         let pool = &self.inner.pool;
         let request: Request = serde_json::from_value(run.input.clone())
@@ -393,11 +559,7 @@ impl Engine {
         if run.status == RunStatus::Rejected {
             // Resuming a rejected run asks again: the rejection stays in the audit trail but
             // no longer decides the plan.
-            let voided = sqlx::query("UPDATE approvals SET voided_at = now() WHERE run_id = $1 AND NOT approved AND voided_at IS NULL")
-                .bind(run.id)
-                .execute(pool)
-                .await?
-                .rows_affected();
+            let voided = runs::void_rejections(pool, run.id).await?;
             self.audit_run(
                 &run,
                 None,
@@ -439,13 +601,18 @@ impl Engine {
             log_sink.set_step(idx);
             let outcome = tokio::select! {
                 biased;
+                _ = lease.lost.cancelled() => Err(StepStop::LeaseLost(lease.why().unwrap_or_default())),
                 _ = cancel.cancelled() => Err(StepStop::Cancelled),
-                r = self.run_step(&run, &mut view, idx, step.as_ref(), &cx, &nudge) => r,
+                r = self.run_step(&run, &mut view, idx, step.as_ref(), &cx, &nudge, lease) => r,
             };
+            if let Err(StepStop::LeaseLost(why)) = outcome {
+                return Err(self.stopped_for_lost_lease(&run, &view, idx, why).await);
+            }
             let outputs = Value::Object(cx.outputs().await);
             runs::set_outputs(pool, run.id, &outputs).await?;
             match outcome {
                 Ok(()) => {}
+                Err(StepStop::LeaseLost(_)) => unreachable!("handled above"),
                 Err(StepStop::Cancelled) => {
                     self.set_step(
                         &run,
@@ -475,10 +642,43 @@ impl Engine {
         } else {
             "all steps done".into()
         };
+        if let Err(StepStop::LeaseLost(why)) = self.fence(&run, lease).await {
+            let last = view.steps.len().saturating_sub(1);
+            return Err(self.stopped_for_lost_lease(&run, &view, last, why).await);
+        }
         self.finish(&run, &view, RunStatus::Done, message).await
     }
 
+    /// This process lost its claim on the run: it says so in the run's thread and in its log,
+    /// and leaves the run's state to the new executor (no status, no locks touched).
+    async fn stopped_for_lost_lease(
+        &self,
+        run: &RunRecord,
+        view: &RunView,
+        idx: usize,
+        why: String,
+    ) -> anyhow::Error {
+        let lost = LeaseLost {
+            run_id: run.id,
+            executor: self.inner.me.clone(),
+            why,
+        };
+        warn!(run_id = %run.id, executor = %self.inner.me, why = %lost.why, "lost the run's lease: stopped before the next write");
+        self.inner
+            .frontend
+            .event(
+                view,
+                &RunEvent::Log {
+                    idx,
+                    line: crate::messages::lease_lost(&lost.executor, &lost.why),
+                },
+            )
+            .await;
+        lost.into()
+    }
+
     /// Plans, gets approval if needed, applies and checks one step.
+    #[allow(clippy::too_many_arguments)]
     #[instrument(skip_all, fields(run_id = %run.id, step = step.name()), err(Debug))]
     async fn run_step(
         &self,
@@ -488,6 +688,7 @@ impl Engine {
         step: &dyn Step,
         cx: &StepContext,
         nudge: &Notify,
+        lease: &Lease,
     ) -> Result<(), StepStop> {
         let name = step.name();
         let t0 = Instant::now();
@@ -644,7 +845,12 @@ impl Engine {
                         return Ok(());
                     }
                     let approver = if step.writes_production() {
-                        match runs::decision_for(&self.inner.pool, run.id, name, &hash).await? {
+                        let decision =
+                            runs::decision_for(&self.inner.pool, run.id, name, &hash).await?;
+                        if let Some(a) = &decision {
+                            self.decision_backed(run, name, &hash, a).await?;
+                        }
+                        match decision {
                             Some(a) if a.approved => Some(a.actor),
                             Some(a) => {
                                 return Err(StepStop::Rejected(format!(
@@ -676,6 +882,9 @@ impl Engine {
                     .await?;
                     let approved = ApprovedPlan::new(plan.clone(), hash.clone(), approver.clone());
                     FaultPoint::hit(&self.inner.fault, "before-apply", name).await;
+                    // The fencing token, checked right before the write: a process that lost
+                    // the run (taken over, lease lapsed) applies nothing more.
+                    self.fence(run, lease).await?;
                     let t_apply = Instant::now();
                     FaultPoint::during(
                         &self.inner.fault,
@@ -813,7 +1022,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Stores a decision and audits it with who, when, how and which plan.
+    /// Stores a decision and its audit event (who, when, how, which plan) in one transaction.
+    /// A plan has one standing decision: a second, different one is refused.
     pub async fn record_decision(
         &self,
         run: &RunRecord,
@@ -821,8 +1031,10 @@ impl Engine {
         hash: &str,
         d: &Decision,
     ) -> anyhow::Result<()> {
-        runs::record_decision(
-            &self.inner.pool,
+        let pool = &self.inner.pool;
+        let mut tx = pool.begin().await?;
+        let inserted = runs::record_decision(
+            &mut tx,
             run.id,
             step,
             hash,
@@ -832,18 +1044,90 @@ impl Engine {
             d.reason.as_deref(),
         )
         .await?;
-        self.audit(NewEvent {
+        if inserted.is_none() {
+            tx.rollback().await?;
+            return match runs::decision_for(pool, run.id, step, hash).await? {
+                Some(a) if a.actor == d.actor.id && a.approved == d.approved => Ok(()),
+                Some(a) => bail!(
+                    "{step}: this plan was already {} by {}",
+                    if a.approved { "approved" } else { "rejected" },
+                    a.actor
+                ),
+                None => bail!("{step}: the decision could not be stored; try again"),
+            };
+        }
+        let ev = NewEvent {
             run_id: Some(run.id),
             subject: run.subject.clone(),
             step: Some(step.into()),
             actor: d.actor.id.clone(),
             kind: if d.approved { "approval.granted" } else { "approval.rejected" }.into(),
             outcome: if d.approved { "approved" } else { "rejected" }.into(),
-            detail: json!({"plan_hash": hash, "how": d.how, "reason": d.reason, "actor_name": d.actor.display}),
+            detail: self.inner.redactor.redact_json(
+                json!({"plan_hash": hash, "how": d.how, "reason": d.reason, "actor_name": d.actor.display}),
+            ),
+            duration_ms: None,
+        };
+        audit::append_in(&mut tx, &self.inner.config.audit_key, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A recorded decision counts only when the audit chain backs it: its `approval.*` event
+    /// (not voided since) names the same actor and verdict, and the chain verifies through
+    /// its head under the bot's key. A row someone wrote into `approvals` by hand, or an event
+    /// written without the key, stops the step instead of authorising it.
+    async fn decision_backed(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        hash: &str,
+        a: &runs::Approval,
+    ) -> Result<(), StepStop> {
+        let pool = &self.inner.pool;
+        let events = audit::for_run(pool, run.id).await?;
+        let problem = match audit::standing_decision(&events, step, hash) {
+            None => Some("has no approval event in the audit trail".to_owned()),
+            Some(e) if e.actor != a.actor || (e.kind == "approval.granted") != a.approved => {
+                Some(format!(
+                    "does not match its audit event #{} ({} by {})",
+                    e.id, e.kind, e.actor
+                ))
+            }
+            Some(_) => {
+                let head = audit::head(pool).await?.map(|h| h.id).unwrap_or(0);
+                match self
+                    .inner
+                    .chain
+                    .verify_through(pool, &self.inner.config.audit_key, head)
+                    .await?
+                {
+                    Ok(()) => None,
+                    Err(b) => Some(format!(
+                        "is in an audit chain that does not verify (event #{}: {})",
+                        b.id, b.problem
+                    )),
+                }
+            }
+        };
+        let Some(problem) = problem else {
+            return Ok(());
+        };
+        warn!(run_id = %run.id, step, approval = a.id, actor = %a.actor, problem, "an approval is not backed by the audit chain");
+        self.audit(NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: Some(step.into()),
+            actor: Actor::bot().id,
+            kind: "approval.unbacked".into(),
+            outcome: "refused".into(),
+            detail: json!({"approval_id": a.id, "actor": a.actor, "plan_hash": hash, "problem": problem}),
             duration_ms: None,
         })
         .await?;
-        Ok(())
+        Err(StepStop::Failed(crate::messages::approval_unbacked(
+            step, &a.actor, &problem,
+        )))
     }
 
     /// One call with the step's timeout, retried with back-off on transient errors.
@@ -970,6 +1254,10 @@ impl Engine {
                 },
             )
             .await;
+        // The chain's head leaves the database at every run's end (and on a schedule).
+        if let Err(e) = self.post_anchor().await {
+            warn!(error = %format!("{e:#}"), "could not post the audit anchor");
+        }
         Ok(RunOutcome { status, message })
     }
 
@@ -1085,7 +1373,7 @@ impl Engine {
         let live_executor = run
             .executor
             .as_deref()
-            .is_some_and(|e| !executor_is_dead(e))
+            .is_some_and(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
             && run.executor_until.is_some_and(|t| t > chrono::Utc::now());
         if live_executor {
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -1174,7 +1462,9 @@ impl Engine {
 
     async fn listen_for_cancels(&self) -> anyhow::Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.inner.pool).await?;
-        listener.listen_all([CANCEL_CHANNEL, NUDGE_CHANNEL]).await?;
+        listener
+            .listen_all([CANCEL_CHANNEL, NUDGE_CHANNEL, TAKEOVER_CHANNEL])
+            .await?;
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
@@ -1186,6 +1476,21 @@ impl Engine {
                 let Some(inner) = weak.upgrade() else { return };
                 if note.channel() == NUDGE_CHANNEL {
                     Self::nudge_local(&inner, note.payload());
+                } else if note.channel() == TAKEOVER_CHANNEL {
+                    if let Ok(id) = note.payload().parse::<Uuid>()
+                        && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                    {
+                        // Checked at once rather than at the next heartbeat.
+                        let (pool, me, lease) =
+                            (inner.pool.clone(), inner.me.clone(), a.lease.clone());
+                        tokio::spawn(async move {
+                            if let Ok(Some(why)) =
+                                runs::lease_lost(&pool, id, &me, lease.epoch).await
+                            {
+                                lease.lose(why);
+                            }
+                        });
+                    }
                 } else if let Ok(id) = note.payload().parse::<Uuid>()
                     && let Some(a) = inner.active.lock().expect("active runs").get(&id)
                 {
@@ -1231,9 +1536,20 @@ impl Engine {
         }
     }
 
-    async fn audit(&self, mut ev: NewEvent) -> anyhow::Result<i64> {
+    /// Appends an event to the audit trail (secrets redacted, keyed with the bot's key).
+    pub async fn audit(&self, mut ev: NewEvent) -> anyhow::Result<i64> {
         ev.detail = self.inner.redactor.redact_json(ev.detail);
-        audit::append(&self.inner.pool, ev).await
+        audit::append(&self.inner.pool, &self.inner.config.audit_key, ev).await
+    }
+
+    /// Posts the audit chain's head outside the database (the front-end's audit channel), so
+    /// that `audit --verify --anchor` can tell a chain cut short. Returns what was posted.
+    pub async fn post_anchor(&self) -> anyhow::Result<Option<Anchor>> {
+        let Some(head) = audit::head(&self.inner.pool).await? else {
+            return Ok(None);
+        };
+        self.inner.frontend.anchor(&head).await;
+        Ok(Some(head))
     }
 
     async fn audit_run(
@@ -1295,6 +1611,8 @@ impl Drop for AbortOnDrop {
 #[derive(Debug)]
 enum StepStop {
     Cancelled,
+    /// This process lost its claim on the run (taken over, lease lapsed).
+    LeaseLost(String),
     Rejected(String),
     Failed(String),
     Internal(anyhow::Error),
@@ -1396,16 +1714,73 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// An executor on this host whose process no longer exists: its run can be claimed at once
-/// instead of waiting for the lease to run out (the crash-and-restart case).
-fn executor_is_dead(executor: &str) -> bool {
+/// `<boot id>/<pid namespace>` of this process: two processes that share it see the same
+/// pids, so one may judge the other dead from its pid.
+fn proc_identity() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{boot}/{ns}")
+}
+
+/// An executor whose process no longer exists: its run can be claimed at once instead of
+/// waiting for the lease to run out (the crash-and-restart case). Judged only for an executor
+/// that ran where this process runs (same host name, boot and pid namespace): elsewhere — another
+/// machine, a container with the same host name — a pid says nothing, and only the lease
+/// running out does.
+fn executor_is_dead(executor: &str, proc: Option<&str>) -> bool {
     let Some((host, pid)) = executor.rsplit_once(':') else {
         return false;
     };
+    let mine = proc_identity();
     host == hostname()
+        && proc == Some(mine.as_str())
+        && !mine.starts_with('/')
         && pid.parse::<u32>().is_ok_and(|pid| {
             pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })
+}
+
+/// A claim on a run: the fencing token it was made with, and a token cancelled when it is
+/// lost.
+#[derive(Clone)]
+struct Lease {
+    epoch: i64,
+    lost: CancellationToken,
+    why: Arc<Mutex<Option<String>>>,
+}
+
+impl Lease {
+    fn new(epoch: i64) -> Self {
+        Self {
+            epoch,
+            lost: CancellationToken::new(),
+            why: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn lose(&self, why: String) {
+        self.why.lock().expect("lease").get_or_insert(why);
+        self.lost.cancel();
+    }
+
+    fn why(&self) -> Option<String> {
+        self.why.lock().expect("lease").clone()
+    }
+}
+
+/// This process stopped executing a run because it lost its claim on it: another process
+/// took it over, or the lease lapsed. Nothing more was applied; the run's state is the new
+/// executor's.
+#[derive(Debug, thiserror::Error)]
+#[error("run {run_id}: {executor} stopped executing it before its next write: {why}")]
+pub struct LeaseLost {
+    pub run_id: Uuid,
+    pub executor: String,
+    pub why: String,
 }
 
 #[cfg(test)]
@@ -1425,12 +1800,17 @@ mod tests {
 
     #[test]
     fn dead_executor_detection() {
-        assert!(!executor_is_dead(&executor_id()), "this process is alive");
-        assert!(executor_is_dead(&format!(
-            "{}:{}",
-            hostname(),
-            u32::MAX - 1
-        )));
-        assert!(!executor_is_dead("some-other-host:1"));
+        let here = proc_identity();
+        assert!(
+            !executor_is_dead(&executor_id(), Some(&here)),
+            "this process is alive"
+        );
+        let gone = format!("{}:{}", hostname(), u32::MAX - 1);
+        assert!(executor_is_dead(&gone, Some(&here)));
+        // Same host name and a pid that is not here: another machine or another container
+        // whose pids this process cannot see. Never judged dead from the pid.
+        assert!(!executor_is_dead(&gone, Some("other-boot/pid:[1]")));
+        assert!(!executor_is_dead(&gone, None));
+        assert!(!executor_is_dead("some-other-host:1", Some(&here)));
     }
 }

@@ -1,16 +1,52 @@
 //! The append-only, hash-chained audit trail.
 //!
 //! Each event stores the hash of the previous event and its own hash over its content, so an
-//! edited event breaks its own hash and a deleted one breaks the next event's link. The
-//! database refuses UPDATE, DELETE and TRUNCATE by trigger; the chain catches what a superuser
-//! could still do by disabling the trigger.
+//! edited event breaks its own hash and a deleted one breaks the next event's link. The hash
+//! is an HMAC-SHA256 under the bot's audit key (`audit.key`), which the database never sees:
+//! someone who can write to the state database but does not hold the key cannot append an
+//! event that verifies, nor rehash the chain after an edit. What a key cannot show is a chain
+//! cut short at its end: for that the bot posts the head (sequence number and hash) outside
+//! the database ([`Anchor`]), and `audit --verify --anchor ID:HASH` checks against it.
+//!
+//! The runtime role may only INSERT and SELECT here (see `state::grant_runtime`); the
+//! triggers refuse UPDATE, DELETE and TRUNCATE even to the owner unless it disables them.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sha2::Sha256;
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+/// The secret the chain's hashes are keyed with. Never printed.
+#[derive(Clone)]
+pub struct AuditKey(Arc<SecretString>);
+
+impl AuditKey {
+    pub fn new(secret: SecretString) -> Self {
+        Self(Arc::new(secret))
+    }
+
+    /// For the redactor only: the key must never leave the process.
+    pub(crate) fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret().as_bytes())
+            .expect("HMAC takes a key of any length")
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
 
 /// The hash the first event points back to.
 pub const GENESIS: &str = "genesis";
@@ -45,22 +81,34 @@ pub struct Event {
     pub hash: String,
 }
 
-/// Appends one event, chained to the last one. Serialised by a transaction-scoped advisory
-/// lock so that two writers never chain to the same predecessor.
-pub async fn append(pool: &PgPool, ev: NewEvent) -> anyhow::Result<i64> {
+/// Appends one event, chained to the last one, in a transaction of its own.
+pub async fn append(pool: &PgPool, key: &AuditKey, ev: NewEvent) -> anyhow::Result<i64> {
     let mut tx = pool.begin().await?;
+    let id = append_in(&mut tx, key, ev).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Appends one event inside the caller's transaction (so that a decision and its event are
+/// stored together or not at all). Serialised by a transaction-scoped advisory lock so that
+/// two writers never chain to the same predecessor.
+pub async fn append_in(
+    conn: &mut PgConnection,
+    key: &AuditKey,
+    ev: NewEvent,
+) -> anyhow::Result<i64> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('onboard_bot.audit_chain'))")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let prev: Option<String> =
         sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
     let prev = prev.unwrap_or_else(|| GENESIS.to_owned());
     // Microseconds: what timestamptz stores, so the hash recomputes from the stored value.
     let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
         .expect("now is representable");
-    let hash = event_hash(&prev, at, &ev);
+    let hash = event_hash(key, &prev, at, &ev);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (at, run_id, subject, step, actor, kind, outcome, detail, duration_ms, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -76,14 +124,14 @@ pub async fn append(pool: &PgPool, ev: NewEvent) -> anyhow::Result<i64> {
     .bind(ev.duration_ms)
     .bind(&prev)
     .bind(&hash)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
-/// The hash of an event: SHA-256 over a canonical JSON array of every field.
-pub fn event_hash(prev: &str, at: DateTime<Utc>, ev: &NewEvent) -> String {
+/// The hash of an event: HMAC-SHA256 under the audit key over a canonical JSON array of every
+/// field, the previous event's hash first.
+pub fn event_hash(key: &AuditKey, prev: &str, at: DateTime<Utc>, ev: &NewEvent) -> String {
     let fields = serde_json::json!([
         prev,
         at.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -96,7 +144,9 @@ pub fn event_hash(prev: &str, at: DateTime<Utc>, ev: &NewEvent) -> String {
         canonical(&ev.detail),
         ev.duration_ms,
     ]);
-    hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+    let mut mac = key.mac();
+    mac.update(fields.to_string().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// JSON text with object keys sorted at every level: jsonb reorders keys, so the hash must not
@@ -169,19 +219,27 @@ pub struct ChainBreak {
 }
 
 /// Walks the whole chain (a subject's events are interleaved with others', so the links can
-/// only be checked globally) and reports every event whose hash or link does not hold.
-pub async fn verify_chain(pool: &PgPool) -> anyhow::Result<(usize, Vec<ChainBreak>)> {
+/// only be checked globally) and reports every event whose hash or link does not hold, and
+/// every anchor the chain no longer matches (cut short, or rewritten).
+pub async fn verify_chain(
+    pool: &PgPool,
+    key: &AuditKey,
+    anchors: &[Anchor],
+) -> anyhow::Result<(usize, Vec<ChainBreak>)> {
     let rows = sqlx::query("SELECT * FROM audit_events ORDER BY id")
         .fetch_all(pool)
         .await?;
     let events: Vec<Event> = rows.iter().map(row_to_event).collect::<Result<_, _>>()?;
-    Ok((events.len(), verify_events(&events)))
+    let mut breaks = verify_events(key, GENESIS, &events);
+    breaks.extend(check_anchors(&events, anchors));
+    Ok((events.len(), breaks))
 }
 
-/// The pure part of [`verify_chain`].
-pub fn verify_events(events: &[Event]) -> Vec<ChainBreak> {
+/// The pure part of [`verify_chain`]: the events must follow `prev` (the hash of the event
+/// before the first one given, or [`GENESIS`]).
+pub fn verify_events(key: &AuditKey, prev: &str, events: &[Event]) -> Vec<ChainBreak> {
     let mut breaks = Vec::new();
-    let mut expected_prev = GENESIS.to_owned();
+    let mut expected_prev = prev.to_owned();
     for e in events {
         if e.prev_hash != expected_prev {
             breaks.push(ChainBreak {
@@ -199,10 +257,10 @@ pub fn verify_events(events: &[Event]) -> Vec<ChainBreak> {
             detail: e.detail.clone(),
             duration_ms: e.duration_ms,
         };
-        if event_hash(&e.prev_hash, e.at, &ev) != e.hash {
+        if event_hash(key, &e.prev_hash, e.at, &ev) != e.hash {
             breaks.push(ChainBreak {
                 id: e.id,
-                problem: "content does not match its hash: the event was edited".into(),
+                problem: "content does not match its hash under the audit key: the event was edited, or written by someone without the key".into(),
             });
         }
         expected_prev = e.hash.clone();
@@ -210,9 +268,156 @@ pub fn verify_events(events: &[Event]) -> Vec<ChainBreak> {
     breaks
 }
 
+/// The head of the chain as posted outside the database: event `id` had hash `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anchor {
+    pub id: i64,
+    pub hash: String,
+}
+
+impl Anchor {
+    /// `ID:HASH` as the bot posts it (a leading `#` is allowed).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim().trim_matches('`');
+        let (id, hash) = text
+            .trim_start_matches('#')
+            .split_once(':')
+            .ok_or_else(|| {
+                format!("`{text}` is not an anchor: expected ID:HASH, as the bot posts it")
+            })?;
+        let id: i64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: the event number `{id}` is not a number"))?;
+        let hash = hash.trim().to_ascii_lowercase();
+        if id < 1 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{text}` is not an anchor: expected a positive event number and a 64-digit hex hash"
+            ));
+        }
+        Ok(Self { id, hash })
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, self.hash)
+    }
+}
+
+/// Every anchor must name an event that is still there with the same hash: a missing one
+/// beyond the end means the chain was cut short (its newest events deleted); a different hash
+/// means the chain was rewritten from there on.
+pub fn check_anchors(events: &[Event], anchors: &[Anchor]) -> Vec<ChainBreak> {
+    let last = events.last().map(|e| e.id).unwrap_or(0);
+    anchors
+        .iter()
+        .filter_map(|a| match events.binary_search_by_key(&a.id, |e| e.id) {
+            Ok(i) if events[i].hash == a.hash => None,
+            Ok(_) => Some(ChainBreak {
+                id: a.id,
+                problem: format!(
+                    "does not have the hash anchored outside the database ({}): the chain was rewritten",
+                    a.hash
+                ),
+            }),
+            Err(_) if a.id > last => Some(ChainBreak {
+                id: a.id,
+                problem: format!(
+                    "was anchored outside the database, but the chain ends at #{last}: it was cut short (the newest events deleted)"
+                ),
+            }),
+            Err(_) => Some(ChainBreak {
+                id: a.id,
+                problem: "was anchored outside the database, but is missing from the chain: it was deleted".into(),
+            }),
+        })
+        .collect()
+}
+
+/// The newest event: what an anchor records.
+pub async fn head(pool: &PgPool) -> anyhow::Result<Option<Anchor>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(id, hash)| Anchor { id, hash }))
+}
+
+/// Verifies the chain as it grows, remembering how far it got: the first call walks the
+/// whole chain, later ones only the events appended since. The engine asks it before every
+/// production write that an approval authorises.
+#[derive(Default)]
+pub struct ChainVerifier {
+    verified: tokio::sync::Mutex<Option<(i64, String)>>,
+}
+
+impl ChainVerifier {
+    /// Verifies every event up to and including `through`; the first break found is returned.
+    pub async fn verify_through(
+        &self,
+        pool: &PgPool,
+        key: &AuditKey,
+        through: i64,
+    ) -> anyhow::Result<Result<(), ChainBreak>> {
+        let mut verified = self.verified.lock().await;
+        let (from, prev) = verified.clone().unwrap_or_else(|| (0, GENESIS.to_owned()));
+        if through <= from {
+            return Ok(Ok(()));
+        }
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE id > $1 AND id <= $2 ORDER BY id")
+            .bind(from)
+            .bind(through)
+            .fetch_all(pool)
+            .await?;
+        let events: Vec<Event> = rows.iter().map(row_to_event).collect::<Result<_, _>>()?;
+        if let Some(b) = verify_events(key, &prev, &events).into_iter().next() {
+            return Ok(Err(b));
+        }
+        if let Some(last) = events.last() {
+            *verified = Some((last.id, last.hash.clone()));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The decision event of a plan, as the chain has it: the newest `approval.granted` or
+/// `approval.rejected` for (run, step, plan hash) that no later event voided (a plan change
+/// voids grants of other plans; a resumed rejected run voids rejections).
+pub fn standing_decision<'a>(
+    events: &'a [Event],
+    step: &str,
+    plan_hash: &str,
+) -> Option<&'a Event> {
+    let mut standing: Option<&Event> = None;
+    for e in events {
+        let hash_of = |k: &str| e.detail.get(k).and_then(Value::as_str);
+        match e.kind.as_str() {
+            "approval.granted" | "approval.rejected"
+                if e.step.as_deref() == Some(step) && hash_of("plan_hash") == Some(plan_hash) =>
+            {
+                standing = Some(e)
+            }
+            "approval.voided"
+                if e.step.as_deref() == Some(step)
+                    && hash_of("new_plan_hash") != Some(plan_hash) =>
+            {
+                standing = standing.filter(|d| d.kind != "approval.granted")
+            }
+            "approval.reasked" => standing = standing.filter(|d| d.kind != "approval.rejected"),
+            _ => {}
+        }
+    }
+    standing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> AuditKey {
+        AuditKey::new(SecretString::from("test-audit-key"))
+    }
 
     fn chain(n: usize) -> Vec<Event> {
         let mut prev = GENESIS.to_owned();
@@ -229,7 +434,7 @@ mod tests {
                     duration_ms: Some(5),
                 };
                 let at = DateTime::from_timestamp_micros(1_700_000_000_000_000 + i as i64).unwrap();
-                let hash = event_hash(&prev, at, &ev);
+                let hash = event_hash(&key(), &prev, at, &ev);
                 let e = Event {
                     id: i as i64 + 1,
                     at,
@@ -252,7 +457,7 @@ mod tests {
 
     #[test]
     fn intact_chain_verifies() {
-        assert!(verify_events(&chain(5)).is_empty());
+        assert!(verify_events(&key(), GENESIS, &chain(5)).is_empty());
     }
 
     #[test]
@@ -260,15 +465,15 @@ mod tests {
         let mut edited = chain(5);
         edited[2].actor = "mallory".into();
         assert_eq!(
-            verify_events(&edited),
+            verify_events(&key(), GENESIS, &edited),
             vec![ChainBreak {
                 id: 3,
-                problem: verify_events(&edited)[0].problem.clone()
+                problem: verify_events(&key(), GENESIS, &edited)[0].problem.clone()
             }]
         );
         let mut deleted = chain(5);
         deleted.remove(1);
-        let breaks = verify_events(&deleted);
+        let breaks = verify_events(&key(), GENESIS, &deleted);
         assert_eq!(breaks.len(), 1);
         assert_eq!(breaks[0].id, 3);
     }
@@ -278,5 +483,127 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"x":1,"a":{"z":2,"b":3}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"b":3,"z":2},"x":1}"#).unwrap();
         assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn a_chain_rehashed_without_the_key_does_not_verify() {
+        // What a database writer can do: recompute every hash with a key of their own.
+        let mut forged = chain(3);
+        let other = AuditKey::new(SecretString::from("not-the-bot's-key"));
+        let mut prev = GENESIS.to_owned();
+        for e in forged.iter_mut() {
+            e.actor = "mallory".into();
+            let ev = NewEvent {
+                run_id: e.run_id,
+                subject: e.subject.clone(),
+                step: e.step.clone(),
+                actor: e.actor.clone(),
+                kind: e.kind.clone(),
+                outcome: e.outcome.clone(),
+                detail: e.detail.clone(),
+                duration_ms: e.duration_ms,
+            };
+            e.prev_hash = prev.clone();
+            e.hash = event_hash(&other, &prev, e.at, &ev);
+            prev = e.hash.clone();
+        }
+        assert!(verify_events(&other, GENESIS, &forged).is_empty());
+        assert_eq!(verify_events(&key(), GENESIS, &forged).len(), 3);
+    }
+
+    #[test]
+    fn anchors_catch_a_chain_cut_short_or_rewritten() {
+        let full = chain(5);
+        let anchor = Anchor {
+            id: 5,
+            hash: full[4].hash.clone(),
+        };
+        assert!(check_anchors(&full, std::slice::from_ref(&anchor)).is_empty());
+        let cut = &full[..3];
+        assert!(
+            verify_events(&key(), GENESIS, cut).is_empty(),
+            "a cut chain verifies alone"
+        );
+        let breaks = check_anchors(cut, std::slice::from_ref(&anchor));
+        assert_eq!(breaks.len(), 1);
+        assert!(
+            breaks[0].problem.contains("cut short"),
+            "{}",
+            breaks[0].problem
+        );
+        let mut rewritten = full.clone();
+        rewritten[4].hash = "0".repeat(64);
+        assert!(
+            check_anchors(&rewritten, &[anchor])[0]
+                .problem
+                .contains("rewritten")
+        );
+    }
+
+    #[test]
+    fn anchors_parse_as_posted() {
+        let h = "ab".repeat(32);
+        assert_eq!(
+            Anchor::parse(&format!("`#12:{h}`")).unwrap(),
+            Anchor {
+                id: 12,
+                hash: h.clone()
+            }
+        );
+        assert!(Anchor::parse("12").is_err());
+        assert!(Anchor::parse(&format!("x:{h}")).is_err());
+        assert!(Anchor::parse("12:abc").is_err());
+        assert!(Anchor::parse(&format!("0:{h}")).is_err());
+    }
+
+    #[test]
+    fn a_decision_stands_until_voided() {
+        let ev = |id: i64, kind: &str, detail: Value| Event {
+            id,
+            at: DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+            run_id: None,
+            subject: "s".into(),
+            step: (kind != "approval.reasked").then(|| "cert".to_owned()),
+            actor: "a".into(),
+            kind: kind.into(),
+            outcome: "ok".into(),
+            detail,
+            duration_ms: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let granted = ev(
+            1,
+            "approval.granted",
+            serde_json::json!({"plan_hash": "h1"}),
+        );
+        let voided = ev(
+            2,
+            "approval.voided",
+            serde_json::json!({"new_plan_hash": "h2"}),
+        );
+        let again = ev(
+            3,
+            "approval.granted",
+            serde_json::json!({"plan_hash": "h1"}),
+        );
+        assert_eq!(
+            standing_decision(std::slice::from_ref(&granted), "cert", "h1").map(|e| e.id),
+            Some(1)
+        );
+        assert!(standing_decision(std::slice::from_ref(&granted), "cert", "h2").is_none());
+        assert!(standing_decision(std::slice::from_ref(&granted), "deploy-stub", "h1").is_none());
+        assert!(standing_decision(&[granted.clone(), voided.clone()], "cert", "h1").is_none());
+        assert_eq!(
+            standing_decision(&[granted, voided, again], "cert", "h1").map(|e| e.id),
+            Some(3)
+        );
+        let rejected = ev(
+            4,
+            "approval.rejected",
+            serde_json::json!({"plan_hash": "h1"}),
+        );
+        let reasked = ev(5, "approval.reasked", serde_json::json!({}));
+        assert!(standing_decision(&[rejected, reasked], "cert", "h1").is_none());
     }
 }

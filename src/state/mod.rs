@@ -2,18 +2,30 @@
 //!
 //! Free query functions over a concrete pool (as bors does): no repository trait, because
 //! there is exactly one database and the tests run against a real one.
+//!
+//! Two roles: an owner that runs the migrations (`onboard-bot migrate`), and the runtime role
+//! the bot logs in as (`state_db.user`), which owns nothing. The runtime role may read and
+//! write the run tables but only INSERT and SELECT on `audit_events`, so it can neither edit
+//! the trail nor disable its triggers (only a table's owner can).
 
 pub mod audit;
 pub mod runs;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tracing::warn;
 
-use crate::config::DbConfig;
+use crate::config::{Config, DbConfig, Environment};
 
 /// The bot's schema, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Environment variables that name the owner role for `migrate` (they win over the config's
+/// `migrate:` section, so the owner's password need not be in the runtime config at all).
+pub const MIGRATE_USER_ENV: &str = "ONBOARD_BOT_MIGRATE_USER";
+pub const MIGRATE_PASSWORD_ENV: &str = "ONBOARD_BOT_MIGRATE_PASSWORD";
 
 /// Connects to the state database; does not migrate.
 pub async fn connect(db: &DbConfig) -> anyhow::Result<PgPool> {
@@ -30,10 +42,145 @@ pub async fn connect(db: &DbConfig) -> anyhow::Result<PgPool> {
         })
 }
 
-/// Applies pending migrations; safe to call at every start-up.
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("migrating the bot's state database")
+/// The owner role's connection, from the environment or the config; `None` when neither
+/// names one.
+pub fn owner_db(config: &Config) -> anyhow::Result<Option<DbConfig>> {
+    let from_env = match (
+        std::env::var(MIGRATE_USER_ENV).ok(),
+        std::env::var(MIGRATE_PASSWORD_ENV).ok(),
+    ) {
+        (Some(user), Some(pw)) if !user.is_empty() && !pw.is_empty() => {
+            Some((user, SecretString::from(pw)))
+        }
+        (None, None) => None,
+        _ => bail!(
+            "set both {MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV} (the owner role of the bot's tables), or neither"
+        ),
+    };
+    let owner = from_env.or_else(|| {
+        config
+            .migrate
+            .as_ref()
+            .map(|m| (m.user.clone(), m.password.clone()))
+    });
+    Ok(owner.map(|(user, password)| DbConfig {
+        user,
+        password,
+        ..config.state_db.clone()
+    }))
+}
+
+/// Applies pending migrations as the owner role and grants the runtime role what it needs
+/// (and no more); safe to run at every start-up. Without an owner role configured, a runtime
+/// role that still owns the tables (a database set up before the two roles) migrates them
+/// itself, outside production, with a warning.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let runtime = &config.state_db.user;
+    match owner_db(config)? {
+        Some(owner) if &owner.user != runtime => {
+            let pool = connect(&owner)
+                .await
+                .context("connecting as the owner role to migrate")?;
+            MIGRATOR
+                .run(&pool)
+                .await
+                .context("migrating the bot's state database")?;
+            grant_runtime(&pool, runtime).await?;
+            pool.close().await;
+            Ok(())
+        }
+        Some(_) => bail!(
+            "the migrate role is the runtime role `{runtime}`: use a separate owner role (see docs/operations.md, \"The audit trail\")"
+        ),
+        None => {
+            let pool = connect(&config.state_db).await?;
+            if pending_migrations(&pool).await? == 0 {
+                return Ok(());
+            }
+            if !runtime_owns_audit(&pool).await? {
+                bail!(
+                    "the bot's state database needs migrating: run `onboard-bot migrate` as the owner role ({MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV}, or `migrate:` in the config)"
+                );
+            }
+            if config.environment == Environment::Production {
+                bail!(
+                    "the runtime role `{runtime}` owns the bot's tables, so it could disable the audit trail's triggers: in production migrate with a separate owner role (docs/operations.md)"
+                );
+            }
+            warn!(role = %runtime, "the runtime role owns the bot's tables and migrates them itself; give them to a separate owner role (docs/operations.md)");
+            MIGRATOR
+                .run(&pool)
+                .await
+                .context("migrating the bot's state database")
+        }
+    }
+}
+
+/// How many of the embedded migrations the database has not applied.
+pub async fn pending_migrations(pool: &PgPool) -> anyhow::Result<usize> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            // No table yet: nothing applied.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count())
+}
+
+/// Whether the role we are logged in as owns the audit table (and so could disable its
+/// triggers). True too when there is no table yet and the role owns the database.
+pub async fn runtime_owns_audit(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(
+            (SELECT tableowner = current_user FROM pg_tables WHERE schemaname = 'public' AND tablename = 'audit_events'),
+            (SELECT pg_get_userbyid(datdba) = current_user FROM pg_database WHERE datname = current_database()))",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The runtime role's rights: the run tables in full, the audit trail INSERT and SELECT only,
+/// the migrations table SELECT only (to see the schema is current).
+async fn grant_runtime(pool: &PgPool, runtime: &str) -> anyhow::Result<()> {
+    let role = quote_ident(runtime);
+    let mut tx = pool.begin().await?;
+    for stmt in [
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM {role}"),
+        format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _sqlx_migrations FROM {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("granting the runtime role {runtime} its rights"))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A PostgreSQL identifier, quoted (the role name comes from the config).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("onboard_bot"), "\"onboard_bot\"");
+        assert_eq!(
+            quote_ident("a\"; DROP TABLE x; --"),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
+    }
 }

@@ -127,6 +127,12 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub executor: Option<String>,
     pub executor_until: Option<DateTime<Utc>>,
+    /// Where the executor's pid means something (`<boot id>/<pid namespace>`).
+    pub executor_proc: Option<String>,
+    /// The fencing token of the current claim.
+    pub lease_epoch: i64,
+    /// Who asked to take the run over from its executor, while it has not let go.
+    pub takeover_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -315,6 +321,9 @@ fn row_to_run(r: &sqlx::postgres::PgRow) -> anyhow::Result<RunRecord> {
         error: r.try_get("error")?,
         executor: r.try_get("executor")?,
         executor_until: r.try_get("executor_until")?,
+        executor_proc: r.try_get("executor_proc")?,
+        lease_epoch: r.try_get("lease_epoch")?,
+        takeover_by: r.try_get("takeover_by")?,
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -440,29 +449,33 @@ pub async fn set_step(
     Ok(())
 }
 
-/// Claims the right to execute a run for `me` (`host:pid`) for `lease_secs`. Succeeds when
-/// nobody holds it, `me` already does, the lease ran out, or `force` is set (the caller proved
-/// the holder dead). Returns the current holder when refused.
+/// Claims the right to execute a run for `me` (`host:pid`, running in `proc`) for
+/// `lease_secs`. Succeeds when nobody holds it, `me` already does, the lease ran out, or
+/// `force` is set (the caller proved the holder dead). Every claim bumps the run's fencing
+/// token and returns it; the holder is returned when refused.
 pub async fn claim_executor(
     pool: &PgPool,
     id: Uuid,
     me: &str,
+    proc: &str,
     lease_secs: i64,
     force: bool,
-) -> anyhow::Result<Result<(), String>> {
-    let claimed = sqlx::query(
-        "UPDATE runs SET executor = $2, executor_until = now() + make_interval(secs => $3)
-         WHERE id = $1 AND (executor IS NULL OR executor = $2 OR executor_until < now() OR $4)",
+) -> anyhow::Result<Result<i64, String>> {
+    let epoch: Option<i64> = sqlx::query_scalar(
+        "UPDATE runs SET executor = $2, executor_proc = $5, executor_until = now() + make_interval(secs => $3),
+                lease_epoch = lease_epoch + 1, takeover_by = NULL
+         WHERE id = $1 AND (executor IS NULL OR executor = $2 OR executor_until < now() OR $4)
+         RETURNING lease_epoch",
     )
     .bind(id)
     .bind(me)
     .bind(lease_secs as f64)
     .bind(force)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if claimed == 1 {
-        return Ok(Ok(()));
+    .bind(proc)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(epoch) = epoch {
+        return Ok(Ok(epoch));
     }
     let holder: Option<String> = sqlx::query_scalar("SELECT executor FROM runs WHERE id = $1")
         .bind(id)
@@ -472,13 +485,82 @@ pub async fn claim_executor(
     Ok(Err(holder.unwrap_or_default()))
 }
 
-/// Gives up the execution lease (the run stays as it is).
-pub async fn release_executor(pool: &PgPool, id: Uuid, me: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE runs SET executor = NULL, executor_until = NULL WHERE id = $1 AND executor = $2",
+/// Renews `me`'s lease if it still holds the claim made with `epoch` and nobody asked to take
+/// the run over. Returns false when the claim is lost.
+pub async fn renew_executor(
+    pool: &PgPool,
+    id: Uuid,
+    me: &str,
+    epoch: i64,
+    lease_secs: i64,
+) -> anyhow::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE runs SET executor_until = now() + make_interval(secs => $4)
+         WHERE id = $1 AND executor = $2 AND lease_epoch = $3 AND takeover_by IS NULL",
     )
     .bind(id)
     .bind(me)
+    .bind(epoch)
+    .bind(lease_secs as f64)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(renewed == 1)
+}
+
+/// The fencing check: `None` while `me` holds the claim made with `epoch` and nobody asked
+/// for it, else why not (for the log and the run's thread).
+pub async fn lease_lost(
+    pool: &PgPool,
+    id: Uuid,
+    me: &str,
+    epoch: i64,
+) -> anyhow::Result<Option<String>> {
+    let row: Option<(Option<String>, i64, Option<String>)> =
+        sqlx::query_as("SELECT executor, lease_epoch, takeover_by FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        None => Some("the run is gone".into()),
+        Some((_, _, Some(by))) => Some(format!("{by} is taking the run over")),
+        Some((Some(holder), e, None)) if holder == me && e == epoch => None,
+        Some((holder, _, None)) => Some(format!(
+            "the run is now executed by {}",
+            holder.unwrap_or_else(|| "nobody".into())
+        )),
+    })
+}
+
+/// Asks `holder` to let go of the run for `by`: it stops renewing its lease and stops before
+/// its next write. False when `holder` no longer holds it.
+pub async fn request_takeover(
+    pool: &PgPool,
+    id: Uuid,
+    holder: &str,
+    by: &str,
+) -> anyhow::Result<bool> {
+    Ok(
+        sqlx::query("UPDATE runs SET takeover_by = $3 WHERE id = $1 AND executor = $2")
+            .bind(id)
+            .bind(holder)
+            .bind(by)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Gives up the execution lease of the claim made with `epoch` (the run stays as it is).
+pub async fn release_executor(pool: &PgPool, id: Uuid, me: &str, epoch: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE runs SET executor = NULL, executor_until = NULL
+         WHERE id = $1 AND executor = $2 AND lease_epoch = $3",
+    )
+    .bind(id)
+    .bind(me)
+    .bind(epoch)
     .execute(pool)
     .await?;
     Ok(())
@@ -498,9 +580,11 @@ pub struct Approval {
     pub decided_at: DateTime<Utc>,
 }
 
+/// Stores a decision inside the caller's transaction; `None` when the plan already has a
+/// standing decision (the database keeps one per run, step and plan hash).
 #[allow(clippy::too_many_arguments)]
 pub async fn record_decision(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     run_id: Uuid,
     step: &str,
     plan_hash: &str,
@@ -508,10 +592,12 @@ pub async fn record_decision(
     actor: &str,
     frontend: &str,
     reason: Option<&str>,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (run_id, step, plan_hash) WHERE voided_at IS NULL DO NOTHING
+         RETURNING id",
     )
     .bind(run_id)
     .bind(step)
@@ -520,7 +606,7 @@ pub async fn record_decision(
     .bind(actor)
     .bind(frontend)
     .bind(reason)
-    .fetch_one(pool)
+    .fetch_optional(conn)
     .await?)
 }
 
@@ -551,6 +637,17 @@ pub async fn decision_for(
         reason: r.get("reason"),
         decided_at: r.get("decided_at"),
     }))
+}
+
+/// Voids a run's standing rejections (a rejected run is resumed: ask again); returns how many.
+pub async fn void_rejections(pool: &PgPool, run_id: Uuid) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE approvals SET voided_at = now() WHERE run_id = $1 AND NOT approved AND voided_at IS NULL",
+    )
+    .bind(run_id)
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Voids approvals of a step's plans other than `current_hash`; returns how many.

@@ -80,7 +80,7 @@ impl Lab {
         let admin = self.admin("postgres").await;
         admin
             .execute(sqlx::AssertSqlSafe(format!(
-                "CREATE DATABASE {} OWNER onboard_bot",
+                "CREATE DATABASE {} OWNER onboard_bot_owner",
                 dbs.state
             )))
             .await

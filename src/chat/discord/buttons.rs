@@ -9,7 +9,7 @@ use super::Data;
 use super::custom_id::ApprovalButton;
 use crate::chat::{Actor, Decision};
 use crate::messages::{self, ApprovalRefusal};
-use crate::state::audit::{self, NewEvent};
+use crate::state::audit::NewEvent;
 use crate::state::runs;
 
 /// Who may decide, given the clicker's roles and the run's starter.
@@ -89,9 +89,8 @@ pub async fn on_click(
                 .as_ref()
                 .map(|r| r.subject.clone())
                 .unwrap_or_else(|| button.run_id.to_string());
-            audit::append(
-                data.engine.pool(),
-                NewEvent {
+            data.engine
+                .audit(NewEvent {
                     run_id: run.as_ref().map(|r| r.id),
                     subject,
                     step: Some(button.step.clone()),
@@ -105,9 +104,8 @@ pub async fn on_click(
                         "actor_name": actor.display,
                     }),
                     duration_ms: None,
-                },
-            )
-            .await?;
+                })
+                .await?;
             if matches!(
                 refusal,
                 ApprovalRefusal::Stale | ApprovalRefusal::RunOver(_)

@@ -324,7 +324,7 @@ async fn start_run(
                 .await;
         }
     };
-    data.spawn_run(run_id, false);
+    data.spawn_run(run_id, None);
     let thread = data.frontend.wait_for_thread(run_id, THREAD_WAIT).await;
     origin
         .reply(messages::run_started_reply(run_id, thread.map(|t| t.get())))
@@ -559,7 +559,12 @@ pub async fn status(
 
 /// Whether the clicker or caller may act on a run: an approver, or the person who started it.
 fn may_act_on(ctx: Context<'_>, started_by: &str) -> bool {
-    let approver = ctx.interaction.member.as_ref().is_some_and(|m| {
+    is_approver(ctx) || started_by == actor_of(ctx.author()).id
+}
+
+/// Whether the author holds one of the configured approver roles.
+fn is_approver(ctx: Context<'_>) -> bool {
+    ctx.interaction.member.as_ref().is_some_and(|m| {
         m.roles.iter().any(|r| {
             ctx.data()
                 .frontend
@@ -567,8 +572,7 @@ fn may_act_on(ctx: Context<'_>, started_by: &str) -> bool {
                 .approver_role_ids
                 .contains(&r.get())
         })
-    });
-    approver || started_by == actor_of(ctx.author()).id
+    })
 }
 
 /// The run `run` names, when the author may `verb` it; otherwise the reason is replied (a bad
@@ -610,8 +614,10 @@ async fn run_to_act_on(
 pub async fn resume(
     ctx: Context<'_>,
     #[description = "The run id"] run: String,
-    #[description = "Claim the run even if another process's lease on it has not run out"]
+    #[description = "Approvers only: take the run over from the process executing it (it stops before its next write)"]
     take_over: Option<bool>,
+    #[description = "Why the run is taken over (required with take_over; recorded in the audit trail)"]
+    reason: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
     let origin = Origin::Command(ctx);
@@ -620,6 +626,32 @@ pub async fn resume(
     };
     let (id, data) = (record.id, ctx.data());
     let take_over = take_over.unwrap_or(false);
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if take_over && (!is_approver(ctx) || reason.is_none()) {
+        let actor = actor_of(ctx.author());
+        let why = if is_approver(ctx) {
+            "no_reason"
+        } else {
+            "not_an_approver"
+        };
+        data.engine
+            .audit(crate::state::audit::NewEvent {
+                run_id: Some(id),
+                subject: record.subject.clone(),
+                step: None,
+                actor: actor.id.clone(),
+                kind: "run.takeover_refused".into(),
+                outcome: why.into(),
+                detail: serde_json::json!({"actor_name": actor.display}),
+                duration_ms: None,
+            })
+            .await?;
+        return origin
+            .reply(messages::takeover_refused(why == "no_reason"))
+            .await;
+    }
     let text = if record.status.is_terminal() {
         format!(
             "Run `{id}` is {}; there is nothing to resume.",
@@ -636,6 +668,7 @@ pub async fn resume(
             until.format("%H:%M:%S UTC")
         )
     } else {
+        let take_over = take_over.then(|| (actor_of(ctx.author()), reason.unwrap_or_default()));
         data.spawn_run(id, take_over);
         let thread = data.frontend.wait_for_thread(id, THREAD_WAIT).await;
         messages::run_resumed_reply(id, thread.map(|t| t.get()))
@@ -672,13 +705,30 @@ pub async fn audit(
     ctx: Context<'_>,
     #[description = "The slug or domain the events are about"] subject: String,
     #[description = "Also verify the whole hash chain"] verify: Option<bool>,
+    #[description = "Anchors copied from the audit channel (ID:HASH, space-separated) the chain must still hold"]
+    anchors: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let pool = ctx.data().engine.pool();
+    let engine = &ctx.data().engine;
+    let pool = engine.pool();
+    let anchors = match anchors
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(audit::Anchor::parse)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            ctx.say(e).await?;
+            return Ok(());
+        }
+    };
     let events = audit::for_subject(pool, subject.trim()).await?;
     let mut text = messages::audit_listing(subject.trim(), &events);
-    if verify.unwrap_or(false) {
-        let (count, breaks) = audit::verify_chain(pool).await?;
+    if verify.unwrap_or(false) || !anchors.is_empty() {
+        let (count, breaks) =
+            audit::verify_chain(pool, &engine.config().audit_key, &anchors).await?;
         if breaks.is_empty() {
             text.push_str(&format!(
                 "audit chain OK: {count} events, every hash and link holds\n"

@@ -581,6 +581,11 @@ impl ChatFrontend for DiscordFrontend {
         "discord"
     }
 
+    async fn anchor(&self, head: &crate::state::audit::Anchor) {
+        let channel = ChannelId::new(self.cfg.audit_channel_id.unwrap_or(self.cfg.ops_channel_id));
+        self.say(channel, messages::audit_anchor(head)).await;
+    }
+
     async fn attach(&self, run: &RunView) -> anyhow::Result<Option<Value>> {
         if let Some(rc) = self.run_chat(run.id) {
             self.set_card(&rc, messages::progress_card(run, None));

@@ -29,8 +29,9 @@ use uuid::Uuid;
 
 pub use frontend::DiscordFrontend;
 
+use crate::chat::Actor;
 use crate::config::{Config, DiscordConfig};
-use crate::engine::{Engine, ExecutorBusy};
+use crate::engine::{Engine, ExecutorBusy, LeaseLost};
 
 /// Discord's own API; any other base URL is treated as a test double.
 pub const DISCORD_API: &str = "https://discord.com";
@@ -61,7 +62,8 @@ impl Data {
     /// with a reference and reported in the run's thread by the engine where it can.
     /// A run already executing in this process is left alone (two executors in one process
     /// would share its lease).
-    pub fn spawn_run(&self, run_id: Uuid, take_over: bool) {
+    /// With `take_over` (who and why), the run is taken over from the process executing it.
+    pub fn spawn_run(&self, run_id: Uuid, take_over: Option<(Actor, String)>) {
         if self.is_running_here(run_id) {
             warn!(run_id = %run_id, "not starting a second executor for a run running here");
             return;
@@ -69,7 +71,11 @@ impl Data {
         let engine = self.engine.clone();
         let frontend = self.frontend.clone();
         let task = tokio::spawn(async move {
-            match engine.execute(run_id, take_over).await {
+            let result = match &take_over {
+                None => engine.execute(run_id).await,
+                Some((actor, reason)) => engine.take_over(run_id, actor, reason).await,
+            };
+            match result {
                 Ok(outcome) => {
                     info!(run_id = %run_id, status = outcome.status.as_str(), "run stopped")
                 }
@@ -77,6 +83,10 @@ impl Data {
                     let holder = &e.downcast_ref::<ExecutorBusy>().expect("checked").holder;
                     warn!(run_id = %run_id, holder, "the run is executed by another live process; left alone");
                     frontend.report_run_elsewhere(run_id, holder).await;
+                }
+                Err(e) if e.downcast_ref::<LeaseLost>().is_some() => {
+                    // The engine said so in the thread already; the new executor carries on.
+                    warn!(run_id = %run_id, error = %e, "stopped: the run was taken over");
                 }
                 Err(e) => {
                     let reference = reference_id();
@@ -224,7 +234,37 @@ async fn after_ready(
     }
     for run_id in unfinished {
         info!(run_id = %run_id, "resuming an unfinished run");
-        data.spawn_run(run_id, false);
+        data.spawn_run(run_id, None);
+    }
+    if let Some(every) = data.engine.config().anchor_every {
+        let engine = data.engine.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            let mut last = None;
+            loop {
+                tick.tick().await;
+                // Only a head that moved is worth a message.
+                match crate::state::audit::head(engine.pool()).await {
+                    Ok(head) if head != last => match engine.post_anchor().await {
+                        Ok(posted) => last = posted,
+                        Err(e) => {
+                            warn!(error = %format!("{e:#}"), "could not post the audit anchor")
+                        }
+                    },
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(error = %format!("{e:#}"), "could not read the audit chain's head")
+                    }
+                }
+            }
+        });
+        // Kept with the run tasks (under the nil id) so that a shutdown stops it too.
+        data.runs
+            .0
+            .lock()
+            .expect("run tasks")
+            .insert(Uuid::nil(), task.abort_handle());
     }
 }
 
