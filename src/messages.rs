@@ -200,9 +200,53 @@ pub fn mention(actor_id: &str) -> String {
     }
 }
 
-/// Text safe inside a ``` block (a plan containing ``` would end the block early).
-fn fenced(text: &str) -> String {
-    format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
+/// Zero-width space: invisible, and never in user input (the domain types refuse it), so what
+/// it breaks up reads the same.
+const ZWSP: char = '\u{200b}';
+
+/// `text` with nothing in it that Discord acts on inside or outside a code block: every run of
+/// three or more backticks is broken up (Discord ends a block at the first ``` whatever the
+/// opener's length), and `@everyone`, `@here` and `<@…>` are no longer mentions. Idempotent.
+pub fn defuse(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = 0;
+    for c in text.chars() {
+        if c == '`' {
+            if run == 2 {
+                out.push(ZWSP);
+                run = 0;
+            }
+            run += 1;
+        } else {
+            run = 0;
+        }
+        out.push(c);
+    }
+    out.replace("@everyone", "@\u{200b}everyone")
+        .replace("@here", "@\u{200b}here")
+        .replace("<@", "<\u{200b}@")
+}
+
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// `text` as one code block that nothing in it can end or escape, at most `max` characters
+/// with its fences. The text is [`defuse`]d, and the fence is longer than any backtick run left
+/// in it (CommonMark closes a block only with a run at least as long as the opener). A text
+/// too long is cut inside the block, marked with `…`: the fences are never cut.
+pub fn fence(text: &str, max: usize) -> String {
+    let body = defuse(text);
+    let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+    let room = max.saturating_sub(2 * fence.chars().count() + 2).max(1);
+    let body = if body.is_empty() {
+        // Discord shows a block with nothing in it as its raw backticks.
+        " ".to_owned()
+    } else {
+        truncate(&body, room)
+    };
+    format!("{fence}\n{body}\n{fence}")
 }
 
 fn run_colour(status: Option<RunStatus>, run: &RunView) -> u32 {
@@ -311,10 +355,11 @@ pub fn log_messages(step_lines: &[(String, String)]) -> Vec<(String, usize)> {
     let mut body = String::new();
     let mut held = 0;
     for (step, line) in step_lines {
-        let line = truncate(&format!("{step} │ {line}"), BODY);
+        // Defused before it is measured: breaking up backtick runs makes a line longer.
+        let line = truncate(&defuse(&format!("{step} │ {line}")), BODY);
         if !body.is_empty() && body.chars().count() + 1 + line.chars().count() > BODY {
             out.push((
-                fenced(&std::mem::take(&mut body)),
+                fence(&std::mem::take(&mut body), 2000),
                 std::mem::take(&mut held),
             ));
         }
@@ -325,7 +370,7 @@ pub fn log_messages(step_lines: &[(String, String)]) -> Vec<(String, usize)> {
         body.push_str(&line);
     }
     if !body.is_empty() {
-        out.push((fenced(&body), held));
+        out.push((fence(&body, 2000), held));
     }
     out
 }
@@ -361,8 +406,11 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
             ""
         }
     );
+    // The plan's block gets what the embed's 4096 leave after the head, so cutting it to fit
+    // never cuts a fence.
+    let room = 4000usize.saturating_sub(head.chars().count() + 1);
     let (body, attachment) = if req.detail.chars().count() <= PLAN_INLINE_MAX {
-        (fenced(&req.detail), None)
+        (fence(&req.detail, room), None)
     } else {
         let preview: Vec<&str> = req.detail.lines().take(15).collect();
         let file = format!(
@@ -373,7 +421,7 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
         (
             format!(
                 "{}\nThe full plan ({} lines) is attached as `{file}`; the approval covers all of it.",
-                fenced(&truncate(&preview.join("\n"), 1500)),
+                fence(&preview.join("\n"), 1500),
                 req.detail.lines().count()
             ),
             Some((file, req.detail.clone())),
@@ -385,7 +433,7 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
                 &format!("Approval needed: {} · {}", req.step, req.subject),
                 256,
             ),
-            description: truncate(&format!("{head}\n{body}"), 4000),
+            description: format!("{head}\n{body}"),
             footer: format!(
                 "run {} · plan {}",
                 req.run_id,
@@ -546,7 +594,7 @@ pub fn status_overview(runs: &[RunRecord]) -> String {
 
 /// `/status RUN`: the summary table in a code block.
 pub fn status_of_run(run: &RunRecord, steps: &[StepRecord]) -> String {
-    truncate(&fenced(&truncate(&summary_table(run, steps), 1900)), 1990)
+    fence(&summary_table(run, steps), 1990)
 }
 
 /// `/audit SUBJECT`: the events, one line each (the full text as a file when long).
@@ -697,6 +745,175 @@ mod chat_tests {
                 == 2,
             "a plan cannot close its code block"
         );
+    }
+
+    /// The code blocks of `text` as Discord reads them: a block opens at "```" (an optional
+    /// language tag and a newline after it) and the first "```" after that closes it, whatever
+    /// the opener's length.
+    fn discord_blocks(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("```") {
+            let mut body = &rest[i + 3..];
+            if let Some(nl) = body.find('\n') {
+                let tag = &body[..nl];
+                if tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-.#".contains(c))
+                {
+                    body = &body[nl + 1..];
+                }
+            }
+            let Some(j) = body.find("```") else {
+                out.push(format!("UNCLOSED:{body}"));
+                break;
+            };
+            out.push(body[..j].trim_matches('\n').to_owned());
+            rest = &body[j + 3..];
+        }
+        out
+    }
+
+    /// The code blocks of `text` by CommonMark's rule: a line of n >= 3 backticks (and an info
+    /// string without backticks) opens; the next line of at least n backticks closes.
+    fn commonmark_blocks(text: &str) -> Vec<String> {
+        let run = |l: &str| l.chars().take_while(|c| *c == '`').count();
+        let mut out = Vec::new();
+        let mut open: Option<(usize, Vec<&str>)> = None;
+        for line in text.split('\n') {
+            match &mut open {
+                None => {
+                    let n = run(line);
+                    if n >= 3 && !line[n..].contains('`') {
+                        open = Some((n, Vec::new()));
+                    }
+                }
+                Some((n, body)) => {
+                    let k = run(line);
+                    if k >= *n && line[k..].trim().is_empty() {
+                        out.push(body.join("\n"));
+                        open = None;
+                    } else {
+                        body.push(line);
+                    }
+                }
+            }
+        }
+        if let Some((_, body)) = open {
+            out.push(format!("UNCLOSED:{}", body.join("\n")));
+        }
+        out
+    }
+
+    /// What a reader sees of a block: the zero-width spaces that defuse it are invisible.
+    fn seen(block: &str) -> String {
+        block.replace('\u{200b}', "")
+    }
+
+    /// A plan carrying user text: a display name with a run of `n` backticks, a line that is
+    /// only such a run, and mentions.
+    fn hostile_plan(n: usize) -> String {
+        let ticks = "`".repeat(n);
+        format!(
+            "INSERT INTO users (slug, email, display_name) VALUES ($1, $2, $3) RETURNING id;\n\
+             -- $3 (display_name) = 'Evil {ticks} Name @everyone'\n\
+             {ticks}\n\
+             @here <@&123> <@123> <@!123> after the fence"
+        )
+    }
+
+    fn assert_one_safe_block(text: &str, want: &str, what: &str) {
+        for (rule, blocks) in [
+            ("Discord", discord_blocks(text)),
+            ("CommonMark", commonmark_blocks(text)),
+        ] {
+            assert_eq!(
+                blocks.len(),
+                1,
+                "{what}: {rule} sees {blocks:#?} in\n{text}"
+            );
+            assert_eq!(seen(&blocks[0]), want, "{what}: {rule} block differs");
+            for mention in ["@everyone", "@here", "<@"] {
+                assert!(
+                    !blocks[0].contains(mention),
+                    "{what}: `{mention}` left live in {:?}",
+                    blocks[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn user_text_never_leaves_its_code_block() {
+        for n in [3, 4, 6, 10] {
+            let plan = hostile_plan(n);
+            let card = approval_card(&request(plan.clone()), true);
+            assert!(card.attachment.is_none());
+            assert_one_safe_block(
+                &card.card.description,
+                &plan,
+                &format!("approval card, {n} backticks"),
+            );
+            assert!(card.card.description.chars().count() <= 4096);
+
+            // A long plan: the preview is fenced, the file holds the plan as it is.
+            let long = format!("{plan}\n{}", "filler line\n".repeat(400));
+            let card = approval_card(&request(long.clone()), true);
+            assert_eq!(
+                card.attachment.as_ref().map(|a| a.1.as_str()),
+                Some(long.as_str())
+            );
+            let blocks = discord_blocks(&card.card.description);
+            assert_eq!(blocks.len(), 1, "{n}: {blocks:#?}");
+            assert_eq!(commonmark_blocks(&card.card.description).len(), 1);
+            assert!(seen(&blocks[0]).starts_with(&plan), "{n}: {blocks:#?}");
+
+            // Log lines from a step, and the status table.
+            let lines = [("create-person".to_string(), plan.clone())];
+            let msgs = log_messages(&lines);
+            assert_eq!(msgs.len(), 1);
+            assert_one_safe_block(
+                &msgs[0].0,
+                &format!("create-person │ {plan}"),
+                &format!("log lines, {n} backticks"),
+            );
+        }
+    }
+
+    #[test]
+    fn a_fence_cut_to_fit_stays_one_block() {
+        for n in [3, 4, 6, 10] {
+            let text = format!("{}\n", hostile_plan(n)).repeat(60);
+            for max in [120, 1990, 4000] {
+                let f = fence(&text, max);
+                assert!(
+                    f.chars().count() <= max,
+                    "{n}/{max}: {} chars",
+                    f.chars().count()
+                );
+                for blocks in [discord_blocks(&f), commonmark_blocks(&f)] {
+                    assert_eq!(blocks.len(), 1, "{n}/{max}: {blocks:#?}");
+                    let shown = seen(&blocks[0]);
+                    assert!(shown.ends_with('…'), "{n}/{max}: cut is marked");
+                    assert!(text.starts_with(shown.trim_end_matches('…')), "{n}/{max}");
+                }
+            }
+        }
+        // A run far longer than any fence could be is broken up, not out-fenced.
+        let ticks = "`".repeat(5000);
+        let f = fence(&ticks, 2000);
+        assert!(
+            f.chars().count() <= 2000 && f.starts_with("```\n"),
+            "{}",
+            &f[..20]
+        );
+        assert_eq!(discord_blocks(&f).len(), 1);
+        assert_eq!(commonmark_blocks(&f).len(), 1);
+        // Defusing twice changes nothing more; an empty text still makes a block.
+        let once = defuse(&hostile_plan(10));
+        assert_eq!(defuse(&once), once);
+        assert_eq!(discord_blocks(&fence("", 100)), vec![" ".to_string()]);
+        assert_eq!(fence("plain", 100), "```\nplain\n```");
     }
 
     #[test]

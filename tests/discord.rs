@@ -1338,3 +1338,155 @@ async fn a_failed_run_is_resumed_from_discord_and_a_dry_run_asks_nothing() {
     })
     .await;
 }
+
+/// The text a REST request would post (a message, an edit, an interaction response, a
+/// follow-up), with its `allowed_mentions`; `None` for requests that post no text.
+fn posted_text(r: &fake_discord::RequestRec) -> Option<(String, Value)> {
+    if r.method != "POST" && r.method != "PATCH" {
+        return None;
+    }
+    let body = match r.body.get("payload_json") {
+        Some(p) => p.clone(),
+        None => r.body.clone(),
+    };
+    // An interaction callback carries its message under `data`.
+    let msg = if r.path.ends_with("/callback") {
+        body["data"].clone()
+    } else {
+        body
+    };
+    let content = msg["content"].as_str()?.to_string();
+    Some((content, msg["allowed_mentions"].clone()))
+}
+
+/// Who Discord would notify for `content` under `allowed`, by its documented rules: without
+/// `allowed_mentions` every mention in the text pings; with it, only the kinds in `parse` and
+/// the ids listed in `users` / `roles`.
+fn pings(content: &str, allowed: &Value) -> Vec<String> {
+    let unset = allowed.is_null();
+    let parse = |kind: &str| {
+        unset
+            || allowed["parse"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|k| k == kind))
+    };
+    let listed = |key: &str, id: &str| {
+        allowed[key]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(id)))
+    };
+    let mut out = Vec::new();
+    for everyone in ["@everyone", "@here"] {
+        if content.contains(everyone) && parse("everyone") {
+            out.push(everyone.to_string());
+        }
+    }
+    let mut rest = content;
+    while let Some(i) = rest.find("<@") {
+        rest = &rest[i + 2..];
+        let Some(end) = rest.find('>') else { break };
+        let inner = &rest[..end];
+        if let Some(role) = inner.strip_prefix('&') {
+            if parse("roles") || listed("roles", role) {
+                out.push(format!("role {role}"));
+            }
+        } else {
+            let user = inner.trim_start_matches('!');
+            if parse("users") || listed("users", user) {
+                out.push(format!("user {user}"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_text_in_a_plan_stays_in_its_code_block_and_pings_nobody() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let Setup {
+            dbs: _dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-fence.com"]).await;
+        let role = fake.approver_role_id();
+        let name = format!("Evil ```` Name @everyone <@&{role}> <@{}>", fake.member());
+        let org_name = "Org `````````` @here";
+
+        // Refused input is echoed back to the person who typed it, and pings nobody either.
+        let h = fake.send_command(
+            fake.requester(),
+            "onboard",
+            json!({"slug": "dc-fence", "name": "x", "email": format!("<@{}>@example.com", fake.member())}),
+        );
+        fake.interaction_response(&h).await;
+        let refused = fake.original_response(&h, T).await;
+        assert!(refused.content.starts_with("Not started — email"), "{}", refused.content);
+
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-fence", "name": name, "email": "fence@example.com",
+                   "mode": MODE_OWNS, "org": "dc-fence-org", "org_name": org_name}),
+        )
+        .await;
+        let (end, approved) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(approved.contains(&"create-org".to_string()), "{approved:?}");
+
+        // Each plan carrying the user's text is one code block, start to end, as Discord reads
+        // it (the first ``` after the opener closes), with the text in it as typed.
+        for (step, typed) in [("create-person", name.as_str()), ("create-org", org_name)] {
+            let card = fake
+                .messages_in(thread.id)
+                .into_iter()
+                .filter_map(|m| m.embeds.first().cloned())
+                .find(|e| {
+                    e.title
+                        .as_deref()
+                        .is_some_and(|t| t.starts_with(&format!("Approval needed: {step} ")))
+                })
+                .unwrap_or_else(|| panic!("no approval card for {step}"));
+            let desc = card.description.unwrap_or_default();
+            let parts: Vec<&str> = desc.split("```").collect();
+            assert_eq!(parts.len(), 3, "{step}: one block, nothing after it:\n{desc}");
+            assert!(parts[2].is_empty(), "{step}: text after the block:\n{desc}");
+            assert!(
+                parts[1].replace('\u{200b}', "").contains(typed),
+                "{step}: the block shows the text as typed:\n{desc}"
+            );
+            for live in ["@everyone", "@here", &format!("<@&{role}>")] {
+                assert!(!desc.contains(live), "{step}: `{live}` is live in\n{desc}");
+            }
+        }
+
+        // Everything the bot posted: nobody is pinged but the approver role, and that only
+        // by the approval messages; every text says so itself (no default left to chance).
+        let mut posted = 0;
+        for r in fake.requests() {
+            let Some((content, allowed)) = posted_text(&r) else {
+                continue;
+            };
+            posted += 1;
+            assert!(
+                allowed["parse"].as_array().is_some_and(|p| p.is_empty()),
+                "{} {} posts without allowed_mentions.parse = []: {allowed} — {content:?}",
+                r.method,
+                r.path
+            );
+            let want: Vec<String> = if content.ends_with("a plan waits for your decision") {
+                vec![format!("role {role}")]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(pings(&content, &allowed), want, "{} {}: {content:?}", r.method, r.path);
+        }
+        assert!(posted > 10, "only {posted} texts posted");
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}

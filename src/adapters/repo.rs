@@ -235,13 +235,16 @@ impl Repo {
     }
 
     /// Writes `files` (path, text), commits them with `message` and pushes; on any failure the
-    /// working tree is restored, so a failed step leaves nothing half-written.
+    /// working tree is restored and the commit made here undone, so a failed step leaves
+    /// nothing half-written. (A push refused because origin moved is retried by the engine: the
+    /// retry fetches, plans again and writes only if the plan is still the approved one.)
     pub async fn write_commit_push(
         &self,
         files: &[(String, String)],
         message: &str,
     ) -> Result<String, StepError> {
         let paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        let before = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
         let result = async {
             for (path, text) in files {
                 self.write(path, text)?;
@@ -250,9 +253,29 @@ impl Repo {
         }
         .await;
         if result.is_err() {
+            self.git(&["reset", "--quiet", "--mixed", &before])
+                .await
+                .ok();
             self.restore(&paths).await?;
         }
         result
+    }
+
+    /// The commits in the checkout that origin does not have yet, with their full diff: what a
+    /// push would add besides the step's own files (left by an apply interrupted after its
+    /// commit). Empty when there are none.
+    pub async fn unpushed(&self) -> Result<String, StepError> {
+        let range = format!("origin/{}..HEAD", self.cfg.branch);
+        let log = self.git(&["log", "--format=%h %s", &range]).await?;
+        if log.trim().is_empty() {
+            return Ok(String::new());
+        }
+        let diff = self
+            .git(&["diff", &format!("origin/{}", self.cfg.branch), "HEAD"])
+            .await?;
+        Ok(format!(
+            "push the commit(s) already made in the bot's checkout:\n{log}{diff}"
+        ))
     }
 
     /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).

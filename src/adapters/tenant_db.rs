@@ -26,6 +26,19 @@ pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
         })
 }
 
+/// A write transaction in which every statement reads one snapshot (REPEATABLE READ): the
+/// plan a step makes again in it is the state its inserts see, whatever commits meanwhile
+/// (a conflicting write fails with a serialisation error, which is retried).
+pub async fn begin_snapshot(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StepError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// What the server says about itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostFacts {

@@ -886,13 +886,36 @@ impl Engine {
                     // the run (taken over, lease lapsed) applies nothing more.
                     self.fence(run, lease).await?;
                     let t_apply = Instant::now();
-                    FaultPoint::during(
+                    match FaultPoint::during(
                         &self.inner.fault,
                         name,
                         self.attempt(step, "apply", || step.apply(cx, &approved)),
                     )
                     .await
-                    .map_err(|e| self.step_failed(e))?;
+                    {
+                        Ok(()) => {}
+                        // The step planned again under its own lock and found the world
+                        // changed since the approval: it wrote nothing. Plan again; the changed
+                        // plan voids the approval and is asked for anew (ask_approval).
+                        Err(StepError::PlanChanged(why)) => {
+                            let why = self.inner.redactor.redact(&why);
+                            self.audit_step(
+                                run,
+                                name,
+                                "step.plan_changed",
+                                "plan_changed",
+                                json!({"approved_plan_hash": hash, "reason": why}),
+                                t_apply,
+                            )
+                            .await?;
+                            self.inner
+                                .frontend
+                                .event(view, &RunEvent::Log { idx, line: why })
+                                .await;
+                            continue;
+                        }
+                        Err(e) => return Err(self.step_failed(e)),
+                    }
                     FaultPoint::hit(&self.inner.fault, "after-apply", name).await;
                     self.audit_step(
                         run,
@@ -1168,7 +1191,7 @@ impl Engine {
 
     fn step_failed(&self, e: StepError) -> StepStop {
         let msg = match &e {
-            StepError::Refused(m) => m.clone(),
+            StepError::Refused(m) | StepError::PlanChanged(m) => m.clone(),
             StepError::Transient(err) => format!("gave up after retries: {err:#}"),
             StepError::Internal(err) => {
                 warn!(error = ?err, "step failed");

@@ -221,8 +221,14 @@ impl Step for Cert {
         })
     }
 
-    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let cfg = &cx.services.config;
+        // Planned again right before certbot: DNS still points here, the site and `nginx -t`
+        // still pass, the command line is the approved one. (Not under the VPS lock: certbot
+        // holds that only while it runs, and a lock kept across our checks would outlive a
+        // crashed bot.)
+        let now = self.plan(cx).await?;
+        plan.ensure_current(self.name(), &now)?;
         for (domain, email) in targets(cx)? {
             if served_ok(cx, &domain).await.is_some() {
                 continue;

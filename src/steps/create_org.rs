@@ -96,6 +96,55 @@ fn parts(cx: &StepContext) -> Result<(&str, &str), StepError> {
     }
 }
 
+/// The plan, what is missing and the owner, from what `conn` (a connection, or the write's
+/// transaction) sees.
+async fn planned(
+    cx: &StepContext,
+    conn: &mut sqlx::PgConnection,
+) -> Result<(Plan, OrgState, Uuid), StepError> {
+    let (slug, name) = parts(cx)?;
+    tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
+    let owner = person_id(cx, conn).await?;
+    let member_sql = tenant_db::show_sql(
+        tenant_db::INSERT_MEMBER,
+        &[
+            ("org slug", slug.into()),
+            ("user_id", owner.to_string()),
+            ("role", "owner".into()),
+        ],
+    );
+    let state = org_state(conn, slug, name, owner).await?;
+    let plan = match &state {
+        OrgState::Complete(id) => {
+            cx.set_output("org_id", json!(id)).await;
+            Plan::AlreadyDone {
+                evidence: format!(
+                    "org `{slug}` ({id}) exists, owned by {owner}, with its owner membership"
+                ),
+            }
+        }
+        OrgState::NeedsOwner(id) => Plan::Change {
+            summary: format!("add {owner} as owner of the existing org `{slug}` ({id})"),
+            detail: format!("BEGIN;\n{member_sql}\nCOMMIT;"),
+        },
+        OrgState::NeedsOrgAndOwner => Plan::Change {
+            summary: format!("create org `{slug}` owned by {owner}"),
+            detail: format!(
+                "BEGIN;\n{}\n{member_sql}\nCOMMIT;",
+                tenant_db::show_sql(
+                    tenant_db::INSERT_ORG,
+                    &[
+                        ("slug", slug.into()),
+                        ("name", name.into()),
+                        ("owner_id", owner.to_string())
+                    ]
+                )
+            ),
+        },
+    };
+    Ok((plan, state, owner))
+}
+
 #[async_trait]
 impl Step for CreateOrg {
     fn name(&self) -> &'static str {
@@ -111,55 +160,18 @@ impl Step for CreateOrg {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let (slug, name) = parts(cx)?;
         let mut conn = cx.services.tenant_db().await?.acquire().await?;
-        tenant_db::ensure_authoritative(&mut conn, &cx.services.config.tenant_authoritative)
-            .await?;
-        let owner = person_id(cx, &mut conn).await?;
-        let member_sql = tenant_db::show_sql(
-            tenant_db::INSERT_MEMBER,
-            &[
-                ("org slug", slug.into()),
-                ("user_id", owner.to_string()),
-                ("role", "owner".into()),
-            ],
-        );
-        match org_state(&mut conn, slug, name, owner).await? {
-            OrgState::Complete(id) => {
-                cx.set_output("org_id", json!(id)).await;
-                Ok(Plan::AlreadyDone {
-                    evidence: format!(
-                        "org `{slug}` ({id}) exists, owned by {owner}, with its owner membership"
-                    ),
-                })
-            }
-            OrgState::NeedsOwner(id) => Ok(Plan::Change {
-                summary: format!("add {owner} as owner of the existing org `{slug}` ({id})"),
-                detail: format!("BEGIN;\n{member_sql}\nCOMMIT;"),
-            }),
-            OrgState::NeedsOrgAndOwner => Ok(Plan::Change {
-                summary: format!("create org `{slug}` owned by {owner}"),
-                detail: format!(
-                    "BEGIN;\n{}\n{member_sql}\nCOMMIT;",
-                    tenant_db::show_sql(
-                        tenant_db::INSERT_ORG,
-                        &[
-                            ("slug", slug.into()),
-                            ("name", name.into()),
-                            ("owner_id", owner.to_string())
-                        ]
-                    )
-                ),
-            }),
-        }
+        Ok(planned(cx, &mut conn).await?.0)
     }
 
-    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let (slug, name) = parts(cx)?;
-        let mut tx = cx.services.tenant_db().await?.begin().await?;
-        tenant_db::ensure_authoritative(&mut tx, &cx.services.config.tenant_authoritative).await?;
-        let owner = person_id(cx, &mut tx).await?;
-        let org_id = match org_state(&mut tx, slug, name, owner).await? {
+        // Planned again inside the write's transaction (see create-person): the rows inserted
+        // are the ones the approved plan shows.
+        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let (now, state, owner) = planned(cx, &mut tx).await?;
+        plan.ensure_current(self.name(), &now)?;
+        let org_id = match state {
             OrgState::Complete(id) => id,
             OrgState::NeedsOwner(id) => {
                 tenant_db::insert_member(&mut tx, slug, owner, "owner").await?;

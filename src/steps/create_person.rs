@@ -35,6 +35,37 @@ fn user_conflict(existing: &UserRow, email: &str, name: &str) -> Option<String> 
     })
 }
 
+/// The plan, from what `conn` (a connection, or the write's transaction) sees.
+async fn planned(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Result<Plan, StepError> {
+    let req = onboard(cx)?;
+    tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
+    if let Some(existing) = tenant_db::find_user(conn, req.slug.as_str()).await? {
+        if let Some(conflict) =
+            user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
+        {
+            return Err(StepError::Refused(conflict));
+        }
+        cx.set_output("user_id", json!(existing.id)).await;
+        return Ok(Plan::AlreadyDone {
+            evidence: format!(
+                "users row {} exists for `{}` with the same data",
+                existing.id, req.slug
+            ),
+        });
+    }
+    Ok(Plan::Change {
+        summary: format!("create user `{}` <{}>", req.slug, req.email),
+        detail: tenant_db::show_sql(
+            tenant_db::INSERT_USER,
+            &[
+                ("slug", req.slug.to_string()),
+                ("email", req.email.to_string()),
+                ("display_name", req.display_name.to_string()),
+            ],
+        ),
+    })
+}
+
 #[async_trait]
 impl Step for CreatePerson {
     fn name(&self) -> &'static str {
@@ -50,65 +81,25 @@ impl Step for CreatePerson {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let req = onboard(cx)?;
         let mut conn = cx.services.tenant_db().await?.acquire().await?;
-        tenant_db::ensure_authoritative(&mut conn, &cx.services.config.tenant_authoritative)
-            .await?;
-        if let Some(existing) = tenant_db::find_user(&mut conn, req.slug.as_str()).await? {
-            if let Some(conflict) =
-                user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
-            {
-                return Err(StepError::Refused(conflict));
-            }
-            cx.set_output("user_id", json!(existing.id)).await;
-            return Ok(Plan::AlreadyDone {
-                evidence: format!(
-                    "users row {} exists for `{}` with the same data",
-                    existing.id, req.slug
-                ),
-            });
-        }
-        Ok(Plan::Change {
-            summary: format!("create user `{}` <{}>", req.slug, req.email),
-            detail: tenant_db::show_sql(
-                tenant_db::INSERT_USER,
-                &[
-                    ("slug", req.slug.to_string()),
-                    ("email", req.email.to_string()),
-                    ("display_name", req.display_name.to_string()),
-                ],
-            ),
-        })
+        planned(cx, &mut conn).await
     }
 
-    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let req = onboard(cx)?;
-        let mut tx = cx.services.tenant_db().await?.begin().await?;
-        tenant_db::ensure_authoritative(&mut tx, &cx.services.config.tenant_authoritative).await?;
-        let id = match tenant_db::find_user(&mut tx, req.slug.as_str()).await? {
-            // Applied by an earlier, interrupted attempt: idempotent, not repeated.
-            Some(existing)
-                if user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
-                    .is_none() =>
-            {
-                existing.id
-            }
-            Some(existing) => {
-                return Err(StepError::Refused(
-                    user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
-                        .unwrap_or_default(),
-                ));
-            }
-            None => {
-                tenant_db::insert_user(
-                    &mut tx,
-                    req.slug.as_str(),
-                    req.email.as_str(),
-                    req.display_name.as_str(),
-                )
-                .await?
-            }
-        };
+        // Planned again inside the write's transaction: the insert happens only if the state it
+        // sees is the one the approved plan was made from (an earlier, interrupted attempt that
+        // inserted the row makes the plan "already done", and the engine records that).
+        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let now = planned(cx, &mut tx).await?;
+        plan.ensure_current(self.name(), &now)?;
+        let id = tenant_db::insert_user(
+            &mut tx,
+            req.slug.as_str(),
+            req.email.as_str(),
+            req.display_name.as_str(),
+        )
+        .await?;
         tx.commit().await?;
         cx.log(&format!("users.id = {id}"));
         cx.set_output("user_id", json!(id)).await;

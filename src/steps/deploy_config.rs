@@ -167,6 +167,63 @@ fn template_source(
     Ok(None)
 }
 
+/// The plan and the files it writes, from the checkout synced with origin just now. The
+/// caller holds the repo lock.
+async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
+    let req = onboard(cx)?;
+    cx.services.repo.sync().await?;
+    let changes = changes(cx, req)?;
+    let unpushed = cx.services.repo.unpushed().await?;
+    if changes.is_empty() && unpushed.is_empty() {
+        let sites: Vec<String> = req.domains.iter().map(|d| site_dir(cx, d)).collect();
+        return Ok((
+            Plan::AlreadyDone {
+                evidence: format!("{} in the repo and pushed", sites.join(", ")),
+            },
+            Vec::new(),
+        ));
+    }
+    let mut detail = String::new();
+    for (path, (old, new)) in &changes {
+        // A new site file is shown as a copy of its template file plus the edits, so the
+        // diff holds only the values that change (runbook: templated, not forked).
+        let template = match old {
+            None => template_source(cx, req, path)?,
+            Some(_) => None,
+        };
+        detail.push_str(&match (&template, old) {
+            (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
+            (None, old) => templating::unified_diff(path, old.as_deref(), new),
+        });
+    }
+    if !changes.is_empty() {
+        // The diffs show what changes; these lines pin every byte written (a template line far
+        // from the edits is in the copy too).
+        detail.push_str("\nfiles as written:\n");
+        for (path, (_, new)) in &changes {
+            detail.push_str(&super::written_as(path, new));
+        }
+    }
+    if !unpushed.is_empty() {
+        detail.push('\n');
+        detail.push_str(&unpushed);
+    }
+    let summary = format!(
+        "add {} file(s) for {} to the platform repo, commit and push",
+        changes.len(),
+        req.domains
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let files = changes
+        .into_iter()
+        .map(|(path, (_, text))| (path, text))
+        .collect();
+    Ok((Plan::Change { summary, detail }, files))
+}
+
 #[async_trait]
 impl Step for DeployConfig {
     fn name(&self) -> &'static str {
@@ -182,59 +239,18 @@ impl Step for DeployConfig {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let req = onboard(cx)?;
         let _turn = cx.services.repo_lock.lock().await;
-        let sync = cx.services.repo.sync().await?;
-        let changes = changes(cx, req)?;
-        if changes.is_empty() && sync.ahead == 0 {
-            let sites: Vec<String> = req.domains.iter().map(|d| site_dir(cx, d)).collect();
-            return Ok(Plan::AlreadyDone {
-                evidence: format!("{} in the repo and pushed", sites.join(", ")),
-            });
-        }
-        let mut detail = String::new();
-        for (path, (old, new)) in &changes {
-            // A new site file is shown as a copy of its template file plus the edits, so the
-            // diff holds only the values that change (runbook: templated, not forked).
-            let template = match old {
-                None => template_source(cx, req, path)?,
-                Some(_) => None,
-            };
-            detail.push_str(&match (&template, old) {
-                (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
-                (None, old) => templating::unified_diff(path, old.as_deref(), new),
-            });
-        }
-        if sync.ahead > 0 {
-            detail.push_str(&format!(
-                "\n(and push {} commit(s) already made in the bot's checkout)\n",
-                sync.ahead
-            ));
-        }
-        Ok(Plan::Change {
-            summary: format!(
-                "add {} file(s) for {} to the platform repo, commit and push",
-                changes.len(),
-                req.domains
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            detail,
-        })
+        Ok(planned(cx).await?.0)
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let req = onboard(cx)?;
         let repo = &cx.services.repo;
+        // One turn from the fetch to the push: the plan checked against the approval is the
+        // one written, and no other run of this process touches the checkout in between.
         let _turn = cx.services.repo_lock.lock().await;
-        repo.sync().await?;
-        let changes = changes(cx, req)?;
-        let files: Vec<(String, String)> = changes
-            .into_iter()
-            .map(|(path, (_, text))| (path, text))
-            .collect();
+        let (now, files) = planned(cx).await?;
+        plan.ensure_current(self.name(), &now)?;
         let message = format!(
             "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {}.\nTemplated from {}; held_back: true until TLS is live.",
             req.slug,
@@ -247,7 +263,6 @@ impl Step for DeployConfig {
             plan.approver().unwrap_or("nobody"),
             cx.services.config.deploy.template,
         );
-        // A commit that could not be pushed stays local and is pushed by the next attempt.
         let head = repo.write_commit_push(&files, &message).await?;
         cx.log(&format!("committed and pushed {head}"));
         Ok(())

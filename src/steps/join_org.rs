@@ -28,6 +28,43 @@ async fn existing_org(conn: &mut sqlx::PgConnection, slug: &str) -> Result<OrgRo
         .ok_or_else(|| StepError::refused(format!("there is no org `{slug}` to join")))
 }
 
+/// The plan, the org and the person, from what `conn` (a connection, or the write's
+/// transaction) sees.
+async fn planned(
+    cx: &StepContext,
+    conn: &mut sqlx::PgConnection,
+) -> Result<(Plan, OrgRow, uuid::Uuid), StepError> {
+    let slug = org_slug(cx)?;
+    tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
+    let user = person_id(cx, conn).await?;
+    let org = existing_org(conn, slug).await?;
+    cx.set_output("org_id", json!(org.id)).await;
+    let plan = match tenant_db::membership(conn, org.id, user).await? {
+        Some(role) if role == ROLE => Plan::AlreadyDone {
+            evidence: format!("user {user} is already a member of `{slug}` ({})", org.id),
+        },
+        Some(role) => {
+            return Err(StepError::Refused(format!(
+                "user {user} is already `{role}` of org `{slug}`; joining as `{ROLE}` would change that. Nothing was changed."
+            )));
+        }
+        // The org's id is part of the plan: if the org is replaced after the approval, the
+        // plan made again in the write's transaction differs and nothing is written.
+        None => Plan::Change {
+            summary: format!("add {user} to org `{slug}` ({}) as {ROLE}", org.id),
+            detail: tenant_db::show_sql(
+                tenant_db::INSERT_MEMBER,
+                &[
+                    ("org slug", format!("{slug} -> {}", org.id)),
+                    ("user_id", user.to_string()),
+                    ("role", ROLE.into()),
+                ],
+            ),
+        },
+    };
+    Ok((plan, org, user))
+}
+
 #[async_trait]
 impl Step for JoinOrg {
     fn name(&self) -> &'static str {
@@ -43,48 +80,18 @@ impl Step for JoinOrg {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let slug = org_slug(cx)?;
         let mut conn = cx.services.tenant_db().await?.acquire().await?;
-        tenant_db::ensure_authoritative(&mut conn, &cx.services.config.tenant_authoritative)
-            .await?;
-        let user = person_id(cx, &mut conn).await?;
-        let org = existing_org(&mut conn, slug).await?;
-        cx.set_output("org_id", json!(org.id)).await;
-        match tenant_db::membership(&mut conn, org.id, user).await? {
-            Some(role) if role == ROLE => Ok(Plan::AlreadyDone {
-                evidence: format!("user {user} is already a member of `{slug}` ({})", org.id),
-            }),
-            Some(role) => Err(StepError::Refused(format!(
-                "user {user} is already `{role}` of org `{slug}`; joining as `{ROLE}` would change that. Nothing was changed."
-            ))),
-            // The org's id is part of the plan: if the org is replaced between approval and
-            // apply, the plan's hash changes and the approval no longer covers it.
-            None => Ok(Plan::Change {
-                summary: format!("add {user} to org `{slug}` ({}) as {ROLE}", org.id),
-                detail: tenant_db::show_sql(
-                    tenant_db::INSERT_MEMBER,
-                    &[
-                        ("org slug", format!("{slug} -> {}", org.id)),
-                        ("user_id", user.to_string()),
-                        ("role", ROLE.into()),
-                    ],
-                ),
-            }),
-        }
+        Ok(planned(cx, &mut conn).await?.0)
     }
 
-    async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let slug = org_slug(cx)?;
-        let mut tx = cx.services.tenant_db().await?.begin().await?;
-        tenant_db::ensure_authoritative(&mut tx, &cx.services.config.tenant_authoritative).await?;
-        let user = person_id(cx, &mut tx).await?;
-        let org = existing_org(&mut tx, slug).await?;
-        if tenant_db::membership(&mut tx, org.id, user)
-            .await?
-            .is_none()
-        {
-            tenant_db::insert_member(&mut tx, slug, user, ROLE).await?;
-        }
+        // Planned again inside the write's transaction, which reads one snapshot: the org the
+        // member row goes into is the one (by id) the approved plan names.
+        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let (now, org, user) = planned(cx, &mut tx).await?;
+        plan.ensure_current(self.name(), &now)?;
+        tenant_db::insert_member(&mut tx, slug, user, ROLE).await?;
         tx.commit().await?;
         cx.set_output("org_id", json!(org.id)).await;
         Ok(())

@@ -88,6 +88,28 @@ impl ApprovedPlan {
     pub fn approver(&self) -> Option<&str> {
         self.approver.as_deref()
     }
+
+    /// Refuses to go on unless `now` — the step's plan made again inside `apply`, under the
+    /// lock (or in the transaction) its write is made in — is the plan approved. Between the
+    /// engine's last plan and that lock anything may have changed (a push to the repo, a row
+    /// replaced); what is written must be what a person read.
+    pub fn ensure_current(&self, step: &str, now: &Plan) -> Result<(), StepError> {
+        if now.hash(step) == self.hash {
+            return Ok(());
+        }
+        Err(StepError::PlanChanged(format!(
+            "{step}: the plan changed between its approval and the write (approved plan {}, now {}); nothing was written",
+            &self.hash[..12.min(self.hash.len())],
+            &now.hash(step)[..12]
+        )))
+    }
+}
+
+/// One line of a plan naming a file as it will be written: its size and the SHA-256 of its
+/// content, so the approval covers every byte, not only the lines a diff shows.
+pub fn written_as(path: &str, text: &str) -> String {
+    let sha = hex::encode(Sha256::digest(text.as_bytes()));
+    format!("{path}: sha256 {} ({} bytes)\n", &sha[..16], text.len())
 }
 
 /// The result of `check`.
@@ -125,6 +147,10 @@ pub enum StepError {
     /// An internal failure; the full chain goes to the log.
     #[error("{0:#}")]
     Internal(anyhow::Error),
+    /// `apply` planned again under its lock and got something other than the approved plan:
+    /// it wrote nothing, and the engine plans and asks again.
+    #[error("{0}")]
+    PlanChanged(String),
 }
 
 impl StepError {

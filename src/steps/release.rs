@@ -30,6 +30,52 @@ fn held(cx: &StepContext) -> Result<Vec<(String, String, String)>, StepError> {
     Ok(out)
 }
 
+/// The plan and the files it writes, from the checkout synced with origin just now. The
+/// caller holds the repo lock.
+async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
+    cx.services.repo.sync().await?;
+    let held = held(cx)?;
+    let unpushed = cx.services.repo.unpushed().await?;
+    if held.is_empty() && unpushed.is_empty() {
+        return Ok((
+            Plan::AlreadyDone {
+                evidence: "held_back is false for every site".into(),
+            },
+            Vec::new(),
+        ));
+    }
+    for (domain, _) in targets(cx)? {
+        if served_ok(cx, &domain).await.is_none() {
+            return Err(StepError::refused(format!(
+                "{domain} does not serve a valid certificate yet: run /cert first; held_back stays true"
+            )));
+        }
+    }
+    let mut detail: String = held
+        .iter()
+        .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
+        .collect();
+    if !held.is_empty() {
+        detail.push_str("\nfiles as written:\n");
+        for (p, _, new) in &held {
+            detail.push_str(&super::written_as(p, new));
+        }
+    }
+    if !unpushed.is_empty() {
+        detail.push('\n');
+        detail.push_str(&unpushed);
+    }
+    let plan = Plan::Change {
+        summary: format!("release {} site(s): held_back: false", held.len()),
+        detail,
+    };
+    let files = held
+        .into_iter()
+        .map(|(path, _, text)| (path, text))
+        .collect();
+    Ok((plan, files))
+}
+
 #[async_trait]
 impl Step for Release {
     fn name(&self) -> &'static str {
@@ -46,39 +92,15 @@ impl Step for Release {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let _turn = cx.services.repo_lock.lock().await;
-        let sync = cx.services.repo.sync().await?;
-        let held = held(cx)?;
-        if held.is_empty() && sync.ahead == 0 {
-            return Ok(Plan::AlreadyDone {
-                evidence: "held_back is false for every site".into(),
-            });
-        }
-        for (domain, _) in targets(cx)? {
-            if served_ok(cx, &domain).await.is_none() {
-                return Err(StepError::refused(format!(
-                    "{domain} does not serve a valid certificate yet: run /cert first; held_back stays true"
-                )));
-            }
-        }
-        let detail: String = held
-            .iter()
-            .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
-            .collect();
-        Ok(Plan::Change {
-            summary: format!("release {} site(s): held_back: false", held.len()),
-            detail,
-        })
+        Ok(planned(cx).await?.0)
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let repo = &cx.services.repo;
+        // One turn from the fetch to the push (see deploy-config).
         let _turn = cx.services.repo_lock.lock().await;
-        repo.sync().await?;
-        let held = held(cx)?;
-        let files: Vec<(String, String)> = held
-            .into_iter()
-            .map(|(path, _, text)| (path, text))
-            .collect();
+        let (now, files) = planned(cx).await?;
+        plan.ensure_current(self.name(), &now)?;
         let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
         let message = format!(
             "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {}.",

@@ -43,6 +43,48 @@ async fn differences(cx: &StepContext) -> Result<Vec<(String, Option<String>, St
     Ok(out)
 }
 
+/// The plan and the files it writes, from the checkout synced with origin just now and the
+/// VPS's files read just now. The caller holds the repo lock.
+async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
+    cx.services.repo.sync().await?;
+    let diffs = differences(cx).await?;
+    let unpushed = cx.services.repo.unpushed().await?;
+    if diffs.is_empty() && unpushed.is_empty() {
+        return Ok((
+            Plan::AlreadyDone {
+                evidence: "the repo's nginx/prod.conf matches the VPS".into(),
+            },
+            Vec::new(),
+        ));
+    }
+    let mut detail: String = diffs
+        .iter()
+        .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
+        .collect();
+    if !diffs.is_empty() {
+        detail.push_str("\nfiles as written:\n");
+        for (p, _, new) in &diffs {
+            detail.push_str(&super::written_as(p, new));
+        }
+    }
+    if !unpushed.is_empty() {
+        detail.push('\n');
+        detail.push_str(&unpushed);
+    }
+    let plan = Plan::Change {
+        summary: format!(
+            "commit certbot's nginx conf for {} file(s) and push",
+            diffs.len()
+        ),
+        detail,
+    };
+    let files = diffs
+        .into_iter()
+        .map(|(path, _, text)| (path, text))
+        .collect();
+    Ok((plan, files))
+}
+
 #[async_trait]
 impl Step for SyncBack {
     fn name(&self) -> &'static str {
@@ -59,35 +101,15 @@ impl Step for SyncBack {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let _turn = cx.services.repo_lock.lock().await;
-        let sync = cx.services.repo.sync().await?;
-        let diffs = differences(cx).await?;
-        if diffs.is_empty() && sync.ahead == 0 {
-            return Ok(Plan::AlreadyDone {
-                evidence: "the repo's nginx/prod.conf matches the VPS".into(),
-            });
-        }
-        let detail: String = diffs
-            .iter()
-            .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
-            .collect();
-        Ok(Plan::Change {
-            summary: format!(
-                "commit certbot's nginx conf for {} file(s) and push",
-                diffs.len()
-            ),
-            detail,
-        })
+        Ok(planned(cx).await?.0)
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
         let repo = &cx.services.repo;
+        // One turn from the fetch to the push (see deploy-config).
         let _turn = cx.services.repo_lock.lock().await;
-        repo.sync().await?;
-        let diffs = differences(cx).await?;
-        let files: Vec<(String, String)> = diffs
-            .into_iter()
-            .map(|(path, _, text)| (path, text))
-            .collect();
+        let (now, files) = planned(cx).await?;
+        plan.ensure_current(self.name(), &now)?;
         let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
         let message = format!(
             "sync certbot's nginx conf back: {}\n\nRun {} of onboard-bot, approved by {}.",

@@ -2,7 +2,9 @@
 //! two-person rule, refused ephemerally (and audited), or handed to the engine.
 
 use serde_json::json;
-use serenity::all::{ComponentInteraction, CreateInteractionResponseFollowup, RoleId};
+use serenity::all::{
+    ComponentInteraction, CreateAllowedMentions, CreateInteractionResponseFollowup, RoleId,
+};
 use tracing::{info, warn};
 
 use super::Data;
@@ -119,7 +121,8 @@ pub async fn on_click(
                 &ctx.http,
                 CreateInteractionResponseFollowup::new()
                     .content(messages::approval_refused(&refusal))
-                    .ephemeral(true),
+                    .ephemeral(true)
+                    .allowed_mentions(CreateAllowedMentions::new()),
             )
             .await?;
         }

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serenity::all::{
-    ActionRowComponent, CreateActionRow, CreateAttachment, CreateAutocompleteResponse,
-    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
-    EditInteractionResponse, InputTextStyle, ModalInteraction,
+    ActionRowComponent, CreateActionRow, CreateAllowedMentions, CreateAttachment,
+    CreateAutocompleteResponse, CreateInputText, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, InputTextStyle,
+    ModalInteraction,
 };
 use tokio::sync::oneshot;
 use tracing::{error, info};
@@ -115,8 +116,13 @@ impl Origin<'_> {
                     .await?;
             }
             Origin::Modal(sctx, m) => {
-                m.edit_response(&sctx.http, EditInteractionResponse::new().content(text))
-                    .await?;
+                m.edit_response(
+                    &sctx.http,
+                    EditInteractionResponse::new()
+                        .content(text)
+                        .allowed_mentions(CreateAllowedMentions::new()),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -276,7 +282,8 @@ async fn expired(ctx: &serenity::all::Context, m: &ModalInteraction) -> anyhow::
         .content(
             "This form expired (the bot restarted or it stayed open too long): run /onboard again.",
         )
-        .ephemeral(true);
+        .ephemeral(true)
+        .allowed_mentions(CreateAllowedMentions::new());
     m.create_response(&ctx.http, CreateInteractionResponse::Message(reply))
         .await?;
     Ok(())
@@ -414,7 +421,7 @@ pub async fn dns_check(
 /// A listing as a code block, or as a file when it does not fit in one message.
 async fn reply_text_or_file(ctx: Context<'_>, title: &str, text: &str) -> Result<(), Error> {
     let reply = if text.chars().count() <= 1900 {
-        poise::CreateReply::default().content(format!("```\n{}\n```", text.replace("```", "'''")))
+        poise::CreateReply::default().content(messages::fence(text, 2000))
     } else {
         let file = format!("{}.txt", title.replace([' ', '/'], "-"));
         poise::CreateReply::default()

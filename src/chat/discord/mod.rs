@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use serenity::all::{
-    ClientBuilder, ConnectionStage, CreateCommand, FullEvent, GatewayIntents, GuildId, Http,
-    HttpBuilder, Interaction, ShardManager,
+    ClientBuilder, ConnectionStage, CreateAllowedMentions, CreateCommand, FullEvent,
+    GatewayIntents, GuildId, Http, HttpBuilder, Interaction, ShardManager,
 };
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{error, info, warn};
@@ -169,6 +169,9 @@ impl Bot {
                 commands: commands::all(),
                 on_error: |e| Box::pin(on_error(e)),
                 event_handler: |fw, event| Box::pin(on_event(fw, event)),
+                // poise's default lets every reply ping the users it names; replies carry user
+                // input (a refused slug, a display name), so they ping nobody.
+                allowed_mentions: Some(CreateAllowedMentions::new()),
                 ..Default::default()
             })
             // poise holds every event back, polling every 100 ms, until this returns the user
