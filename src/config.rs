@@ -479,13 +479,30 @@ pub struct VpsConfig {
 }
 
 /// The bot's checkout of the platform repo.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RepoConfig {
     pub checkout: PathBuf,
+    /// May hold credentials (`https://user:token@host/...`): shown only through
+    /// [`crate::redact::scrub_url_credentials`].
     pub remote: String,
     pub branch: String,
     pub author_name: String,
     pub author_email: String,
+}
+
+impl std::fmt::Debug for RepoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoConfig")
+            .field("checkout", &self.checkout)
+            .field(
+                "remote",
+                &crate::redact::scrub_url_credentials(&self.remote),
+            )
+            .field("branch", &self.branch)
+            .field("author_name", &self.author_name)
+            .field("author_email", &self.author_email)
+            .finish()
+    }
 }
 
 /// Discord front-end settings.
@@ -536,6 +553,12 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     /// The `/healthz` and `/metrics` listener of `serve`.
     pub ops: OpsConfig,
+    /// The environment variables secrets were read from (`{env: VAR}`): `main` removes them
+    /// from the bot's own environment so no process it starts inherits them.
+    pub secret_env_vars: Vec<String>,
+    /// Every secret read through a `{env:}`/`{file:}` source, whichever key it is for: what
+    /// [`Config::secret_values`] starts from, so a new secret key cannot be left out of it.
+    resolved_secrets: Vec<SecretString>,
 }
 
 impl Config {
@@ -567,6 +590,8 @@ impl Config {
         let cx = Resolver {
             file: &file,
             base: &base,
+            secrets: Default::default(),
+            env_vars: Default::default(),
         };
 
         let state_db = cx.db("state_db", &raw.state_db)?;
@@ -720,21 +745,31 @@ impl Config {
                 .transpose()?,
             discord,
             ops: raw.ops,
+            secret_env_vars: cx.env_vars.take(),
+            resolved_secrets: cx.secrets.take(),
         })
     }
 
-    /// Every secret value in this config, so output paths can assert none leaks.
+    /// Every secret value in this config, so output paths can assert none leaks and redact
+    /// them: every `{env:}`/`{file:}` secret (database passwords, the app DB's, the Discord
+    /// token), the credentials written into `repo.remote`, and the `deploy.env` values whose
+    /// name looks secret (`..._TOKEN`, `..._PASSWORD`, ...).
     pub fn secret_values(&self) -> Vec<&str> {
-        let mut out = vec![
-            self.state_db.password.expose_secret(),
-            self.tenant_db.password.expose_secret(),
-        ];
-        if let Some(d) = &self.discord {
-            out.push(d.token.expose_secret());
-        }
-        if let Some(v) = &self.verify {
-            out.push(v.app_db.password.expose_secret());
-        }
+        let mut out: Vec<&str> = self
+            .resolved_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        out.extend(crate::redact::url_credentials(&self.repo.remote));
+        out.extend(
+            self.deploy
+                .env
+                .iter()
+                .filter(|(k, _)| crate::redact::looks_secret(k))
+                .map(|(_, v)| v.as_str()),
+        );
+        out.sort_unstable();
+        out.dedup();
         out
     }
 }
@@ -742,6 +777,10 @@ impl Config {
 struct Resolver<'a> {
     file: &'a str,
     base: &'a Path,
+    /// Every secret resolved so far.
+    secrets: std::cell::RefCell<Vec<SecretString>>,
+    /// The environment variables they came from.
+    env_vars: std::cell::RefCell<Vec<String>>,
 }
 
 impl Resolver<'_> {
@@ -783,7 +822,12 @@ impl Resolver<'_> {
         if value.is_empty() {
             bail!("{}: {key} is empty", self.file);
         }
-        Ok(SecretString::from(value))
+        if let Some(var) = &source.env {
+            self.env_vars.borrow_mut().push(var.clone());
+        }
+        let secret = SecretString::from(value);
+        self.secrets.borrow_mut().push(secret.clone());
+        Ok(secret)
     }
 }
 
@@ -832,6 +876,55 @@ repo: {checkout: co, remote: /tmp/origin.git}
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("s3cret-value-xyz"), "{debug}");
         assert_eq!(cfg.secret_values()[0], "s3cret-value-xyz");
+    }
+
+    #[test]
+    fn every_secret_the_config_holds_is_listed() {
+        // SAFETY-free: variables nobody else reads.
+        unsafe {
+            std::env::set_var("OB_TEST_PW", "s3cret-value-xyz");
+            std::env::set_var("OB_TEST_DISCORD", "discord-token-value");
+            std::env::set_var("OB_TEST_DEPLOY", "deploy-token-value");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.pass"), "app-db-value\n").unwrap();
+        let text = MINIMAL.replace(
+            "remote: /tmp/origin.git",
+            "remote: \"https://bot:remote-token-value@git.example.com/p.git\"",
+        ) + r#"
+deploy: {env: {SSH_CONFIG: /etc/ssh_config, DEPLOY_TOKEN: "${OB_TEST_DEPLOY}"}}
+verify:
+  app_db: {host: h, user: app, database: p, password: {file: app.pass}}
+  tables: []
+  other_tenant: quinn
+discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approver_role_ids: [3]}
+"#;
+        let cfg = Config::parse(&text, &dir.path().join("bot.yaml")).unwrap();
+        let mut values = cfg.secret_values();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            [
+                "app-db-value",
+                "deploy-token-value",
+                "discord-token-value",
+                "remote-token-value",
+                "s3cret-value-xyz"
+            ]
+        );
+        assert_eq!(
+            cfg.secret_env_vars,
+            ["OB_TEST_PW", "OB_TEST_PW", "OB_TEST_DISCORD"]
+        );
+        let debug = format!("{cfg:?}");
+        for v in [
+            "app-db-value",
+            "discord-token-value",
+            "s3cret-value-xyz",
+            "remote-token-value",
+        ] {
+            assert!(!debug.contains(v), "{debug}");
+        }
     }
 
     #[test]

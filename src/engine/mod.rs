@@ -147,6 +147,8 @@ impl Engine {
         let pool = crate::state::connect(&config.state_db).await?;
         crate::state::migrate(&pool).await?;
         let services = Arc::new(Services::new(config.clone()));
+        // Log lines are scrubbed of the same values (src/telemetry.rs).
+        crate::redact::register(config.secret_values());
         let redactor = Redactor::new(
             config
                 .secret_values()
@@ -1349,7 +1351,8 @@ impl Redactor {
     }
 
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        // Credentials in URLs (a git remote's) even when their value is not known here.
+        let mut out = crate::redact::scrub_url_credentials(text).into_owned();
         for s in self.secrets.iter() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "[redacted]");
