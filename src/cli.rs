@@ -190,29 +190,51 @@ pub enum ConfigCommand {
 /// Exit codes: 0 success, 1 the run did not finish (failed, rejected, cancelled), 2 bad input
 /// or configuration, 3 internal error.
 pub async fn run(cli: Cli) -> ExitCode {
-    match dispatch(cli).await {
+    match load_config(&cli) {
+        Ok(config) => run_with(cli, config).await,
+        Err(code) => code,
+    }
+}
+
+/// The config the subcommand needs (`None` for those that need none); a config that does not
+/// load is reported on stderr and becomes exit code 2.
+pub fn load_config(cli: &Cli) -> Result<Option<Arc<Config>>, ExitCode> {
+    // Generated from the CLI definition alone: no config needed.
+    if matches!(
+        cli.command,
+        Command::Completions { .. } | Command::Man { .. }
+    ) {
+        return Ok(None);
+    }
+    match Config::load(&cli.config) {
+        Ok(c) => Ok(Some(Arc::new(c))),
+        Err(e) => {
+            eprintln!("config error: {e:#}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// [`run`] with the config already loaded by [`load_config`] (`src/main.rs` loads it before
+/// the runtime starts).
+pub async fn run_with(cli: Cli, config: Option<Arc<Config>>) -> ExitCode {
+    match dispatch(cli, config).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Internal errors may quote what a command printed: scrubbed like every log line.
+            eprintln!("{}", crate::redact::redact_output(&format!("error: {e:#}")));
             ExitCode::from(3)
         }
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Generated from the CLI definition alone: no config needed.
+async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => return crate::cli_docs::print_completions(shell),
         Command::Man { ref subcommand } => return crate::cli_docs::print_man(subcommand),
         _ => {}
     }
-    let config = match Config::load(&cli.config) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("config error: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let config = config.context("no config loaded for a subcommand that needs one")?;
     match cli.command {
         Command::Serve => {
             if config.discord.is_none() {
@@ -439,7 +461,7 @@ async fn run_console(
         }
         Err(StartError::Internal(e)) => Err(e),
         Err(e) => {
-            eprintln!("refused: {e}");
+            eprintln!("{}", crate::redact::redact_output(&format!("refused: {e}")));
             Ok(ExitCode::from(2))
         }
     }

@@ -513,13 +513,30 @@ pub struct VpsConfig {
 }
 
 /// The bot's checkout of the platform repo.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RepoConfig {
     pub checkout: PathBuf,
+    /// May hold credentials (`https://user:token@host/...`): shown only through
+    /// [`crate::redact::scrub_url_credentials`].
     pub remote: String,
     pub branch: String,
     pub author_name: String,
     pub author_email: String,
+}
+
+impl std::fmt::Debug for RepoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoConfig")
+            .field("checkout", &self.checkout)
+            .field(
+                "remote",
+                &crate::redact::scrub_url_credentials(&self.remote),
+            )
+            .field("branch", &self.branch)
+            .field("author_name", &self.author_name)
+            .field("author_email", &self.author_email)
+            .finish()
+    }
 }
 
 /// Discord front-end settings.
@@ -578,7 +595,17 @@ pub struct Config {
     pub anchor_every: Option<Duration>,
     /// The owner role for `migrate`, when the config names one (the environment may instead).
     pub migrate: Option<MigrateConfig>,
+    /// The environment variables secrets were read from (`{env: VAR}`): `main` removes them
+    /// from the bot's own environment so no process it starts inherits them.
+    pub secret_env_vars: Vec<String>,
+    /// Every secret read through a `{env:}`/`{file:}` source, whichever key it is for: what
+    /// [`Config::secret_values`] starts from, so a new secret key cannot be left out of it.
+    resolved_secrets: Vec<SecretString>,
 }
+
+/// Environment variables that name the owner role for `migrate`; they win over `migrate:`.
+pub const MIGRATE_USER_ENV: &str = "ONBOARD_BOT_MIGRATE_USER";
+pub const MIGRATE_PASSWORD_ENV: &str = "ONBOARD_BOT_MIGRATE_PASSWORD";
 
 /// Who runs migrations: the owner of the bot's tables.
 #[derive(Clone)]
@@ -622,6 +649,8 @@ impl Config {
         let cx = Resolver {
             file: &file,
             base: &base,
+            secrets: Default::default(),
+            env_vars: Default::default(),
         };
 
         let state_db = cx.db("state_db", &raw.state_db)?;
@@ -689,16 +718,39 @@ impl Config {
                 "{file}: audit.key is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`)"
             );
         }
-        let migrate = raw
-            .migrate
-            .as_ref()
-            .map(|m| -> anyhow::Result<MigrateConfig> {
-                Ok(MigrateConfig {
-                    user: m.user.clone(),
-                    password: cx.secret("migrate.password", &m.password)?,
+        // The owner role from the environment wins over the file (production keeps the owner's
+        // password out of the runtime config); read here, so that like every `{env:}` secret
+        // it is redacted and removed from the bot's own environment.
+        let migrate = match (
+            std::env::var(MIGRATE_USER_ENV)
+                .ok()
+                .filter(|v| !v.is_empty()),
+            std::env::var_os(MIGRATE_PASSWORD_ENV).is_some(),
+        ) {
+            (Some(user), true) => Some(MigrateConfig {
+                user,
+                password: cx.secret(
+                    MIGRATE_PASSWORD_ENV,
+                    &SecretSource {
+                        env: Some(MIGRATE_PASSWORD_ENV.into()),
+                        file: None,
+                    },
+                )?,
+            }),
+            (None, false) => raw
+                .migrate
+                .as_ref()
+                .map(|m| -> anyhow::Result<MigrateConfig> {
+                    Ok(MigrateConfig {
+                        user: m.user.clone(),
+                        password: cx.secret("migrate.password", &m.password)?,
+                    })
                 })
-            })
-            .transpose()?;
+                .transpose()?,
+            _ => bail!(
+                "{file}: set both {MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV} (the owner role of the bot's tables), or neither"
+            ),
+        };
         let discord = raw
             .discord
             .map(|d| -> anyhow::Result<DiscordConfig> {
@@ -796,25 +848,31 @@ impl Config {
             anchor_every: (raw.audit.anchor_every_secs > 0)
                 .then(|| Duration::from_secs(raw.audit.anchor_every_secs)),
             migrate,
+            secret_env_vars: cx.env_vars.take(),
+            resolved_secrets: cx.secrets.take(),
         })
     }
 
-    /// Every secret value in this config, so output paths can assert none leaks.
+    /// Every secret value in this config, so output paths can assert none leaks and redact
+    /// them: every `{env:}`/`{file:}` secret (database passwords, the app DB's, the Discord
+    /// token), the credentials written into `repo.remote`, and the `deploy.env` values whose
+    /// name looks secret (`..._TOKEN`, `..._PASSWORD`, ...).
     pub fn secret_values(&self) -> Vec<&str> {
-        let mut out = vec![
-            self.state_db.password.expose_secret(),
-            self.tenant_db.password.expose_secret(),
-        ];
-        if let Some(d) = &self.discord {
-            out.push(d.token.expose_secret());
-        }
-        if let Some(v) = &self.verify {
-            out.push(v.app_db.password.expose_secret());
-        }
-        if let Some(m) = &self.migrate {
-            out.push(m.password.expose_secret());
-        }
-        out.push(self.audit_key.expose_secret());
+        let mut out: Vec<&str> = self
+            .resolved_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        out.extend(crate::redact::url_credentials(&self.repo.remote));
+        out.extend(
+            self.deploy
+                .env
+                .iter()
+                .filter(|(k, _)| crate::redact::looks_secret(k))
+                .map(|(_, v)| v.as_str()),
+        );
+        out.sort_unstable();
+        out.dedup();
         out
     }
 }
@@ -822,6 +880,10 @@ impl Config {
 struct Resolver<'a> {
     file: &'a str,
     base: &'a Path,
+    /// Every secret resolved so far.
+    secrets: std::cell::RefCell<Vec<SecretString>>,
+    /// The environment variables they came from.
+    env_vars: std::cell::RefCell<Vec<String>>,
 }
 
 impl Resolver<'_> {
@@ -863,7 +925,12 @@ impl Resolver<'_> {
         if value.is_empty() {
             bail!("{}: {key} is empty", self.file);
         }
-        Ok(SecretString::from(value))
+        if let Some(var) = &source.env {
+            self.env_vars.borrow_mut().push(var.clone());
+        }
+        let secret = SecretString::from(value);
+        self.secrets.borrow_mut().push(secret.clone());
+        Ok(secret)
     }
 }
 
@@ -914,6 +981,55 @@ audit: {key: {env: OB_TEST_AUDIT_KEY}}
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("s3cret-value-xyz"), "{debug}");
         assert_eq!(cfg.secret_values()[0], "s3cret-value-xyz");
+    }
+
+    #[test]
+    fn every_secret_the_config_holds_is_listed() {
+        // SAFETY-free: variables nobody else reads.
+        unsafe {
+            std::env::set_var("OB_TEST_PW", "s3cret-value-xyz");
+            std::env::set_var("OB_TEST_DISCORD", "discord-token-value");
+            std::env::set_var("OB_TEST_DEPLOY", "deploy-token-value");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.pass"), "app-db-value\n").unwrap();
+        let text = MINIMAL.replace(
+            "remote: /tmp/origin.git",
+            "remote: \"https://bot:remote-token-value@git.example.com/p.git\"",
+        ) + r#"
+deploy: {env: {SSH_CONFIG: /etc/ssh_config, DEPLOY_TOKEN: "${OB_TEST_DEPLOY}"}}
+verify:
+  app_db: {host: h, user: app, database: p, password: {file: app.pass}}
+  tables: []
+  other_tenant: quinn
+discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approver_role_ids: [3]}
+"#;
+        let cfg = Config::parse(&text, &dir.path().join("bot.yaml")).unwrap();
+        let mut values = cfg.secret_values();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            [
+                "app-db-value",
+                "deploy-token-value",
+                "discord-token-value",
+                "remote-token-value",
+                "s3cret-value-xyz"
+            ]
+        );
+        assert_eq!(
+            cfg.secret_env_vars,
+            ["OB_TEST_PW", "OB_TEST_PW", "OB_TEST_DISCORD"]
+        );
+        let debug = format!("{cfg:?}");
+        for v in [
+            "app-db-value",
+            "discord-token-value",
+            "s3cret-value-xyz",
+            "remote-token-value",
+        ] {
+            assert!(!debug.contains(v), "{debug}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod engine;
 pub mod messages;
 pub mod ops;
+pub mod redact;
 pub mod state;
 pub mod steps;
 pub mod telemetry;

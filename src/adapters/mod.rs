@@ -13,8 +13,45 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{Config, StringMap};
 use crate::steps::StepError;
+
+/// What a process the bot starts may inherit from the bot's environment: where programs and
+/// the home directory are, the locale, the time zone, the temporary directory and the SSH
+/// agent. Nothing else (`DISCORD_TOKEN`, `{env: ...}` passwords, whatever else the bot was
+/// started with); what a command needs beyond this is given to it explicitly (`deploy.env`).
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+];
+
+/// A command for `program` that starts from an empty environment plus [`INHERITED_ENV`] and
+/// `env`: every process the bot starts itself is built here. (The SSH master the openssh
+/// crate starts cannot be built here: `main` removes the secrets from the bot's own
+/// environment before anything starts, see `src/main.rs`.)
+pub fn child_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    env: &StringMap,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.envs(env);
+    cmd
+}
 
 /// Connections shared by every step of every run, opened on first use.
 pub struct Services {
@@ -61,5 +98,38 @@ impl Services {
         );
         *slot = Some(session.clone());
         Ok(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_child_command_inherits_only_the_allowlist_and_what_it_is_given() {
+        // cargo runs tests with CARGO_* and more in the environment: none may arrive.
+        assert!(std::env::vars().any(|(k, _)| !INHERITED_ENV.contains(&k.as_str())));
+        let given = StringMap::from([("ONLY_THIS".to_owned(), "given".to_owned())]);
+        let out = child_command("env", &given)
+            .output()
+            .await
+            .expect("run env");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            names.contains(&"ONLY_THIS") && names.contains(&"PATH"),
+            "{text}"
+        );
+        for name in &names {
+            assert!(
+                INHERITED_ENV.contains(name) || *name == "ONLY_THIS",
+                "{name} reached the child:\n{text}"
+            );
+        }
     }
 }

@@ -5,10 +5,14 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use tokio::process::Command;
 
-use crate::config::RepoConfig;
+use crate::config::{RepoConfig, StringMap};
+use crate::redact::scrub_url_credentials;
 use crate::steps::StepError;
+
+/// How git reaches an SSH remote, when the bot was started with it: passed on to git (a
+/// command, not a secret), as everything else of the bot's environment is not.
+const GIT_SSH_ENV: &[&str] = &["GIT_SSH_COMMAND", "GIT_SSH"];
 
 /// The checkout.
 pub struct Repo {
@@ -32,26 +36,42 @@ impl Repo {
     }
 
     async fn git_in(&self, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+        let mut env = StringMap::from([
+            ("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned()),
+            ("GIT_AUTHOR_NAME".to_owned(), self.cfg.author_name.clone()),
+            ("GIT_AUTHOR_EMAIL".to_owned(), self.cfg.author_email.clone()),
+            (
+                "GIT_COMMITTER_NAME".to_owned(),
+                self.cfg.author_name.clone(),
+            ),
+            (
+                "GIT_COMMITTER_EMAIL".to_owned(),
+                self.cfg.author_email.clone(),
+            ),
+        ]);
+        for name in GIT_SSH_ENV {
+            if let Ok(v) = std::env::var(name) {
+                env.insert((*name).to_owned(), v);
+            }
+        }
+        // The remote may carry credentials (https://user:token@host/...): never in a message.
+        let shown = || scrub_url_credentials(&args.join(" ")).into_owned();
         let out = tokio::time::timeout(
             Duration::from_secs(120),
-            Command::new("git")
+            super::child_command("git", &env)
                 .args(args)
                 .current_dir(dir)
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .env("GIT_AUTHOR_NAME", &self.cfg.author_name)
-                .env("GIT_AUTHOR_EMAIL", &self.cfg.author_email)
-                .env("GIT_COMMITTER_NAME", &self.cfg.author_name)
-                .env("GIT_COMMITTER_EMAIL", &self.cfg.author_email)
                 .kill_on_drop(true)
                 .output(),
         )
         .await
-        .map_err(|_| anyhow!("git {} timed out after 120 s", args.join(" ")))??;
+        .map_err(|_| anyhow!("git {} timed out after 120 s", shown()))?
+        .with_context(|| format!("cannot run git {}", shown()))?;
         if !out.status.success() {
             anyhow::bail!(
                 "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                shown(),
+                scrub_url_credentials(String::from_utf8_lossy(&out.stderr).trim())
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())

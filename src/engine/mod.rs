@@ -155,6 +155,8 @@ impl Engine {
         crate::state::migrate(&config).await?;
         let pool = crate::state::connect(&config.state_db).await?;
         let services = Arc::new(Services::new(config.clone()));
+        // Log lines are scrubbed of the same values (src/telemetry.rs).
+        crate::redact::register(config.secret_values());
         let redactor = Redactor::new(
             config
                 .secret_values()
@@ -1690,7 +1692,8 @@ impl Redactor {
     }
 
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        // Credentials in URLs (a git remote's) even when their value is not known here.
+        let mut out = crate::redact::scrub_url_credentials(text).into_owned();
         for s in self.secrets.iter() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "[redacted]");

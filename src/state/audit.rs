@@ -31,11 +31,6 @@ impl AuditKey {
         Self(Arc::new(secret))
     }
 
-    /// For the redactor only: the key must never leave the process.
-    pub(crate) fn expose_secret(&self) -> &str {
-        self.0.expose_secret()
-    }
-
     fn mac(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret().as_bytes())
             .expect("HMAC takes a key of any length")

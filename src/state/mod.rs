@@ -12,7 +12,6 @@ pub mod audit;
 pub mod runs;
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tracing::warn;
@@ -22,10 +21,7 @@ use crate::config::{Config, DbConfig, Environment};
 /// The bot's schema, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Environment variables that name the owner role for `migrate` (they win over the config's
-/// `migrate:` section, so the owner's password need not be in the runtime config at all).
-pub const MIGRATE_USER_ENV: &str = "ONBOARD_BOT_MIGRATE_USER";
-pub const MIGRATE_PASSWORD_ENV: &str = "ONBOARD_BOT_MIGRATE_PASSWORD";
+pub use crate::config::{MIGRATE_PASSWORD_ENV, MIGRATE_USER_ENV};
 
 /// Connects to the state database; does not migrate.
 pub async fn connect(db: &DbConfig) -> anyhow::Result<PgPool> {
@@ -42,30 +38,12 @@ pub async fn connect(db: &DbConfig) -> anyhow::Result<PgPool> {
         })
 }
 
-/// The owner role's connection, from the environment or the config; `None` when neither
-/// names one.
+/// The owner role's connection (from `migrate:` or the environment, see [`Config`]); `None`
+/// when neither names one.
 pub fn owner_db(config: &Config) -> anyhow::Result<Option<DbConfig>> {
-    let from_env = match (
-        std::env::var(MIGRATE_USER_ENV).ok(),
-        std::env::var(MIGRATE_PASSWORD_ENV).ok(),
-    ) {
-        (Some(user), Some(pw)) if !user.is_empty() && !pw.is_empty() => {
-            Some((user, SecretString::from(pw)))
-        }
-        (None, None) => None,
-        _ => bail!(
-            "set both {MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV} (the owner role of the bot's tables), or neither"
-        ),
-    };
-    let owner = from_env.or_else(|| {
-        config
-            .migrate
-            .as_ref()
-            .map(|m| (m.user.clone(), m.password.clone()))
-    });
-    Ok(owner.map(|(user, password)| DbConfig {
-        user,
-        password,
+    Ok(config.migrate.as_ref().map(|m| DbConfig {
+        user: m.user.clone(),
+        password: m.password.clone(),
         ..config.state_db.clone()
     }))
 }

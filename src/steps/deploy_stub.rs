@@ -255,10 +255,10 @@ async fn run_deploy(cx: &StepContext, argv: &[String]) -> Result<(), StepError> 
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| StepError::refused("deploy.command is empty"))?;
-    let mut child = tokio::process::Command::new(program)
+    // From a cleared environment: the deploy command is the platform's, not the bot's.
+    let mut child = crate::adapters::child_command(program, &cfg.deploy.env)
         .args(args)
         .current_dir(cx.services.repo.root())
-        .envs(&cfg.deploy.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
