@@ -980,7 +980,8 @@ audit: {key: {env: OB_TEST_AUDIT_KEY}}
         assert_eq!(cfg.repo.checkout, PathBuf::from("/etc/ob/co"));
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("s3cret-value-xyz"), "{debug}");
-        assert_eq!(cfg.secret_values()[0], "s3cret-value-xyz");
+        assert!(cfg.secret_values().contains(&"s3cret-value-xyz"));
+        assert!(cfg.secret_values().contains(&"audit-key-for-unit-tests"));
     }
 
     #[test]
@@ -990,6 +991,7 @@ audit: {key: {env: OB_TEST_AUDIT_KEY}}
             std::env::set_var("OB_TEST_PW", "s3cret-value-xyz");
             std::env::set_var("OB_TEST_DISCORD", "discord-token-value");
             std::env::set_var("OB_TEST_DEPLOY", "deploy-token-value");
+            std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests");
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.pass"), "app-db-value\n").unwrap();
@@ -1000,7 +1002,7 @@ audit: {key: {env: OB_TEST_AUDIT_KEY}}
 deploy: {env: {SSH_CONFIG: /etc/ssh_config, DEPLOY_TOKEN: "${OB_TEST_DEPLOY}"}}
 verify:
   app_db: {host: h, user: app, database: p, password: {file: app.pass}}
-  tables: []
+  tables: [{name: bookings, insert: "INSERT INTO bookings (user_id, org_id, note) VALUES ($1, $2, $3) RETURNING id"}]
   other_tenant: quinn
 discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approver_role_ids: [3]}
 "#;
@@ -1011,6 +1013,7 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
             values,
             [
                 "app-db-value",
+                "audit-key-for-unit-tests",
                 "deploy-token-value",
                 "discord-token-value",
                 "remote-token-value",
@@ -1019,7 +1022,12 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
         );
         assert_eq!(
             cfg.secret_env_vars,
-            ["OB_TEST_PW", "OB_TEST_PW", "OB_TEST_DISCORD"]
+            [
+                "OB_TEST_PW",
+                "OB_TEST_PW",
+                "OB_TEST_AUDIT_KEY",
+                "OB_TEST_DISCORD"
+            ]
         );
         let debug = format!("{cfg:?}");
         for v in [
