@@ -439,6 +439,10 @@ struct RawDiscord {
     ops_channel_id: u64,
     /// Roles whose members may approve production writes.
     approver_role_ids: Vec<u64>,
+    /// Roles whose members may start, resume and cancel runs and read them (`/status`,
+    /// `/audit`); approvers may too. Empty: approvers only.
+    #[serde(default)]
+    operator_role_ids: Vec<u64>,
     /// When true, the person who started a run may not approve its production writes.
     #[serde(default = "default_true")]
     two_person_rule: bool,
@@ -546,6 +550,8 @@ pub struct DiscordConfig {
     pub guild_id: u64,
     pub ops_channel_id: u64,
     pub approver_role_ids: Vec<u64>,
+    /// Who may start, resume and cancel runs besides the approvers.
+    pub operator_role_ids: Vec<u64>,
     pub two_person_rule: bool,
     pub api_base: String,
     pub audit_channel_id: Option<u64>,
@@ -558,6 +564,7 @@ impl std::fmt::Debug for DiscordConfig {
             .field("guild_id", &self.guild_id)
             .field("ops_channel_id", &self.ops_channel_id)
             .field("approver_role_ids", &self.approver_role_ids)
+            .field("operator_role_ids", &self.operator_role_ids)
             .field("two_person_rule", &self.two_person_rule)
             .field("api_base", &self.api_base)
             .field("audit_channel_id", &self.audit_channel_id)
@@ -759,6 +766,7 @@ impl Config {
                     guild_id: d.guild_id,
                     ops_channel_id: d.ops_channel_id,
                     approver_role_ids: d.approver_role_ids,
+                    operator_role_ids: d.operator_role_ids,
                     two_person_rule: d.two_person_rule,
                     api_base: d.api_base,
                     audit_channel_id: d.audit_channel_id,

@@ -614,6 +614,14 @@ pub fn audit_listing(subject: &str, events: &[Event]) -> String {
     out
 }
 
+/// A Discord command refused because the member is not on the ops team (ephemeral).
+pub fn command_refused(command: &str) -> String {
+    format!(
+        "Only the ops team may use /{command}: it needs an operator or approver role, which you do not have. \
+         Nothing was done, and this refusal is recorded in the audit trail."
+    )
+}
+
 #[cfg(test)]
 mod chat_tests {
     use super::*;
@@ -940,6 +948,19 @@ mod chat_tests {
                 approval_decided(false, "console:root"),
                 approval_ping(&[20, 21]),
             )
+        );
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    #[test]
+    fn a_refused_command_is_named_and_said_to_be_audited() {
+        let text = super::command_refused("cert issue");
+        assert!(
+            text.starts_with("Only the ops team may use /cert issue: ")
+                && text.contains("recorded in the audit trail"),
+            "{text}"
         );
     }
 }

@@ -883,7 +883,7 @@ async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
         } = set_up(&[]).await;
 
         let answer = |name: &'static str, options: Value| {
-            let h = fake.send_command(fake.member(), name, options);
+            let h = fake.send_command(fake.requester(), name, options);
             let fake = &fake;
             async move {
                 let resp = fake.interaction_response(&h).await;
@@ -963,6 +963,7 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             guild_id: fake.guild_id().get(),
             ops_channel_id: fake.ops_channel_id().get(),
             approver_role_ids: vec![fake.approver_role_id().get()],
+            operator_role_ids: vec![fake.operator_role_id().get()],
             two_person_rule: true,
             api_base: fake.base_url().to_string(),
             audit_channel_id: None,
@@ -1103,7 +1104,7 @@ async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
             .spawn()
             .unwrap();
         fake.wait_for_commands(&["onboard", "status"], T).await;
-        let h = fake.send_command(fake.member(), "status", json!({}));
+        let h = fake.send_command(fake.requester(), "status", json!({}));
         assert!(fake.interaction_response(&h).await.is_deferred());
         assert_eq!(
             fake.original_response(&h, T).await.content,
@@ -1296,8 +1297,10 @@ async fn a_failed_run_is_resumed_from_discord_and_a_dry_run_asks_nothing() {
                 .await
                 .unwrap();
 
-        // Someone unrelated may not resume it; its starter may, once the cause is fixed.
-        let h = fake.send_command(fake.member(), "resume", json!({"run": run_id.to_string()}));
+        // Another operator, not an approver, may not resume it; its starter may, once the
+        // cause is fixed.
+        let other = fake.add_user("other-operator", &[fake.operator_role_id()]);
+        let h = fake.send_command(other, "resume", json!({"run": run_id.to_string()}));
         fake.interaction_response(&h).await;
         let no = fake.original_response(&h, T).await.content;
         assert!(no.starts_with("Only the person who started a run or an approver"), "{no}");
@@ -1484,6 +1487,128 @@ async fn user_text_in_a_plan_stays_in_its_code_block_and_pings_nobody() {
             assert_eq!(pings(&content, &allowed), want, "{} {}: {content:?}", r.method, r.path);
         }
         assert!(posted > 10, "only {posted} texts posted");
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_operators_start_and_read_runs_and_members_are_not_shown_the_commands() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-operator.com"]).await;
+
+        // Registered so that the guild hides every command from members by default.
+        let manage_guild = serenity::all::Permissions::MANAGE_GUILD.bits().to_string();
+        let registered = fake.registered_commands_json();
+        assert_eq!(registered.len(), 8, "{registered:?}");
+        for c in &registered {
+            assert_eq!(
+                c["default_member_permissions"],
+                json!(manage_guild),
+                "/{}",
+                c["name"]
+            );
+        }
+        let member = fake.member();
+        assert!(fake.may_use_command(member, "onboard").is_err());
+        assert!(fake.may_use_command(fake.requester(), "onboard").is_ok());
+
+        // A server admin widens them to everyone: the bot's own check still refuses.
+        fake.allow_command_for(None, fake.everyone_role_id().get());
+        let run = uuid::Uuid::new_v4().to_string();
+        let refused = [
+            (
+                "onboard",
+                json!({"slug": "dc-refused", "name": "Nope", "email": "nope@example.com"}),
+            ),
+            (
+                "onboard",
+                json!({"slug": "dc-refused", "name": "Nope", "email": "nope@example.com", "mode": MODE_OWNS, "org": "dc-refused-org", "org_name": "N", "brand": true}),
+            ),
+            ("verify", json!({"slug": "quinn"})),
+            ("cert issue", json!({"domain": "dc-operator.com", "email": "a@example.com"})),
+            ("resume", json!({"run": run})),
+            ("cancel", json!({"run": run})),
+            ("status", json!({})),
+            ("audit", json!({"subject": "quinn"})),
+        ];
+        for (name, options) in &refused {
+            let h = fake.send_command(member, name, options.clone());
+            let resp = fake.interaction_response(&h).await;
+            assert!(resp.is_deferred() && resp.is_ephemeral(), "/{name}: {resp:?}");
+            assert!(resp.latency < Duration::from_secs(3));
+            let text = fake.original_response(&h, T).await.content;
+            let root = name.split(' ').next().unwrap();
+            assert!(
+                text.starts_with(&format!("Only the ops team may use /{name}")) || text.starts_with(&format!("Only the ops team may use /{root}")),
+                "/{name}: {text}"
+            );
+        }
+        // Org names are not offered to them either.
+        let ac = fake.autocomplete(
+            member,
+            "onboard",
+            json!({"slug": "x", "name": "X", "email": "x@example.com", "org": "q"}),
+            "org",
+        );
+        let resp = fake.interaction_response(&ac).await;
+        assert!(resp.choices().is_empty(), "{resp:?}");
+        // Answers from public DNS and TLS stay open to whoever the guild shows them to.
+        let h = fake.send_command(member, "dns-check", json!({"domain": "10.0.0.1"}));
+        fake.interaction_response(&h).await;
+        let text = fake.original_response(&h, T).await.content;
+        assert!(text.contains("is an IP address"), "{text}");
+
+        // Nothing started, and each refusal is in the audit trail.
+        let state = dbs.state_admin().await;
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(runs, 0);
+        let events: Vec<(String, String, String, Value)> = sqlx::query_as(
+            "SELECT subject, actor, outcome, detail FROM audit_events WHERE kind = 'command.refused' ORDER BY id",
+        )
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        let commands: Vec<&str> = events
+            .iter()
+            .map(|e| e.3["command"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            commands,
+            ["onboard", "onboard", "verify", "cert issue", "resume", "cancel", "status", "audit"]
+        );
+        for (subject, actor, outcome, _) in &events {
+            assert_eq!(actor, &format!("discord:{member}"));
+            assert_eq!(outcome, "not_operator");
+            assert!(!subject.is_empty());
+        }
+        assert_eq!(events[0].0, "dc-refused", "found by `audit dc-refused`");
+        assert_eq!(events[4].0, run);
+
+        // An approver counts as an operator; an operator's /onboard starts its run.
+        let h = fake.send_command(fake.approver(), "status", json!({}));
+        fake.interaction_response(&h).await;
+        assert_eq!(fake.original_response(&h, T).await.content, "No unfinished runs.");
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-operator", "name": "Operator Person", "email": "op@example.com", "dry_run": true}),
+        )
+        .await;
+        let (end, _) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done: dry run"), "{end}");
 
         bot.shutdown().await;
         fake.finish();

@@ -632,6 +632,27 @@ fn validator_accepts_and_rejects_spec_schemas() {
     );
     assert!(!spec.validate(&cb, &json!({"type": 6})).is_empty());
     assert!(!spec.validate(&cb, &json!({"data": {}})).is_empty());
+
+    // Permission bitfields: integers in the spec, strings in Discord's docs and from clients.
+    let command = spec.schema("ApplicationCommandCreateRequest");
+    let with = |p: Value| json!({"name": "x", "description": "d", "type": 1, "default_member_permissions": p});
+    for ok in [json!("32"), json!(32), json!("0"), Value::Null] {
+        assert_eq!(
+            spec.validate(&command, &with(ok.clone())),
+            Vec::<String>::new(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        json!("MANAGE_GUILD"),
+        json!("-1"),
+        json!("36028797018963968"),
+    ] {
+        assert!(
+            !spec.validate(&command, &with(bad.clone())).is_empty(),
+            "{bad}"
+        );
+    }
 }
 
 #[test]

@@ -1361,6 +1361,33 @@ impl Engine {
         Ok(())
     }
 
+    /// Records a command refused before it could start or show anything (a chat member
+    /// without the role for it): who, which command, why (`outcome`), about what `subject`.
+    pub async fn record_command_refused(
+        &self,
+        actor: &Actor,
+        command: &str,
+        subject: &str,
+        outcome: &str,
+        detail: Value,
+    ) -> anyhow::Result<()> {
+        let mut detail = detail;
+        detail["command"] = json!(command);
+        detail["frontend"] = json!(self.inner.frontend.name());
+        self.audit(NewEvent {
+            run_id: None,
+            subject: subject.into(),
+            step: None,
+            actor: actor.id.clone(),
+            kind: "command.refused".into(),
+            outcome: outcome.into(),
+            detail,
+            duration_ms: None,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Cancels a run: stops its running or waiting step here, or tells the process that
     /// executes it, then records it and releases its locks.
     pub async fn cancel(

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use super::access::operators_only;
 use super::{Context, Data, Error, reference_id};
 use crate::chat::Actor;
 use crate::commands::dns_check::DnsCheckArgs;
@@ -36,9 +37,10 @@ const THREAD_WAIT: Duration = Duration::from_secs(10);
 const AUTOCOMPLETE_BUDGET: Duration = Duration::from_millis(1500);
 const MODAL_PREFIX: &str = "ob-brand:";
 
-/// Every command the bot registers, in one list (names unique, see the test below).
+/// Every command the bot registers, in one list (names unique, see the test below), each
+/// hidden from members by default (see `access`).
 pub fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![
+    let mut commands = vec![
         onboard(),
         dns_check(),
         cert(),
@@ -47,7 +49,11 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
         resume(),
         cancel(),
         audit(),
-    ]
+    ];
+    for c in &mut commands {
+        c.default_member_permissions = super::access::COMMAND_PERMISSIONS;
+    }
+    commands
 }
 
 /// Brand forms waiting for their submission, by modal custom_id.
@@ -132,7 +138,7 @@ impl Origin<'_> {
 // ----- /onboard ----------------------------------------------------------------------------------
 
 /// Onboard a new Provider: the whole runbook, with a thread for its progress and approvals.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 #[allow(clippy::too_many_arguments)]
 pub async fn onboard(
     ctx: Context<'_>,
@@ -445,7 +451,7 @@ pub async fn cert(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Run certbot for the domain and www, sync the conf back, release the site.
-#[poise::command(slash_command, guild_only, rename = "issue")]
+#[poise::command(slash_command, guild_only, rename = "issue", check = "operators_only")]
 pub async fn cert_issue(
     ctx: Context<'_>,
     #[description = "The domain (already deployed by an onboarding)"] domain: String,
@@ -517,7 +523,7 @@ pub async fn cert_status(
 }
 
 /// Run the runbook's success check for an onboarded Provider.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn verify(
     ctx: Context<'_>,
     #[description = "The Provider's slug"] slug: String,
@@ -544,7 +550,7 @@ fn parse_run_id(raw: &str) -> Result<Uuid, InputError> {
 }
 
 /// Unfinished runs with their threads, or one run's steps.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn status(
     ctx: Context<'_>,
     #[description = "A run id (default: every unfinished run)"] run: Option<String>,
@@ -617,7 +623,7 @@ async fn run_to_act_on(
 }
 
 /// Continue an unfinished or failed run from its recorded state, in its thread.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn resume(
     ctx: Context<'_>,
     #[description = "The run id"] run: String,
@@ -684,7 +690,7 @@ pub async fn resume(
 }
 
 /// Cancel a run: stop its step, record it, release its locks.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn cancel(
     ctx: Context<'_>,
     #[description = "The run id"] run: String,
@@ -707,7 +713,7 @@ pub async fn cancel(
 }
 
 /// The audit trail of a slug or domain.
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn audit(
     ctx: Context<'_>,
     #[description = "The slug or domain the events are about"] subject: String,
@@ -795,6 +801,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_command_is_hidden_from_members_and_the_run_commands_are_for_operators() {
+        let cmds = all();
+        let mut gated = Vec::new();
+        for c in &cmds {
+            assert_eq!(
+                c.default_member_permissions,
+                super::super::access::COMMAND_PERMISSIONS,
+                "/{}",
+                c.name
+            );
+            if !c.checks.is_empty() {
+                gated.push(c.name.to_string());
+            }
+            for sub in &c.subcommands {
+                if !sub.checks.is_empty() {
+                    gated.push(format!("{} {}", c.name, sub.name));
+                }
+            }
+        }
+        // /dns-check and /cert status answer from public DNS and TLS only.
+        assert_eq!(
+            gated,
+            [
+                "onboard",
+                "cert issue",
+                "verify",
+                "status",
+                "resume",
+                "cancel",
+                "audit"
+            ]
+        );
     }
 
     #[test]

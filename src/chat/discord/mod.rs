@@ -9,6 +9,7 @@
 //!   reached through serenity's proxy setting with its ratelimiter off, because serenity's
 //!   ratelimiter ignores the proxy and would call discord.com.
 
+pub mod access;
 pub mod buttons;
 pub mod commands;
 pub mod custom_id;
@@ -337,6 +338,24 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             count_api_error(&error);
             let reference = reference_id();
             error!(reference, command = %ctx.command().name, error = ?error, "command failed");
+            let reply = poise::CreateReply::default()
+                .content(crate::messages::internal_error(&reference))
+                .ephemeral(true);
+            if let Err(e) = ctx.send(reply).await {
+                warn!(reference, error = %e, "could not report the failure in Discord");
+            }
+        }
+        // Refused by `access::operators_only`, which answered and audited it.
+        poise::FrameworkError::CommandCheckFailed { error: None, .. } => {}
+        poise::FrameworkError::CommandCheckFailed {
+            error: Some(error),
+            ctx,
+            ..
+        } => {
+            // The check could not decide (the audit write failed): the command did not run.
+            count_api_error(&error);
+            let reference = reference_id();
+            error!(reference, command = %ctx.command().name, error = ?error, "command check failed");
             let reply = poise::CreateReply::default()
                 .content(crate::messages::internal_error(&reference))
                 .ephemeral(true);

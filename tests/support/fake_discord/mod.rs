@@ -269,7 +269,7 @@ impl FakeDiscord {
     pub fn member(&self) -> UserId {
         UserId::new(self.ids.member)
     }
-    /// The user who asks for onboarding (plain member too).
+    /// The user who asks for onboarding: has the operator role, nothing else.
     pub fn requester(&self) -> UserId {
         UserId::new(self.ids.requester)
     }
@@ -282,6 +282,17 @@ impl FakeDiscord {
     }
     pub fn everyone_role_id(&self) -> RoleId {
         RoleId::new(self.ids.everyone_role)
+    }
+    pub fn operator_role_id(&self) -> RoleId {
+        RoleId::new(self.ids.operator_role)
+    }
+
+    /// As a server admin in the guild's integration settings: lets members with role `id`
+    /// (or the user `id`; the @everyone role for everybody) use the app's command `command`
+    /// (every command when `None`), whatever its `default_member_permissions`.
+    pub fn allow_command_for(&self, command: Option<&str>, id: u64) {
+        self.inner
+            .update(|st| st.command_overrides.push((command.map(String::from), id)));
     }
 
     /// Add a guild member (dispatches GUILD_MEMBER_ADD).
@@ -380,6 +391,9 @@ impl FakeDiscord {
                          only sends interactions for registered commands"
                     )
                 });
+            if let Err(hidden) = st.may_use_command(user.get(), &cmd) {
+                panic!("{hidden}");
+            }
             let (opts, resolved) = build_options(st, &cmd, &path, &options, focused);
             let mut data = json!({
                 "id": cmd["id"],
@@ -835,6 +849,18 @@ impl FakeDiscord {
             .collect()
     }
 
+    /// Whether real Discord would let `user` use the registered command `name` (its
+    /// `default_member_permissions` and the integration overrides; see `allow_command_for`).
+    pub fn may_use_command(&self, user: UserId, name: &str) -> Result<(), String> {
+        let st = self.inner.lock();
+        let cmd = st
+            .commands
+            .iter()
+            .find(|c| c["name"] == name && c["type"] == 1)
+            .unwrap_or_else(|| panic!("/{name} is not registered"));
+        st.may_use_command(user.get(), cmd)
+    }
+
     pub fn registered_commands(&self) -> Vec<Command> {
         commands_of(&self.inner.lock())
     }
@@ -862,10 +888,11 @@ impl FakeDiscord {
     pub fn config_section(&self, dir: &std::path::Path) -> String {
         std::fs::write(dir.join("discord.token"), self.token()).unwrap();
         format!(
-            "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  api_base: {}\n",
+            "\ndiscord:\n  token: {{file: discord.token}}\n  guild_id: {}\n  ops_channel_id: {}\n  approver_role_ids: [{}]\n  operator_role_ids: [{}]\n  api_base: {}\n",
             self.guild_id(),
             self.ops_channel_id(),
             self.approver_role_id(),
+            self.operator_role_id(),
             self.base_url()
         )
     }

@@ -279,6 +279,11 @@ impl Spec {
                 _ => vec![],
             };
             let fmt = s.get("format").and_then(Value::as_str).unwrap_or("");
+            let fmt = if fmt.is_empty() && is_bitfield(s) {
+                "bitfield"
+            } else {
+                fmt
+            };
             if !types.iter().any(|t| type_matches(t, v, fmt)) {
                 errs.push(format!(
                     "{at}: expected type {}, got {}",
@@ -345,6 +350,16 @@ impl Spec {
             if !ok {
                 errs.push(format!("{at}: {text:?} does not match pattern {p}"));
             }
+        }
+        // A permission bitfield given as a string: check the spec's bounds.
+        if is_bitfield(s)
+            && let (Ok(n), Some(max)) = (
+                text.parse::<u64>(),
+                s.get("maximum").and_then(Value::as_u64),
+            )
+            && n > max
+        {
+            errs.push(format!("{at}: {text} is above maximum {max}"));
         }
         // Integer types given as strings (snowflakes): check the int64 range.
         if s.get("format").and_then(Value::as_str) == Some("int64")
@@ -442,6 +457,21 @@ impl Spec {
     }
 }
 
+/// A permission bitfield: an integer whose `maximum` is beyond what a JSON number carries
+/// exactly (2^53). Discord documents these as strings (`default_member_permissions: ?string`)
+/// and clients send them so; the spec types the request fields as integers.
+fn is_bitfield(s: &serde_json::Map<String, Value>) -> bool {
+    let integer = match s.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+        _ => false,
+    };
+    integer
+        && s.get("maximum")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| m > 1 << 53)
+}
+
 fn is_snowflake(text: &str) -> bool {
     text == "0"
         || (!text.is_empty() && !text.starts_with('0') && text.chars().all(|c| c.is_ascii_digit()))
@@ -462,7 +492,9 @@ fn type_matches(t: &str, v: &Value, format: &str) -> bool {
                 n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
             }
             // int64 values (snowflakes, permissions) may be sent as decimal strings.
-            Value::String(s) => matches!(format, "int64" | "snowflake") && is_snowflake(s),
+            Value::String(s) => {
+                matches!(format, "int64" | "snowflake" | "bitfield") && is_snowflake(s)
+            }
             _ => false,
         },
         _ => true,

@@ -29,6 +29,8 @@ pub struct Ids {
     /// `@everyone` has the guild's id.
     pub everyone_role: u64,
     pub approver_role: u64,
+    /// May start, resume and cancel runs (the bot's `discord.operator_role_ids`).
+    pub operator_role: u64,
     pub bot_role: u64,
     pub ops_channel: u64,
     pub general_channel: u64,
@@ -47,6 +49,7 @@ impl Default for Ids {
             everyone_role: 1_100_000_000_000_000_010,
             approver_role: 1_100_000_000_000_000_020,
             bot_role: 1_100_000_000_000_000_021,
+            operator_role: 1_100_000_000_000_000_022,
             ops_channel: 1_100_000_000_000_000_030,
             general_channel: 1_100_000_000_000_000_031,
             owner: 1_100_000_000_000_000_043,
@@ -234,6 +237,10 @@ pub struct State {
     pub reject_invalid: bool,
     pub started_at: Instant,
     pub guild_joined_at: String,
+    /// The guild's integration settings for this app's commands (Server Settings >
+    /// Integrations): role or user ids allowed to use them whatever their
+    /// `default_member_permissions` say, for every command (`None`) or one by name.
+    pub command_overrides: Vec<(Option<String>, u64)>,
 }
 
 impl State {
@@ -263,6 +270,8 @@ impl State {
             reject_invalid: false,
             started_at: Instant::now(),
             guild_joined_at: joined.clone(),
+            // As the docs tell a server admin to set up: the ops roles may use every command.
+            command_overrides: vec![(None, ids.operator_role), (None, ids.approver_role)],
         };
         let role = |id, name: &str, position, permissions, managed| RoleRec {
             id,
@@ -292,6 +301,16 @@ impl State {
             ),
         );
         st.roles.insert(
+            ids.operator_role,
+            role(
+                ids.operator_role,
+                "operator",
+                1,
+                fixtures::everyone_permissions(),
+                false,
+            ),
+        );
+        st.roles.insert(
             ids.bot_role,
             role(
                 ids.bot_role,
@@ -313,7 +332,7 @@ impl State {
             user(ids.owner, "owner", false, vec![]),
             user(ids.approver, "approver", false, vec![ids.approver_role]),
             user(ids.member, "member", false, vec![]),
-            user(ids.requester, "requester", false, vec![]),
+            user(ids.requester, "requester", false, vec![ids.operator_role]),
         ] {
             st.users.insert(u.id, u);
         }
@@ -361,6 +380,40 @@ impl State {
             p |= self.roles.get(r).map_or(0, |r| r.permissions);
         }
         p
+    }
+
+    /// Whether Discord lets `user` use the registered command `cmd`: its
+    /// `default_member_permissions` (none: everyone; `"0"`: administrators only), widened by
+    /// the guild's integration overrides. Administrators and the owner may always.
+    pub fn may_use_command(&self, user: u64, cmd: &Value) -> Result<(), String> {
+        let Some(required) = cmd["default_member_permissions"].as_str() else {
+            return Ok(());
+        };
+        let required: u64 = required
+            .parse()
+            .map_err(|_| format!("default_member_permissions `{required}` is not a bitfield"))?;
+        let perms = self.permissions_of(user);
+        let admin = serenity::all::Permissions::ADMINISTRATOR.bits();
+        if perms & admin != 0 || (required != 0 && perms & required == required) {
+            return Ok(());
+        }
+        let name = cmd["name"].as_str().unwrap_or_default();
+        let roles = self
+            .users
+            .get(&user)
+            .map(|u| u.roles.clone())
+            .unwrap_or_default();
+        let overridden = self.command_overrides.iter().any(|(command, id)| {
+            command.as_deref().is_none_or(|c| c == name)
+                && (*id == user || *id == self.ids.everyone_role || roles.contains(id))
+        });
+        if overridden {
+            return Ok(());
+        }
+        Err(format!(
+            "/{name} needs the permissions {required} (default_member_permissions) and no \
+             integration override allows user {user}: real Discord hides the command from them"
+        ))
     }
 
     pub fn member_json(&self, id: u64, with_permissions: bool) -> Value {
