@@ -271,6 +271,11 @@ struct RawVerify {
     /// Text the portal page must show; `{slug}` and `{display_name}` are replaced.
     #[serde(default = "default_portal_expect")]
     portal_expect: String,
+    /// Text the Provider's own portal page must show for each org they are in (the context
+    /// switcher); `{org_slug}`, `{org_name}`, `{role}`, `{slug}` and `{display_name}` are
+    /// replaced. Without it (or without `portal_url`) that check is reported as skipped.
+    #[serde(default)]
+    portal_org_expect: Option<String>,
     /// PEM root the portal's certificate must chain to (the system's when unset).
     #[serde(default)]
     portal_ca: Option<String>,
@@ -309,6 +314,7 @@ pub struct VerifyConfig {
     pub tables: Vec<TenantTable>,
     pub portal_url: Option<String>,
     pub portal_expect: String,
+    pub portal_org_expect: Option<String>,
     pub portal_ca: Option<PathBuf>,
     pub other_tenant: Slug,
 }
@@ -826,6 +832,12 @@ impl Config {
                         let ok = setting.split('.').count() == 2 && setting.split('.').all(is_identifier);
                         anyhow::ensure!(ok, "{file}: verify: `{setting}` is not a custom setting name like app.user_id");
                     }
+                    // No table, no test row and no cross-tenant read: the check would pass
+                    // having checked nothing.
+                    anyhow::ensure!(
+                        !v.tables.is_empty(),
+                        "{file}: verify.tables is empty: list at least one tenant-data table (name and insert) for the success check to write a test row into and read across tenants"
+                    );
                     for t in &v.tables {
                         anyhow::ensure!(is_identifier(&t.name), "{file}: verify.tables: `{}` is not a plain table name", t.name);
                         let insert = t.insert.to_ascii_lowercase();
@@ -845,6 +857,7 @@ impl Config {
                         tables: v.tables,
                         portal_url: v.portal_url,
                         portal_expect: v.portal_expect,
+                        portal_org_expect: v.portal_org_expect,
                         portal_ca: v.portal_ca.as_deref().map(|p| cx.path("verify.portal_ca", p)).transpose()?,
                         other_tenant: Slug::parse(&v.other_tenant).map_err(|e| anyhow!("{file}: verify.other_tenant: {e}"))?,
                     })
@@ -1070,6 +1083,27 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
             err.contains("state_db.password") && err.contains("OB_TEST_UNSET_VAR"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_success_check_without_tables_is_refused() {
+        // SAFETY-free: tests in this module use a variable nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        let verify = |tables: &str| {
+            format!(
+                "{MINIMAL}verify:\n  app_db: {{host: 127.0.0.1, user: app, database: platform, password: {{env: OB_TEST_PW}}}}\n  tables: {tables}\n  other_tenant: quinn\n"
+            )
+        };
+        // With no table the check would write and read nothing, and pass.
+        let err = Config::parse(&verify("[]"), Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bot.yaml") && err.contains("verify.tables"),
+            "{err}"
+        );
+        let one = r#"[{name: bookings, insert: "INSERT INTO bookings (user_id, org_id, note) VALUES ($1, $2, $3) RETURNING id"}]"#;
+        Config::parse(&verify(one), Path::new("bot.yaml")).unwrap();
     }
 
     #[test]

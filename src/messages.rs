@@ -154,6 +154,33 @@ pub fn summary_table(run: &RunRecord, steps: &[StepRecord]) -> String {
     out
 }
 
+/// The success check's report: how many checks passed, failed and were skipped (not
+/// configured: neither passed nor failed), then one line per check.
+pub fn success_check(checks: &[crate::steps::verify::Check]) -> String {
+    let passed = checks.iter().filter(|c| c.passed).count();
+    let skipped = checks.iter().filter(|c| c.skipped).count();
+    let failed = checks.len() - passed - skipped;
+    let mut out = format!("success check: {passed} passed, {failed} failed, {skipped} skipped\n");
+    for c in checks {
+        out.push_str("  ");
+        out.push_str(&success_check_line(c));
+        out.push('\n');
+    }
+    out
+}
+
+/// One check of the success check: `[pass]`, `[FAIL]` or `[skip]`, its name, its evidence.
+pub fn success_check_line(c: &crate::steps::verify::Check) -> String {
+    let mark = if c.skipped {
+        "skip"
+    } else if c.passed {
+        "pass"
+    } else {
+        "FAIL"
+    };
+    format!("[{mark}] {} — {}", c.name, c.evidence)
+}
+
 // ----- chat (Discord) ------------------------------------------------------------------------
 //
 // Plain text and plain structs only: `src/chat/discord` turns them into embeds and buttons, so

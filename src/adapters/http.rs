@@ -25,6 +25,25 @@ pub async fn get(
     timeout: Duration,
 ) -> anyhow::Result<Fetched> {
     let port = if scheme == "https" { 443 } else { 80 };
+    get_at(scheme, host, port, path, ip, root_ca, timeout).await
+}
+
+/// [`get`] on a given port (a URL that names one, like a portal's).
+pub async fn get_at(
+    scheme: &str,
+    host: &str,
+    port: u16,
+    path: &str,
+    ip: IpAddr,
+    root_ca: Option<&Path>,
+    timeout: Duration,
+) -> anyhow::Result<Fetched> {
+    let default = if scheme == "https" { 443 } else { 80 };
+    let authority = if port == default {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
     let mut b = reqwest::Client::builder()
         .resolve(host, SocketAddr::new(ip, port))
         .redirect(reqwest::redirect::Policy::none())
@@ -38,10 +57,10 @@ pub async fn get(
     }
     let client = b.build()?;
     let resp = client
-        .get(format!("{scheme}://{host}{path}"))
+        .get(format!("{scheme}://{authority}{path}"))
         .send()
         .await
-        .with_context(|| format!("GET {scheme}://{host}{path} via {ip}"))?;
+        .with_context(|| format!("GET {scheme}://{authority}{path} via {ip}"))?;
     let status = resp.status().as_u16();
     let location = resp
         .headers()

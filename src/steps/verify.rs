@@ -24,7 +24,30 @@ pub struct Verify;
 pub struct Check {
     pub name: String,
     pub passed: bool,
+    /// Not checked (not configured): neither passed nor failed, and said so.
+    #[serde(default)]
+    pub skipped: bool,
     pub evidence: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, passed: bool, evidence: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            passed,
+            skipped: false,
+            evidence: evidence.into(),
+        }
+    }
+
+    fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            passed: false,
+            skipped: true,
+            evidence: why.into(),
+        }
+    }
 }
 
 /// Who is being verified.
@@ -34,6 +57,8 @@ struct Tenant {
     display_name: String,
     /// The org context RLS uses for Org-shaped providers.
     org: Option<(Slug, Uuid)>,
+    /// That org's name, as its portal lists it.
+    org_name: Option<String>,
     /// Joining talent: the portal is the org's.
     joins_org: bool,
 }
@@ -66,17 +91,20 @@ async fn tenant(cx: &StepContext) -> Result<Tenant, StepError> {
         .fetch_optional(&mut *conn)
         .await?,
     };
-    let org = match org_slug {
+    let (org, org_name) = match org_slug {
         Some(s) => {
             let o = tenant_db::find_org(&mut conn, &s)
                 .await?
                 .ok_or_else(|| StepError::refused(format!("org `{s}` does not exist")))?;
-            Some((
-                Slug::parse(&o.slug).map_err(|e| StepError::Internal(e.into()))?,
-                o.id,
-            ))
+            (
+                Some((
+                    Slug::parse(&o.slug).map_err(|e| StepError::Internal(e.into()))?,
+                    o.id,
+                )),
+                Some(o.name),
+            )
         }
-        None => None,
+        None => (None, None),
     };
     let joins_org = match &mode {
         Some(m) => matches!(m, OperatingMode::PersonJoinsOrg { .. }),
@@ -95,6 +123,7 @@ async fn tenant(cx: &StepContext) -> Result<Tenant, StepError> {
         user_id: user.id,
         display_name: user.display_name,
         org,
+        org_name,
         joins_org,
     })
 }
@@ -151,41 +180,75 @@ async fn portal(cx: &StepContext, v: &VerifyConfig, t: &Tenant) -> Check {
         .as_ref()
         .map(|u| u.replace("{slug}", &portal_slug))
     else {
-        return Check {
-            name: "portal loads with their identity".into(),
-            passed: true,
-            evidence: "skipped: no verify.portal_url configured".into(),
-        };
+        return Check::skipped(
+            "portal loads with their identity",
+            "skipped: no verify.portal_url configured",
+        );
     };
     let name = format!("portal {url} loads with their identity");
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Check {
-            name,
-            passed: false,
-            evidence: "verify.portal_url is not a URL".into(),
+    let (passed, evidence) = page_shows(cx, v, &url, &expect).await;
+    Check::new(name, passed, evidence)
+}
+
+/// The context switcher, as the Provider sees it: their own portal page lists the org (the
+/// runbook: "confirm the membership is visible in the org context"). A membership row the
+/// portal does not show is not a working context switcher.
+async fn context_switcher(cx: &StepContext, v: &VerifyConfig, t: &Tenant) -> Option<Check> {
+    let (org_slug, _) = t.org.as_ref()?;
+    let name = format!("context switcher: {} is in org `{org_slug}`", t.slug);
+    let (Some(url), Some(expect)) = (&v.portal_url, &v.portal_org_expect) else {
+        let missing = if v.portal_url.is_none() {
+            "verify.portal_url"
+        } else {
+            "verify.portal_org_expect"
         };
+        return Some(Check::skipped(
+            name,
+            format!("skipped: it is checked on the portal, and no {missing} is configured"),
+        ));
     };
-    let (host, path) = match rest.find('/') {
+    let role = if t.joins_org { "member" } else { "owner" };
+    let expect = expect
+        .replace("{org_slug}", org_slug.as_str())
+        .replace("{org_name}", t.org_name.as_deref().unwrap_or_default())
+        .replace("{role}", role)
+        .replace("{display_name}", &t.display_name)
+        .replace("{slug}", t.slug.as_str());
+    let url = url.replace("{slug}", t.slug.as_str());
+    let (passed, evidence) = page_shows(cx, v, &url, &expect).await;
+    Some(Check::new(name, passed, evidence))
+}
+
+/// Whether the page at `url` answers 2xx and shows `expect`, with what was seen. A new
+/// tenant's name may take a moment to reach the portal's certificate and cache: tried for
+/// about ten seconds.
+async fn page_shows(cx: &StepContext, v: &VerifyConfig, url: &str, expect: &str) -> (bool, String) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (false, format!("{url} is not a URL"));
+    };
+    let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(p) => (h, p),
+            Err(_) => return (false, format!("{url}: `{p}` is not a port")),
+        },
+        None => (authority, default_port),
     };
     let cfg = &cx.services.config;
     let ip = match resolve(cfg, host).await {
         Ok(ip) => ip,
-        Err(e) => {
-            return Check {
-                name,
-                passed: false,
-                evidence: format!("{host} does not resolve: {e:#}"),
-            };
-        }
+        Err(e) => return (false, format!("{host} does not resolve: {e:#}")),
     };
-    // A new tenant's name may take a moment to reach the portal's certificate and cache.
     let mut last = String::new();
     for _ in 0..20 {
-        match http::get(
+        match http::get_at(
             scheme,
             host,
+            port,
             path,
             ip,
             v.portal_ca.as_deref(),
@@ -193,23 +256,18 @@ async fn portal(cx: &StepContext, v: &VerifyConfig, t: &Tenant) -> Check {
         )
         .await
         {
-            Ok(f) if (200..300).contains(&f.status) && f.body.contains(&expect) => {
-                return Check {
-                    name,
-                    passed: true,
-                    evidence: format!("HTTP {} from {ip}, page shows {expect:?}", f.status),
-                };
+            Ok(f) if (200..300).contains(&f.status) && f.body.contains(expect) => {
+                return (
+                    true,
+                    format!("HTTP {} from {ip}, page shows {expect:?}", f.status),
+                );
             }
             Ok(f) => last = format!("HTTP {} from {ip}; page does not show {expect:?}", f.status),
             Err(e) => last = format!("{e:#}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Check {
-        name,
-        passed: false,
-        evidence: last,
-    }
+    (false, last)
 }
 
 async fn resolve(cfg: &crate::config::Config, host: &str) -> anyhow::Result<std::net::IpAddr> {
@@ -251,11 +309,11 @@ async fn table_check(
     {
         Ok(id) => id,
         Err(e) => {
-            return Ok(Check {
+            return Ok(Check::new(
                 name,
-                passed: false,
-                evidence: format!("the tenant could not insert its own row: {e}"),
-            });
+                false,
+                format!("the tenant could not insert its own row: {e}"),
+            ));
         }
     };
     tx.commit().await?;
@@ -324,20 +382,14 @@ async fn table_check(
     tx.commit().await?;
     let (passed, mut evidence) = result?;
     if deleted != 1 {
-        return Ok(Check {
+        return Ok(Check::new(
             name,
-            passed: false,
-            evidence: format!(
-                "{evidence}; the test row {id} could not be removed ({deleted} deleted)"
-            ),
-        });
+            false,
+            format!("{evidence}; the test row {id} could not be removed ({deleted} deleted)"),
+        ));
     }
     evidence.push_str("; test row removed");
-    Ok(Check {
-        name,
-        passed,
-        evidence,
-    })
+    Ok(Check::new(name, passed, evidence))
 }
 
 /// A cross-tenant read of another tenant's existing rows, as the new tenant: must be 0 rows.
@@ -359,11 +411,11 @@ async fn rls_check(
     .await?;
     tx.rollback().await?;
     if ids.is_empty() {
-        return Ok(Check {
+        return Ok(Check::new(
             name,
-            passed: false,
-            evidence: format!("the other tenant ({other}) has no rows in {table} to try to read"),
-        });
+            false,
+            format!("the other tenant ({other}) has no rows in {table} to try to read"),
+        ));
     }
     let mut tx = pool.begin().await?;
     as_tenant(&mut tx, v, t.user_id, t.org.as_ref().map(|o| o.1)).await?;
@@ -375,10 +427,10 @@ async fn rls_check(
     .await?
     .len();
     tx.rollback().await?;
-    Ok(Check {
+    Ok(Check::new(
         name,
-        passed: seen == 0,
-        evidence: if seen == 0 {
+        seen == 0,
+        if seen == 0 {
             format!(
                 "read {} row id(s) of the other tenant as {}: 0 rows",
                 ids.len(),
@@ -391,7 +443,7 @@ async fn rls_check(
                 ids.len()
             )
         },
-    })
+    ))
 }
 
 /// Every check, in order.
@@ -415,46 +467,20 @@ pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
         checks.push(table_check(&pool, v, table, &t, other.id, &marker).await?);
         checks.push(rls_check(&pool, v, &table.name, &t, other.id).await?);
     }
-    if let Some((org_slug, org_id)) = &t.org {
-        // Context switcher: the membership row is visible to the application in the org context.
-        let mut tx = pool.begin().await?;
-        as_tenant(&mut tx, v, t.user_id, Some(*org_id)).await?;
-        let role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
-                .bind(org_id)
-                .bind(t.user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.rollback().await?;
-        checks.push(Check {
-            name: format!("context switcher: {} is in org `{org_slug}`", t.slug),
-            passed: role.is_some(),
-            evidence: match role {
-                Some(r) => format!(
-                    "org_members ({org_id}, {}) visible with role {r}",
-                    t.user_id
-                ),
-                None => format!("no org_members row for {} in {org_slug}", t.user_id),
-            },
-        });
-    }
+    checks.extend(context_switcher(cx, v, &t).await);
     pool.close().await;
     Ok(checks)
 }
 
-/// The report as text: one line per check.
+/// The report as text: the counts, then one line per check.
 pub fn render(checks: &[Check]) -> String {
-    let passed = checks.iter().filter(|c| c.passed).count();
-    let mut out = format!("success check: {passed}/{} passed\n", checks.len());
-    for c in checks {
-        out.push_str(&format!(
-            "  [{}] {} — {}\n",
-            if c.passed { "pass" } else { "FAIL" },
-            c.name,
-            c.evidence
-        ));
-    }
-    out
+    crate::messages::success_check(checks)
+}
+
+/// Whether the report shows the check done: something passed, nothing failed (a skipped check
+/// is neither, and the report counts it).
+fn held(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.passed) && checks.iter().all(|c| c.passed || c.skipped)
 }
 
 #[async_trait]
@@ -507,9 +533,20 @@ impl Step for Verify {
             v.other_tenant,
             v.portal_url
                 .as_deref()
-                .unwrap_or("(not configured)")
+                .unwrap_or("(not configured: skipped)")
                 .replace("{slug}", t.slug.as_str())
         ));
+        if let Some((org, _)) = &t.org {
+            detail.push_str(&match (&v.portal_url, &v.portal_org_expect) {
+                (Some(url), Some(_)) => format!(
+                    "and the context switcher: org `{org}` listed on {}\n",
+                    url.replace("{slug}", t.slug.as_str())
+                ),
+                _ => format!(
+                    "and the context switcher for org `{org}` on the portal (not configured: skipped)\n"
+                ),
+            });
+        }
         Ok(Plan::Change {
             summary: format!(
                 "run the success check for {} (test rows, removed after)",
@@ -522,19 +559,14 @@ impl Step for Verify {
     async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
         let checks = run_checks(cx).await?;
         for c in &checks {
-            cx.log(&format!(
-                "[{}] {} — {}",
-                if c.passed { "pass" } else { "FAIL" },
-                c.name,
-                c.evidence
-            ));
+            cx.log(&crate::messages::success_check_line(c));
         }
         cx.set_output(
             "verify_report",
             serde_json::to_value(&checks).map_err(|e| StepError::Internal(e.into()))?,
         )
         .await;
-        if checks.iter().all(|c| c.passed) {
+        if held(&checks) {
             Ok(())
         } else {
             Err(StepError::Refused(format!(
@@ -550,7 +582,7 @@ impl Step for Verify {
             .await
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
-        let ok = !report.is_empty() && report.iter().all(|c| c.passed);
+        let ok = held(&report);
         Ok(CheckReport {
             ok,
             evidence: render(&report),
