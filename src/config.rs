@@ -892,7 +892,8 @@ impl Config {
                 .filter(|(k, _)| crate::redact::looks_secret(k))
                 .map(|(_, v)| v.as_str()),
         );
-        out.sort_unstable();
+        // Longest first: a secret containing another is redacted whole.
+        out.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         out.dedup();
         out
     }

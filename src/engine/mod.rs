@@ -1362,7 +1362,8 @@ impl Engine {
     }
 
     /// Records a command refused before it could start or show anything (a chat member
-    /// without the role for it): who, which command, why (`outcome`), about what `subject`.
+    /// without the role for it): who, which command, why (`outcome`), about what `subject`;
+    /// `detail` (a JSON object) gets the command and the front-end added.
     pub async fn record_command_refused(
         &self,
         actor: &Actor,
