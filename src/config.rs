@@ -1090,6 +1090,7 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
     fn a_success_check_without_tables_is_refused() {
         // SAFETY-free: tests in this module use a variable nobody else reads.
         unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
         let verify = |tables: &str| {
             format!(
                 "{MINIMAL}verify:\n  app_db: {{host: 127.0.0.1, user: app, database: platform, password: {{env: OB_TEST_PW}}}}\n  tables: {tables}\n  other_tenant: quinn\n"

@@ -346,6 +346,7 @@ fn invalid_input_is_refused_at_the_edge_with_its_reason() {
     // anything is contacted, so these run even without the lab.
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("pw"), "x").unwrap();
+    std::fs::write(tmp.path().join("audit.key"), "an-audit-key-for-tests").unwrap();
     let cfg = tmp.path().join("bot.yaml");
     std::fs::write(
         &cfg,
@@ -355,6 +356,7 @@ tenant_db: {host: 192.0.2.1, user: u, database: d, password: {file: pw}, authori
 vps: {name: v, ssh_host: v, known_hosts: kh, ipv4: 192.0.2.1}
 dns: {}
 repo: {checkout: co, remote: r}
+audit: {key: {file: audit.key}}
 ",
     )
     .unwrap();
