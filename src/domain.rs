@@ -753,6 +753,30 @@ mod tests {
     }
 
     #[test]
+    fn a_domain_ends_in_a_top_level_label_of_letters() {
+        // `quinn.www` is a folder of the platform repo, not a domain: www is never a TLD.
+        let cases = [
+            ("quinn.www", "`www` is a host name"),
+            ("cocotte.com.WWW", "`www` is a host name"),
+            ("merche.c0m", "letters only"),
+            ("merche.x", "at least two letters"),
+            ("_template", "contains"),
+        ];
+        for (input, want) in cases {
+            let err = DomainName::parse(input).unwrap_err();
+            assert_eq!(err.field, "domain");
+            assert!(err.message.contains(want), "{input:?}: {err}");
+        }
+        for ok in ["merche.co", "merche.studio", "пример.рф", "www.merche.com"] {
+            DomainName::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        assert_eq!(
+            DomainName::parse("пример.рф").unwrap().as_str(),
+            "xn--e1afmkfd.xn--p1ai"
+        );
+    }
+
+    #[test]
     fn emails() {
         assert_eq!(
             Email::parse("Merche@Example.COM").unwrap().as_str(),

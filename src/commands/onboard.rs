@@ -186,4 +186,30 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "brand");
     }
+
+    #[test]
+    fn a_site_is_named_by_its_apex_and_never_by_a_repo_folder() {
+        let cfg = OnboardingConfig::default();
+        let domain = |d: &str| {
+            OnboardArgs {
+                domains: vec![d.into()],
+                ..args()
+            }
+            .parse(&cfg)
+        };
+        // The runbook serves the apex and www together: www.x is not a site of its own.
+        let err = domain("www.merche.com").unwrap_err();
+        assert_eq!(err.field, "domain");
+        assert!(err.message.contains("give the apex `merche.com`"), "{err}");
+        let err = domain("WWW.Merche.com").unwrap_err();
+        assert!(err.message.contains("give the apex `merche.com`"), "{err}");
+        // Folders of the platform repo that are not Provider sites.
+        for folder in ["quinn.www", "_template", "_template/{provider}.com"] {
+            assert_eq!(domain(folder).unwrap_err().field, "domain", "{folder}");
+        }
+        let Request::Onboard(r) = domain("Shop.Merche.COM").unwrap() else {
+            panic!("an onboarding request")
+        };
+        assert_eq!(r.domains[0].as_str(), "shop.merche.com");
+    }
 }
