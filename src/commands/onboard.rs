@@ -67,6 +67,9 @@ impl OnboardArgs {
                 .map(|d| DomainName::parse(d))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        for d in &domains {
+            d.check_site_name("domain")?;
+        }
         domains.dedup();
         if domains.len() > 2 {
             return Err(InputError::new(
