@@ -921,7 +921,7 @@ async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
         assert!(bad.contains("domain: `*.x.com` is a wildcard"), "{bad}");
         let bad = answer("cert issue", json!({"domain": "never-onboarded.com"})).await;
         assert!(
-            bad.contains("email: no onboarding of never-onboarded.com recorded one"),
+            bad.starts_with("Not started — never-onboarded.com is not in the bot's records"),
             "{bad}"
         );
         let bad = answer("verify", json!({"slug": "Not A Slug"})).await;

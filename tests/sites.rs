@@ -16,9 +16,11 @@ use std::time::Duration;
 use lab::Lab;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
+use onboard_bot::domain::DomainName;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
+use onboard_bot::state::sites;
 use scripted::Scripted;
 use sqlx::PgPool;
 
@@ -353,6 +355,53 @@ async fn a_site_belongs_to_the_slug_it_was_created_for() {
         let (code, stdout, stderr) = bot(&cfg_path, &["cert", "issue", "cocotte.com", "--email", "x@example.com", "--dry-run"]);
         assert_eq!(code, 2, "{stdout}{stderr}");
         assert!(stderr.contains("cocotte.com") && stderr.contains("not in the bot's records"), "{stderr}");
+    })
+    .await
+    .expect("test timed out")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopt_site_takes_over_an_existing_site_only_after_its_approval() {
+    tokio::time::timeout(TIMEOUT, async {
+        let lab = Lab::get();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.config(tmp.path(), |t| t);
+        let adopt = || request(OnboardArgs { adopt_site: true, ..onboarding("evilnew", "cocotte.com") });
+
+        // Rejected: nothing is recorded and nothing is written.
+        let engine = Engine::new(cfg.clone(), Arc::new(Scripted::reject_all())).await.unwrap();
+        let (id, out) = run(&engine, adopt()).await;
+        assert_eq!(out.status, RunStatus::Rejected, "{out:?}");
+        assert!(out.message.starts_with("adopt-site: plan rejected"), "{}", out.message);
+        assert!(sites::get(engine.pool(), "cocotte.com").await.unwrap().is_none());
+        assert_eq!(users(&dbs.platform_admin().await, "evilnew").await, 0);
+        engine.cancel(id, &scripted::actor("ops"), "test").await.unwrap();
+
+        // Approved: the plan said plainly what is taken over, and the run goes on past the
+        // deploy config (already there) to the stub deploy, which the test declines.
+        let front = Arc::new(stop_before_deploy());
+        let engine = Engine::new(cfg.clone(), front.clone()).await.unwrap();
+        let head = origin_head(tmp.path());
+        let (id, out) = run(&engine, adopt()).await;
+        assert_eq!(out.status, RunStatus::Rejected, "{out:?}");
+        let asked: Vec<String> = front.requests().iter().map(|r| r.step.clone()).collect();
+        assert_eq!(asked.first().map(String::as_str), Some("adopt-site"), "{asked:?}");
+        let plan = &front.requests()[0];
+        assert!(
+            plan.detail.contains("adopt the existing site of cocotte.com, currently the site directory deployments/@domains/cocotte.com in the platform repo (services.yaml: domain: cocotte.com, feature: agency-site, held_back: false)"),
+            "{}",
+            plan.detail
+        );
+        assert!(plan.detail.contains("not in the bot's records"), "{}", plan.detail);
+        let site = sites::get(engine.pool(), "cocotte.com").await.unwrap().expect("the adoption is recorded");
+        assert_eq!((site.slug.as_str(), site.how, site.run_id), ("evilnew", sites::SiteOrigin::Adopted, id));
+        assert_eq!(step_status(&engine, id, "deploy-config").await, StepStatus::AlreadyDone);
+        assert_eq!(origin_head(tmp.path()), head, "the adopted site was rewritten");
+        // /cert issue now defaults to the adopter's email: the site is theirs.
+        let req = engine.cert_request(DomainName::parse("cocotte.com").unwrap(), None).await.unwrap();
+        let Request::Cert(c) = req else { panic!("a cert request") };
+        assert_eq!(c.email.as_str(), "evilnew@example.com");
     })
     .await
     .expect("test timed out")

@@ -45,6 +45,10 @@ pub struct OnboardArgs {
     /// Brand colour palette: hex colours separated by commas (#1a2b3c,#ffffff).
     #[arg(long)]
     pub palette: Option<String>,
+    /// Take over the existing site of the domain(s) for this Provider, after an approval
+    /// whose plan names what is there; without it, a domain already served is refused.
+    #[arg(long)]
+    pub adopt_site: bool,
 }
 
 impl OnboardArgs {
@@ -125,6 +129,7 @@ impl OnboardArgs {
             brand,
             mail: self.mail,
             feature,
+            adopt_site: self.adopt_site,
         }))
     }
 }
@@ -214,5 +219,6 @@ mod tests {
             panic!("an onboarding request")
         };
         assert_eq!(r.domains[0].as_str(), "shop.merche.com");
+        assert!(!r.adopt_site);
     }
 }
