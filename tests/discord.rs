@@ -71,6 +71,7 @@ async fn set_up(domains: &[&str]) -> Setup {
         lab.serve_domains(domains);
     }
     let dbs = lab.fresh().await;
+    dbs.own_vps_sites(domains).await;
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeDiscord::start().await;
     let cfg = config(&dbs, tmp.path(), &fake);

@@ -301,6 +301,7 @@ async fn a_site_belongs_to_the_slug_it_was_created_for() {
         let lab = Lab::get();
         lab.serve_domains(&["site-own.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["site-own.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
         let engine = Engine::new(cfg.clone(), Arc::new(stop_before_deploy())).await.unwrap();

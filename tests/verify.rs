@@ -57,6 +57,7 @@ async fn the_success_check_passes_for_every_operating_mode() {
         for (slug, mode, org, org_name) in cases {
             lab.serve_domains(&[&format!("{slug}.com")]);
             let dbs = lab.fresh().await;
+            dbs.own_vps_sites(&[&format!("{slug}.com")]).await;
             let tmp = tempfile::tempdir().unwrap();
             let platform_copy = dbs.platform.clone();
             let cfg = dbs.config(tmp.path(), |t| on_platform_db(t, &platform_copy, &lab));
