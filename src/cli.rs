@@ -567,24 +567,14 @@ async fn cert(
                 }
             };
             let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
-            let email = match email {
-                Some(e) => e,
-                None => match runs::email_for_domain(engine.pool(), domain.as_str()).await? {
-                    Some(e) => crate::domain::Email::parse(&e)
-                        .map_err(|e| anyhow::anyhow!("recorded email: {e}"))?,
-                    None => {
-                        eprintln!(
-                            "invalid input: email: no onboarding of {domain} recorded one; give --email"
-                        );
-                        return Ok(ExitCode::from(2));
-                    }
-                },
+            let request = match engine.cert_request(domain, email).await {
+                Ok(r) => r,
+                Err(StartError::Internal(e)) => return Err(e),
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    return Ok(ExitCode::from(2));
+                }
             };
-            let request =
-                crate::engine::request::Request::Cert(crate::engine::request::CertRequest {
-                    domain,
-                    email,
-                });
             run_console(&engine, request, run).await
         }
     }

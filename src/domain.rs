@@ -217,16 +217,54 @@ impl DomainName {
                 ));
             }
         }
-        if labels
-            .last()
-            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
-        {
+        let tld = labels.last().copied().unwrap_or_default();
+        if tld.chars().all(|c| c.is_ascii_digit()) {
             return Err(InputError::new(
                 F,
                 format!("`{ascii}` ends in a numeric label; give a domain name"),
             ));
         }
+        // A top-level domain is letters (or an internationalised one, `xn--…`). This also keeps
+        // folders of the platform repo that are not Provider sites, like `quinn.www`, from ever
+        // passing for a domain: `www` names a host, never a TLD.
+        if tld == "www" {
+            return Err(InputError::new(
+                F,
+                format!("`{ascii}` ends in `www`: `www` is a host name, not a top-level domain"),
+            ));
+        }
+        if !tld.starts_with("xn--") {
+            if !tld.chars().all(|c| c.is_ascii_lowercase()) {
+                return Err(InputError::new(
+                    F,
+                    format!("`{ascii}` ends in `{tld}`: a top-level domain is letters only"),
+                ));
+            }
+            if tld.len() < 2 {
+                return Err(InputError::new(
+                    F,
+                    format!(
+                        "`{ascii}` ends in `{tld}`: a top-level domain has at least two letters"
+                    ),
+                ));
+            }
+        }
         Ok(Self(ascii))
+    }
+
+    /// Refuses a name that cannot be a Provider site of its own: the runbook serves a site's
+    /// apex and `www.` together, so `www.x` is always part of the site `x`.
+    pub fn check_site_name(&self, field: &'static str) -> Result<(), InputError> {
+        match self.0.strip_prefix("www.") {
+            Some(apex) if apex.contains('.') => Err(InputError::new(
+                field,
+                format!(
+                    "`{}`: give the apex `{apex}`; www.{apex} is always served with it",
+                    self.0
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -750,6 +788,31 @@ mod tests {
             let err = DomainName::parse(input).unwrap_err();
             assert!(err.message.contains(want), "{input:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_domain_ends_in_a_top_level_label_of_letters() {
+        // `quinn.www` is a folder of the platform repo, not a domain: www is never a TLD.
+        let cases = [
+            ("quinn.www", "`www` is a host name"),
+            ("cocotte.com.WWW", "`www` is a host name"),
+            ("merche.c0m", "letters only"),
+            ("merche.x", "at least two letters"),
+            ("_template", "has no dot"),
+            ("_template.com", "labels may hold only"),
+        ];
+        for (input, want) in cases {
+            let err = DomainName::parse(input).unwrap_err();
+            assert_eq!(err.field, "domain");
+            assert!(err.message.contains(want), "{input:?}: {err}");
+        }
+        for ok in ["merche.co", "merche.studio", "пример.рф", "www.merche.com"] {
+            DomainName::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        assert_eq!(
+            DomainName::parse("пример.рф").unwrap().as_str(),
+            "xn--e1afmkfd.xn--p1ai"
+        );
     }
 
     #[test]

@@ -46,13 +46,21 @@ fn origin_file(tmp: &Path, path: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn onboard(
-    lab: &Lab,
+/// Onboards `slug` with `{slug}.com`; the returned databases hold the domain on the lab VPS
+/// until the test drops them.
+async fn onboard<'l>(
+    lab: &'l Lab,
     slug: &str,
     edit: impl FnOnce(String) -> String,
-) -> (RunOutcome, tempfile::TempDir, Arc<Scripted>) {
+) -> (
+    RunOutcome,
+    tempfile::TempDir,
+    Arc<Scripted>,
+    lab::TestDbs<'l>,
+) {
     lab.serve_domains(&[&format!("{slug}.com")]);
     let dbs = lab.fresh().await;
+    dbs.own_vps_sites(&[&format!("{slug}.com")]).await;
     let tmp = tempfile::tempdir().unwrap();
     let front = Arc::new(Scripted::approve_all());
     let engine = Engine::new(dbs.config(tmp.path(), edit), front.clone())
@@ -66,14 +74,14 @@ async fn onboard(
         )
         .await
         .unwrap();
-    (out, tmp, front)
+    (out, tmp, front, dbs)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() {
     tokio::time::timeout(TIMEOUT, async {
         let lab = Lab::get();
-        let (out, tmp, front) = onboard(&lab, "cert-one", |t| t).await;
+        let (out, tmp, front, _dbs) = onboard(&lab, "cert-one", |t| t).await;
         assert_eq!(out.status, RunStatus::Done, "{out:?}");
         let cert_plan = front.requests().into_iter().find(|r| r.step == "cert").expect("cert asked for approval");
         assert!(
@@ -114,7 +122,7 @@ async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
     tokio::time::timeout(TIMEOUT, async {
         let lab = Lab::get();
         // certbot pointed at a CA that is not there (as when pebble is stopped): connection refused.
-        let (out, tmp, _) = onboard(&lab, "cert-noca", |t| {
+        let (out, tmp, _, _dbs) = onboard(&lab, "cert-noca", |t| {
             t.replace(
                 "--server=https://127.0.0.1:14000/dir",
                 "--server=https://127.0.0.1:14999/dir",

@@ -84,6 +84,7 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         let lab = Lab::get();
         lab.put_zone("deploy-one.com", &mail_zone("deploy-one.com"));
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["deploy-one.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let front = Arc::new(Scripted::approve_all());
         let engine = Engine::new(dbs.config(tmp.path(), |t| t), front.clone()).await.unwrap();
@@ -148,6 +149,7 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         let lab = Lab::get();
         lab.put_zone("dirty-one.com", &mail_zone("dirty-one.com"));
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["dirty-one.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
         let origin = tmp.path().join("origin.git");
@@ -259,6 +261,7 @@ async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
         let lab = Lab::get();
         lab.put_zone("moved-one.com", &mail_zone("moved-one.com"));
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["moved-one.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         // The DNS gate passed; then, while the deploy config is being approved, someone points
         // the domain elsewhere. The stub deploy must check again and refuse.

@@ -71,6 +71,7 @@ async fn set_up(domains: &[&str]) -> Setup {
         lab.serve_domains(domains);
     }
     let dbs = lab.fresh().await;
+    dbs.own_vps_sites(domains).await;
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeDiscord::start().await;
     let cfg = config(&dbs, tmp.path(), &fake);
@@ -921,7 +922,7 @@ async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
         assert!(bad.contains("domain: `*.x.com` is a wildcard"), "{bad}");
         let bad = answer("cert issue", json!({"domain": "never-onboarded.com"})).await;
         assert!(
-            bad.contains("email: no onboarding of never-onboarded.com recorded one"),
+            bad.starts_with("Not started — never-onboarded.com is not in the bot's records"),
             "{bad}"
         );
         let bad = answer("verify", json!({"slug": "Not A Slug"})).await;

@@ -242,6 +242,7 @@ async fn an_onboarding_parks_on_dns_and_continues_once_the_records_hold() {
         let cfg = dbs.config(tmp.path(), |t| {
             t.replace("recheck_secs: 1", "recheck_secs: 3600")
         });
+        dbs.own_vps_sites(&["parked-one.com"]).await;
         lab.put_zone(
             "parked-one.com",
             &Lab::zone_text("parked-one.com", "").replace("@ A 127.0.0.1", "@ A 10.1.2.3"),

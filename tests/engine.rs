@@ -66,6 +66,7 @@ async fn no_production_write_without_approval() {
         let lab = Lab::get();
         lab.serve_domains(&["np-merche.com", "dry-one.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["np-merche.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
         let platform = dbs.platform_admin().await;
@@ -185,6 +186,7 @@ async fn a_changed_plan_voids_its_approval() {
         let lab = Lab::get();
         lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["talent-one.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
         let platform = dbs.platform_admin().await;
@@ -283,6 +285,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
         let lab = Lab::get();
         lab.serve_domains(&["lock-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["lock-merche.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let e = engine(
             dbs.config(tmp.path(), |t| t),
@@ -379,6 +382,7 @@ async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
 
         // The reference: an uninterrupted run.
         let clean = lab.fresh().await;
+        clean.own_vps_sites(&["kill-merche.com"]).await;
         let tmp_clean = tempfile::tempdir().unwrap();
         let cfg_clean = clean.write_config(tmp_clean.path(), |t| t);
         let status = Command::new(bin)
@@ -396,7 +400,10 @@ async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
             "before-apply:create-org",
             "after-apply:create-org",
         ] {
+            // Each run starts with a fresh state database: the bot has no record of the site
+            // the previous one deployed.
             let dbs = lab.fresh().await;
+            dbs.own_vps_sites(&["kill-merche.com"]).await;
             let tmp = tempfile::tempdir().unwrap();
             let cfg = dbs.write_config(tmp.path(), |t| t);
             let reached = lab::kill_at_fault_point(&args, &cfg, fault).await;
@@ -469,6 +476,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
         let lab = Lab::get();
         lab.serve_domains(&["audit-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["audit-merche.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg_path = dbs.write_config(tmp.path(), |t| t);
         let cfg = Arc::new(onboard_bot::config::Config::load(&cfg_path).unwrap());
@@ -514,6 +522,7 @@ async fn secrets_never_reach_output_or_the_audit_table() {
         let lab = Lab::get();
         lab.serve_domains(&["secret-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["secret-merche.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.write_config(tmp.path(), |t| t);
         let secrets = [lab.secret("bot_db"), lab.secret("tenant_db")];

@@ -39,7 +39,8 @@ async fn faults_give_clear_messages_and_resumable_runs() {
         let lab = Lab::get();
         let run_tag = std::process::id();
 
-        // 1. sshd down on the VPS: the deploy step fails after its retries, saying SSH failed.
+        // 1. sshd down on the VPS: the first step that needs it (preflight, which looks for
+        // an existing site of the domain there) fails after its retries, saying SSH failed.
         let slug = format!("fault-ssh-{run_tag}");
         lab.serve_domains(&[&format!("{slug}.com")]);
         let dbs = lab.fresh().await;

@@ -76,6 +76,7 @@ async fn each_operating_mode_writes_exactly_the_runbook_rows() {
         let lab = Lab::get();
         lab.serve_domains(&["solo-one.com", "modes-merche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["solo-one.com", "modes-merche.com", "talent-two.com"]).await;
         let tmp = tempfile::tempdir().unwrap();
         let cfg = dbs.config(tmp.path(), |t| t);
         let db = dbs.platform_admin().await;

@@ -16,6 +16,7 @@ use onboard_bot::domain::Slug;
 use onboard_bot::engine::request::{Request, VerifyRequest};
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus};
+use onboard_bot::state::sites;
 use onboard_bot::steps::verify::Check;
 use scripted::Scripted;
 use sqlx::Executor;
@@ -56,6 +57,7 @@ async fn the_success_check_passes_for_every_operating_mode() {
         for (slug, mode, org, org_name) in cases {
             lab.serve_domains(&[&format!("{slug}.com")]);
             let dbs = lab.fresh().await;
+            dbs.own_vps_sites(&[&format!("{slug}.com")]).await;
             let tmp = tempfile::tempdir().unwrap();
             let platform_copy = dbs.platform.clone();
             let cfg = dbs.config(tmp.path(), |t| on_platform_db(t, &platform_copy, &lab));
@@ -110,6 +112,22 @@ async fn a_leaky_table_makes_the_check_fail_naming_it() {
         admin.execute("CREATE POLICY leak ON bookings FOR SELECT TO platform_app USING (true)").await.unwrap();
         let front = Arc::new(Scripted::approve_all());
         let engine = Engine::new(dbs.config(tmp.path(), |t| t), front).await.unwrap();
+        // /verify checks only tenants the bot has on record: sansonnet's site, as an
+        // onboarding of it records it (a dry run stands in for that onboarding's run).
+        let onboarding = OnboardArgs {
+            slug: "sansonnet".into(),
+            name: "Sansonnet".into(),
+            email: "sansonnet@cocotte.com".into(),
+            mode: "person-joins-org".into(),
+            org: Some("cocotte".into()),
+            ..Default::default()
+        }
+        .parse(&OnboardingConfig::default())
+        .unwrap();
+        let dry = StartOptions { dry_run: true, ..Default::default() };
+        let run_id = engine.start(onboarding, &scripted::actor("ops"), dry).await.unwrap();
+        let site = sites::NewSite { domain: "sansonnet.com", slug: "sansonnet", vps: "vps-0", run_id };
+        sites::record_created(engine.pool(), &site).await.unwrap();
         let req = Request::Verify(VerifyRequest { slug: Slug::parse("sansonnet").unwrap() });
         let (id, out) = engine.run(req, &scripted::actor("ops"), StartOptions::default()).await.unwrap();
         assert_eq!(out.status, RunStatus::Failed, "{out:?}");

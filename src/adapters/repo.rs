@@ -208,6 +208,25 @@ impl Repo {
         std::fs::write(&p, text).map_err(|e| StepError::Internal(anyhow!("writing {rel}: {e}")))
     }
 
+    /// The names of the directories directly under `rel`, sorted; none when `rel` is missing.
+    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>, StepError> {
+        let base = self.path(rel)?;
+        let entries = match std::fs::read_dir(&base) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StepError::Internal(anyhow!("listing {rel}: {e}"))),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+            if entry.path().is_dir() {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Every file under `rel` (a directory), as paths relative to it, sorted.
     pub fn list(&self, rel: &str) -> Result<Vec<String>, StepError> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {

@@ -27,8 +27,8 @@ pub fn parse_issue(
     domain: &str,
     email: Option<&str>,
 ) -> Result<(DomainName, Option<Email>), InputError> {
-    Ok((
-        DomainName::parse(domain)?,
-        email.map(Email::parse).transpose()?,
-    ))
+    let domain = DomainName::parse(domain)?;
+    // certbot is asked for the apex and www together: `www.x` is part of the site `x`.
+    domain.check_site_name("domain")?;
+    Ok((domain, email.map(Email::parse).transpose()?))
 }

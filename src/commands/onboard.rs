@@ -45,6 +45,10 @@ pub struct OnboardArgs {
     /// Brand colour palette: hex colours separated by commas (#1a2b3c,#ffffff).
     #[arg(long)]
     pub palette: Option<String>,
+    /// Take over the existing site of the domain(s) for this Provider, after an approval
+    /// whose plan names what is there; without it, a domain already served is refused.
+    #[arg(long)]
+    pub adopt_site: bool,
 }
 
 impl OnboardArgs {
@@ -67,6 +71,9 @@ impl OnboardArgs {
                 .map(|d| DomainName::parse(d))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        for d in &domains {
+            d.check_site_name("domain")?;
+        }
         domains.dedup();
         if domains.len() > 2 {
             return Err(InputError::new(
@@ -122,6 +129,7 @@ impl OnboardArgs {
             brand,
             mail: self.mail,
             feature,
+            adopt_site: self.adopt_site,
         }))
     }
 }
@@ -185,5 +193,32 @@ mod tests {
         .parse(&cfg)
         .unwrap_err();
         assert_eq!(err.field, "brand");
+    }
+
+    #[test]
+    fn a_site_is_named_by_its_apex_and_never_by_a_repo_folder() {
+        let cfg = OnboardingConfig::default();
+        let domain = |d: &str| {
+            OnboardArgs {
+                domains: vec![d.into()],
+                ..args()
+            }
+            .parse(&cfg)
+        };
+        // The runbook serves the apex and www together: www.x is not a site of its own.
+        let err = domain("www.merche.com").unwrap_err();
+        assert_eq!(err.field, "domain");
+        assert!(err.message.contains("give the apex `merche.com`"), "{err}");
+        let err = domain("WWW.Merche.com").unwrap_err();
+        assert!(err.message.contains("give the apex `merche.com`"), "{err}");
+        // Folders of the platform repo that are not Provider sites.
+        for folder in ["quinn.www", "_template", "_template/{provider}.com"] {
+            assert_eq!(domain(folder).unwrap_err().field, "domain", "{folder}");
+        }
+        let Request::Onboard(r) = domain("Shop.Merche.COM").unwrap() else {
+            panic!("an onboarding request")
+        };
+        assert_eq!(r.domains[0].as_str(), "shop.merche.com");
+        assert!(!r.adopt_site);
     }
 }

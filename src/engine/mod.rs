@@ -2,7 +2,8 @@
 //!
 //! It takes the locks, asks the front-end for approvals of exact plans, enforces timeouts and
 //! retries, parks runs on external conditions, records every transition in the audit trail and
-//! resumes unfinished runs. Steps never talk to the front-end or the state database directly.
+//! resumes unfinished runs. Steps never talk to the front-end; of the state database they
+//! touch only the sites records (whose each site is), through `StepContext::state_db`.
 
 pub mod request;
 
@@ -21,10 +22,12 @@ use uuid::Uuid;
 use crate::adapters::Services;
 use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
 use crate::config::{Config, Environment};
+use crate::domain::{DomainName, Email};
 use crate::state::audit::{self, Anchor, ChainVerifier, NewEvent};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
+use crate::state::sites;
 use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
-use request::Request;
+use request::{CertRequest, Request};
 
 /// Postgres channel on which `runs cancel` tells the executing process to stop a run.
 const CANCEL_CHANNEL: &str = "onboard_bot_cancel";
@@ -211,6 +214,32 @@ impl Engine {
                     .into(),
             ));
         }
+        // /cert and /verify act only on what the bot has on record (a site it created or
+        // adopted, a person it created): never on another tenant's site or a mistyped name.
+        let not_on_record = match &request {
+            Request::Cert(r) => sites::get(&self.inner.pool, r.domain.as_str())
+                .await?
+                .is_none()
+                .then(|| crate::messages::domain_not_on_record(r.domain.as_str())),
+            Request::Verify(r) => (!sites::slug_on_record(&self.inner.pool, r.slug.as_str())
+                .await?)
+                .then(|| crate::messages::slug_not_on_record(r.slug.as_str())),
+            Request::Onboard(_) => None,
+        };
+        if let Some(why) = not_on_record {
+            self.audit(NewEvent {
+                run_id: None,
+                subject: request.subject(),
+                step: None,
+                actor: actor.id.clone(),
+                kind: "run.refused".into(),
+                outcome: "not_on_record".into(),
+                detail: json!({"runbook": request.runbook(), "reason": why}),
+                duration_ms: None,
+            })
+            .await?;
+            return Err(StartError::Refused(why));
+        }
         let id = Uuid::new_v4();
         let new = NewRun {
             id,
@@ -259,6 +288,36 @@ impl Engine {
         .await?;
         info!(run_id = %id, runbook = new.runbook, subject = new.subject, "run started");
         Ok(id)
+    }
+
+    /// `/cert issue`: the request for a domain whose site the bot has on record, with the
+    /// email given or else the one its owner's onboarding recorded (never the email of another
+    /// tenant's onboarding that merely named the domain).
+    pub async fn cert_request(
+        &self,
+        domain: DomainName,
+        email: Option<Email>,
+    ) -> Result<Request, StartError> {
+        let pool = &self.inner.pool;
+        let Some(site) = sites::get(pool, domain.as_str()).await? else {
+            return Err(StartError::Refused(crate::messages::domain_not_on_record(
+                domain.as_str(),
+            )));
+        };
+        let email = match email {
+            Some(e) => e,
+            None => match sites::owner_email(pool, domain.as_str()).await? {
+                Some(e) => Email::parse(&e)
+                    .map_err(|e| anyhow!("the recorded email of {domain} does not parse: {e}"))?,
+                None => {
+                    return Err(StartError::Refused(crate::messages::no_owner_email(
+                        domain.as_str(),
+                        &site.slug,
+                    )));
+                }
+            },
+        };
+        Ok(Request::Cert(CertRequest { domain, email }))
     }
 
     /// Starts a run and executes it to its end (or until it stops to wait for a person).
@@ -584,7 +643,8 @@ impl Engine {
             cancel.clone(),
             log_sink.clone().into(),
         )
-        .with_dry_run(run.dry_run);
+        .with_dry_run(run.dry_run)
+        .with_state_db(pool.clone());
         for record in &records {
             if record.status.is_finished() {
                 continue;

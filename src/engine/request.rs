@@ -17,6 +17,10 @@ pub struct OnboardRequest {
     pub mail: MailPlan,
     /// A generic feature from the configured list (never provider-named).
     pub feature: String,
+    /// Take over the existing site of each domain (adopt-site asks for an approval first).
+    /// Absent in runs stored before the option existed.
+    #[serde(default)]
+    pub adopt_site: bool,
 }
 
 /// `/cert`: (re-)issue a certificate for a domain already deployed, sync the conf back,
@@ -87,7 +91,12 @@ impl Request {
     pub fn steps(&self) -> Vec<&'static str> {
         match self {
             Request::Onboard(r) => {
-                let mut steps = vec!["preflight", "create-person"];
+                let mut steps = vec!["preflight"];
+                // Before anything is written: a rejected adoption leaves nothing behind.
+                if r.adopt_site {
+                    steps.push("adopt-site");
+                }
+                steps.push("create-person");
                 match r.mode {
                     OperatingMode::PersonOnly => {}
                     OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
@@ -131,6 +140,7 @@ mod tests {
             brand: None,
             mail: MailPlan::None,
             feature: "provider-site".into(),
+            adopt_site: false,
         })
     }
 
@@ -178,6 +188,25 @@ mod tests {
             req(joins).lock_keys(),
             ["slug:merche-biche", "domain:merche-biche.com"]
         );
+    }
+
+    #[test]
+    fn an_adoption_is_decided_before_anything_is_written() {
+        let Request::Onboard(mut r) = req(OperatingMode::PersonOnly) else {
+            unreachable!()
+        };
+        r.adopt_site = true;
+        assert_eq!(
+            Request::Onboard(r).steps(),
+            [&["preflight", "adopt-site", "create-person"][..], &TAIL].concat()
+        );
+        // A run stored before the option existed reads as no adoption.
+        let mut json = serde_json::to_value(req(OperatingMode::PersonOnly)).unwrap();
+        json.as_object_mut().unwrap().remove("adopt_site");
+        let Request::Onboard(old) = serde_json::from_value::<Request>(json).unwrap() else {
+            unreachable!()
+        };
+        assert!(!old.adopt_site);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The bot's own state in PostgreSQL: runs, step runs, approvals, locks and the audit trail.
+//! The bot's own state in PostgreSQL: runs, step runs, approvals, locks, the audit trail and
+//! which tenant each site belongs to.
 //!
 //! Free query functions over a concrete pool (as bors does): no repository trait, because
 //! there is exactly one database and the tests run against a real one.
@@ -10,6 +11,7 @@
 
 pub mod audit;
 pub mod runs;
+pub mod sites;
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;

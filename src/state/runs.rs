@@ -679,14 +679,3 @@ pub async fn mail_plan_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result
     .await?
     .flatten())
 }
-
-/// The email the latest onboarding of `domain` recorded, if any.
-pub async fn email_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT input->>'email' FROM runs WHERE runbook = 'onboard' AND input->'domains' ? $1 ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(domain)
-    .fetch_optional(pool)
-    .await?
-    .flatten())
-}

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use super::ownership::{self, Claim};
 use super::preflight::onboard;
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
 use crate::domain::{DomainName, MailPlan, OperatingMode};
 use crate::engine::request::OnboardRequest;
+use crate::messages;
+use crate::state::sites::{self, NewSite};
 use crate::templating;
 
 pub struct DeployConfig;
@@ -151,6 +154,37 @@ fn changes(
     Ok(out)
 }
 
+/// deploy-config writes a site only for its own tenant: one on record for this slug, or one
+/// nothing serves yet (returned: the apply records it as created before writing it). A site
+/// that is another tenant's is refused here too, not only at preflight: it may have appeared
+/// since. The caller holds the repo lock and has synced the checkout.
+async fn own_or_new(cx: &StepContext, req: &OnboardRequest) -> Result<Vec<DomainName>, StepError> {
+    let mut new = Vec::new();
+    for d in &req.domains {
+        let record = ownership::record(cx, d).await?;
+        if record.as_ref().is_some_and(|r| r.slug == req.slug.as_str()) {
+            continue;
+        }
+        // A dry run wrote nothing: with --adopt-site it plans as if the adoption was approved.
+        if cx.dry_run && req.adopt_site {
+            continue;
+        }
+        let findings = ownership::survey_with(cx, d, ownership::repo_sites(cx, d)?).await?;
+        match ownership::claim(&req.slug, record.as_ref(), &findings) {
+            Claim::Free => new.push(d.clone()),
+            Claim::Ours(_) => {}
+            Claim::Taken => {
+                return Err(StepError::refused(messages::site_taken(
+                    req.slug.as_str(),
+                    &findings,
+                    record.as_ref(),
+                )));
+            }
+        }
+    }
+    Ok(new)
+}
+
 /// For a file of a new site: the template file it is copied from, and its text.
 fn template_source(
     cx: &StepContext,
@@ -172,6 +206,8 @@ fn template_source(
 async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
     let req = onboard(cx)?;
     cx.services.repo.sync().await?;
+    // Another tenant's site is refused before anything is planned over it.
+    own_or_new(cx, req).await?;
     let changes = changes(cx, req)?;
     let unpushed = cx.services.repo.unpushed().await?;
     if changes.is_empty() && unpushed.is_empty() {
@@ -251,6 +287,24 @@ impl Step for DeployConfig {
         let _turn = cx.services.repo_lock.lock().await;
         let (now, files) = planned(cx).await?;
         plan.ensure_current(self.name(), &now)?;
+        // Recorded before the commit: a run interrupted after pushing is still recognised as
+        // the site's creator when it resumes.
+        for d in own_or_new(cx, req).await? {
+            let vps = &cx.services.config.vps.name;
+            let site = NewSite {
+                domain: d.as_str(),
+                slug: req.slug.as_str(),
+                vps,
+                run_id: cx.run_id,
+            };
+            let r = sites::record_created(cx.state_db()?, &site).await?;
+            if r.slug != req.slug.as_str() {
+                return Err(StepError::refused(format!(
+                    "{d}: {}; nothing was changed",
+                    messages::site_owner(Some(&r))
+                )));
+            }
+        }
         let message = format!(
             "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {}.\nTemplated from {}; held_back: true until TLS is live.",
             req.slug,

@@ -5,6 +5,7 @@
 //! (prove the result holds). The engine owns ordering, approvals, retries, timeouts and the
 //! audit trail; a step only knows its own piece of the runbook.
 
+pub mod adopt_site;
 pub mod cert;
 pub mod create_org;
 pub mod create_person;
@@ -12,6 +13,7 @@ pub mod deploy_config;
 pub mod deploy_stub;
 pub mod dns_records;
 pub mod join_org;
+pub mod ownership;
 pub mod preflight;
 pub mod release;
 pub mod sync_back;
@@ -197,6 +199,8 @@ pub struct StepContext {
     pub cancel: CancellationToken,
     /// A dry run: plans may not rely on what earlier steps would have written.
     pub dry_run: bool,
+    /// The bot's own state database, for the records steps read and keep (sites).
+    state_db: Option<sqlx::PgPool>,
     outputs: Mutex<serde_json::Map<String, Value>>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 }
@@ -216,6 +220,7 @@ impl StepContext {
             services,
             cancel,
             dry_run: false,
+            state_db: None,
             outputs: Mutex::new(outputs),
             log,
         }
@@ -224,6 +229,18 @@ impl StepContext {
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
+    }
+
+    pub fn with_state_db(mut self, pool: sqlx::PgPool) -> Self {
+        self.state_db = Some(pool);
+        self
+    }
+
+    /// The bot's state database (the engine always hands it over).
+    pub fn state_db(&self) -> Result<&sqlx::PgPool, StepError> {
+        self.state_db.as_ref().ok_or_else(|| {
+            StepError::Internal(anyhow::anyhow!("no state database in this step context"))
+        })
     }
 
     /// A value an earlier step recorded (e.g. `user_id`).
@@ -268,6 +285,7 @@ pub trait Step: Send + Sync {
 pub fn registry() -> Vec<Arc<dyn Step>> {
     vec![
         Arc::new(preflight::Preflight),
+        Arc::new(adopt_site::AdoptSite),
         Arc::new(create_person::CreatePerson),
         Arc::new(create_org::CreateOrg),
         Arc::new(join_org::JoinOrg),

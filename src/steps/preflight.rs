@@ -1,12 +1,15 @@
 //! Runbook "Inputs": the slug is free across people and orgs, not reserved, the org to join
-//! exists, and the tenant database is the authoritative primary. Read-only.
+//! exists, the tenant database is the authoritative primary, and no domain is another
+//! tenant's site. Read-only.
 
 use async_trait::async_trait;
 
+use super::ownership::{self, Claim};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
 use crate::adapters::tenant_db;
 use crate::domain::OperatingMode;
 use crate::engine::request::OnboardRequest;
+use crate::messages;
 
 pub struct Preflight;
 
@@ -93,6 +96,37 @@ impl Preflight {
                 }
             }
         }
+        // A site belongs to one tenant: a domain another tenant's site serves (or that the
+        // bot's records give to another slug) is refused, unless an adoption was asked for,
+        // which adopt-site then puts to a person for approval.
+        for domain in &req.domains {
+            let record = ownership::record(cx, domain).await?;
+            if let Some(r) = record.as_ref().filter(|r| r.slug == req.slug.as_str()) {
+                evidence.push(format!("{domain}: {}", messages::site_owner(Some(r))));
+                continue;
+            }
+            let findings = ownership::survey(cx, domain).await?;
+            match ownership::claim(&req.slug, record.as_ref(), &findings) {
+                Claim::Free => evidence.push(format!(
+                    "{domain}: no site serves it (no site directory in the repo, nginx site or certificate on {}) and it is not on record",
+                    findings.vps
+                )),
+                Claim::Ours(r) => {
+                    evidence.push(format!("{domain}: {}", messages::site_owner(Some(&r))))
+                }
+                Claim::Taken if req.adopt_site => evidence.push(format!(
+                    "{domain}: adopt-site will ask to {}",
+                    messages::site_adoption(&findings, record.as_ref())
+                )),
+                Claim::Taken => {
+                    return Err(StepError::refused(messages::site_taken(
+                        req.slug.as_str(),
+                        &findings,
+                        record.as_ref(),
+                    )));
+                }
+            }
+        }
         Ok(evidence)
     }
 }
@@ -111,7 +145,7 @@ impl Step for Preflight {
     }
 
     fn description(&self) -> &'static str {
-        "Inputs: slug free across people and orgs and not reserved, org to join exists, tenant DB is the authoritative primary"
+        "Inputs: slug free across people and orgs and not reserved, org to join exists, tenant DB is the authoritative primary, no domain is another tenant's site"
     }
 
     fn writes_production(&self) -> bool {

@@ -3,8 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use onboard_bot::config::Config;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -76,6 +77,7 @@ impl Lab {
             state: format!("t_bot_{tag}"),
             platform: format!("t_platform_{tag}"),
             lab: self,
+            sites: Mutex::new(Vec::new()),
         };
         let admin = self.admin("postgres").await;
         admin
@@ -118,9 +120,83 @@ pub struct TestDbs<'a> {
     pub state: String,
     pub platform: String,
     lab: &'a Lab,
+    /// The lab VPS sites this test uses, held until it ends (see [`TestDbs::own_vps_sites`]).
+    sites: Mutex<Vec<SiteLease>>,
+}
+
+/// Lab-wide locks this process holds on test domains: the lock file and how many tests of
+/// this process hold it.
+static SITE_LOCKS: Mutex<BTreeMap<String, (std::fs::File, usize)>> = Mutex::new(BTreeMap::new());
+
+/// A test's hold on some domains of the lab VPS; released when the test's `TestDbs` drops.
+struct SiteLease(Vec<String>);
+
+impl Drop for SiteLease {
+    fn drop(&mut self) {
+        let mut locks = SITE_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in &self.0 {
+            if let Some(held) = locks.get_mut(d) {
+                held.1 -= 1;
+                if held.1 == 0 {
+                    // Closing the file releases the lock for other processes.
+                    locks.remove(d);
+                }
+            }
+        }
+    }
 }
 
 impl TestDbs<'_> {
+    /// Takes the domains this test onboards onto the shared lab VPS for the rest of the test,
+    /// and clears what earlier runs left there for them ([`Lab::clear_vps_site`]). The test
+    /// starts with a fresh state database, so without this a re-run would rightly be refused
+    /// the domain as somebody else's site. The hold is a lock file per domain in the lab: the
+    /// same test run at the same time from another checkout waits here instead of having its
+    /// site removed under it. All of a test's domains are taken at once, in order, so two
+    /// processes never wait for each other.
+    pub async fn own_vps_sites(&self, domains: &[&str]) {
+        let mut domains: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+        domains.sort();
+        domains.dedup();
+        for d in &domains {
+            let held_here = {
+                let mut locks = SITE_LOCKS.lock().unwrap();
+                locks.get_mut(d).map(|held| held.1 += 1).is_some()
+            };
+            let lock =
+                (!held_here).then(|| self.lab.dir.join("tmp").join(format!("test-site-{d}.lock")));
+            let (lab_dir, domain) = (self.lab.dir.clone(), d.clone());
+            // Locks are waited for on a thread of their own: the test's timeout still applies,
+            // and a process that ends releases them.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let file = lock.map(|path| {
+                    let file = std::fs::File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    file.lock().expect("lock the test site");
+                    file
+                });
+                Lab {
+                    dir: lab_dir,
+                    admin_password: String::new(),
+                }
+                .clear_vps_site(&domain);
+                let _ = tx.send(file);
+            });
+            let file = rx
+                .await
+                .expect("clearing the test site on the lab VPS failed");
+            if let Some(file) = file {
+                SITE_LOCKS.lock().unwrap().insert(d.clone(), (file, 1));
+            }
+        }
+        self.sites.lock().unwrap().push(SiteLease(domains));
+    }
+
     /// `config/lab.yaml` pointed at this test's databases, written to `dir` (so the binary can
     /// read it too); `edit` may change the YAML text first.
     pub fn write_config(&self, dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
@@ -219,6 +295,85 @@ impl Lab {
             self.put_zone(d, &Self::zone_text(d, ""));
         }
     }
+
+    /// Removes what earlier runs of a test left on the shared lab VPS for `domain` and its
+    /// www: the nginx site, the webroot, certbot's lineage. Only under the domain's lock, see
+    /// [`TestDbs::own_vps_sites`].
+    ///
+    /// It holds certbot's lock on the VPS (`cert.lock_file`, which every certbot of the bot
+    /// runs under) meanwhile: certbot's nginx plugin reads and may write back every site
+    /// file, so one running now could bring a removed site back. The VPS is then as a fresh lab
+    /// has it: no entry in `sites-enabled/` (what the platform's deploy restores if its `nginx
+    /// -t` fails), nginx reloaded so that it no longer serves the site.
+    fn clear_vps_site(&self, domain: &str) {
+        let vps = self.dir.join("vps");
+        let names = [domain.to_owned(), format!("www.{domain}")];
+        let certbot = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(vps.join("certbot.lock"))
+            .expect("open the lab's certbot lock");
+        certbot.lock().expect("take the lab's certbot lock");
+        let mut removed = false;
+        for name in &names {
+            removed |= std::fs::remove_file(vps.join("nginx/sites-enabled").join(name)).is_ok();
+            let _ = std::fs::remove_file(vps.join("nginx/sites-available").join(name));
+            let _ = std::fs::remove_dir_all(vps.join("www").join(name));
+        }
+        if removed {
+            // The running nginx serves the removed site until it reloads, and the bot would
+            // take what it serves (a stub, a redirect to HTTPS) for its own deploy.
+            let _ = std::process::Command::new(vps.join("bin/nginx"))
+                .args(["-s", "reload"])
+                .status();
+            for name in &names {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while http_status(name) != Some(404) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nginx still serves {name} 20 s after a reload; does `nginx -t` pass?"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+            // A config parse takes milliseconds; one (`nginx -t` of a deploy) that opened the
+            // site file before it was removed is long over after this.
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        for name in &names {
+            for sub in ["live", "archive", "renewal"] {
+                let dir = vps.join("letsencrypt").join(sub);
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    let stem = file.strip_suffix(".conf").unwrap_or(&file);
+                    // certbot names a second lineage of a name `{name}-0001`.
+                    let base = match stem.rsplit_once('-') {
+                        Some((b, n)) if n.len() == 4 && n.bytes().all(|c| c.is_ascii_digit()) => b,
+                        _ => stem,
+                    };
+                    if base == name {
+                        let _ = std::fs::remove_file(entry.path());
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+        }
+        drop(certbot);
+    }
+}
+
+/// The HTTP status the lab VPS's nginx answers for `http://{host}/` (its default server
+/// answers 404 for a host it does not serve).
+fn http_status(host: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect("127.0.0.1:80").ok()?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(tcp, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// `scripts/lab stop-service|start-service NAME`, for fault injection.

@@ -24,7 +24,7 @@ use crate::chat::Actor;
 use crate::commands::dns_check::DnsCheckArgs;
 use crate::commands::onboard::OnboardArgs;
 use crate::domain::{InputError, MailPlan};
-use crate::engine::request::{CertRequest, Request, VerifyRequest};
+use crate::engine::request::{Request, VerifyRequest};
 use crate::engine::{StartError, StartOptions};
 use crate::messages;
 use crate::state::{audit, runs};
@@ -162,6 +162,8 @@ pub async fn onboard(
         bool,
     >,
     #[description = "Plan every step and write nothing"] dry_run: Option<bool>,
+    #[description = "Take over the domain's existing site (asks for an approval naming it)"]
+    adopt_site: Option<bool>,
 ) -> Result<(), Error> {
     let mode = mode.unwrap_or(ModeChoice::PersonOnly);
     let mut args = OnboardArgs {
@@ -177,6 +179,7 @@ pub async fn onboard(
         brand_copy: None,
         logo,
         palette: None,
+        adopt_site: adopt_site.unwrap_or(false),
     };
     let actor = actor_of(ctx.author());
     let dry_run = dry_run.unwrap_or(false);
@@ -471,21 +474,18 @@ pub async fn cert_issue(
         }
     };
     let data = ctx.data();
-    let email = match email {
-        Some(e) => e,
-        None => match runs::email_for_domain(data.engine.pool(), domain.as_str())
-            .await?
-            .map(|e| crate::domain::Email::parse(&e))
-        {
-            Some(Ok(e)) => e,
-            Some(Err(e)) => anyhow::bail!("the recorded email of {domain} does not parse: {e}"),
-            None => {
-                let msg = format!("no onboarding of {domain} recorded one; give `email`");
-                return origin.reply(messages::input_refused("email", &msg)).await;
-            }
-        },
+    let request = match data.engine.cert_request(domain, email).await {
+        Ok(r) => r,
+        Err(StartError::Internal(e)) => return Err(e),
+        Err(refused) => {
+            return origin
+                .reply(messages::truncate(
+                    &format!("Not started — {refused}"),
+                    1900,
+                ))
+                .await;
+        }
     };
-    let request = Request::Cert(CertRequest { domain, email });
     start_run(
         data,
         &origin,

@@ -1,0 +1,318 @@
+//! Whose a site is. What serves a domain today (a site directory in the platform repo, an
+//! nginx site or a certificate on the VPS) and what the bot's records say, so that no
+//! onboarding takes over another tenant's site unless a person approved an adoption.
+//! Not a step: preflight, adopt-site and deploy-config share it.
+
+use std::time::Duration;
+
+use super::deploy_config::fill;
+use super::{StepContext, StepError};
+use crate::adapters::ssh;
+use crate::domain::{DomainName, Slug};
+use crate::state::sites::{self, SiteRecord};
+
+/// A site directory of the platform repo that serves the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSite {
+    /// Its path in the repo (`deployments/@domains/cocotte.com`).
+    pub dir: String,
+    /// What its services.yaml says, when it has one.
+    pub services: Option<ServicesFacts>,
+}
+
+/// The values of a services.yaml that tell whose a site is and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServicesFacts {
+    pub domain: Option<String>,
+    pub feature: Option<String>,
+    pub held_back: Option<bool>,
+    pub aliases: Vec<String>,
+}
+
+impl ServicesFacts {
+    /// Reads the facts from a services.yaml; `None` when it is not YAML at all.
+    pub fn parse(text: &str) -> Option<Self> {
+        let v: serde_norway::Value = serde_norway::from_str(text).ok()?;
+        let s = |key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_owned);
+        Some(Self {
+            domain: s("domain"),
+            feature: s("feature"),
+            held_back: v
+                .get("deploy_state")
+                .and_then(|d| d.get("held_back"))
+                .and_then(|h| h.as_bool()),
+            aliases: v
+                .get("aliases")
+                .and_then(|a| a.as_sequence())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Whether the site serves `domain` (as its domain or an alias, apex or www).
+    fn serves(&self, domain: &DomainName) -> bool {
+        self.domain
+            .iter()
+            .chain(&self.aliases)
+            .any(|name| same_site(name, domain))
+    }
+}
+
+/// Whether `name` (as written in a folder name, a services.yaml or a certificate lineage)
+/// means the site `domain`: the same name in any case or IDN form, or its `www.`.
+pub fn same_site(name: &str, domain: &DomainName) -> bool {
+    DomainName::parse(name).is_ok_and(|n| &n == domain || n == domain.www())
+}
+
+/// Whether the repo folder `name` (with its services.yaml, if any) serves `domain`.
+pub fn repo_match(domain: &DomainName, name: &str, services: Option<&str>) -> Option<RepoSite> {
+    let facts = services.and_then(ServicesFacts::parse);
+    let serves = same_site(name, domain) || facts.as_ref().is_some_and(|f| f.serves(domain));
+    serves.then(|| RepoSite {
+        dir: name.to_owned(),
+        services: facts,
+    })
+}
+
+/// certbot's configuration directory on the VPS: `--config-dir` of `cert.extra_args`, else
+/// certbot's default. Its `live/` holds one folder per certificate lineage.
+pub fn certbot_config_dir(extra_args: &[String]) -> String {
+    let mut args = extra_args.iter();
+    while let Some(a) = args.next() {
+        if let Some(dir) = a.strip_prefix("--config-dir=") {
+            return dir.to_owned();
+        }
+        if a == "--config-dir"
+            && let Some(dir) = args.next()
+        {
+            return dir.clone();
+        }
+    }
+    "/etc/letsencrypt".into()
+}
+
+/// Whether the certbot lineage `name` is one for `domain`: certbot names a lineage after its
+/// first domain, with `-0001`, `-0002`... when that name was taken.
+pub fn lineage_of(name: &str, domain: &DomainName) -> bool {
+    let base = match name.rsplit_once('-') {
+        Some((base, n)) if n.len() == 4 && n.chars().all(|c| c.is_ascii_digit()) => base,
+        _ => name,
+    };
+    same_site(name, domain) || same_site(base, domain)
+}
+
+/// What serves a domain today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    pub domain: DomainName,
+    /// The VPS looked at (config `vps.name`).
+    pub vps: String,
+    pub repo: Vec<RepoSite>,
+    /// nginx site files on the VPS.
+    pub nginx: Vec<String>,
+    /// certbot lineages on the VPS (their `live/` folders).
+    pub certs: Vec<String>,
+}
+
+impl Findings {
+    pub fn is_empty(&self) -> bool {
+        self.repo.is_empty() && self.nginx.is_empty() && self.certs.is_empty()
+    }
+}
+
+/// The repo's site directories serving `domain`. The caller holds the repo lock and has
+/// synced the checkout.
+pub fn repo_sites(cx: &StepContext, domain: &DomainName) -> Result<Vec<RepoSite>, StepError> {
+    let repo = &cx.services.repo;
+    let dir = &cx.services.config.deploy.domains_dir;
+    let mut out = Vec::new();
+    for name in repo.subdirs(dir)? {
+        let services = repo.read(&format!("{dir}/{name}/services.yaml"))?;
+        if let Some(mut site) = repo_match(domain, &name, services.as_deref()) {
+            site.dir = format!("{dir}/{name}");
+            out.push(site);
+        }
+    }
+    Ok(out)
+}
+
+/// The nginx sites and certificates on the VPS for `domain` (or its www).
+async fn vps_findings(
+    cx: &StepContext,
+    domain: &DomainName,
+) -> Result<(Vec<String>, Vec<String>), StepError> {
+    let cfg = &cx.services.config;
+    let session = cx.services.vps().await?;
+    let t = Duration::from_secs(30);
+    let mut nginx = Vec::new();
+    for name in [domain.clone(), domain.www()] {
+        let path = fill(&cfg.deploy.nginx_site, &name);
+        if ssh::run(&session, "test", &["-e", &path], t).await?.success {
+            nginx.push(path);
+        }
+    }
+    let live = format!("{}/live", certbot_config_dir(&cfg.cert.extra_args));
+    let mut certs = Vec::new();
+    if ssh::run(&session, "test", &["-d", &live], t).await?.success {
+        let ls = ssh::run(&session, "ls", &["-1A", "--", &live], t).await?;
+        if !ls.success {
+            return Err(StepError::Transient(anyhow::anyhow!(
+                "cannot list {live} on {}: {}",
+                cfg.vps.name,
+                ls.stderr.trim()
+            )));
+        }
+        certs.extend(
+            ls.stdout
+                .lines()
+                .filter(|l| lineage_of(l.trim(), domain))
+                .map(|l| format!("{live}/{}", l.trim())),
+        );
+    }
+    Ok((nginx, certs))
+}
+
+/// Everything that serves `domain` today, in the repo and on the VPS. Takes the repo lock
+/// and syncs the checkout, so the caller must not hold the lock.
+pub async fn survey(cx: &StepContext, domain: &DomainName) -> Result<Findings, StepError> {
+    let repo = {
+        let _turn = cx.services.repo_lock.lock().await;
+        cx.services.repo.sync().await?;
+        repo_sites(cx, domain)?
+    };
+    survey_with(cx, domain, repo).await
+}
+
+/// [`survey`] with the repo part already read (by a caller holding the repo lock).
+pub async fn survey_with(
+    cx: &StepContext,
+    domain: &DomainName,
+    repo: Vec<RepoSite>,
+) -> Result<Findings, StepError> {
+    let (nginx, certs) = vps_findings(cx, domain).await?;
+    Ok(Findings {
+        domain: domain.clone(),
+        vps: cx.services.config.vps.name.clone(),
+        repo,
+        nginx,
+        certs,
+    })
+}
+
+/// What an onboarding of one slug may do with a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nothing serves it and nobody has it on record: the onboarding creates the site.
+    Free,
+    /// On record for this slug: a resumed or re-run onboarding of the same tenant.
+    Ours(SiteRecord),
+    /// Served, or on record for another slug: not this onboarding's without an adoption.
+    Taken,
+}
+
+/// Decides the claim from the bot's record and what was found.
+pub fn claim(slug: &Slug, record: Option<&SiteRecord>, findings: &Findings) -> Claim {
+    match record {
+        Some(r) if r.slug == slug.as_str() => Claim::Ours(r.clone()),
+        Some(_) => Claim::Taken,
+        None if findings.is_empty() => Claim::Free,
+        None => Claim::Taken,
+    }
+}
+
+/// The bot's record of `domain`.
+pub async fn record(
+    cx: &StepContext,
+    domain: &DomainName,
+) -> Result<Option<SiteRecord>, StepError> {
+    Ok(sites::get(cx.state_db()?, domain.as_str()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    const COCOTTE: &str = "domain: cocotte.com\nfeature: agency-site\naliases:\n  - www.cocotte.com\ndeploy_state:\n  held_back: false\n";
+
+    #[test]
+    fn a_repo_folder_serves_a_domain_by_name_or_by_its_services_yaml() {
+        let site = repo_match(&d("cocotte.com"), "cocotte.com", Some(COCOTTE)).unwrap();
+        let facts = site.services.unwrap();
+        assert_eq!(facts.domain.as_deref(), Some("cocotte.com"));
+        assert_eq!(facts.feature.as_deref(), Some("agency-site"));
+        assert_eq!(facts.held_back, Some(false));
+        // Another case, the www folder, or a folder of another name whose services.yaml
+        // names the domain or has it as an alias.
+        assert!(repo_match(&d("cocotte.com"), "Cocotte.COM", None).is_some());
+        assert!(repo_match(&d("cocotte.com"), "www.cocotte.com", None).is_some());
+        assert!(repo_match(&d("cocotte.com"), "cocotte-shop", Some(COCOTTE)).is_some());
+        let alias = "domain: cocotte.fr\naliases:\n  - COCOTTE.com\n";
+        assert!(repo_match(&d("cocotte.com"), "cocotte.fr", Some(alias)).is_some());
+        // Folders that are not the domain's.
+        assert!(repo_match(&d("cocotte.com"), "quinn.www", None).is_none());
+        assert!(repo_match(&d("cocotte.com"), "_template", None).is_none());
+        assert!(repo_match(&d("cocotte.com"), "shop.cocotte.com", None).is_none());
+        assert!(repo_match(&d("cocotte.com"), "quinn.com", Some("not: [yaml")).is_none());
+    }
+
+    #[test]
+    fn certbot_lineages_and_config_dir() {
+        assert!(lineage_of("cocotte.com", &d("cocotte.com")));
+        assert!(lineage_of("cocotte.com-0001", &d("cocotte.com")));
+        assert!(lineage_of("www.cocotte.com", &d("cocotte.com")));
+        assert!(!lineage_of("cocotte.com-1", &d("cocotte.com")));
+        assert!(!lineage_of("README", &d("cocotte.com")));
+        assert!(!lineage_of("notcocotte.com", &d("cocotte.com")));
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(certbot_config_dir(&[]), "/etc/letsencrypt");
+        assert_eq!(
+            certbot_config_dir(&args(&["--server=x", "--config-dir=/lab/le"])),
+            "/lab/le"
+        );
+        assert_eq!(
+            certbot_config_dir(&args(&["--config-dir", "/lab/le2"])),
+            "/lab/le2"
+        );
+    }
+
+    #[test]
+    fn a_claim_follows_the_record_first() {
+        let slug = Slug::parse("merche").unwrap();
+        let empty = Findings {
+            domain: d("merche.com"),
+            vps: "vps-0".into(),
+            repo: vec![],
+            nginx: vec![],
+            certs: vec![],
+        };
+        let found = Findings {
+            nginx: vec!["/etc/nginx/sites-available/merche.com".into()],
+            ..empty.clone()
+        };
+        let rec = |slug: &str| SiteRecord {
+            domain: "merche.com".into(),
+            slug: slug.into(),
+            vps: "vps-0".into(),
+            run_id: uuid::Uuid::nil(),
+            how: sites::SiteOrigin::Created,
+            adopted_from: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        assert_eq!(claim(&slug, None, &empty), Claim::Free);
+        assert_eq!(claim(&slug, None, &found), Claim::Taken);
+        assert!(matches!(
+            claim(&slug, Some(&rec("merche")), &found),
+            Claim::Ours(_)
+        ));
+        assert_eq!(claim(&slug, Some(&rec("other")), &empty), Claim::Taken);
+    }
+}
