@@ -40,6 +40,36 @@ fn on_platform_db(text: String, platform_copy: &str, lab: &Lab) -> String {
     )
 }
 
+/// Puts `slug` (a tenant of the lab's fixtures) on the bot's record, as an onboarding of it
+/// would: /verify acts only on tenants the bot has a record of.
+async fn on_record(engine: &Engine, slug: &str) {
+    let onboarding = OnboardArgs {
+        slug: slug.into(),
+        name: slug.into(),
+        email: format!("{slug}@example.com"),
+        mode: "person-only".into(),
+        ..Default::default()
+    }
+    .parse(&OnboardingConfig::default())
+    .unwrap();
+    let dry = StartOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let run_id = engine
+        .start(onboarding, &scripted::actor("ops"), dry)
+        .await
+        .unwrap();
+    let domain = format!("{slug}.com");
+    let site = sites::NewSite {
+        domain: &domain,
+        slug,
+        vps: "vps-0",
+        run_id,
+    };
+    sites::record_created(engine.pool(), &site).await.unwrap();
+}
+
 async fn report(engine: &Engine, id: uuid::Uuid) -> Vec<Check> {
     let run = runs::get(engine.pool(), id).await.unwrap().unwrap();
     serde_json::from_value(run.outputs["verify_report"].clone()).expect("a verify report")
@@ -209,6 +239,7 @@ async fn a_portal_not_configured_is_skipped_not_passed_and_counted() {
         assert!(cfg.verify.as_ref().unwrap().portal_url.is_none());
         let front = Arc::new(Scripted::approve_all());
         let engine = Engine::new(cfg, front.clone()).await.unwrap();
+        on_record(&engine, "sansonnet").await;
         let req = Request::Verify(VerifyRequest {
             slug: Slug::parse("sansonnet").unwrap(),
         });
@@ -266,6 +297,7 @@ async fn the_context_switcher_fails_when_the_portal_does_not_list_the_org() {
         .unwrap();
         assert_eq!(member, 1, "the membership row exists");
         let engine = Engine::new(cfg, Arc::new(Scripted::approve_all())).await.unwrap();
+        on_record(&engine, "sansonnet").await;
         let req = Request::Verify(VerifyRequest { slug: Slug::parse("sansonnet").unwrap() });
         let (id, out) = engine.run(req, &scripted::actor("ops"), StartOptions::default()).await.unwrap();
         assert_eq!(out.status, RunStatus::Failed, "{out:?}");
@@ -349,6 +381,7 @@ async fn the_context_switcher_is_read_from_the_portal_for_an_owner_and_a_member(
                 )
             });
             let engine = Engine::new(cfg, Arc::new(Scripted::approve_all())).await.unwrap();
+            on_record(&engine, slug).await;
             let req = Request::Verify(VerifyRequest { slug: Slug::parse(slug).unwrap() });
             let (id, out) = engine.run(req, &scripted::actor("ops"), StartOptions::default()).await.unwrap();
             assert_eq!(out.status, RunStatus::Done, "{slug}: {out:?}");
