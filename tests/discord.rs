@@ -862,7 +862,14 @@ async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
             .iter()
             .filter(|m| m.content.starts_with("✓ approved by"))
             .count();
-        assert_eq!(decided, closes, "every approval message says who approved");
+        let firsts: Vec<&str> = msgs
+            .iter()
+            .map(|m| m.content.lines().next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            decided, closes,
+            "every approval message says who approved; the thread's first lines: {firsts:#?}"
+        );
         check_thread(&fake, &dbs, t, "dc-limits", true).await;
 
         bot.shutdown().await;
