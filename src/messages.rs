@@ -570,7 +570,7 @@ pub fn run_internal_error(run_id: uuid::Uuid, reference: &str) -> String {
 /// A run this process was to execute is held by another live bot process.
 pub fn run_executed_elsewhere(run_id: uuid::Uuid, holder: &str) -> String {
     format!(
-        "· run `{run_id}` is being executed by another bot process (`{holder}`), so this one leaves it alone. If that process is gone, resume it with `/resume take_over: true`."
+        "· run `{run_id}` is being executed by another bot process (`{holder}`), so this one leaves it alone. If that process is gone or stuck, an approver can take it over with `/resume take_over: true reason: …`."
     )
 }
 

@@ -393,10 +393,6 @@ impl Engine {
         // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
         // must not be renewed for a run nobody executes.
         let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id, lease.clone()));
-        // The run as claimed (its executor and fencing token are ours now).
-        let run = runs::get(pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
         let result = self.execute_claimed(run, cancel, nudge, &lease).await;
         self.inner
             .active
@@ -491,7 +487,8 @@ impl Engine {
         }
         // A responsive holder lets go within moments; one that cannot reach the database stops
         // renewing, so its lease runs out within EXECUTOR_LEASE_SECS.
-        let deadline = Instant::now() + Duration::from_secs(EXECUTOR_LEASE_SECS as u64 + 10);
+        let patience = Duration::from_secs(EXECUTOR_LEASE_SECS as u64 + 10);
+        let deadline = Instant::now() + patience;
         let epoch = loop {
             let force = live_holder.is_none();
             match runs::claim_executor(
@@ -507,9 +504,9 @@ impl Engine {
                 Ok(epoch) => break epoch,
                 Err(holder) if Instant::now() >= deadline => {
                     bail!(
-                        "run {}: {holder} did not let go of it within {}s; nothing was taken over",
+                        "run {}: {holder} still holds it after {}s (it keeps renewing its lease, so it is alive and reaches the database); nothing was taken over. Stop that process, or cancel the run with `runs cancel`.",
                         run.id,
-                        deadline.elapsed().as_secs() + EXECUTOR_LEASE_SECS as u64 + 10
+                        patience.as_secs()
                     )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -1811,7 +1808,7 @@ impl Redactor {
 /// resume racing the process that runs it). Front-ends tell it from an internal error.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "run {run_id} is being executed by {holder} (its lease is renewed while it lives). If that process is gone, resume with --take-over."
+    "run {run_id} is being executed by {holder} (its lease is renewed while it lives). If that process is gone or stuck, an approver can take it over: resume with --take-over --reason R."
 )]
 pub struct ExecutorBusy {
     pub run_id: Uuid,

@@ -677,7 +677,7 @@ pub async fn resume(
         && !take_over
     {
         format!(
-            "Run `{id}` is being executed by `{holder}` (lease until {}). If that process is gone, resume with `take_over: true`.",
+            "Run `{id}` is being executed by `{holder}` (lease until {}). If that process is gone or stuck, an approver can take it over with `take_over: true` and a `reason`.",
             until.format("%H:%M:%S UTC")
         )
     } else {
