@@ -206,6 +206,22 @@ pub async fn for_run(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Vec<Event>> 
     Ok(rows.iter().map(row_to_event).collect::<Result<_, _>>()?)
 }
 
+impl Event {
+    /// What the event's hash covers (every field but its id and the two hashes).
+    pub fn content(&self) -> NewEvent {
+        NewEvent {
+            run_id: self.run_id,
+            subject: self.subject.clone(),
+            step: self.step.clone(),
+            actor: self.actor.clone(),
+            kind: self.kind.clone(),
+            outcome: self.outcome.clone(),
+            detail: self.detail.clone(),
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
 /// One way the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainBreak {
@@ -242,17 +258,7 @@ pub fn verify_events(key: &AuditKey, prev: &str, events: &[Event]) -> Vec<ChainB
                 problem: "links to a previous event that is not the one before it: an event was deleted or reordered".into(),
             });
         }
-        let ev = NewEvent {
-            run_id: e.run_id,
-            subject: e.subject.clone(),
-            step: e.step.clone(),
-            actor: e.actor.clone(),
-            kind: e.kind.clone(),
-            outcome: e.outcome.clone(),
-            detail: e.detail.clone(),
-            duration_ms: e.duration_ms,
-        };
-        if event_hash(key, &e.prev_hash, e.at, &ev) != e.hash {
+        if event_hash(key, &e.prev_hash, e.at, &e.content()) != e.hash {
             breaks.push(ChainBreak {
                 id: e.id,
                 problem: "content does not match its hash under the audit key: the event was edited, or written by someone without the key".into(),
@@ -488,16 +494,7 @@ mod tests {
         let mut prev = GENESIS.to_owned();
         for e in forged.iter_mut() {
             e.actor = "mallory".into();
-            let ev = NewEvent {
-                run_id: e.run_id,
-                subject: e.subject.clone(),
-                step: e.step.clone(),
-                actor: e.actor.clone(),
-                kind: e.kind.clone(),
-                outcome: e.outcome.clone(),
-                detail: e.detail.clone(),
-                duration_ms: e.duration_ms,
-            };
+            let ev = e.content();
             e.prev_hash = prev.clone();
             e.hash = event_hash(&other, &prev, e.at, &ev);
             prev = e.hash.clone();

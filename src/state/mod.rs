@@ -18,12 +18,10 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tracing::warn;
 
-use crate::config::{Config, DbConfig, Environment};
+use crate::config::{Config, DbConfig, Environment, MIGRATE_PASSWORD_ENV, MIGRATE_USER_ENV};
 
 /// The bot's schema, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-pub use crate::config::{MIGRATE_PASSWORD_ENV, MIGRATE_USER_ENV};
 
 /// Connects to the state database; does not migrate.
 pub async fn connect(db: &DbConfig) -> anyhow::Result<PgPool> {
