@@ -52,6 +52,8 @@ pub struct Data {
     /// connects (so no run this process starts is among them); taken at the first Ready, so
     /// the start-up work runs once, not at every reconnect.
     unfinished: Arc<Mutex<Option<Vec<Uuid>>>>,
+    /// The scheduled audit anchor, stopped at shutdown like the runs.
+    anchor_task: Arc<Mutex<Option<AbortHandle>>>,
 }
 
 /// Runs executing in this process, so a shutdown can stop them.
@@ -163,6 +165,7 @@ impl Bot {
             runs: Arc::default(),
             modals: Arc::default(),
             unfinished: Arc::new(Mutex::new(Some(unfinished))),
+            anchor_task: Arc::default(),
         };
         let setup_data = data.clone();
         let framework = poise::Framework::builder()
@@ -209,6 +212,9 @@ impl Bot {
         self.shards.shutdown_all().await;
         crate::ops::set_gateway_connected(false);
         for (_, h) in self.data.runs.0.lock().expect("run tasks").drain() {
+            h.abort();
+        }
+        if let Some(h) = self.data.anchor_task.lock().expect("anchor task").take() {
             h.abort();
         }
         let _ = self.client.await;
@@ -263,12 +269,7 @@ async fn after_ready(
                 }
             }
         });
-        // Kept with the run tasks (under the nil id) so that a shutdown stops it too.
-        data.runs
-            .0
-            .lock()
-            .expect("run tasks")
-            .insert(Uuid::nil(), task.abort_handle());
+        *data.anchor_task.lock().expect("anchor task") = Some(task.abort_handle());
     }
 }
 
