@@ -390,6 +390,24 @@ async fn person_only_onboards_end_to_end_with_approvals_in_its_thread() {
         let status = fake.original_response(&c, T).await;
         assert!(status.content.contains("dc-solo.com"), "{}", status.content);
 
+        // Each run's end posted the audit chain's head to the ops channel (no audit channel is
+        // configured): an event that is in the chain with that hash.
+        let ops = fake.ops_channel_id();
+        let posted = fake
+            .wait_for_message(
+                |m| m.channel_id == ops && m.content.starts_with("Audit anchor"),
+                T,
+            )
+            .await;
+        let token = posted.content.split('`').nth(1).expect("a quoted anchor");
+        let anchor = onboard_bot::state::audit::Anchor::parse(token).unwrap();
+        let stored: String = sqlx::query_scalar("SELECT hash FROM audit_events WHERE id = $1")
+            .bind(anchor.id)
+            .fetch_one(&dbs.state_admin().await)
+            .await
+            .unwrap();
+        assert_eq!(stored, anchor.hash, "{}", posted.content);
+
         bot.shutdown().await;
         fake.finish();
     })
