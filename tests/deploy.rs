@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, git};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
@@ -37,20 +37,6 @@ fn owns_org(slug: &str) -> Request {
     }
     .parse(&OnboardingConfig::default())
     .unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What origin's main holds at `path`.

@@ -14,12 +14,11 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lab::Lab;
+use lab::{Lab, git};
 use onboard_bot::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
@@ -79,20 +78,6 @@ impl ChatFrontend for Hooked {
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision> {
         self.inner.request_approval(req).await
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A person's push to the test's origin: `edit` changes the file at `path`.

@@ -373,12 +373,7 @@ fn collect_stderr(
 }
 
 fn commit_subjects(origin: &Path) -> Vec<String> {
-    let log = Command::new("git")
-        .args(["log", "--format=%s", "main"])
-        .current_dir(origin)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&log.stdout)
+    lab::git(origin, &["log", "--format=%s", "main"])
         .lines()
         .map(String::from)
         .collect()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, git};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -18,19 +18,6 @@ async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(TIMEOUT, f)
         .await
         .expect("test timed out")
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn random(prefix: &str) -> String {

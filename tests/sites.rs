@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, git};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::domain::DomainName;
@@ -40,20 +40,6 @@ fn onboarding(slug: &str, domain: &str) -> OnboardArgs {
 fn request(args: OnboardArgs) -> Request {
     args.parse(&OnboardingConfig::default())
         .expect("valid request")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn origin_head(tmp: &Path) -> String {

@@ -427,3 +427,18 @@ pub async fn kill_at_fault_point<S: AsRef<std::ffi::OsStr>>(
     child.wait().expect("reap");
     reached
 }
+
+/// Runs git in `dir`; fails the test with git's stderr when it fails. Returns its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
