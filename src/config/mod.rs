@@ -1,0 +1,499 @@
+//! The bot's configuration: one YAML file, every key documented in `config/bot.example.yaml`.
+//!
+//! Loading happens in two stages: serde reads the file into `Raw*` shapes with
+//! `deny_unknown_fields`, then [`Config::load`] validates them into domain types, resolves
+//! relative paths against the config file's folder, expands `${VAR}` in paths and reads
+//! secrets from the environment or from files. Errors name the file, the key and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::{DomainName, Slug};
+
+mod raw;
+mod resolve;
+mod sections;
+
+use raw::RawConfig;
+pub use raw::{RawDb, RawTenantDb, SecretSource};
+use resolve::Resolver;
+pub use resolve::expand_env;
+pub use sections::*;
+
+/// Where the bot runs: production needs the Discord front-end or `--break-glass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Lab,
+    Staging,
+    Production,
+}
+
+/// The validated configuration every part of the bot reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub source: PathBuf,
+    pub environment: Environment,
+    pub state_db: DbConfig,
+    pub tenant_db: DbConfig,
+    /// `host:port` the authoritative primary reports for itself.
+    pub tenant_authoritative: String,
+    pub engine: EngineConfig,
+    pub onboarding: OnboardingConfig,
+    pub vps: VpsConfig,
+    pub dns: DnsConfig,
+    pub repo: RepoConfig,
+    /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
+    pub mail: crate::dnscheck::MailPattern,
+    pub deploy: DeployConfig,
+    pub cert: CertConfig,
+    /// The success check; /verify refuses to run without it.
+    pub verify: Option<VerifyConfig>,
+    pub discord: Option<DiscordConfig>,
+    /// The `/healthz` and `/metrics` listener of `serve`.
+    pub ops: OpsConfig,
+    /// The audit chain's key.
+    pub audit_key: crate::state::audit::AuditKey,
+    /// How often `serve` anchors the chain's head; `None` when off.
+    pub anchor_every: Option<Duration>,
+    /// The owner role for `migrate`, when the config names one (the environment may instead).
+    pub migrate: Option<MigrateConfig>,
+    /// The environment variables secrets were read from (`{env: VAR}`): `main` removes them
+    /// from the bot's own environment so no process it starts inherits them.
+    pub secret_env_vars: Vec<String>,
+    /// Every secret read through a `{env:}`/`{file:}` source, whichever key it is for: what
+    /// [`Config::secret_values`] starts from, so a new secret key cannot be left out of it.
+    resolved_secrets: Vec<SecretString>,
+}
+
+/// Environment variables that name the owner role for `migrate`; they win over `migrate:`.
+pub const MIGRATE_USER_ENV: &str = "ONBOARD_BOT_MIGRATE_USER";
+pub const MIGRATE_PASSWORD_ENV: &str = "ONBOARD_BOT_MIGRATE_PASSWORD";
+
+/// Who runs migrations: the owner of the bot's tables.
+#[derive(Clone)]
+pub struct MigrateConfig {
+    pub user: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for MigrateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MigrateConfig({}, password redacted)", self.user)
+    }
+}
+
+impl Config {
+    /// Reads and validates the file. Every error names the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}: check the path given with --config or ONBOARD_BOT_CONFIG", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates `text` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+        let file = path.display().to_string();
+        let raw: RawConfig = serde_norway::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                .unwrap_or_default();
+            anyhow!("{file}{at}: {e}. See config/bot.example.yaml for every key and its meaning")
+        })?;
+        // Relative paths in the file resolve against its folder, made absolute once so that
+        // commands run elsewhere (git in the checkout's parent) see the same path.
+        let base = std::path::absolute(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .with_context(|| format!("resolving the folder of {file}"))?;
+        let cx = Resolver {
+            file: &file,
+            base: &base,
+            secrets: Default::default(),
+            env_vars: Default::default(),
+        };
+
+        let state_db = cx.db("state_db", &raw.state_db)?;
+        let tenant_db = cx.db("tenant_db", &raw.tenant_db.db)?;
+        if raw
+            .tenant_db
+            .authoritative
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            bail!(
+                "{file}: tenant_db.authoritative is `{}`; write it as host:port, e.g. 10.0.0.5:5432",
+                raw.tenant_db.authoritative
+            );
+        }
+        let onboarding = raw.onboarding;
+        for feature in &onboarding.features {
+            Slug::parse(feature)
+                .map_err(|e| anyhow!("{file}: onboarding.features: `{feature}` {}", e.message))?;
+        }
+        if !onboarding.features.contains(&onboarding.default_feature) {
+            bail!(
+                "{file}: onboarding.default_feature `{}` is not in onboarding.features",
+                onboarding.default_feature
+            );
+        }
+        DomainName::parse(&format!("x.{}", onboarding.default_tld))
+            .map_err(|e| anyhow!("{file}: onboarding.default_tld: {}", e.message))?;
+        if raw.engine.retries > 20 || raw.engine.step_timeout_secs == 0 {
+            bail!("{file}: engine.retries must be at most 20 and engine.step_timeout_secs above 0");
+        }
+        let vps = VpsConfig {
+            name: raw.vps.name,
+            ssh_host: raw.vps.ssh_host,
+            ssh_config: raw
+                .vps
+                .ssh_config
+                .as_deref()
+                .map(|p| cx.path("vps.ssh_config", p))
+                .transpose()?,
+            known_hosts: cx.path("vps.known_hosts", &raw.vps.known_hosts)?,
+            ipv4: raw.vps.ipv4,
+            ipv6: raw.vps.ipv6,
+            connect_timeout: Duration::from_secs(raw.vps.connect_timeout_secs),
+        };
+        let repo = RepoConfig {
+            checkout: cx.path("repo.checkout", &raw.repo.checkout)?,
+            remote: {
+                let remote = expand_env(&raw.repo.remote)
+                    .map_err(|e| anyhow!("{file}: repo.remote: {e}"))?;
+                // A local path written relative to this file; URLs and scp-style remotes stay.
+                if remote.starts_with("./") || remote.starts_with("../") {
+                    base.join(&remote).display().to_string()
+                } else {
+                    remote
+                }
+            },
+            branch: raw.repo.branch,
+            author_name: raw.repo.author_name,
+            author_email: raw.repo.author_email,
+        };
+        let audit_key = cx.secret("audit.key", &raw.audit.key)?;
+        if audit_key.expose_secret().len() < 16 {
+            bail!(
+                "{file}: audit.key is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        // The owner role from the environment wins over the file (production keeps the owner's
+        // password out of the runtime config); read here, so that like every `{env:}` secret
+        // it is redacted and removed from the bot's own environment.
+        let migrate = match (
+            std::env::var(MIGRATE_USER_ENV)
+                .ok()
+                .filter(|v| !v.is_empty()),
+            std::env::var_os(MIGRATE_PASSWORD_ENV).is_some(),
+        ) {
+            (Some(user), true) => Some(MigrateConfig {
+                user,
+                password: cx.secret(
+                    MIGRATE_PASSWORD_ENV,
+                    &SecretSource {
+                        env: Some(MIGRATE_PASSWORD_ENV.into()),
+                        file: None,
+                    },
+                )?,
+            }),
+            (None, false) => raw
+                .migrate
+                .as_ref()
+                .map(|m| -> anyhow::Result<MigrateConfig> {
+                    Ok(MigrateConfig {
+                        user: m.user.clone(),
+                        password: cx.secret("migrate.password", &m.password)?,
+                    })
+                })
+                .transpose()?,
+            _ => bail!(
+                "{file}: set both {MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV} (the owner role of the bot's tables), or neither"
+            ),
+        };
+        let discord = raw
+            .discord
+            .map(|d| -> anyhow::Result<DiscordConfig> {
+                Ok(DiscordConfig {
+                    token: cx.secret("discord.token", &d.token)?,
+                    guild_id: d.guild_id,
+                    ops_channel_id: d.ops_channel_id,
+                    approver_role_ids: d.approver_role_ids,
+                    operator_role_ids: d.operator_role_ids,
+                    two_person_rule: d.two_person_rule,
+                    api_base: d.api_base,
+                    audit_channel_id: d.audit_channel_id,
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            source: path.to_path_buf(),
+            environment: raw.environment,
+            state_db,
+            tenant_db,
+            tenant_authoritative: raw.tenant_db.authoritative,
+            engine: raw.engine,
+            onboarding,
+            vps,
+            dns: raw.dns,
+            repo,
+            mail: raw.mail,
+            deploy: {
+                let mut d = raw.deploy;
+                d.webroot =
+                    expand_env(&d.webroot).map_err(|e| anyhow!("{file}: deploy.webroot: {e}"))?;
+                d.nginx_site = expand_env(&d.nginx_site)
+                    .map_err(|e| anyhow!("{file}: deploy.nginx_site: {e}"))?;
+                for (k, v) in d.env.iter_mut() {
+                    *v = expand_env(v).map_err(|e| anyhow!("{file}: deploy.env.{k}: {e}"))?;
+                }
+                d
+            },
+            cert: {
+                let mut c = raw.cert;
+                let exp = |key: &str, v: &str| {
+                    expand_env(v).map_err(|e| anyhow!("{file}: cert.{key}: {e}"))
+                };
+                c.extra_args = c
+                    .extra_args
+                    .iter()
+                    .map(|a| exp("extra_args", a))
+                    .collect::<Result<_, _>>()?;
+                c.nginx_test = c
+                    .nginx_test
+                    .iter()
+                    .map(|a| exp("nginx_test", a))
+                    .collect::<Result<_, _>>()?;
+                c.lock_file = exp("lock_file", &c.lock_file)?;
+                c.trusted_roots = c
+                    .trusted_roots
+                    .as_deref()
+                    .map(|p| cx.path("cert.trusted_roots", &p.to_string_lossy()))
+                    .transpose()?;
+                c
+            },
+            verify: raw
+                .verify
+                .map(|v| -> anyhow::Result<VerifyConfig> {
+                    for setting in [&v.user_setting, &v.org_setting] {
+                        let ok = setting.split('.').count() == 2 && setting.split('.').all(is_identifier);
+                        anyhow::ensure!(ok, "{file}: verify: `{setting}` is not a custom setting name like app.user_id");
+                    }
+                    // No table, no test row and no cross-tenant read: the check would pass
+                    // having checked nothing.
+                    anyhow::ensure!(
+                        !v.tables.is_empty(),
+                        "{file}: verify.tables is empty: list at least one tenant-data table (name and insert) for the success check to write a test row into and read across tenants"
+                    );
+                    for t in &v.tables {
+                        anyhow::ensure!(is_identifier(&t.name), "{file}: verify.tables: `{}` is not a plain table name", t.name);
+                        let insert = t.insert.to_ascii_lowercase();
+                        anyhow::ensure!(
+                            insert.trim_start().starts_with(&format!("insert into {} ", t.name))
+                                && ["$1", "$2", "$3"].iter().all(|p| insert.contains(p))
+                                && insert.trim_end().trim_end_matches(';').ends_with("returning id"),
+                            "{file}: verify.tables.{}.insert must be `INSERT INTO {} ... $1 ... $2 ... $3 ... RETURNING id`",
+                            t.name,
+                            t.name
+                        );
+                    }
+                    Ok(VerifyConfig {
+                        app_db: cx.db("verify.app_db", &v.app_db)?,
+                        user_setting: v.user_setting,
+                        org_setting: v.org_setting,
+                        tables: v.tables,
+                        portal_url: v.portal_url,
+                        portal_expect: v.portal_expect,
+                        portal_org_expect: v.portal_org_expect,
+                        portal_ca: v.portal_ca.as_deref().map(|p| cx.path("verify.portal_ca", p)).transpose()?,
+                        other_tenant: Slug::parse(&v.other_tenant).map_err(|e| anyhow!("{file}: verify.other_tenant: {e}"))?,
+                    })
+                })
+                .transpose()?,
+            discord,
+            ops: raw.ops,
+            audit_key: crate::state::audit::AuditKey::new(audit_key),
+            anchor_every: (raw.audit.anchor_every_secs > 0)
+                .then(|| Duration::from_secs(raw.audit.anchor_every_secs)),
+            migrate,
+            secret_env_vars: cx.env_vars.take(),
+            resolved_secrets: cx.secrets.take(),
+        })
+    }
+
+    /// Every secret value in this config, so output paths can assert none leaks and redact
+    /// them: every `{env:}`/`{file:}` secret (database passwords, the app DB's, the Discord
+    /// token), the credentials written into `repo.remote`, and the `deploy.env` values whose
+    /// name looks secret (`..._TOKEN`, `..._PASSWORD`, ...).
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .resolved_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        out.extend(crate::redact::url_credentials(&self.repo.remote));
+        out.extend(
+            self.deploy
+                .env
+                .iter()
+                .filter(|(k, _)| crate::redact::looks_secret(k))
+                .map(|(_, v)| v.as_str()),
+        );
+        // Longest first: a secret containing another is redacted whole.
+        out.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        out.dedup();
+        out
+    }
+}
+
+/// Typed map of free-form values in the config (used for extra environment of commands).
+pub type StringMap = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+environment: lab
+state_db: {host: 127.0.0.1, user: bot, database: bot, password: {env: OB_TEST_PW}}
+tenant_db: {host: 127.0.0.1, user: w, database: platform, password: {env: OB_TEST_PW}, authoritative: "127.0.0.1:5432"}
+vps: {name: vps-0, ssh_host: quinn-vps, known_hosts: kh, ipv4: 127.0.0.1}
+dns: {authoritative: ["127.0.0.1:53"]}
+repo: {checkout: co, remote: /tmp/origin.git}
+audit: {key: {env: OB_TEST_AUDIT_KEY}}
+"#;
+
+    #[test]
+    fn loads_and_redacts() {
+        // SAFETY-free: tests in this module use a variable nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
+        let cfg = Config::parse(MINIMAL, Path::new("/etc/ob/bot.yaml")).unwrap();
+        assert_eq!(cfg.repo.checkout, PathBuf::from("/etc/ob/co"));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("s3cret-value-xyz"), "{debug}");
+        assert!(cfg.secret_values().contains(&"s3cret-value-xyz"));
+        assert!(cfg.secret_values().contains(&"audit-key-for-unit-tests"));
+    }
+
+    #[test]
+    fn every_secret_the_config_holds_is_listed() {
+        // SAFETY-free: variables nobody else reads.
+        unsafe {
+            std::env::set_var("OB_TEST_PW", "s3cret-value-xyz");
+            std::env::set_var("OB_TEST_DISCORD", "discord-token-value");
+            std::env::set_var("OB_TEST_DEPLOY", "deploy-token-value");
+            std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.pass"), "app-db-value\n").unwrap();
+        let text = MINIMAL.replace(
+            "remote: /tmp/origin.git",
+            "remote: \"https://bot:remote-token-value@git.example.com/p.git\"",
+        ) + r#"
+deploy: {env: {SSH_CONFIG: /etc/ssh_config, DEPLOY_TOKEN: "${OB_TEST_DEPLOY}"}}
+verify:
+  app_db: {host: h, user: app, database: p, password: {file: app.pass}}
+  tables: [{name: bookings, insert: "INSERT INTO bookings (user_id, org_id, note) VALUES ($1, $2, $3) RETURNING id"}]
+  other_tenant: quinn
+discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approver_role_ids: [3]}
+"#;
+        let cfg = Config::parse(&text, &dir.path().join("bot.yaml")).unwrap();
+        let mut values = cfg.secret_values();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            [
+                "app-db-value",
+                "audit-key-for-unit-tests",
+                "deploy-token-value",
+                "discord-token-value",
+                "remote-token-value",
+                "s3cret-value-xyz"
+            ]
+        );
+        assert_eq!(
+            cfg.secret_env_vars,
+            [
+                "OB_TEST_PW",
+                "OB_TEST_PW",
+                "OB_TEST_AUDIT_KEY",
+                "OB_TEST_DISCORD"
+            ]
+        );
+        let debug = format!("{cfg:?}");
+        for v in [
+            "app-db-value",
+            "discord-token-value",
+            "s3cret-value-xyz",
+            "remote-token-value",
+        ] {
+            assert!(!debug.contains(v), "{debug}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let text = format!("{MINIMAL}\nbogus_key: 1\n");
+        let err = Config::parse(&text, Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bot.yaml") && err.contains("bogus_key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_env_secret_is_explained() {
+        let text = MINIMAL.replace("OB_TEST_PW", "OB_TEST_UNSET_VAR");
+        let err = Config::parse(&text, Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("state_db.password") && err.contains("OB_TEST_UNSET_VAR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_success_check_without_tables_is_refused() {
+        // SAFETY-free: tests in this module use a variable nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
+        let verify = |tables: &str| {
+            format!(
+                "{MINIMAL}verify:\n  app_db: {{host: 127.0.0.1, user: app, database: platform, password: {{env: OB_TEST_PW}}}}\n  tables: {tables}\n  other_tenant: quinn\n"
+            )
+        };
+        // With no table the check would write and read nothing, and pass.
+        let err = Config::parse(&verify("[]"), Path::new("bot.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bot.yaml") && err.contains("verify.tables"),
+            "{err}"
+        );
+        let one = r#"[{name: bookings, insert: "INSERT INTO bookings (user_id, org_id, note) VALUES ($1, $2, $3) RETURNING id"}]"#;
+        Config::parse(&verify(one), Path::new("bot.yaml")).unwrap();
+    }
+
+    #[test]
+    fn expands_env() {
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert!(
+            expand_env("${OB_SURELY_UNSET_1}/x")
+                .unwrap_err()
+                .contains("OB_SURELY_UNSET_1")
+        );
+    }
+}

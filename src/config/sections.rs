@@ -1,0 +1,329 @@
+//! The validated sections of the config that the rest of the bot reads. Those serde can read
+//! as they are (engine, deploy, cert, ...) derive `Deserialize` here; the others are built
+//! from their `Raw*` shape in `raw.rs` by [`super::Config::parse`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::StringMap;
+use crate::domain::Slug;
+
+/// The operations HTTP listener: `/healthz` and `/metrics` (see `src/ops`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// `ip:port` to serve `/healthz` and `/metrics` on; no listener when unset. The endpoints
+    /// have no authentication: bind to loopback or a private interface.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Timeouts and retries for every step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Longest a single plan/apply/check call may take, in seconds.
+    pub step_timeout_secs: u64,
+    /// Attempts for a step failing with a transient error (connection refused, timeout).
+    pub retries: u32,
+    /// First back-off between attempts, in milliseconds; doubles each attempt.
+    pub retry_backoff_ms: u64,
+    /// How often a parked run (waiting for DNS) re-checks its condition, in seconds.
+    pub recheck_secs: u64,
+    /// How long a parked run waits in total before it fails (resumable), in seconds.
+    pub park_deadline_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            step_timeout_secs: 300,
+            retries: 3,
+            retry_backoff_ms: 500,
+            recheck_secs: 60,
+            park_deadline_secs: 86_400,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn step_timeout(&self) -> Duration {
+        Duration::from_secs(self.step_timeout_secs)
+    }
+}
+
+/// The platform repo's layout and how a site is deployed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Folder holding one directory per site, inside the repo.
+    pub domains_dir: String,
+    /// The template site directory, inside `domains_dir` (copied, never forked).
+    pub template: String,
+    /// Webroot on the VPS (deploy.sh REMOTE_DEST); `{domain}` is replaced, `${VAR}` expanded.
+    pub webroot: String,
+    /// nginx site file on the VPS (deploy.sh REMOTE_NGINX_CONF); `{domain}` replaced.
+    pub nginx_site: String,
+    /// The platform's deploy command, run in the checkout without a shell; `{site}` replaced.
+    pub command: String,
+    /// Extra environment for the deploy command (`${VAR}` expanded), e.g. SSH_CONFIG.
+    pub env: StringMap,
+    /// Seconds the deploy command may take.
+    pub timeout_secs: u64,
+    /// The brand-mail config file in the repo (runbook: agency-brands.conf).
+    pub brand_mail_file: String,
+    /// Text the HTTP stub page contains: the deploy is checked by fetching it.
+    pub stub_text: String,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            domains_dir: "deployments/@domains".into(),
+            template: "_template/{provider}.com".into(),
+            webroot: "/var/www/{domain}".into(),
+            nginx_site: "/etc/nginx/sites-available/{domain}".into(),
+            command: "./run deploy:{site} --from-local --nginx".into(),
+            env: StringMap::new(),
+            timeout_secs: 300,
+            brand_mail_file: "deployments/@domains/quinn.www/scripts/agency-brands.conf".into(),
+            stub_text: "coming soon".into(),
+        }
+    }
+}
+
+/// certbot on the VPS and the certificate checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertConfig {
+    /// certbot on the VPS (program name or path).
+    pub certbot: String,
+    /// Extra certbot arguments (`${VAR}` expanded): ACME server, config/work/logs dirs,
+    /// `--nginx-server-root`. Never user input.
+    pub extra_args: Vec<String>,
+    /// The nginx config test on the VPS, as an argument vector (`${VAR}` expanded).
+    pub nginx_test: Vec<String>,
+    /// Lock file on the VPS: certbot runs under `flock` on it, one at a time per VPS, whichever
+    /// bot process starts it.
+    pub lock_file: String,
+    /// Seconds one certbot run (plus waiting for the lock) may take.
+    pub timeout_secs: u64,
+    /// PEM file of the roots a served certificate must chain to; the system's when unset.
+    pub trusted_roots: Option<PathBuf>,
+}
+
+impl Default for CertConfig {
+    fn default() -> Self {
+        Self {
+            certbot: "certbot".into(),
+            extra_args: Vec::new(),
+            nginx_test: vec!["nginx".into(), "-t".into()],
+            lock_file: "/var/lock/onboard-bot-certbot.lock".into(),
+            timeout_secs: 600,
+            trusted_roots: None,
+        }
+    }
+}
+
+/// One tenant-data table the success check writes a test row into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTable {
+    /// Table name (a plain SQL identifier).
+    pub name: String,
+    /// The INSERT, with `$1` user_id, `$2` org_id (may be NULL), `$3` the test-row marker text,
+    /// ending in `RETURNING id`. Written by the operator; values are always bound.
+    pub insert: String,
+}
+
+/// The validated success-check settings.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub app_db: DbConfig,
+    pub user_setting: String,
+    pub org_setting: String,
+    pub tables: Vec<TenantTable>,
+    pub portal_url: Option<String>,
+    pub portal_expect: String,
+    pub portal_org_expect: Option<String>,
+    pub portal_ca: Option<PathBuf>,
+    pub other_tenant: Slug,
+}
+
+/// A plain SQL identifier: safe to put in a statement as is.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+}
+
+/// Rules for new Providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingConfig {
+    /// Slugs nobody may take (they collide with hostnames or the template).
+    pub reserved_slugs: Vec<String>,
+    /// Generic features a site may use (naming.md); never a provider-named one.
+    pub features: Vec<String>,
+    /// The feature used when none is given.
+    pub default_feature: String,
+    /// Top-level domain for the default `{slug}.com`-style domain.
+    pub default_tld: String,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        Self {
+            reserved_slugs: [
+                "www",
+                "api",
+                "admin",
+                "mail",
+                "root",
+                "ops",
+                "template",
+                "_template",
+                "quinn-vps",
+                "my",
+            ]
+            .map(String::from)
+            .to_vec(),
+            features: ["provider-site", "agency-site", "talent-page"]
+                .map(String::from)
+                .to_vec(),
+            default_feature: "provider-site".into(),
+            default_tld: "com".into(),
+        }
+    }
+}
+
+/// DNS servers to ask.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Authoritative servers (`ip:port`); when empty, found through NS records.
+    #[serde(default)]
+    pub authoritative: Vec<std::net::SocketAddr>,
+    /// Recursive resolvers to compare with (`ip:port`).
+    #[serde(default)]
+    pub resolvers: Vec<std::net::SocketAddr>,
+    /// Seconds before one query times out.
+    #[serde(default = "super::raw::default_connect_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// A validated database connection.
+#[derive(Clone)]
+pub struct DbConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    pub password: SecretString,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{} (password redacted)",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+impl DbConfig {
+    /// Connection options for sqlx; the password goes in as a value, never into a URL string
+    /// that could be logged.
+    pub fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .password(self.password.expose_secret())
+            .database(&self.database)
+            .application_name("onboard-bot")
+    }
+
+    /// Human-readable target without the password.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+/// The VPS reached over SSH.
+#[derive(Debug, Clone)]
+pub struct VpsConfig {
+    pub name: String,
+    pub ssh_host: String,
+    pub ssh_config: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub ipv4: std::net::Ipv4Addr,
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    pub connect_timeout: Duration,
+}
+
+/// The bot's checkout of the platform repo.
+#[derive(Clone)]
+pub struct RepoConfig {
+    pub checkout: PathBuf,
+    /// May hold credentials (`https://user:token@host/...`): shown only through
+    /// [`crate::redact::scrub_url_credentials`].
+    pub remote: String,
+    pub branch: String,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+impl std::fmt::Debug for RepoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoConfig")
+            .field("checkout", &self.checkout)
+            .field(
+                "remote",
+                &crate::redact::scrub_url_credentials(&self.remote),
+            )
+            .field("branch", &self.branch)
+            .field("author_name", &self.author_name)
+            .field("author_email", &self.author_email)
+            .finish()
+    }
+}
+
+/// Discord front-end settings.
+#[derive(Clone)]
+pub struct DiscordConfig {
+    pub token: SecretString,
+    pub guild_id: u64,
+    pub ops_channel_id: u64,
+    pub approver_role_ids: Vec<u64>,
+    /// Who may start, resume and cancel runs besides the approvers.
+    pub operator_role_ids: Vec<u64>,
+    pub two_person_rule: bool,
+    pub api_base: String,
+    pub audit_channel_id: Option<u64>,
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordConfig")
+            .field("token", &"[redacted]")
+            .field("guild_id", &self.guild_id)
+            .field("ops_channel_id", &self.ops_channel_id)
+            .field("approver_role_ids", &self.approver_role_ids)
+            .field("operator_role_ids", &self.operator_role_ids)
+            .field("two_person_rule", &self.two_person_rule)
+            .field("api_base", &self.api_base)
+            .field("audit_channel_id", &self.audit_channel_id)
+            .finish()
+    }
+}
