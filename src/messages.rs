@@ -2,10 +2,10 @@
 //! in one place.
 
 use crate::chat::{ApprovalRequest, RunView};
+use crate::report::{Check, Findings};
 use crate::state::audit::Event;
 use crate::state::runs::{LockHeld, RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::state::sites::{SiteOrigin, SiteRecord};
-use crate::steps::ownership::Findings;
 
 /// A symbol per status, the same in the console and in Discord.
 pub fn status_icon(status: StepStatus) -> &'static str {
@@ -158,7 +158,7 @@ pub fn summary_table(run: &RunRecord, steps: &[StepRecord]) -> String {
 
 /// The success check's report: how many checks passed, failed and were skipped (not
 /// configured: neither passed nor failed), then one line per check.
-pub fn success_check(checks: &[crate::steps::verify::Check]) -> String {
+pub fn success_check(checks: &[Check]) -> String {
     let passed = checks.iter().filter(|c| c.passed).count();
     let skipped = checks.iter().filter(|c| c.skipped).count();
     let failed = checks.len() - passed - skipped;
@@ -172,7 +172,7 @@ pub fn success_check(checks: &[crate::steps::verify::Check]) -> String {
 }
 
 /// One check of the success check: `[pass]`, `[FAIL]` or `[skip]`, its name, its evidence.
-pub fn success_check_line(c: &crate::steps::verify::Check) -> String {
+pub fn success_check_line(c: &Check) -> String {
     let mark = if c.skipped {
         "skip"
     } else if c.passed {

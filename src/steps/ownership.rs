@@ -11,23 +11,7 @@ use crate::adapters::ssh;
 use crate::domain::{DomainName, Slug};
 use crate::state::sites::{self, SiteRecord};
 
-/// A site directory of the platform repo that serves the domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoSite {
-    /// Its path in the repo (`deployments/@domains/cocotte.com`).
-    pub dir: String,
-    /// What its services.yaml says, when it has one.
-    pub services: Option<ServicesFacts>,
-}
-
-/// The values of a services.yaml that tell whose a site is and how far it got.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServicesFacts {
-    pub domain: Option<String>,
-    pub feature: Option<String>,
-    pub held_back: Option<bool>,
-    pub aliases: Vec<String>,
-}
+pub use crate::report::{Findings, RepoSite, ServicesFacts};
 
 impl ServicesFacts {
     /// Reads the facts from a services.yaml; `None` when it is not YAML at all.
@@ -103,25 +87,6 @@ pub fn lineage_of(name: &str, domain: &DomainName) -> bool {
         _ => name,
     };
     same_site(name, domain) || same_site(base, domain)
-}
-
-/// What serves a domain today.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Findings {
-    pub domain: DomainName,
-    /// The VPS looked at (config `vps.name`).
-    pub vps: String,
-    pub repo: Vec<RepoSite>,
-    /// nginx site files on the VPS.
-    pub nginx: Vec<String>,
-    /// certbot lineages on the VPS (their `live/` folders).
-    pub certs: Vec<String>,
-}
-
-impl Findings {
-    pub fn is_empty(&self) -> bool {
-        self.repo.is_empty() && self.nginx.is_empty() && self.certs.is_empty()
-    }
 }
 
 /// The repo's site directories serving `domain`. The caller holds the repo lock and has

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -17,38 +16,9 @@ use crate::config::VerifyConfig;
 use crate::domain::{OperatingMode, Slug};
 use crate::engine::request::Request;
 
+pub use crate::report::Check;
+
 pub struct Verify;
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    /// Not checked (not configured): neither passed nor failed, and said so.
-    #[serde(default)]
-    pub skipped: bool,
-    pub evidence: String,
-}
-
-impl Check {
-    fn new(name: impl Into<String>, passed: bool, evidence: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            passed,
-            skipped: false,
-            evidence: evidence.into(),
-        }
-    }
-
-    fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            passed: false,
-            skipped: true,
-            evidence: why.into(),
-        }
-    }
-}
 
 /// Who is being verified.
 struct Tenant {
