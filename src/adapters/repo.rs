@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
+use super::Error;
 use crate::config::{RepoConfig, StringMap};
 use crate::redact::scrub_url_credentials;
-use crate::steps::StepError;
 
 /// How git reaches an SSH remote, when the bot was started with it: passed on to git (a
 /// command, not a secret), as everything else of the bot's environment is not.
@@ -83,14 +83,14 @@ impl Repo {
 
     /// Clones when missing, fetches, and refuses a dirty tree or a diverged branch; a checkout
     /// that is only behind is fast-forwarded.
-    pub async fn sync(&self) -> Result<Sync, StepError> {
+    pub async fn sync(&self) -> Result<Sync, Error> {
         let co = &self.cfg.checkout;
         if !co.join(".git").exists() {
             let parent = co
                 .parent()
                 .context("checkout path has no parent")
-                .map_err(StepError::Internal)?;
-            std::fs::create_dir_all(parent).map_err(|e| StepError::Internal(e.into()))?;
+                .map_err(Error::Internal)?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::Internal(e.into()))?;
             // Clone beside the target and rename: an interrupted clone never leaves a
             // half-made checkout in the way of the next attempt.
             let name = co
@@ -112,7 +112,7 @@ impl Repo {
                 ],
             )
             .await
-            .map_err(StepError::Transient)?;
+            .map_err(Error::Transient)?;
             if co.exists()
                 && std::fs::read_dir(co)
                     .map(|mut d| d.next().is_none())
@@ -121,7 +121,7 @@ impl Repo {
                 std::fs::remove_dir(co).ok();
             }
             std::fs::rename(&partial, co).map_err(|e| {
-                StepError::refused(format!(
+                Error::refused(format!(
                     "cannot move the fresh clone to {}: {e}; is something else there?",
                     co.display()
                 ))
@@ -129,10 +129,10 @@ impl Repo {
         }
         self.git(&["fetch", "--quiet", "origin"])
             .await
-            .map_err(StepError::Transient)?;
+            .map_err(Error::Transient)?;
         let dirty = self.git(&["status", "--porcelain"]).await?;
         if !dirty.trim().is_empty() {
-            return Err(StepError::refused(format!(
+            return Err(Error::refused(format!(
                 "the bot's checkout {} has uncommitted changes; nothing was changed. Commit or discard them by hand:\n{}",
                 co.display(),
                 dirty.trim_end()
@@ -140,7 +140,7 @@ impl Repo {
         }
         let branch = self.git(&["rev-parse", "--abbrev-ref", "HEAD"]).await?;
         if branch.trim() != self.cfg.branch {
-            return Err(StepError::refused(format!(
+            return Err(Error::refused(format!(
                 "the bot's checkout {} is on branch `{}`, not `{}`; check out {} by hand",
                 co.display(),
                 branch.trim(),
@@ -161,7 +161,7 @@ impl Repo {
             .map(|n| n.parse::<u32>().unwrap_or(0));
         let (ahead, behind) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
         if ahead > 0 && behind > 0 {
-            return Err(StepError::refused(format!(
+            return Err(Error::refused(format!(
                 "the bot's checkout {} has diverged from origin/{}: {ahead} local and {behind} remote commits. \
                  Rebase or reset it by hand; nothing was changed.",
                 co.display(),
@@ -181,44 +181,44 @@ impl Repo {
     }
 
     /// A path inside the checkout; refuses anything that could leave it.
-    pub fn path(&self, rel: &str) -> Result<PathBuf, StepError> {
+    pub fn path(&self, rel: &str) -> Result<PathBuf, Error> {
         let p = Path::new(rel);
         if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(StepError::Internal(anyhow!(
+            return Err(Error::Internal(anyhow!(
                 "repo path {rel} leaves the checkout"
             )));
         }
         Ok(self.cfg.checkout.join(p))
     }
 
-    pub fn read(&self, rel: &str) -> Result<Option<String>, StepError> {
+    pub fn read(&self, rel: &str) -> Result<Option<String>, Error> {
         match std::fs::read_to_string(self.path(rel)?) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StepError::Internal(anyhow!("reading {rel}: {e}"))),
+            Err(e) => Err(Error::Internal(anyhow!("reading {rel}: {e}"))),
         }
     }
 
-    pub fn write(&self, rel: &str, text: &str) -> Result<(), StepError> {
+    pub fn write(&self, rel: &str, text: &str) -> Result<(), Error> {
         let p = self.path(rel)?;
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StepError::Internal(anyhow!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| Error::Internal(anyhow!("creating {}: {e}", dir.display())))?;
         }
-        std::fs::write(&p, text).map_err(|e| StepError::Internal(anyhow!("writing {rel}: {e}")))
+        std::fs::write(&p, text).map_err(|e| Error::Internal(anyhow!("writing {rel}: {e}")))
     }
 
     /// The names of the directories directly under `rel`, sorted; none when `rel` is missing.
-    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>, StepError> {
+    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>, Error> {
         let base = self.path(rel)?;
         let entries = match std::fs::read_dir(&base) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StepError::Internal(anyhow!("listing {rel}: {e}"))),
+            Err(e) => return Err(Error::Internal(anyhow!("listing {rel}: {e}"))),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+            let entry = entry.map_err(|e| Error::Internal(anyhow!("listing {rel}: {e}")))?;
             if entry.path().is_dir() {
                 out.push(entry.file_name().to_string_lossy().into_owned());
             }
@@ -228,7 +228,7 @@ impl Repo {
     }
 
     /// Every file under `rel` (a directory), as paths relative to it, sorted.
-    pub fn list(&self, rel: &str) -> Result<Vec<String>, StepError> {
+    pub fn list(&self, rel: &str) -> Result<Vec<String>, Error> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
             for entry in std::fs::read_dir(dir)? {
                 let p = entry?.path();
@@ -242,19 +242,14 @@ impl Repo {
         }
         let base = self.path(rel)?;
         let mut out = Vec::new();
-        walk(&base, &base, &mut out)
-            .map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+        walk(&base, &base, &mut out).map_err(|e| Error::Internal(anyhow!("listing {rel}: {e}")))?;
         out.sort();
         Ok(out)
     }
 
     /// Stages `paths`, commits them when anything changed, and pushes every unpushed commit.
     /// Returns the commit at HEAD.
-    pub async fn commit_and_push(
-        &self,
-        paths: &[String],
-        message: &str,
-    ) -> Result<String, StepError> {
+    pub async fn commit_and_push(&self, paths: &[String], message: &str) -> Result<String, Error> {
         let mut add = vec!["add", "--"];
         add.extend(paths.iter().map(String::as_str));
         self.git(&add).await?;
@@ -269,7 +264,7 @@ impl Repo {
             &format!("HEAD:{}", self.cfg.branch),
         ])
         .await
-        .map_err(StepError::Transient)?;
+        .map_err(Error::Transient)?;
         Ok(self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned())
     }
 
@@ -281,7 +276,7 @@ impl Repo {
         &self,
         files: &[(String, String)],
         message: &str,
-    ) -> Result<String, StepError> {
+    ) -> Result<String, Error> {
         let paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
         let before = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
         let result = async {
@@ -303,7 +298,7 @@ impl Repo {
     /// The commits in the checkout that origin does not have yet, with their full diff: what a
     /// push would add besides the step's own files (left by an apply interrupted after its
     /// commit). Empty when there are none.
-    pub async fn unpushed(&self) -> Result<String, StepError> {
+    pub async fn unpushed(&self) -> Result<String, Error> {
         let range = format!("origin/{}..HEAD", self.cfg.branch);
         let log = self.git(&["log", "--format=%h %s", &range]).await?;
         if log.trim().is_empty() {
@@ -318,7 +313,7 @@ impl Repo {
     }
 
     /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).
-    pub async fn restore(&self, paths: &[String]) -> Result<(), StepError> {
+    pub async fn restore(&self, paths: &[String]) -> Result<(), Error> {
         let mut reset = vec!["reset", "--quiet", "--"];
         reset.extend(paths.iter().map(String::as_str));
         self.git(&reset).await.ok();

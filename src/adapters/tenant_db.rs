@@ -9,19 +9,20 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::Error;
 use crate::config::DbConfig;
-use crate::steps::StepError;
 
-pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
+pub async fn connect(db: &DbConfig) -> Result<PgPool, Error> {
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(db.connect_timeout)
         .connect_with(db.connect_options())
         .await
-        .map_err(|e| match StepError::from(e) {
-            StepError::Internal(e) | StepError::Transient(e) => StepError::Transient(e.context(
-                format!("cannot connect to the tenant database {}", db.describe()),
-            )),
+        .map_err(|e| match Error::from(e) {
+            Error::Internal(e) | Error::Transient(e) => Error::Transient(e.context(format!(
+                "cannot connect to the tenant database {}",
+                db.describe()
+            ))),
             other => other,
         })
 }
@@ -31,7 +32,7 @@ pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
 /// (a conflicting write fails with a serialisation error, which is retried).
 pub async fn begin_snapshot(
     pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StepError> {
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
@@ -48,7 +49,7 @@ pub struct HostFacts {
     pub database: String,
 }
 
-pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, StepError> {
+pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, Error> {
     let row = sqlx::query(
         "SELECT pg_is_in_recovery() AS rec, host(inet_server_addr()) AS addr, inet_server_port() AS port, current_database() AS db",
     )
@@ -72,17 +73,17 @@ pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, StepError>
 pub async fn ensure_authoritative(
     conn: &mut PgConnection,
     authoritative: &str,
-) -> Result<HostFacts, StepError> {
+) -> Result<HostFacts, Error> {
     let facts = host_facts(conn).await?;
     if facts.in_recovery {
-        return Err(StepError::refused(format!(
+        return Err(Error::refused(format!(
             "refusing to write: connected to {} (database {}), which is a standby in recovery (pg_is_in_recovery() = true). \
              Writes go to the authoritative primary {authoritative}; point tenant_db at it.",
             facts.address, facts.database
         )));
     }
     if facts.address != authoritative {
-        return Err(StepError::refused(format!(
+        return Err(Error::refused(format!(
             "refusing to write: connected to {} (database {}), but the config names {authoritative} as the authoritative host \
              (tenant_db.authoritative). Point tenant_db at the authoritative primary, or fix tenant_db.authoritative.",
             facts.address, facts.database
@@ -107,7 +108,7 @@ pub struct OrgRow {
     pub owner_id: Uuid,
 }
 
-pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<UserRow>, StepError> {
+pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<UserRow>, Error> {
     let row = sqlx::query("SELECT id, slug, email, display_name FROM users WHERE slug = $1")
         .bind(slug)
         .fetch_optional(conn)
@@ -120,7 +121,7 @@ pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<Use
     }))
 }
 
-pub async fn find_org(conn: &mut PgConnection, slug: &str) -> Result<Option<OrgRow>, StepError> {
+pub async fn find_org(conn: &mut PgConnection, slug: &str) -> Result<Option<OrgRow>, Error> {
     let row = sqlx::query("SELECT id, slug, name, owner_id FROM orgs WHERE slug = $1")
         .bind(slug)
         .fetch_optional(conn)
@@ -138,7 +139,7 @@ pub async fn org_slugs(
     conn: &mut PgConnection,
     prefix: &str,
     limit: i64,
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<String>, Error> {
     Ok(sqlx::query_scalar(
         "SELECT slug FROM orgs WHERE starts_with(slug, $1) ORDER BY slug LIMIT $2",
     )
@@ -152,7 +153,7 @@ pub async fn membership(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-) -> Result<Option<String>, StepError> {
+) -> Result<Option<String>, Error> {
     Ok(
         sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
@@ -177,7 +178,7 @@ pub async fn insert_user(
     slug: &str,
     email: &str,
     name: &str,
-) -> Result<Uuid, StepError> {
+) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_USER)
         .bind(slug)
         .bind(email)
@@ -191,7 +192,7 @@ pub async fn insert_org(
     slug: &str,
     name: &str,
     owner: Uuid,
-) -> Result<Uuid, StepError> {
+) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_ORG)
         .bind(slug)
         .bind(name)
@@ -205,7 +206,7 @@ pub async fn insert_member(
     org_slug: &str,
     user: Uuid,
     role: &str,
-) -> Result<(), StepError> {
+) -> Result<(), Error> {
     sqlx::query(INSERT_MEMBER)
         .bind(org_slug)
         .bind(user)

@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::adapters::Services;
+use crate::adapters::{self, Services};
 use crate::engine::request::Request;
 
 /// What a step would do now.
@@ -161,33 +161,26 @@ impl StepError {
     }
 }
 
+impl From<adapters::Error> for StepError {
+    fn from(e: adapters::Error) -> Self {
+        match e {
+            adapters::Error::Transient(e) => StepError::Transient(e),
+            adapters::Error::Refused(m) => StepError::Refused(m),
+            adapters::Error::Internal(e) => StepError::Internal(e),
+        }
+    }
+}
+
+/// Steps that query a database themselves (verify) get the adapters' classification.
 impl From<sqlx::Error> for StepError {
     fn from(e: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        match &e {
-            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => {
-                StepError::Transient(e.into())
-            }
-            // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions,
-            // 40001/40P01 serialisation failures: a retry can succeed.
-            E::Database(db)
-                if db.code().is_some_and(|c| {
-                    c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
-                }) =>
-            {
-                StepError::Transient(e.into())
-            }
-            _ => StepError::Internal(e.into()),
-        }
+        adapters::Error::from(e).into()
     }
 }
 
 impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
-        match e.downcast::<sqlx::Error>() {
-            Ok(sql) => sql.into(),
-            Err(other) => StepError::Internal(other),
-        }
+        adapters::Error::from(e).into()
     }
 }
 
