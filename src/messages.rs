@@ -2,7 +2,7 @@
 //! in one place.
 
 use crate::chat::{ApprovalRequest, RunView};
-use crate::report::{Check, Findings};
+use crate::report::{Check, Findings, Precondition};
 use crate::state::audit::Event;
 use crate::state::runs::{LockHeld, RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::state::sites::{SiteOrigin, SiteRecord};
@@ -181,6 +181,25 @@ pub fn success_check_line(c: &Check) -> String {
         "FAIL"
     };
     format!("[{mark}] {} — {}", c.name, c.evidence)
+}
+
+/// A plan's preconditions for one domain: a heading, then one line each, `[ok]` or `[FAIL]`,
+/// what was checked and what was found.
+pub fn preconditions(domain: &str, pre: &[Precondition]) -> String {
+    let mut out = format!("{domain}: preconditions\n");
+    for p in pre {
+        out.push_str(&format!(
+            "  [{}] {}{}\n",
+            if p.ok { "ok" } else { "FAIL" },
+            p.what,
+            if p.found.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", p.found)
+            }
+        ));
+    }
+    out
 }
 
 // ----- chat (Discord) ------------------------------------------------------------------------

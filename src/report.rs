@@ -44,6 +44,18 @@ impl Findings {
     }
 }
 
+// ----- preconditions (steps/cert.rs, steps/deploy_stub.rs) --------------------------------
+
+/// A condition a plan checks before it asks to change anything (DNS points at the VPS, the
+/// webroot exists, `nginx -t` passes), as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    pub what: String,
+    pub ok: bool,
+    /// What was found, when it says more than ok or not (the records a server answered).
+    pub found: String,
+}
+
 // ----- the success check (steps/verify.rs) --------------------------------------------------
 
 /// One line of the report.

@@ -61,8 +61,7 @@ pub struct Services {
     tenant: OnceCell<PgPool>,
     /// One SSH master per VPS, shared by every command of every run in this process.
     vps: tokio::sync::Mutex<Option<Arc<openssh::Session>>>,
-    /// The checkout has one working tree: repo steps of concurrent runs take turns.
-    pub repo_lock: tokio::sync::Mutex<()>,
+    /// The platform repo's checkout: read and written only during a turn (`Repo::lock`).
     pub repo: repo::Repo,
 }
 
@@ -73,7 +72,6 @@ impl Services {
             config,
             tenant: OnceCell::new(),
             vps: tokio::sync::Mutex::new(None),
-            repo_lock: tokio::sync::Mutex::new(()),
             repo,
         }
     }

@@ -14,9 +14,19 @@ use crate::redact::scrub_url_credentials;
 /// command, not a secret), as everything else of the bot's environment is not.
 const GIT_SSH_ENV: &[&str] = &["GIT_SSH_COMMAND", "GIT_SSH"];
 
-/// The checkout.
+/// The checkout. Everything that reads or writes it goes through a [`Checkout`], this
+/// process's turn at it: the checkout has one working tree, and repo steps of concurrent runs
+/// take turns (a read beside another run's write could see it half made).
 pub struct Repo {
     cfg: RepoConfig,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The checkout while this process's turn at it lasts (until dropped). Held from a step's
+/// fetch to its push, so the plan checked against the approval is the one written.
+pub struct Checkout<'a> {
+    repo: &'a Repo,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
 }
 
 /// How the checkout relates to its remote branch after a fetch.
@@ -28,11 +38,18 @@ pub struct Sync {
 
 impl Repo {
     pub fn new(cfg: RepoConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            turn: tokio::sync::Mutex::new(()),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.cfg.checkout
+    /// Waits for this process's turn at the checkout.
+    pub async fn lock(&self) -> Checkout<'_> {
+        Checkout {
+            repo: self,
+            _turn: self.turn.lock().await,
+        }
     }
 
     async fn git_in(&self, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -76,15 +93,22 @@ impl Repo {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
 
-    pub async fn git(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.git_in(&self.cfg.checkout, args).await
+impl Checkout<'_> {
+    /// The checkout's directory (the deploy command runs in it, during the turn).
+    pub fn root(&self) -> &Path {
+        &self.repo.cfg.checkout
+    }
+
+    async fn git(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.repo.git_in(self.root(), args).await
     }
 
     /// Clones when missing, fetches, and refuses a dirty tree or a diverged branch; a checkout
     /// that is only behind is fast-forwarded.
     pub async fn sync(&self) -> Result<Sync, Error> {
-        let co = &self.cfg.checkout;
+        let co = &self.repo.cfg.checkout;
         if !co.join(".git").exists() {
             let parent = co
                 .parent()
@@ -100,19 +124,20 @@ impl Repo {
             let partial = parent.join(format!(".{name}.partial"));
             let _ = std::fs::remove_dir_all(&partial);
             let target = partial.to_string_lossy().into_owned();
-            self.git_in(
-                parent,
-                &[
-                    "clone",
-                    "--quiet",
-                    "--branch",
-                    &self.cfg.branch,
-                    &self.cfg.remote,
-                    &target,
-                ],
-            )
-            .await
-            .map_err(Error::Transient)?;
+            self.repo
+                .git_in(
+                    parent,
+                    &[
+                        "clone",
+                        "--quiet",
+                        "--branch",
+                        &self.repo.cfg.branch,
+                        &self.repo.cfg.remote,
+                        &target,
+                    ],
+                )
+                .await
+                .map_err(Error::Transient)?;
             if co.exists()
                 && std::fs::read_dir(co)
                     .map(|mut d| d.next().is_none())
@@ -139,13 +164,13 @@ impl Repo {
             )));
         }
         let branch = self.git(&["rev-parse", "--abbrev-ref", "HEAD"]).await?;
-        if branch.trim() != self.cfg.branch {
+        if branch.trim() != self.repo.cfg.branch {
             return Err(Error::refused(format!(
                 "the bot's checkout {} is on branch `{}`, not `{}`; check out {} by hand",
                 co.display(),
                 branch.trim(),
-                self.cfg.branch,
-                self.cfg.branch
+                self.repo.cfg.branch,
+                self.repo.cfg.branch
             )));
         }
         let counts = self
@@ -153,7 +178,7 @@ impl Repo {
                 "rev-list",
                 "--left-right",
                 "--count",
-                &format!("HEAD...origin/{}", self.cfg.branch),
+                &format!("HEAD...origin/{}", self.repo.cfg.branch),
             ])
             .await?;
         let mut it = counts
@@ -165,7 +190,7 @@ impl Repo {
                 "the bot's checkout {} has diverged from origin/{}: {ahead} local and {behind} remote commits. \
                  Rebase or reset it by hand; nothing was changed.",
                 co.display(),
-                self.cfg.branch
+                self.repo.cfg.branch
             )));
         }
         if behind > 0 {
@@ -173,7 +198,7 @@ impl Repo {
                 "merge",
                 "--quiet",
                 "--ff-only",
-                &format!("origin/{}", self.cfg.branch),
+                &format!("origin/{}", self.repo.cfg.branch),
             ])
             .await?;
         }
@@ -181,14 +206,14 @@ impl Repo {
     }
 
     /// A path inside the checkout; refuses anything that could leave it.
-    pub fn path(&self, rel: &str) -> Result<PathBuf, Error> {
+    fn path(&self, rel: &str) -> Result<PathBuf, Error> {
         let p = Path::new(rel);
         if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(Error::Internal(anyhow!(
                 "repo path {rel} leaves the checkout"
             )));
         }
-        Ok(self.cfg.checkout.join(p))
+        Ok(self.repo.cfg.checkout.join(p))
     }
 
     pub fn read(&self, rel: &str) -> Result<Option<String>, Error> {
@@ -199,7 +224,7 @@ impl Repo {
         }
     }
 
-    pub fn write(&self, rel: &str, text: &str) -> Result<(), Error> {
+    fn write(&self, rel: &str, text: &str) -> Result<(), Error> {
         let p = self.path(rel)?;
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)
@@ -249,7 +274,7 @@ impl Repo {
 
     /// Stages `paths`, commits them when anything changed, and pushes every unpushed commit.
     /// Returns the commit at HEAD.
-    pub async fn commit_and_push(&self, paths: &[String], message: &str) -> Result<String, Error> {
+    async fn commit_and_push(&self, paths: &[String], message: &str) -> Result<String, Error> {
         let mut add = vec!["add", "--"];
         add.extend(paths.iter().map(String::as_str));
         self.git(&add).await?;
@@ -261,7 +286,7 @@ impl Repo {
             "push",
             "--quiet",
             "origin",
-            &format!("HEAD:{}", self.cfg.branch),
+            &format!("HEAD:{}", self.repo.cfg.branch),
         ])
         .await
         .map_err(Error::Transient)?;
@@ -299,13 +324,13 @@ impl Repo {
     /// push would add besides the step's own files (left by an apply interrupted after its
     /// commit). Empty when there are none.
     pub async fn unpushed(&self) -> Result<String, Error> {
-        let range = format!("origin/{}..HEAD", self.cfg.branch);
+        let range = format!("origin/{}..HEAD", self.repo.cfg.branch);
         let log = self.git(&["log", "--format=%h %s", &range]).await?;
         if log.trim().is_empty() {
             return Ok(String::new());
         }
         let diff = self
-            .git(&["diff", &format!("origin/{}", self.cfg.branch), "HEAD"])
+            .git(&["diff", &format!("origin/{}", self.repo.cfg.branch), "HEAD"])
             .await?;
         Ok(format!(
             "push the commit(s) already made in the bot's checkout:\n{log}{diff}"
@@ -313,7 +338,7 @@ impl Repo {
     }
 
     /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).
-    pub async fn restore(&self, paths: &[String]) -> Result<(), Error> {
+    async fn restore(&self, paths: &[String]) -> Result<(), Error> {
         let mut reset = vec!["reset", "--quiet", "--"];
         reset.extend(paths.iter().map(String::as_str));
         self.git(&reset).await.ok();

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::Error;
 use crate::config::DbConfig;
+use crate::domain::{DisplayName, Email, Slug};
 
 pub async fn connect(db: &DbConfig) -> Result<PgPool, Error> {
     PgPoolOptions::new()
@@ -108,9 +109,9 @@ pub struct OrgRow {
     pub owner_id: Uuid,
 }
 
-pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<UserRow>, Error> {
+pub async fn find_user(conn: &mut PgConnection, slug: &Slug) -> Result<Option<UserRow>, Error> {
     let row = sqlx::query("SELECT id, slug, email, display_name FROM users WHERE slug = $1")
-        .bind(slug)
+        .bind(slug.as_str())
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| UserRow {
@@ -121,9 +122,9 @@ pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<Use
     }))
 }
 
-pub async fn find_org(conn: &mut PgConnection, slug: &str) -> Result<Option<OrgRow>, Error> {
+pub async fn find_org(conn: &mut PgConnection, slug: &Slug) -> Result<Option<OrgRow>, Error> {
     let row = sqlx::query("SELECT id, slug, name, owner_id FROM orgs WHERE slug = $1")
-        .bind(slug)
+        .bind(slug.as_str())
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| OrgRow {
@@ -175,27 +176,27 @@ pub const INSERT_MEMBER: &str = "INSERT INTO org_members (org_id, user_id, role)
 
 pub async fn insert_user(
     conn: &mut PgConnection,
-    slug: &str,
-    email: &str,
-    name: &str,
+    slug: &Slug,
+    email: &Email,
+    name: &DisplayName,
 ) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_USER)
-        .bind(slug)
-        .bind(email)
-        .bind(name)
+        .bind(slug.as_str())
+        .bind(email.as_str())
+        .bind(name.as_str())
         .fetch_one(conn)
         .await?)
 }
 
 pub async fn insert_org(
     conn: &mut PgConnection,
-    slug: &str,
-    name: &str,
+    slug: &Slug,
+    name: &DisplayName,
     owner: Uuid,
 ) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_ORG)
-        .bind(slug)
-        .bind(name)
+        .bind(slug.as_str())
+        .bind(name.as_str())
         .bind(owner)
         .fetch_one(conn)
         .await?)
@@ -203,12 +204,12 @@ pub async fn insert_org(
 
 pub async fn insert_member(
     conn: &mut PgConnection,
-    org_slug: &str,
+    org_slug: &Slug,
     user: Uuid,
     role: &str,
 ) -> Result<(), Error> {
     sqlx::query(INSERT_MEMBER)
-        .bind(org_slug)
+        .bind(org_slug.as_str())
         .bind(user)
         .bind(role)
         .execute(conn)
