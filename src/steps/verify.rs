@@ -442,6 +442,13 @@ pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
     Ok(checks)
 }
 
+/// The report a finished run stored with its outputs (`runs.outputs`), for showing it later;
+/// `None` when the run has none.
+pub fn stored_report(outputs: &serde_json::Value) -> Option<Vec<Check>> {
+    let report = outputs.get(super::Output::VerifyReport.as_str())?;
+    serde_json::from_value(report.clone()).ok()
+}
+
 /// The report as text: the counts, then one line per check.
 pub fn render(checks: &[Check]) -> String {
     crate::messages::success_check(checks)
@@ -549,5 +556,27 @@ impl Step for Verify {
             ok,
             evidence: render(&report),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_report_reads_back_from_the_runs_outputs() {
+        let checks = vec![
+            Check::new("portal", true, "HTTP 200"),
+            Check::skipped("context switcher", "not configured"),
+        ];
+        let outputs = serde_json::json!({ "user_id": uuid::Uuid::nil(), "verify_report": checks });
+        let read = stored_report(&outputs).expect("a report");
+        assert_eq!(render(&read), render(&checks));
+        assert!(held(&read));
+        // A report stored before `skipped` existed reads as not skipped.
+        let old = serde_json::json!({ "verify_report": [{"name": "n", "passed": false, "evidence": "e"}] });
+        let read = stored_report(&old).expect("an old report");
+        assert!(!read[0].skipped && !held(&read));
+        assert!(stored_report(&serde_json::json!({})).is_none());
     }
 }
