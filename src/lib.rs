@@ -15,6 +15,7 @@ pub mod engine;
 pub mod messages;
 pub mod ops;
 pub mod redact;
+pub mod report;
 pub mod state;
 pub mod steps;
 pub mod telemetry;

@@ -2,10 +2,10 @@
 //! in one place.
 
 use crate::chat::{ApprovalRequest, RunView};
+use crate::report::{Check, Findings, Precondition};
 use crate::state::audit::Event;
 use crate::state::runs::{LockHeld, RunRecord, RunStatus, StepRecord, StepStatus};
 use crate::state::sites::{SiteOrigin, SiteRecord};
-use crate::steps::ownership::Findings;
 
 /// A symbol per status, the same in the console and in Discord.
 pub fn status_icon(status: StepStatus) -> &'static str {
@@ -158,7 +158,7 @@ pub fn summary_table(run: &RunRecord, steps: &[StepRecord]) -> String {
 
 /// The success check's report: how many checks passed, failed and were skipped (not
 /// configured: neither passed nor failed), then one line per check.
-pub fn success_check(checks: &[crate::steps::verify::Check]) -> String {
+pub fn success_check(checks: &[Check]) -> String {
     let passed = checks.iter().filter(|c| c.passed).count();
     let skipped = checks.iter().filter(|c| c.skipped).count();
     let failed = checks.len() - passed - skipped;
@@ -172,7 +172,7 @@ pub fn success_check(checks: &[crate::steps::verify::Check]) -> String {
 }
 
 /// One check of the success check: `[pass]`, `[FAIL]` or `[skip]`, its name, its evidence.
-pub fn success_check_line(c: &crate::steps::verify::Check) -> String {
+pub fn success_check_line(c: &Check) -> String {
     let mark = if c.skipped {
         "skip"
     } else if c.passed {
@@ -181,6 +181,25 @@ pub fn success_check_line(c: &crate::steps::verify::Check) -> String {
         "FAIL"
     };
     format!("[{mark}] {} — {}", c.name, c.evidence)
+}
+
+/// A plan's preconditions for one domain: a heading, then one line each, `[ok]` or `[FAIL]`,
+/// what was checked and what was found.
+pub fn preconditions(domain: &str, pre: &[Precondition]) -> String {
+    let mut out = format!("{domain}: preconditions\n");
+    for p in pre {
+        out.push_str(&format!(
+            "  [{}] {}{}\n",
+            if p.ok { "ok" } else { "FAIL" },
+            p.what,
+            if p.found.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", p.found)
+            }
+        ));
+    }
+    out
 }
 
 // ----- chat (Discord) ------------------------------------------------------------------------

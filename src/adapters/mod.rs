@@ -2,11 +2,14 @@
 //! real server for each, and the tests use those.
 
 pub mod dns;
+mod error;
 pub mod http;
 pub mod repo;
 pub mod ssh;
 pub mod tenant_db;
 pub mod tls;
+
+pub use error::Error;
 
 use std::sync::Arc;
 
@@ -14,7 +17,6 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, StringMap};
-use crate::steps::StepError;
 
 /// What a process the bot starts may inherit from the bot's environment: where programs and
 /// the home directory are, the locale, the time zone, the temporary directory and the SSH
@@ -59,8 +61,7 @@ pub struct Services {
     tenant: OnceCell<PgPool>,
     /// One SSH master per VPS, shared by every command of every run in this process.
     vps: tokio::sync::Mutex<Option<Arc<openssh::Session>>>,
-    /// The checkout has one working tree: repo steps of concurrent runs take turns.
-    pub repo_lock: tokio::sync::Mutex<()>,
+    /// The platform repo's checkout: read and written only during a turn (`Repo::lock`).
     pub repo: repo::Repo,
 }
 
@@ -71,20 +72,19 @@ impl Services {
             config,
             tenant: OnceCell::new(),
             vps: tokio::sync::Mutex::new(None),
-            repo_lock: tokio::sync::Mutex::new(()),
             repo,
         }
     }
 
     /// The platform's tenant database (users, orgs, org_members).
-    pub async fn tenant_db(&self) -> Result<&PgPool, StepError> {
+    pub async fn tenant_db(&self) -> Result<&PgPool, Error> {
         self.tenant
             .get_or_try_init(|| tenant_db::connect(&self.config.tenant_db))
             .await
     }
 
     /// The SSH master to the VPS, opened on first use and again if it died.
-    pub async fn vps(&self) -> Result<Arc<openssh::Session>, StepError> {
+    pub async fn vps(&self) -> Result<Arc<openssh::Session>, Error> {
         let mut slot = self.vps.lock().await;
         if let Some(s) = slot.as_ref()
             && s.check().await.is_ok()
@@ -94,7 +94,7 @@ impl Services {
         let session = Arc::new(
             ssh::connect(&self.config.vps)
                 .await
-                .map_err(StepError::Transient)?,
+                .map_err(Error::Transient)?,
         );
         *slot = Some(session.clone());
         Ok(session)

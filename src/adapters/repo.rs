@@ -6,17 +6,27 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
+use super::Error;
 use crate::config::{RepoConfig, StringMap};
 use crate::redact::scrub_url_credentials;
-use crate::steps::StepError;
 
 /// How git reaches an SSH remote, when the bot was started with it: passed on to git (a
 /// command, not a secret), as everything else of the bot's environment is not.
 const GIT_SSH_ENV: &[&str] = &["GIT_SSH_COMMAND", "GIT_SSH"];
 
-/// The checkout.
+/// The checkout. Everything that reads or writes it goes through a [`Checkout`], this
+/// process's turn at it: the checkout has one working tree, and repo steps of concurrent runs
+/// take turns (a read beside another run's write could see it half made).
 pub struct Repo {
     cfg: RepoConfig,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The checkout while this process's turn at it lasts (until dropped). Held from a step's
+/// fetch to its push, so the plan checked against the approval is the one written.
+pub struct Checkout<'a> {
+    repo: &'a Repo,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
 }
 
 /// How the checkout relates to its remote branch after a fetch.
@@ -28,11 +38,18 @@ pub struct Sync {
 
 impl Repo {
     pub fn new(cfg: RepoConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            turn: tokio::sync::Mutex::new(()),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.cfg.checkout
+    /// Waits for this process's turn at the checkout.
+    pub async fn lock(&self) -> Checkout<'_> {
+        Checkout {
+            repo: self,
+            _turn: self.turn.lock().await,
+        }
     }
 
     async fn git_in(&self, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -76,21 +93,28 @@ impl Repo {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
 
-    pub async fn git(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.git_in(&self.cfg.checkout, args).await
+impl Checkout<'_> {
+    /// The checkout's directory (the deploy command runs in it, during the turn).
+    pub fn root(&self) -> &Path {
+        &self.repo.cfg.checkout
+    }
+
+    async fn git(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.repo.git_in(self.root(), args).await
     }
 
     /// Clones when missing, fetches, and refuses a dirty tree or a diverged branch; a checkout
     /// that is only behind is fast-forwarded.
-    pub async fn sync(&self) -> Result<Sync, StepError> {
-        let co = &self.cfg.checkout;
+    pub async fn sync(&self) -> Result<Sync, Error> {
+        let co = &self.repo.cfg.checkout;
         if !co.join(".git").exists() {
             let parent = co
                 .parent()
                 .context("checkout path has no parent")
-                .map_err(StepError::Internal)?;
-            std::fs::create_dir_all(parent).map_err(|e| StepError::Internal(e.into()))?;
+                .map_err(Error::Internal)?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::Internal(e.into()))?;
             // Clone beside the target and rename: an interrupted clone never leaves a
             // half-made checkout in the way of the next attempt.
             let name = co
@@ -100,19 +124,20 @@ impl Repo {
             let partial = parent.join(format!(".{name}.partial"));
             let _ = std::fs::remove_dir_all(&partial);
             let target = partial.to_string_lossy().into_owned();
-            self.git_in(
-                parent,
-                &[
-                    "clone",
-                    "--quiet",
-                    "--branch",
-                    &self.cfg.branch,
-                    &self.cfg.remote,
-                    &target,
-                ],
-            )
-            .await
-            .map_err(StepError::Transient)?;
+            self.repo
+                .git_in(
+                    parent,
+                    &[
+                        "clone",
+                        "--quiet",
+                        "--branch",
+                        &self.repo.cfg.branch,
+                        &self.repo.cfg.remote,
+                        &target,
+                    ],
+                )
+                .await
+                .map_err(Error::Transient)?;
             if co.exists()
                 && std::fs::read_dir(co)
                     .map(|mut d| d.next().is_none())
@@ -121,7 +146,7 @@ impl Repo {
                 std::fs::remove_dir(co).ok();
             }
             std::fs::rename(&partial, co).map_err(|e| {
-                StepError::refused(format!(
+                Error::refused(format!(
                     "cannot move the fresh clone to {}: {e}; is something else there?",
                     co.display()
                 ))
@@ -129,23 +154,23 @@ impl Repo {
         }
         self.git(&["fetch", "--quiet", "origin"])
             .await
-            .map_err(StepError::Transient)?;
+            .map_err(Error::Transient)?;
         let dirty = self.git(&["status", "--porcelain"]).await?;
         if !dirty.trim().is_empty() {
-            return Err(StepError::refused(format!(
+            return Err(Error::refused(format!(
                 "the bot's checkout {} has uncommitted changes; nothing was changed. Commit or discard them by hand:\n{}",
                 co.display(),
                 dirty.trim_end()
             )));
         }
         let branch = self.git(&["rev-parse", "--abbrev-ref", "HEAD"]).await?;
-        if branch.trim() != self.cfg.branch {
-            return Err(StepError::refused(format!(
+        if branch.trim() != self.repo.cfg.branch {
+            return Err(Error::refused(format!(
                 "the bot's checkout {} is on branch `{}`, not `{}`; check out {} by hand",
                 co.display(),
                 branch.trim(),
-                self.cfg.branch,
-                self.cfg.branch
+                self.repo.cfg.branch,
+                self.repo.cfg.branch
             )));
         }
         let counts = self
@@ -153,7 +178,7 @@ impl Repo {
                 "rev-list",
                 "--left-right",
                 "--count",
-                &format!("HEAD...origin/{}", self.cfg.branch),
+                &format!("HEAD...origin/{}", self.repo.cfg.branch),
             ])
             .await?;
         let mut it = counts
@@ -161,11 +186,11 @@ impl Repo {
             .map(|n| n.parse::<u32>().unwrap_or(0));
         let (ahead, behind) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
         if ahead > 0 && behind > 0 {
-            return Err(StepError::refused(format!(
+            return Err(Error::refused(format!(
                 "the bot's checkout {} has diverged from origin/{}: {ahead} local and {behind} remote commits. \
                  Rebase or reset it by hand; nothing was changed.",
                 co.display(),
-                self.cfg.branch
+                self.repo.cfg.branch
             )));
         }
         if behind > 0 {
@@ -173,7 +198,7 @@ impl Repo {
                 "merge",
                 "--quiet",
                 "--ff-only",
-                &format!("origin/{}", self.cfg.branch),
+                &format!("origin/{}", self.repo.cfg.branch),
             ])
             .await?;
         }
@@ -181,44 +206,44 @@ impl Repo {
     }
 
     /// A path inside the checkout; refuses anything that could leave it.
-    pub fn path(&self, rel: &str) -> Result<PathBuf, StepError> {
+    fn path(&self, rel: &str) -> Result<PathBuf, Error> {
         let p = Path::new(rel);
         if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(StepError::Internal(anyhow!(
+            return Err(Error::Internal(anyhow!(
                 "repo path {rel} leaves the checkout"
             )));
         }
-        Ok(self.cfg.checkout.join(p))
+        Ok(self.repo.cfg.checkout.join(p))
     }
 
-    pub fn read(&self, rel: &str) -> Result<Option<String>, StepError> {
+    pub fn read(&self, rel: &str) -> Result<Option<String>, Error> {
         match std::fs::read_to_string(self.path(rel)?) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StepError::Internal(anyhow!("reading {rel}: {e}"))),
+            Err(e) => Err(Error::Internal(anyhow!("reading {rel}: {e}"))),
         }
     }
 
-    pub fn write(&self, rel: &str, text: &str) -> Result<(), StepError> {
+    fn write(&self, rel: &str, text: &str) -> Result<(), Error> {
         let p = self.path(rel)?;
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StepError::Internal(anyhow!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| Error::Internal(anyhow!("creating {}: {e}", dir.display())))?;
         }
-        std::fs::write(&p, text).map_err(|e| StepError::Internal(anyhow!("writing {rel}: {e}")))
+        std::fs::write(&p, text).map_err(|e| Error::Internal(anyhow!("writing {rel}: {e}")))
     }
 
     /// The names of the directories directly under `rel`, sorted; none when `rel` is missing.
-    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>, StepError> {
+    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>, Error> {
         let base = self.path(rel)?;
         let entries = match std::fs::read_dir(&base) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StepError::Internal(anyhow!("listing {rel}: {e}"))),
+            Err(e) => return Err(Error::Internal(anyhow!("listing {rel}: {e}"))),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+            let entry = entry.map_err(|e| Error::Internal(anyhow!("listing {rel}: {e}")))?;
             if entry.path().is_dir() {
                 out.push(entry.file_name().to_string_lossy().into_owned());
             }
@@ -228,7 +253,7 @@ impl Repo {
     }
 
     /// Every file under `rel` (a directory), as paths relative to it, sorted.
-    pub fn list(&self, rel: &str) -> Result<Vec<String>, StepError> {
+    pub fn list(&self, rel: &str) -> Result<Vec<String>, Error> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
             for entry in std::fs::read_dir(dir)? {
                 let p = entry?.path();
@@ -242,19 +267,14 @@ impl Repo {
         }
         let base = self.path(rel)?;
         let mut out = Vec::new();
-        walk(&base, &base, &mut out)
-            .map_err(|e| StepError::Internal(anyhow!("listing {rel}: {e}")))?;
+        walk(&base, &base, &mut out).map_err(|e| Error::Internal(anyhow!("listing {rel}: {e}")))?;
         out.sort();
         Ok(out)
     }
 
     /// Stages `paths`, commits them when anything changed, and pushes every unpushed commit.
     /// Returns the commit at HEAD.
-    pub async fn commit_and_push(
-        &self,
-        paths: &[String],
-        message: &str,
-    ) -> Result<String, StepError> {
+    async fn commit_and_push(&self, paths: &[String], message: &str) -> Result<String, Error> {
         let mut add = vec!["add", "--"];
         add.extend(paths.iter().map(String::as_str));
         self.git(&add).await?;
@@ -266,10 +286,10 @@ impl Repo {
             "push",
             "--quiet",
             "origin",
-            &format!("HEAD:{}", self.cfg.branch),
+            &format!("HEAD:{}", self.repo.cfg.branch),
         ])
         .await
-        .map_err(StepError::Transient)?;
+        .map_err(Error::Transient)?;
         Ok(self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned())
     }
 
@@ -281,7 +301,7 @@ impl Repo {
         &self,
         files: &[(String, String)],
         message: &str,
-    ) -> Result<String, StepError> {
+    ) -> Result<String, Error> {
         let paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
         let before = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
         let result = async {
@@ -303,14 +323,14 @@ impl Repo {
     /// The commits in the checkout that origin does not have yet, with their full diff: what a
     /// push would add besides the step's own files (left by an apply interrupted after its
     /// commit). Empty when there are none.
-    pub async fn unpushed(&self) -> Result<String, StepError> {
-        let range = format!("origin/{}..HEAD", self.cfg.branch);
+    pub async fn unpushed(&self) -> Result<String, Error> {
+        let range = format!("origin/{}..HEAD", self.repo.cfg.branch);
         let log = self.git(&["log", "--format=%h %s", &range]).await?;
         if log.trim().is_empty() {
             return Ok(String::new());
         }
         let diff = self
-            .git(&["diff", &format!("origin/{}", self.cfg.branch), "HEAD"])
+            .git(&["diff", &format!("origin/{}", self.repo.cfg.branch), "HEAD"])
             .await?;
         Ok(format!(
             "push the commit(s) already made in the bot's checkout:\n{log}{diff}"
@@ -318,7 +338,7 @@ impl Repo {
     }
 
     /// Discards uncommitted changes to `paths` (a failed apply leaves nothing behind).
-    pub async fn restore(&self, paths: &[String]) -> Result<(), StepError> {
+    async fn restore(&self, paths: &[String]) -> Result<(), Error> {
         let mut reset = vec!["reset", "--quiet", "--"];
         reset.extend(paths.iter().map(String::as_str));
         self.git(&reset).await.ok();

@@ -44,8 +44,8 @@ pub async fn run(
     program: &str,
     args: &[&str],
     timeout: std::time::Duration,
-) -> Result<RemoteOutput, crate::steps::StepError> {
-    use crate::steps::StepError;
+) -> Result<RemoteOutput, super::Error> {
+    use super::Error;
     let mut cmd = session.command(program);
     for a in args {
         cmd.arg(a);
@@ -53,13 +53,13 @@ pub async fn run(
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
         .map_err(|_| {
-            StepError::Transient(anyhow::anyhow!(
+            Error::Transient(anyhow::anyhow!(
                 "`{program}` on the VPS timed out after {}s",
                 timeout.as_secs()
             ))
         })?
         .map_err(|e| {
-            StepError::Transient(anyhow::anyhow!(
+            Error::Transient(anyhow::anyhow!(
                 "SSH to the VPS failed running `{program}`: {e}"
             ))
         })?;

@@ -9,19 +9,21 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::Error;
 use crate::config::DbConfig;
-use crate::steps::StepError;
+use crate::domain::{DisplayName, Email, Slug};
 
-pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
+pub async fn connect(db: &DbConfig) -> Result<PgPool, Error> {
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(db.connect_timeout)
         .connect_with(db.connect_options())
         .await
-        .map_err(|e| match StepError::from(e) {
-            StepError::Internal(e) | StepError::Transient(e) => StepError::Transient(e.context(
-                format!("cannot connect to the tenant database {}", db.describe()),
-            )),
+        .map_err(|e| match Error::from(e) {
+            Error::Internal(e) | Error::Transient(e) => Error::Transient(e.context(format!(
+                "cannot connect to the tenant database {}",
+                db.describe()
+            ))),
             other => other,
         })
 }
@@ -31,7 +33,7 @@ pub async fn connect(db: &DbConfig) -> Result<PgPool, StepError> {
 /// (a conflicting write fails with a serialisation error, which is retried).
 pub async fn begin_snapshot(
     pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StepError> {
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
@@ -48,7 +50,7 @@ pub struct HostFacts {
     pub database: String,
 }
 
-pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, StepError> {
+pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, Error> {
     let row = sqlx::query(
         "SELECT pg_is_in_recovery() AS rec, host(inet_server_addr()) AS addr, inet_server_port() AS port, current_database() AS db",
     )
@@ -72,17 +74,17 @@ pub async fn host_facts(conn: &mut PgConnection) -> Result<HostFacts, StepError>
 pub async fn ensure_authoritative(
     conn: &mut PgConnection,
     authoritative: &str,
-) -> Result<HostFacts, StepError> {
+) -> Result<HostFacts, Error> {
     let facts = host_facts(conn).await?;
     if facts.in_recovery {
-        return Err(StepError::refused(format!(
+        return Err(Error::refused(format!(
             "refusing to write: connected to {} (database {}), which is a standby in recovery (pg_is_in_recovery() = true). \
              Writes go to the authoritative primary {authoritative}; point tenant_db at it.",
             facts.address, facts.database
         )));
     }
     if facts.address != authoritative {
-        return Err(StepError::refused(format!(
+        return Err(Error::refused(format!(
             "refusing to write: connected to {} (database {}), but the config names {authoritative} as the authoritative host \
              (tenant_db.authoritative). Point tenant_db at the authoritative primary, or fix tenant_db.authoritative.",
             facts.address, facts.database
@@ -107,9 +109,9 @@ pub struct OrgRow {
     pub owner_id: Uuid,
 }
 
-pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<UserRow>, StepError> {
+pub async fn find_user(conn: &mut PgConnection, slug: &Slug) -> Result<Option<UserRow>, Error> {
     let row = sqlx::query("SELECT id, slug, email, display_name FROM users WHERE slug = $1")
-        .bind(slug)
+        .bind(slug.as_str())
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| UserRow {
@@ -120,9 +122,9 @@ pub async fn find_user(conn: &mut PgConnection, slug: &str) -> Result<Option<Use
     }))
 }
 
-pub async fn find_org(conn: &mut PgConnection, slug: &str) -> Result<Option<OrgRow>, StepError> {
+pub async fn find_org(conn: &mut PgConnection, slug: &Slug) -> Result<Option<OrgRow>, Error> {
     let row = sqlx::query("SELECT id, slug, name, owner_id FROM orgs WHERE slug = $1")
-        .bind(slug)
+        .bind(slug.as_str())
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| OrgRow {
@@ -138,7 +140,7 @@ pub async fn org_slugs(
     conn: &mut PgConnection,
     prefix: &str,
     limit: i64,
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<String>, Error> {
     Ok(sqlx::query_scalar(
         "SELECT slug FROM orgs WHERE starts_with(slug, $1) ORDER BY slug LIMIT $2",
     )
@@ -152,7 +154,7 @@ pub async fn membership(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-) -> Result<Option<String>, StepError> {
+) -> Result<Option<String>, Error> {
     Ok(
         sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
@@ -174,27 +176,27 @@ pub const INSERT_MEMBER: &str = "INSERT INTO org_members (org_id, user_id, role)
 
 pub async fn insert_user(
     conn: &mut PgConnection,
-    slug: &str,
-    email: &str,
-    name: &str,
-) -> Result<Uuid, StepError> {
+    slug: &Slug,
+    email: &Email,
+    name: &DisplayName,
+) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_USER)
-        .bind(slug)
-        .bind(email)
-        .bind(name)
+        .bind(slug.as_str())
+        .bind(email.as_str())
+        .bind(name.as_str())
         .fetch_one(conn)
         .await?)
 }
 
 pub async fn insert_org(
     conn: &mut PgConnection,
-    slug: &str,
-    name: &str,
+    slug: &Slug,
+    name: &DisplayName,
     owner: Uuid,
-) -> Result<Uuid, StepError> {
+) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_ORG)
-        .bind(slug)
-        .bind(name)
+        .bind(slug.as_str())
+        .bind(name.as_str())
         .bind(owner)
         .fetch_one(conn)
         .await?)
@@ -202,12 +204,12 @@ pub async fn insert_org(
 
 pub async fn insert_member(
     conn: &mut PgConnection,
-    org_slug: &str,
+    org_slug: &Slug,
     user: Uuid,
     role: &str,
-) -> Result<(), StepError> {
+) -> Result<(), Error> {
     sqlx::query(INSERT_MEMBER)
-        .bind(org_slug)
+        .bind(org_slug.as_str())
         .bind(user)
         .bind(role)
         .execute(conn)

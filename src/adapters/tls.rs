@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -68,7 +68,8 @@ impl ServerCertVerifier for Recorder {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let mut chain = vec![end_entity.clone().into_owned()];
         chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
-        *self.chain.lock().expect("chain") = chain;
+        // Poisoned only by a panic while the chain was stored: it is replaced whole anyway.
+        *self.chain.lock().unwrap_or_else(PoisonError::into_inner) = chain;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -152,9 +153,13 @@ pub async fn status(
     })
     .await
     .map_err(|_| anyhow!("TLS handshake with {domain} at {ip}:443 timed out"))??;
-    let chain = recorder.chain.lock().expect("chain").clone();
-    let leaf = chain
-        .first()
+    let chain = recorder
+        .chain
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let (leaf, intermediates) = chain
+        .split_first()
         .ok_or_else(|| anyhow!("{domain} sent no certificate"))?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| anyhow!("cannot parse the certificate: {e}"))?;
@@ -182,7 +187,7 @@ pub async fn status(
     .build()?;
     let now = UnixTime::now();
     let chain_result = verifier
-        .verify_server_cert(leaf, &chain[1..], &name, &[], now)
+        .verify_server_cert(leaf, intermediates, &name, &[], now)
         .map(|_| ())
         .map_err(|e| e.to_string());
     let www = format!("www.{domain}");

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Brand, DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
+use crate::steps::StepName;
 
 /// A new Provider, as the runbook's "Inputs" section gathers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,33 +89,33 @@ impl Request {
     }
 
     /// The steps of this run, in the runbook's order.
-    pub fn steps(&self) -> Vec<&'static str> {
+    pub fn steps(&self) -> Vec<StepName> {
         match self {
             Request::Onboard(r) => {
-                let mut steps = vec!["preflight"];
+                let mut steps = vec![StepName::Preflight];
                 // Before anything is written: a rejected adoption leaves nothing behind.
                 if r.adopt_site {
-                    steps.push("adopt-site");
+                    steps.push(StepName::AdoptSite);
                 }
-                steps.push("create-person");
+                steps.push(StepName::CreatePerson);
                 match r.mode {
                     OperatingMode::PersonOnly => {}
-                    OperatingMode::PersonOwnsOrg { .. } => steps.push("create-org"),
-                    OperatingMode::PersonJoinsOrg { .. } => steps.push("join-org"),
+                    OperatingMode::PersonOwnsOrg { .. } => steps.push(StepName::CreateOrg),
+                    OperatingMode::PersonJoinsOrg { .. } => steps.push(StepName::JoinOrg),
                 }
                 steps.extend([
-                    "dns-records",
-                    "deploy-config",
-                    "deploy-stub",
-                    "cert",
-                    "sync-back",
-                    "release",
-                    "verify",
+                    StepName::DnsRecords,
+                    StepName::DeployConfig,
+                    StepName::DeployStub,
+                    StepName::Cert,
+                    StepName::SyncBack,
+                    StepName::Release,
+                    StepName::Verify,
                 ]);
                 steps
             }
-            Request::Cert(_) => vec!["cert", "sync-back", "release"],
-            Request::Verify(_) => vec!["verify"],
+            Request::Cert(_) => vec![StepName::Cert, StepName::SyncBack, StepName::Release],
+            Request::Verify(_) => vec![StepName::Verify],
         }
     }
 

@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 
+use super::common::onboard;
 use super::ownership::{self, Claim, Findings};
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::domain::DomainName;
 use crate::messages;
 use crate::state::sites::{self, NewSite, SiteRecord};
@@ -48,8 +48,8 @@ async fn todo(cx: &StepContext) -> Result<Vec<(DomainName, Todo)>, StepError> {
 
 #[async_trait]
 impl Step for AdoptSite {
-    fn name(&self) -> &'static str {
-        "adopt-site"
+    fn id(&self) -> StepName {
+        StepName::AdoptSite
     }
 
     fn description(&self) -> &'static str {

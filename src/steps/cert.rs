@@ -5,43 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::deploy_config::fill;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
-use crate::adapters::{dns, ssh, tls};
-use crate::dnscheck::{self, Rtype, Status};
-use crate::domain::{DomainName, Email, MailPlan};
-use crate::engine::request::Request;
+use super::common::{Precondition, Site, a_records, cert_targets, served_ok};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use crate::adapters::{ssh, tls};
+use crate::domain::{DomainName, Email};
+use crate::messages;
 
 pub struct Cert;
-
-/// The domains a run certifies and the contact email for the ACME account.
-pub fn targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> {
-    match cx.request.as_ref() {
-        Request::Onboard(r) => Ok(r
-            .domains
-            .iter()
-            .map(|d| (d.clone(), r.email.clone()))
-            .collect()),
-        Request::Cert(r) => Ok(vec![(r.domain.clone(), r.email.clone())]),
-        Request::Verify(_) => Err(StepError::Internal(anyhow::anyhow!(
-            "certificate steps in a verify run"
-        ))),
-    }
-}
-
-/// Whether the VPS already serves a good certificate for the domain and www.
-pub async fn served_ok(cx: &StepContext, domain: &DomainName) -> Option<tls::CertStatus> {
-    let cfg = &cx.services.config;
-    tls::status(
-        domain.as_str(),
-        cfg.vps.ipv4.into(),
-        cfg.cert.trusted_roots.as_deref(),
-        Duration::from_secs(10),
-    )
-    .await
-    .ok()
-    .filter(tls::CertStatus::is_good)
-}
 
 /// The certbot command line, as arguments (each escaped for the remote shell by openssh).
 fn certbot_args(cx: &StepContext, domain: &DomainName, email: &Email) -> Vec<String> {
@@ -63,40 +33,33 @@ fn certbot_args(cx: &StepContext, domain: &DomainName, email: &Email) -> Vec<Str
     args
 }
 
+/// What must hold before certbot runs: DNS points here, the nginx site exists, `nginx -t`
+/// passes.
 async fn preconditions(
     cx: &StepContext,
     domain: &DomainName,
-) -> Result<Vec<(String, bool, String)>, StepError> {
+) -> Result<Vec<Precondition>, StepError> {
     let cfg = &cx.services.config;
-    let mut out = Vec::new();
-    let expected: Vec<_> =
-        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
-            .into_iter()
-            .filter(|e| e.rtype == Rtype::A)
-            .collect();
-    let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
-        .await
-        .map_err(StepError::Transient)?;
-    for r in &report.records {
-        out.push((
-            format!(
-                "{} points at {} ({})",
-                r.expected.name, cfg.vps.ipv4, cfg.vps.name
-            ),
-            matches!(r.status, Status::Ok | Status::NotYetPropagated),
-            r.found
-                .iter()
-                .map(|f| f.2.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ));
-    }
+    let mut out: Vec<Precondition> = a_records(cx, domain, true)
+        .await?
+        .into_iter()
+        .map(|r| Precondition {
+            what: format!("{} points at {} ({})", r.name, cfg.vps.ipv4, cfg.vps.name),
+            ok: r.ok,
+            found: r.found,
+        })
+        .collect();
     let session = cx.services.vps().await?;
-    let site = fill(&cfg.deploy.nginx_site, domain);
-    let exists = ssh::run(&session, "test", &["-f", &site], Duration::from_secs(30))
+    let site = Site::of(cx, domain);
+    let site = site.vps_nginx_site();
+    let exists = ssh::run(&session, "test", &["-f", site], Duration::from_secs(30))
         .await?
         .success;
-    out.push((format!("nginx site {site} exists"), exists, String::new()));
+    out.push(Precondition {
+        what: format!("nginx site {site} exists"),
+        ok: exists,
+        found: String::new(),
+    });
     let (prog, args) = cfg
         .cert
         .nginx_test
@@ -104,16 +67,29 @@ async fn preconditions(
         .ok_or_else(|| StepError::refused("cert.nginx_test is empty"))?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let t = ssh::run(&session, prog, &args, Duration::from_secs(30)).await?;
-    out.push((
-        "`nginx -t` passes".into(),
-        t.success,
-        if t.success {
+    out.push(Precondition {
+        what: "`nginx -t` passes".into(),
+        ok: t.success,
+        found: if t.success {
             String::new()
         } else {
             t.stderr.trim().to_owned()
         },
-    ));
+    });
     Ok(out)
+}
+
+/// `flock` on the VPS's certbot lock file, then certbot: without waiting (`-n`), or waiting
+/// up to `wait` seconds for another certbot to finish.
+fn flock_args(cx: &StepContext, wait: Option<u64>, certbot: &[String]) -> Vec<String> {
+    let cfg = &cx.services.config.cert;
+    let mut args: Vec<String> = match wait {
+        None => vec!["-n".into()],
+        Some(secs) => vec!["-w".into(), secs.to_string()],
+    };
+    args.extend(["-E".into(), LOCK_BUSY.to_string(), cfg.lock_file.clone()]);
+    args.extend(certbot.iter().cloned());
+    args
 }
 
 /// The lines of certbot's output a person needs when it fails.
@@ -155,8 +131,8 @@ const LOCK_BUSY: i32 = 75;
 
 #[async_trait]
 impl Step for Cert {
-    fn name(&self) -> &'static str {
-        "cert"
+    fn id(&self) -> StepName {
+        StepName::Cert
     }
 
     fn description(&self) -> &'static str {
@@ -174,7 +150,7 @@ impl Step for Cert {
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let mut detail = String::new();
         let mut todo = Vec::new();
-        for (domain, email) in targets(cx)? {
+        for (domain, email) in cert_targets(cx)? {
             if let Some(s) = served_ok(cx, &domain).await {
                 detail.push_str(&format!(
                     "{domain}: already serves a valid certificate from {} ({} days left)\n",
@@ -183,21 +159,11 @@ impl Step for Cert {
                 continue;
             }
             let pre = preconditions(cx, &domain).await?;
-            detail.push_str(&format!("{domain}: preconditions\n"));
-            for (what, ok, found) in &pre {
-                detail.push_str(&format!(
-                    "  [{}] {what}{}\n",
-                    if *ok { "ok" } else { "FAIL" },
-                    if found.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" — {found}")
-                    }
-                ));
-            }
-            if let Some((what, _, found)) = pre.iter().find(|p| !p.1) {
+            detail.push_str(&messages::preconditions(domain.as_str(), &pre));
+            if let Some(failed) = pre.iter().find(|p| !p.ok) {
                 return Err(StepError::refused(format!(
-                    "certbot refused for {domain}: precondition failed: {what} ({found})\n{detail}"
+                    "certbot refused for {domain}: precondition failed: {} ({})\n{detail}",
+                    failed.what, failed.found
                 )));
             }
             detail.push_str(&format!(
@@ -229,7 +195,7 @@ impl Step for Cert {
         // crashed bot.)
         let now = self.plan(cx).await?;
         plan.ensure_current(self.name(), &now)?;
-        for (domain, email) in targets(cx)? {
+        for (domain, email) in cert_targets(cx)? {
             if served_ok(cx, &domain).await.is_some() {
                 continue;
             }
@@ -238,13 +204,7 @@ impl Step for Cert {
             let timeout = Duration::from_secs(cfg.cert.timeout_secs);
             // certbot refuses to run twice at once on a host: every bot process takes the
             // same lock on the VPS. First try without waiting, to say so when we must wait.
-            let mut args: Vec<String> = vec![
-                "-n".into(),
-                "-E".into(),
-                LOCK_BUSY.to_string(),
-                cfg.cert.lock_file.clone(),
-            ];
-            args.extend(certbot.iter().cloned());
+            let args = flock_args(cx, None, &certbot);
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut out = ssh::run(&session, "flock", &argv, timeout).await?;
             if out.code == Some(LOCK_BUSY) {
@@ -252,8 +212,7 @@ impl Step for Cert {
                     "another certbot is running on {}; waiting for it to finish",
                     cfg.vps.name
                 ));
-                args[0] = "-w".into();
-                args.insert(1, cfg.cert.timeout_secs.to_string());
+                let args = flock_args(cx, Some(cfg.cert.timeout_secs), &certbot);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 out = ssh::run(&session, "flock", &argv, timeout + Duration::from_secs(30)).await?;
             }
@@ -294,34 +253,31 @@ impl Step for Cert {
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let cfg = &cx.services.config;
         let mut evidence = Vec::new();
-        for (domain, _) in targets(cx)? {
+        for (domain, _) in cert_targets(cx)? {
             // nginx may still be finishing its reload: a few quick tries before judging.
-            let mut last = None;
-            for _ in 0..10 {
-                match tls::status(
+            let status = || {
+                tls::status(
                     domain.as_str(),
                     cfg.vps.ipv4.into(),
                     cfg.cert.trusted_roots.as_deref(),
                     Duration::from_secs(10),
                 )
-                .await
-                {
-                    Ok(s) if s.is_good() => {
-                        last = Some(Ok(s));
-                        break;
-                    }
-                    other => last = Some(other),
+            };
+            let mut last = status().await;
+            for _ in 1..10 {
+                if last.as_ref().is_ok_and(tls::CertStatus::is_good) {
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                last = status().await;
             }
             match last {
-                Some(Ok(s)) if s.is_good() => evidence.push(format!(
+                Ok(s) if s.is_good() => evidence.push(format!(
                     "{domain}: {} until {} (chain valid)",
                     s.issuer, s.not_after
                 )),
-                Some(Ok(s)) => return Ok(CheckReport::failed(s.render())),
-                Some(Err(e)) => return Ok(CheckReport::failed(format!("{domain}: {e:#}"))),
-                None => unreachable!(),
+                Ok(s) => return Ok(CheckReport::failed(s.render())),
+                Err(e) => return Ok(CheckReport::failed(format!("{domain}: {e:#}"))),
             }
         }
         Ok(CheckReport::ok(evidence.join("; ")))

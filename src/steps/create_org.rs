@@ -2,43 +2,14 @@
 //! `org_members` row, in one transaction.
 
 use async_trait::async_trait;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::{onboard, person_id};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db;
-use crate::domain::OperatingMode;
+use crate::domain::{DisplayName, OperatingMode, Slug};
 
 pub struct CreateOrg;
-
-/// The Person's id: recorded by create-person, or looked up (a resumed run, a re-run).
-pub(crate) async fn person_id(
-    cx: &StepContext,
-    conn: &mut sqlx::PgConnection,
-) -> Result<Uuid, StepError> {
-    if let Some(id) = cx
-        .output("user_id")
-        .await
-        .and_then(|v| serde_json::from_value(v).ok())
-    {
-        return Ok(id);
-    }
-    let req = onboard(cx)?;
-    let user = tenant_db::find_user(conn, req.slug.as_str()).await?;
-    if user.is_none() && cx.dry_run {
-        // The dry run did not create the person: plan with a placeholder id.
-        return Ok(Uuid::nil());
-    }
-    let user = user.ok_or_else(|| {
-        StepError::refused(format!(
-            "no users row for `{}`: create-person must run first",
-            req.slug
-        ))
-    })?;
-    cx.set_output("user_id", json!(user.id)).await;
-    Ok(user.id)
-}
 
 /// What is missing for the org, or a conflict.
 enum OrgState {
@@ -49,8 +20,8 @@ enum OrgState {
 
 async fn org_state(
     conn: &mut sqlx::PgConnection,
-    slug: &str,
-    name: &str,
+    slug: &Slug,
+    name: &DisplayName,
     owner: Uuid,
 ) -> Result<OrgState, StepError> {
     let Some(org) = tenant_db::find_org(conn, slug).await? else {
@@ -63,10 +34,11 @@ async fn org_state(
             org.owner_id
         ));
     }
-    if org.name != name {
+    if org.name != name.as_str() {
         diffs.push(format!(
-            "  name: existing {:?}, requested {name:?}",
-            org.name
+            "  name: existing {:?}, requested {:?}",
+            org.name,
+            name.as_str()
         ));
     }
     if !diffs.is_empty() {
@@ -85,11 +57,9 @@ async fn org_state(
     }
 }
 
-fn parts(cx: &StepContext) -> Result<(&str, &str), StepError> {
+fn parts(cx: &StepContext) -> Result<(&Slug, &DisplayName), StepError> {
     match &onboard(cx)?.mode {
-        OperatingMode::PersonOwnsOrg { org_slug, org_name } => {
-            Ok((org_slug.as_str(), org_name.as_str()))
-        }
+        OperatingMode::PersonOwnsOrg { org_slug, org_name } => Ok((org_slug, org_name)),
         _ => Err(StepError::Internal(anyhow::anyhow!(
             "create-org in a run whose mode owns no org"
         ))),
@@ -108,7 +78,7 @@ async fn planned(
     let member_sql = tenant_db::show_sql(
         tenant_db::INSERT_MEMBER,
         &[
-            ("org slug", slug.into()),
+            ("org slug", slug.to_string()),
             ("user_id", owner.to_string()),
             ("role", "owner".into()),
         ],
@@ -116,7 +86,7 @@ async fn planned(
     let state = org_state(conn, slug, name, owner).await?;
     let plan = match &state {
         OrgState::Complete(id) => {
-            cx.set_output("org_id", json!(id)).await;
+            cx.set_org_id(*id).await?;
             Plan::AlreadyDone {
                 evidence: format!(
                     "org `{slug}` ({id}) exists, owned by {owner}, with its owner membership"
@@ -134,8 +104,8 @@ async fn planned(
                 tenant_db::show_sql(
                     tenant_db::INSERT_ORG,
                     &[
-                        ("slug", slug.into()),
-                        ("name", name.into()),
+                        ("slug", slug.to_string()),
+                        ("name", name.to_string()),
                         ("owner_id", owner.to_string())
                     ]
                 )
@@ -147,8 +117,8 @@ async fn planned(
 
 #[async_trait]
 impl Step for CreateOrg {
-    fn name(&self) -> &'static str {
-        "create-org"
+    fn id(&self) -> StepName {
+        StepName::CreateOrg
     }
 
     fn description(&self) -> &'static str {
@@ -186,7 +156,7 @@ impl Step for CreateOrg {
         // Both rows or neither: a failure above drops the transaction and rolls back.
         tx.commit().await?;
         cx.log(&format!("orgs.id = {org_id}"));
-        cx.set_output("org_id", json!(org_id)).await;
+        cx.set_org_id(org_id).await?;
         Ok(())
     }
 

@@ -1,12 +1,9 @@
 //! Runbook "Database steps" 1: create the Person tenant in `users`.
 
-use async_trait::async_trait;
-use serde_json::json;
-use uuid::Uuid;
-
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db::{self, UserRow};
+use async_trait::async_trait;
 
 pub struct CreatePerson;
 
@@ -39,13 +36,13 @@ fn user_conflict(existing: &UserRow, email: &str, name: &str) -> Option<String> 
 async fn planned(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Result<Plan, StepError> {
     let req = onboard(cx)?;
     tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
-    if let Some(existing) = tenant_db::find_user(conn, req.slug.as_str()).await? {
+    if let Some(existing) = tenant_db::find_user(conn, &req.slug).await? {
         if let Some(conflict) =
             user_conflict(&existing, req.email.as_str(), req.display_name.as_str())
         {
             return Err(StepError::Refused(conflict));
         }
-        cx.set_output("user_id", json!(existing.id)).await;
+        cx.set_user_id(existing.id).await?;
         return Ok(Plan::AlreadyDone {
             evidence: format!(
                 "users row {} exists for `{}` with the same data",
@@ -68,8 +65,8 @@ async fn planned(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Result<Plan
 
 #[async_trait]
 impl Step for CreatePerson {
-    fn name(&self) -> &'static str {
-        "create-person"
+    fn id(&self) -> StepName {
+        StepName::CreatePerson
     }
 
     fn description(&self) -> &'static str {
@@ -93,37 +90,26 @@ impl Step for CreatePerson {
         let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
         let now = planned(cx, &mut tx).await?;
         plan.ensure_current(self.name(), &now)?;
-        let id = tenant_db::insert_user(
-            &mut tx,
-            req.slug.as_str(),
-            req.email.as_str(),
-            req.display_name.as_str(),
-        )
-        .await?;
+        let id = tenant_db::insert_user(&mut tx, &req.slug, &req.email, &req.display_name).await?;
         tx.commit().await?;
         cx.log(&format!("users.id = {id}"));
-        cx.set_output("user_id", json!(id)).await;
+        cx.set_user_id(id).await?;
         Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let req = onboard(cx)?;
         let mut conn = cx.services.tenant_db().await?.acquire().await?;
-        let want: Option<Uuid> = cx
-            .output("user_id")
-            .await
-            .and_then(|v| serde_json::from_value(v).ok());
-        Ok(
-            match tenant_db::find_user(&mut conn, req.slug.as_str()).await? {
-                Some(u) if Some(u.id) == want && u.email == req.email.as_str() => {
-                    CheckReport::ok(format!("users row {} for `{}` <{}>", u.id, u.slug, u.email))
-                }
-                Some(u) => CheckReport::failed(format!(
-                    "users row for `{}` is {} <{}>, expected {want:?}",
-                    u.slug, u.id, u.email
-                )),
-                None => CheckReport::failed(format!("no users row for `{}`", req.slug)),
-            },
-        )
+        let want = cx.user_id().await;
+        Ok(match tenant_db::find_user(&mut conn, &req.slug).await? {
+            Some(u) if Some(u.id) == want && u.email == req.email.as_str() => {
+                CheckReport::ok(format!("users row {} for `{}` <{}>", u.id, u.slug, u.email))
+            }
+            Some(u) => CheckReport::failed(format!(
+                "users row for `{}` is {} <{}>, expected {want:?}",
+                u.slug, u.id, u.email
+            )),
+            None => CheckReport::failed(format!("no users row for `{}`", req.slug)),
+        })
     }
 }

@@ -7,35 +7,24 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use super::common::{self, OnboardRequest, RepoEdits, RepoWrite, Site, onboard};
 use super::ownership::{self, Claim};
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use crate::adapters::repo::Checkout;
 use crate::domain::{DomainName, MailPlan, OperatingMode};
-use crate::engine::request::OnboardRequest;
 use crate::messages;
 use crate::state::sites::{self, NewSite};
 use crate::templating;
 
 pub struct DeployConfig;
 
-/// `{domains_dir}/{domain}`: the site directory of one domain.
-pub fn site_dir(cx: &StepContext, domain: &DomainName) -> String {
-    format!("{}/{}", cx.services.config.deploy.domains_dir, domain)
-}
-
-pub fn fill(template: &str, domain: &DomainName) -> String {
-    template
-        .replace("{domain}", domain.as_str())
-        .replace("{site}", domain.as_str())
-}
-
 /// Every file the step wants in the repo, with its content.
 fn desired_files(
     cx: &StepContext,
+    repo: &Checkout<'_>,
     req: &OnboardRequest,
 ) -> Result<BTreeMap<String, String>, StepError> {
     let cfg = &cx.services.config;
-    let repo = &cx.services.repo;
     // The "don't write a new merche-* feature" guard, again at the write (the edge checks too).
     if req.feature.contains(req.slug.as_str()) || !cfg.onboarding.features.contains(&req.feature) {
         return Err(StepError::refused(format!(
@@ -53,7 +42,7 @@ fn desired_files(
     }
     let mut out = BTreeMap::new();
     for domain in &req.domains {
-        let site = site_dir(cx, domain);
+        let site = Site::of(cx, domain);
         for rel in &template_files {
             let org_shaped = matches!(req.mode, OperatingMode::PersonOwnsOrg { .. });
             if rel == "org-site.yaml" && !org_shaped {
@@ -67,14 +56,8 @@ fn desired_files(
                 })?;
             let edited = match rel.as_str() {
                 "services.yaml" => templating::services_yaml(&text, domain, &req.feature, true),
-                "deploy.sh" => templating::deploy_sh(
-                    &text,
-                    &fill(&cfg.deploy.webroot, domain),
-                    &fill(&cfg.deploy.nginx_site, domain),
-                ),
-                "nginx/prod.conf" => {
-                    templating::nginx_conf(&text, domain, &fill(&cfg.deploy.webroot, domain))
-                }
+                "deploy.sh" => templating::deploy_sh(&text, site.webroot(), site.vps_nginx_site()),
+                "nginx/prod.conf" => templating::nginx_conf(&text, domain, site.webroot()),
                 "org-site.yaml" => match (&req.mode, &req.brand) {
                     (OperatingMode::PersonOwnsOrg { org_name, .. }, Some(brand)) => {
                         templating::org_site_yaml(&text, org_name, brand, "public/logo.svg")
@@ -84,9 +67,12 @@ fn desired_files(
                 _ => Ok(text),
             }
             .map_err(|e| {
-                StepError::refused(format!("editing {site}/{rel} from the template: {e:#}"))
+                StepError::refused(format!(
+                    "editing {} from the template: {e:#}",
+                    site.file(rel)
+                ))
             })?;
-            out.insert(format!("{site}/{rel}"), edited);
+            out.insert(site.file(rel), edited);
         }
         let mode = match req.mail {
             MailPlan::Mailbox => Some("mailbox"),
@@ -110,9 +96,12 @@ fn desired_files(
 
 /// A site that exists is owned by later steps (certbot's conf sync, held_back flip): it counts
 /// as configured when its services.yaml names the domain.
-fn site_configured(cx: &StepContext, domain: &DomainName) -> Result<bool, StepError> {
-    let path = format!("{}/services.yaml", site_dir(cx, domain));
-    Ok(match cx.services.repo.read(&path)? {
+fn site_configured(
+    cx: &StepContext,
+    repo: &Checkout<'_>,
+    domain: &DomainName,
+) -> Result<bool, StepError> {
+    Ok(match repo.read(&Site::of(cx, domain).services_yaml())? {
         Some(text) => serde_norway::from_str::<serde_norway::Value>(&text)
             .ok()
             .and_then(|v| {
@@ -128,14 +117,15 @@ fn site_configured(cx: &StepContext, domain: &DomainName) -> Result<bool, StepEr
 /// The files still to write: desired files of unconfigured sites, plus the brand-mail line.
 fn changes(
     cx: &StepContext,
+    repo: &Checkout<'_>,
     req: &OnboardRequest,
 ) -> Result<BTreeMap<String, (Option<String>, String)>, StepError> {
-    let desired = desired_files(cx, req)?;
+    let desired = desired_files(cx, repo, req)?;
     // Sites already configured (read once, not once per file).
     let mut done_sites = Vec::new();
     for d in &req.domains {
-        if site_configured(cx, d)? {
-            done_sites.push(format!("{}/", site_dir(cx, d)));
+        if site_configured(cx, repo, d)? {
+            done_sites.push(Site::of(cx, d).file(""));
         }
     }
     let mut out = BTreeMap::new();
@@ -146,7 +136,7 @@ fn changes(
         {
             continue;
         }
-        let current = cx.services.repo.read(&path)?;
+        let current = repo.read(&path)?;
         if current.as_deref() != Some(text.as_str()) {
             out.insert(path, (current, text));
         }
@@ -157,8 +147,12 @@ fn changes(
 /// deploy-config writes a site only for its own tenant: one on record for this slug, or one
 /// nothing serves yet (returned: the apply records it as created before writing it). A site
 /// that is another tenant's is refused here too, not only at preflight: it may have appeared
-/// since. The caller holds the repo lock and has synced the checkout.
-async fn own_or_new(cx: &StepContext, req: &OnboardRequest) -> Result<Vec<DomainName>, StepError> {
+/// since. From the checkout synced just now.
+async fn own_or_new(
+    cx: &StepContext,
+    repo: &Checkout<'_>,
+    req: &OnboardRequest,
+) -> Result<Vec<DomainName>, StepError> {
     let mut new = Vec::new();
     for d in &req.domains {
         let record = ownership::record(cx, d).await?;
@@ -169,7 +163,7 @@ async fn own_or_new(cx: &StepContext, req: &OnboardRequest) -> Result<Vec<Domain
         if cx.dry_run && req.adopt_site {
             continue;
         }
-        let findings = ownership::survey_with(cx, d, ownership::repo_sites(cx, d)?).await?;
+        let findings = ownership::survey_with(cx, d, ownership::repo_sites(cx, repo, d)?).await?;
         match ownership::claim(&req.slug, record.as_ref(), &findings) {
             Claim::Free => new.push(d.clone()),
             Claim::Ours(_) => {}
@@ -188,108 +182,73 @@ async fn own_or_new(cx: &StepContext, req: &OnboardRequest) -> Result<Vec<Domain
 /// For a file of a new site: the template file it is copied from, and its text.
 fn template_source(
     cx: &StepContext,
+    repo: &Checkout<'_>,
     req: &OnboardRequest,
     path: &str,
 ) -> Result<Option<(String, String)>, StepError> {
     let deploy = &cx.services.config.deploy;
     for d in &req.domains {
-        if let Some(rel) = path.strip_prefix(&format!("{}/", site_dir(cx, d))) {
+        if let Some(rel) = path.strip_prefix(&Site::of(cx, d).file("")) {
             let tpath = format!("{}/{}/{rel}", deploy.domains_dir, deploy.template);
-            return Ok(cx.services.repo.read(&tpath)?.map(|t| (tpath, t)));
+            return Ok(repo.read(&tpath)?.map(|t| (tpath, t)));
         }
     }
     Ok(None)
 }
 
-/// The plan and the files it writes, from the checkout synced with origin just now. The
-/// caller holds the repo lock.
-async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
-    let req = onboard(cx)?;
-    cx.services.repo.sync().await?;
-    // Another tenant's site is refused before anything is planned over it.
-    own_or_new(cx, req).await?;
-    let changes = changes(cx, req)?;
-    let unpushed = cx.services.repo.unpushed().await?;
-    if changes.is_empty() && unpushed.is_empty() {
-        let sites: Vec<String> = req.domains.iter().map(|d| site_dir(cx, d)).collect();
-        return Ok((
-            Plan::AlreadyDone {
-                evidence: format!("{} in the repo and pushed", sites.join(", ")),
-            },
-            Vec::new(),
-        ));
-    }
-    let mut detail = String::new();
-    for (path, (old, new)) in &changes {
-        // A new site file is shown as a copy of its template file plus the edits, so the
-        // diff holds only the values that change (runbook: templated, not forked).
-        let template = match old {
-            None => template_source(cx, req, path)?,
-            Some(_) => None,
-        };
-        detail.push_str(&match (&template, old) {
-            (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
-            (None, old) => templating::unified_diff(path, old.as_deref(), new),
-        });
-    }
-    if !changes.is_empty() {
-        // The diffs show what changes; these lines pin every byte written (a template line far
-        // from the edits is in the copy too).
-        detail.push_str("\nfiles as written:\n");
-        for (path, (_, new)) in &changes {
-            detail.push_str(&super::written_as(path, new));
-        }
-    }
-    if !unpushed.is_empty() {
-        detail.push('\n');
-        detail.push_str(&unpushed);
-    }
-    let summary = format!(
-        "add {} file(s) for {} to the platform repo, commit and push",
-        changes.len(),
-        req.domains
-            .iter()
-            .map(|d| d.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let files = changes
-        .into_iter()
-        .map(|(path, (_, text))| (path, text))
-        .collect();
-    Ok((Plan::Change { summary, detail }, files))
+fn domain_list(req: &OnboardRequest) -> String {
+    req.domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
-impl Step for DeployConfig {
-    fn name(&self) -> &'static str {
-        "deploy-config"
-    }
-
-    fn description(&self) -> &'static str {
-        "Deploy config: copy _template/{provider}.com, edit services.yaml, deploy.sh, nginx/prod.conf; commit and push"
-    }
-
-    fn writes_production(&self) -> bool {
-        true
-    }
-
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let _turn = cx.services.repo_lock.lock().await;
-        Ok(planned(cx).await?.0)
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+impl RepoWrite for DeployConfig {
+    async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let req = onboard(cx)?;
-        let repo = &cx.services.repo;
-        // One turn from the fetch to the push: the plan checked against the approval is the
-        // one written, and no other run of this process touches the checkout in between.
-        let _turn = cx.services.repo_lock.lock().await;
-        let (now, files) = planned(cx).await?;
-        plan.ensure_current(self.name(), &now)?;
-        // Recorded before the commit: a run interrupted after pushing is still recognised as
-        // the site's creator when it resumes.
-        for d in own_or_new(cx, req).await? {
+        // Another tenant's site is refused before anything is planned over it.
+        own_or_new(cx, repo, req).await?;
+        let changes = changes(cx, repo, req)?;
+        let mut diffs = String::new();
+        for (path, (old, new)) in &changes {
+            // A new site file is shown as a copy of its template file plus the edits, so the
+            // diff holds only the values that change (runbook: templated, not forked).
+            let template = match old {
+                None => template_source(cx, repo, req, path)?,
+                Some(_) => None,
+            };
+            diffs.push_str(&match (&template, old) {
+                (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
+                (None, old) => templating::unified_diff(path, old.as_deref(), new),
+            });
+        }
+        let sites: Vec<String> = req
+            .domains
+            .iter()
+            .map(|d| Site::of(cx, d).dir().to_owned())
+            .collect();
+        Ok(RepoEdits {
+            summary: format!(
+                "add {} file(s) for {} to the platform repo, commit and push",
+                changes.len(),
+                domain_list(req)
+            ),
+            diffs,
+            files: changes
+                .into_iter()
+                .map(|(path, (_, text))| (path, text))
+                .collect(),
+            done: format!("{} in the repo and pushed", sites.join(", ")),
+        })
+    }
+
+    /// Recorded before the commit: a run interrupted after pushing is still recognised as the
+    /// site's creator when it resumes.
+    async fn before_commit(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<(), StepError> {
+        let req = onboard(cx)?;
+        for d in own_or_new(cx, repo, req).await? {
             let vps = &cx.services.config.vps.name;
             let site = NewSite {
                 domain: d.as_str(),
@@ -305,32 +264,59 @@ impl Step for DeployConfig {
                 )));
             }
         }
-        let message = format!(
-            "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {}.\nTemplated from {}; held_back: true until TLS is live.",
+        Ok(())
+    }
+
+    fn message(
+        &self,
+        cx: &StepContext,
+        _files: &[(String, String)],
+        approver: &str,
+    ) -> Result<String, StepError> {
+        let req = onboard(cx)?;
+        Ok(format!(
+            "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {approver}.\nTemplated from {}; held_back: true until TLS is live.",
             req.slug,
-            req.domains
-                .iter()
-                .map(|d| d.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            domain_list(req),
             cx.run_id,
-            plan.approver().unwrap_or("nobody"),
             cx.services.config.deploy.template,
-        );
-        let head = repo.write_commit_push(&files, &message).await?;
+        ))
+    }
+}
+
+#[async_trait]
+impl Step for DeployConfig {
+    fn id(&self) -> StepName {
+        StepName::DeployConfig
+    }
+
+    fn description(&self) -> &'static str {
+        "Deploy config: copy _template/{provider}.com, edit services.yaml, deploy.sh, nginx/prod.conf; commit and push"
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        common::repo_plan(cx, self).await
+    }
+
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+        let head = common::repo_apply(cx, self.name(), self, plan).await?;
         cx.log(&format!("committed and pushed {head}"));
         Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let req = onboard(cx)?;
-        let _turn = cx.services.repo_lock.lock().await;
-        let sync = cx.services.repo.sync().await?;
+        let repo = cx.services.repo.lock().await;
+        let sync = repo.sync().await?;
         for d in &req.domains {
-            if !site_configured(cx, d)? {
+            if !site_configured(cx, &repo, d)? {
                 return Ok(CheckReport::failed(format!(
                     "{} has no services.yaml for {d}",
-                    site_dir(cx, d)
+                    Site::of(cx, d).dir()
                 )));
             }
         }
@@ -344,7 +330,7 @@ impl Step for DeployConfig {
             "site(s) {} committed and pushed",
             req.domains
                 .iter()
-                .map(|d| site_dir(cx, d))
+                .map(|d| Site::of(cx, d).dir().to_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
         )))

@@ -8,49 +8,34 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::deploy_config::fill;
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
-use crate::adapters::{dns, http, ssh};
-use crate::dnscheck::{self, Rtype, Status};
-use crate::domain::{DomainName, MailPlan};
+use super::common::{Precondition, Site, a_records, onboard};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use crate::adapters::repo::Checkout;
+use crate::adapters::{http, ssh};
+use crate::domain::DomainName;
+use crate::messages;
 
 pub struct DeployStub;
 
 const SSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One precondition, as shown in the plan.
-struct Precondition {
-    what: String,
-    ok: bool,
-    detail: String,
-}
-
 /// Whether the apex A record points at the VPS on the authoritative servers.
 async fn a_record_ok(cx: &StepContext, domain: &DomainName) -> Result<Precondition, StepError> {
     let cfg = &cx.services.config;
-    let expected: Vec<_> =
-        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
-            .into_iter()
-            .filter(|e| e.rtype == Rtype::A && e.name == domain.as_str())
-            .collect();
-    let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
-        .await
-        .map_err(StepError::Transient)?;
-    let rec = &report.records[0];
-    let found = rec
-        .found
-        .iter()
-        .map(|f| f.2.clone())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let rec = a_records(cx, domain, false)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            StepError::Internal(anyhow::anyhow!("no A record is expected for {domain}"))
+        })?;
     Ok(Precondition {
         what: format!(
             "A record of {domain} points at {} ({})",
             cfg.vps.ipv4, cfg.vps.name
         ),
-        ok: matches!(rec.status, Status::Ok | Status::NotYetPropagated),
-        detail: found,
+        ok: rec.ok,
+        found: rec.found,
     })
 }
 
@@ -64,18 +49,10 @@ async fn webroot_exists(cx: &StepContext, webroot: &str) -> Result<bool, StepErr
 /// The deployed site is live when the VPS serves the repo's nginx conf and the stub answers.
 async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, String>, StepError> {
     let cfg = &cx.services.config;
-    let local = cx.services.repo.read(&format!(
-        "{}/{}/nginx/prod.conf",
-        cfg.deploy.domains_dir, domain
-    ))?;
+    let site = Site::of(cx, domain);
+    let local = cx.services.repo.lock().await.read(&site.nginx_conf())?;
     let session = cx.services.vps().await?;
-    let remote = ssh::run(
-        &session,
-        "cat",
-        &[&fill(&cfg.deploy.nginx_site, domain)],
-        SSH_TIMEOUT,
-    )
-    .await?;
+    let remote = ssh::run(&session, "cat", &[site.vps_nginx_site()], SSH_TIMEOUT).await?;
     // certbot rewrites the site file on the VPS: until it is synced back the repo's copy is
     // older, and deploying it again would drop TLS. A certbot-managed file counts as deployed.
     let certbot_managed = remote.stdout.contains("managed by Certbot");
@@ -118,18 +95,10 @@ async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, St
     }
 }
 
-/// The deploy command for one domain as an argument vector (no shell).
-fn command(cx: &StepContext, domain: &DomainName) -> Vec<String> {
-    fill(&cx.services.config.deploy.command, domain)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
 #[async_trait]
 impl Step for DeployStub {
-    fn name(&self) -> &'static str {
-        "deploy-stub"
+    fn id(&self) -> StepName {
+        StepName::DeployStub
     }
 
     fn description(&self) -> &'static str {
@@ -154,37 +123,30 @@ impl Step for DeployStub {
                 detail.push_str(&format!("{domain}: already deployed — {evidence}\n"));
                 continue;
             }
+            let site = Site::of(cx, domain);
+            let webroot = site.webroot();
             let a = a_record_ok(cx, domain).await?;
-            let webroot = fill(&cfg.deploy.webroot, domain);
-            let webroot_ok = webroot_exists(cx, &webroot).await?;
+            // DNS a person must fix; a missing webroot the apply makes.
+            let refusal = (!a.ok).then(|| {
+                format!(
+                    "deploy refused for {domain}: precondition failed: {} (found: {}). Fix DNS (see dns-check {domain}), then resume the run.",
+                    a.what, a.found
+                )
+            });
+            let webroot_ok = webroot_exists(cx, webroot).await?;
             let pre = [
                 a,
                 Precondition {
                     what: format!("webroot {webroot} exists on the VPS"),
                     ok: webroot_ok,
-                    detail: String::new(),
+                    found: String::new(),
                 },
             ];
-            detail.push_str(&format!("{domain}: preconditions\n"));
-            for p in &pre {
-                detail.push_str(&format!(
-                    "  [{}] {}{}\n",
-                    if p.ok { "ok" } else { "FAIL" },
-                    p.what,
-                    if p.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" — {}", p.detail)
-                    }
-                ));
+            detail.push_str(&messages::preconditions(domain.as_str(), &pre));
+            if let Some(refusal) = refusal {
+                return Err(StepError::refused(refusal));
             }
-            if let Some(failed) = pre.iter().find(|p| !p.ok) {
-                if !failed.what.starts_with("webroot") {
-                    return Err(StepError::refused(format!(
-                        "deploy refused for {domain}: precondition failed: {} (found: {}). Fix DNS (see dns-check {domain}), then resume the run.",
-                        failed.what, failed.detail
-                    )));
-                }
+            if !webroot_ok {
                 detail.push_str(&format!(
                     "  then: mkdir -p {webroot} on {} (ssh {})\n",
                     cfg.vps.name, cfg.vps.ssh_host
@@ -192,7 +154,7 @@ impl Step for DeployStub {
             }
             detail.push_str(&format!(
                 "  run in the repo checkout: {}\n",
-                command(cx, domain).join(" ")
+                site.deploy_command().join(" ")
             ));
             todo.push(domain.to_string());
         }
@@ -213,15 +175,15 @@ impl Step for DeployStub {
 
     async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {
         let req = onboard(cx)?;
-        let cfg = &cx.services.config;
         for domain in &req.domains {
             if live(cx, domain).await?.is_ok() {
                 continue;
             }
-            let webroot = fill(&cfg.deploy.webroot, domain);
-            if !webroot_exists(cx, &webroot).await? {
+            let site = Site::of(cx, domain);
+            let webroot = site.webroot();
+            if !webroot_exists(cx, webroot).await? {
                 let session = cx.services.vps().await?;
-                let out = ssh::run(&session, "mkdir", &["-p", "--", &webroot], SSH_TIMEOUT).await?;
+                let out = ssh::run(&session, "mkdir", &["-p", "--", webroot], SSH_TIMEOUT).await?;
                 if !out.success {
                     return Err(StepError::refused(format!(
                         "mkdir -p {webroot} on the VPS failed: {}",
@@ -229,8 +191,8 @@ impl Step for DeployStub {
                     )));
                 }
             }
-            let _turn = cx.services.repo_lock.lock().await;
-            run_deploy(cx, &command(cx, domain)).await?;
+            let repo = cx.services.repo.lock().await;
+            run_deploy(cx, &repo, &site.deploy_command()).await?;
         }
         Ok(())
     }
@@ -250,7 +212,11 @@ impl Step for DeployStub {
 
 /// Runs the deploy command in the checkout, streaming its output into the run's log. On a
 /// non-zero exit the last lines are in the error.
-async fn run_deploy(cx: &StepContext, argv: &[String]) -> Result<(), StepError> {
+async fn run_deploy(
+    cx: &StepContext,
+    repo: &Checkout<'_>,
+    argv: &[String],
+) -> Result<(), StepError> {
     let cfg = &cx.services.config;
     let (program, args) = argv
         .split_first()
@@ -258,7 +224,7 @@ async fn run_deploy(cx: &StepContext, argv: &[String]) -> Result<(), StepError> 
     // From a cleared environment: the deploy command is the platform's, not the bot's.
     let mut child = crate::adapters::child_command(program, &cfg.deploy.env)
         .args(args)
-        .current_dir(cx.services.repo.root())
+        .current_dir(repo.root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -268,8 +234,16 @@ async fn run_deploy(cx: &StepContext, argv: &[String]) -> Result<(), StepError> 
         .map_err(|e| {
             StepError::Internal(anyhow::anyhow!("cannot start `{}`: {e}", argv.join(" ")))
         })?;
-    let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(StepError::Internal(anyhow::anyhow!(
+            "`{}` started without its output pipes",
+            argv.join(" ")
+        )));
+    };
+    let (stdout, stderr) = (
+        BufReader::new(stdout).lines(),
+        BufReader::new(stderr).lines(),
+    );
     let mut tail: Vec<String> = Vec::new();
     let mut streams = tokio_stream_lines(stdout, stderr);
     while let Some(line) = streams.recv().await {

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::onboard;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::dns;
 use crate::dnscheck::{self, Report};
 
@@ -43,8 +43,8 @@ fn summary(reports: &[Report]) -> String {
 
 #[async_trait]
 impl Step for DnsRecords {
-    fn name(&self) -> &'static str {
-        "dns-records"
+    fn id(&self) -> StepName {
+        StepName::DnsRecords
     }
 
     fn description(&self) -> &'static str {

@@ -1,28 +1,25 @@
 //! Runbook "Database steps" 2c: the Person joins an existing Org as a member.
 
-use async_trait::async_trait;
-use serde_json::json;
-
-use super::create_org::person_id;
-use super::preflight::onboard;
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::{onboard, person_id};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db::{self, OrgRow};
-use crate::domain::OperatingMode;
+use crate::domain::{OperatingMode, Slug};
+use async_trait::async_trait;
 
 pub struct JoinOrg;
 
 const ROLE: &str = "member";
 
-fn org_slug(cx: &StepContext) -> Result<&str, StepError> {
+fn org_slug(cx: &StepContext) -> Result<&Slug, StepError> {
     match &onboard(cx)?.mode {
-        OperatingMode::PersonJoinsOrg { org_slug } => Ok(org_slug.as_str()),
+        OperatingMode::PersonJoinsOrg { org_slug } => Ok(org_slug),
         _ => Err(StepError::Internal(anyhow::anyhow!(
             "join-org in a run whose mode joins no org"
         ))),
     }
 }
 
-async fn existing_org(conn: &mut sqlx::PgConnection, slug: &str) -> Result<OrgRow, StepError> {
+async fn existing_org(conn: &mut sqlx::PgConnection, slug: &Slug) -> Result<OrgRow, StepError> {
     tenant_db::find_org(conn, slug)
         .await?
         .ok_or_else(|| StepError::refused(format!("there is no org `{slug}` to join")))
@@ -38,7 +35,7 @@ async fn planned(
     tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
     let user = person_id(cx, conn).await?;
     let org = existing_org(conn, slug).await?;
-    cx.set_output("org_id", json!(org.id)).await;
+    cx.set_org_id(org.id).await?;
     let plan = match tenant_db::membership(conn, org.id, user).await? {
         Some(role) if role == ROLE => Plan::AlreadyDone {
             evidence: format!("user {user} is already a member of `{slug}` ({})", org.id),
@@ -67,8 +64,8 @@ async fn planned(
 
 #[async_trait]
 impl Step for JoinOrg {
-    fn name(&self) -> &'static str {
-        "join-org"
+    fn id(&self) -> StepName {
+        StepName::JoinOrg
     }
 
     fn description(&self) -> &'static str {
@@ -93,7 +90,7 @@ impl Step for JoinOrg {
         plan.ensure_current(self.name(), &now)?;
         tenant_db::insert_member(&mut tx, slug, user, ROLE).await?;
         tx.commit().await?;
-        cx.set_output("org_id", json!(org.id)).await;
+        cx.set_org_id(org.id).await?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 
 pub mod adopt_site;
 pub mod cert;
+pub mod common;
 pub mod create_org;
 pub mod create_person;
 pub mod deploy_config;
@@ -29,8 +30,9 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::adapters::Services;
-use crate::engine::request::Request;
+use crate::adapters::{self, Services};
+use crate::report::Check;
+use common::Request;
 
 /// What a step would do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,33 +163,26 @@ impl StepError {
     }
 }
 
+impl From<adapters::Error> for StepError {
+    fn from(e: adapters::Error) -> Self {
+        match e {
+            adapters::Error::Transient(e) => StepError::Transient(e),
+            adapters::Error::Refused(m) => StepError::Refused(m),
+            adapters::Error::Internal(e) => StepError::Internal(e),
+        }
+    }
+}
+
+/// Steps that query a database themselves (verify) get the adapters' classification.
 impl From<sqlx::Error> for StepError {
     fn from(e: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        match &e {
-            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => {
-                StepError::Transient(e.into())
-            }
-            // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions,
-            // 40001/40P01 serialisation failures: a retry can succeed.
-            E::Database(db)
-                if db.code().is_some_and(|c| {
-                    c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
-                }) =>
-            {
-                StepError::Transient(e.into())
-            }
-            _ => StepError::Internal(e.into()),
-        }
+        adapters::Error::from(e).into()
     }
 }
 
 impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
-        match e.downcast::<sqlx::Error>() {
-            Ok(sql) => sql.into(),
-            Err(other) => StepError::Internal(other),
-        }
+        adapters::Error::from(e).into()
     }
 }
 
@@ -243,16 +238,54 @@ impl StepContext {
         })
     }
 
-    /// A value an earlier step recorded (e.g. `user_id`).
-    pub async fn output(&self, key: &str) -> Option<Value> {
-        self.outputs.lock().await.get(key).cloned()
+    /// The Person's `users.id` (create-person, or found by a later step).
+    pub async fn user_id(&self) -> Option<Uuid> {
+        self.output(Output::UserId).await
+    }
+
+    pub async fn set_user_id(&self, id: Uuid) -> Result<(), StepError> {
+        self.set_output(Output::UserId, &id).await
+    }
+
+    /// The org's `orgs.id` (create-org, join-org).
+    pub async fn org_id(&self) -> Option<Uuid> {
+        self.output(Output::OrgId).await
+    }
+
+    pub async fn set_org_id(&self, id: Uuid) -> Result<(), StepError> {
+        self.set_output(Output::OrgId, &id).await
+    }
+
+    /// The success check's report (verify).
+    pub async fn verify_report(&self) -> Option<Vec<Check>> {
+        self.output(Output::VerifyReport).await
+    }
+
+    pub async fn set_verify_report(&self, checks: &[Check]) -> Result<(), StepError> {
+        self.set_output(Output::VerifyReport, checks).await
+    }
+
+    /// A value an earlier step recorded; `None` when absent or not of its type.
+    async fn output<T: serde::de::DeserializeOwned>(&self, key: Output) -> Option<T> {
+        let value = self.outputs.lock().await.get(key.as_str()).cloned()?;
+        serde_json::from_value(value).ok()
     }
 
     /// Records a value for later steps; the engine persists it with the run.
-    pub async fn set_output(&self, key: &str, value: Value) {
-        self.outputs.lock().await.insert(key.to_owned(), value);
+    async fn set_output<T: serde::Serialize + ?Sized>(
+        &self,
+        key: Output,
+        value: &T,
+    ) -> Result<(), StepError> {
+        let value = serde_json::to_value(value).map_err(|e| StepError::Internal(e.into()))?;
+        self.outputs
+            .lock()
+            .await
+            .insert(key.as_str().to_owned(), value);
+        Ok(())
     }
 
+    /// Every output, as the engine stores it with the run.
     pub async fn outputs(&self) -> serde_json::Map<String, Value> {
         self.outputs.lock().await.clone()
     }
@@ -263,11 +296,34 @@ impl StepContext {
     }
 }
 
+/// What steps hand to later steps, by the key it is stored under in the run's outputs (the
+/// same JSON as before these were typed, so stored runs read as they did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    UserId,
+    OrgId,
+    VerifyReport,
+}
+
+impl Output {
+    fn as_str(self) -> &'static str {
+        match self {
+            Output::UserId => "user_id",
+            Output::OrgId => "org_id",
+            Output::VerifyReport => "verify_report",
+        }
+    }
+}
+
 /// One step of the runbook.
 #[async_trait]
 pub trait Step: Send + Sync {
+    /// Which step this is.
+    fn id(&self) -> StepName;
     /// Stable, unique, kebab-case: stored in the database and shown in chat.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.id().as_str()
+    }
     /// One line for people: which runbook line this step carries out.
     fn description(&self) -> &'static str;
     /// Whether `apply` writes to production (then it waits for an approval of its plan).
@@ -281,27 +337,86 @@ pub trait Step: Send + Sync {
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
 }
 
-/// Every step, by name. The one place steps are listed.
+/// Declares the steps, each once: its name as stored and shown, and what carries it out.
+macro_rules! steps {
+    ($($variant:ident => $name:literal, $step:expr;)+) => {
+        /// A step, by name: the one list of steps. Stored as [`StepName::as_str`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum StepName {
+            $($variant),+
+        }
+
+        impl StepName {
+            /// Every step.
+            pub const ALL: &'static [StepName] = &[$(StepName::$variant),+];
+
+            /// The name as stored in the database and shown in chat.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(StepName::$variant => $name),+
+                }
+            }
+
+            /// The step that carries this name out.
+            pub fn step(self) -> Arc<dyn Step> {
+                match self {
+                    $(StepName::$variant => Arc::new($step)),+
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    Preflight => "preflight", preflight::Preflight;
+    AdoptSite => "adopt-site", adopt_site::AdoptSite;
+    CreatePerson => "create-person", create_person::CreatePerson;
+    CreateOrg => "create-org", create_org::CreateOrg;
+    JoinOrg => "join-org", join_org::JoinOrg;
+    DnsRecords => "dns-records", dns_records::DnsRecords;
+    DeployConfig => "deploy-config", deploy_config::DeployConfig;
+    DeployStub => "deploy-stub", deploy_stub::DeployStub;
+    Cert => "cert", cert::Cert;
+    SyncBack => "sync-back", sync_back::SyncBack;
+    Release => "release", release::Release;
+    Verify => "verify", verify::Verify;
+}
+
+impl StepName {
+    /// The step of a stored name; `None` for a name this version does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|n| n.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name as stored (the engine keeps a run's steps as text).
+impl From<StepName> for String {
+    fn from(n: StepName) -> Self {
+        n.as_str().to_owned()
+    }
+}
+
+/// Compares with a stored or written name.
+impl PartialEq<&str> for StepName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Every step, in the runbook's order.
 pub fn registry() -> Vec<Arc<dyn Step>> {
-    vec![
-        Arc::new(preflight::Preflight),
-        Arc::new(adopt_site::AdoptSite),
-        Arc::new(create_person::CreatePerson),
-        Arc::new(create_org::CreateOrg),
-        Arc::new(join_org::JoinOrg),
-        Arc::new(dns_records::DnsRecords),
-        Arc::new(deploy_config::DeployConfig),
-        Arc::new(deploy_stub::DeployStub),
-        Arc::new(cert::Cert),
-        Arc::new(sync_back::SyncBack),
-        Arc::new(release::Release),
-        Arc::new(verify::Verify),
-    ]
+    StepName::ALL.iter().map(|n| n.step()).collect()
 }
 
 /// Looks a step up by its stored name.
 pub fn by_name(name: &str) -> Option<Arc<dyn Step>> {
-    registry().into_iter().find(|s| s.name() == name)
+    StepName::parse(name).map(StepName::step)
 }
 
 #[cfg(test)]
@@ -323,6 +438,63 @@ mod tests {
             crate::domain::Slug::parse(n).unwrap_or_else(|e| panic!("step name {n}: {e}"));
             assert!(!by_name(n).unwrap().description().is_empty());
         }
+    }
+
+    #[test]
+    fn every_runbooks_step_names_resolve_to_the_step_of_that_name() {
+        use crate::domain::{DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
+        use crate::engine::request::{CertRequest, OnboardRequest, VerifyRequest};
+        let slug = |s: &str| Slug::parse(s).unwrap();
+        let domain = DomainName::parse("merche.com").unwrap();
+        let email = Email::parse("merche@example.com").unwrap();
+        let modes = [
+            OperatingMode::PersonOnly,
+            OperatingMode::PersonOwnsOrg {
+                org_slug: slug("merche-collective"),
+                org_name: DisplayName::parse_field("org-name", "Merche Collective").unwrap(),
+            },
+            OperatingMode::PersonJoinsOrg {
+                org_slug: slug("cocotte"),
+            },
+        ];
+        let mut requests = vec![
+            Request::Cert(CertRequest {
+                domain: domain.clone(),
+                email: email.clone(),
+            }),
+            Request::Verify(VerifyRequest {
+                slug: slug("merche"),
+            }),
+        ];
+        for mode in modes {
+            for adopt_site in [false, true] {
+                requests.push(Request::Onboard(OnboardRequest {
+                    slug: slug("merche"),
+                    display_name: DisplayName::parse_field("name", "Merche").unwrap(),
+                    email: email.clone(),
+                    mode: mode.clone(),
+                    domains: vec![domain.clone()],
+                    brand: None,
+                    mail: MailPlan::None,
+                    feature: "provider-site".into(),
+                    adopt_site,
+                }));
+            }
+        }
+        let mut used = std::collections::HashSet::new();
+        for request in &requests {
+            for name in request.steps() {
+                let step = name.step();
+                assert_eq!(step.id(), name, "{name} is carried out by another step");
+                assert_eq!(step.name(), name.as_str());
+                assert_eq!(StepName::parse(name.as_str()), Some(name));
+                assert!(by_name(name.as_str()).is_some());
+                used.insert(name);
+            }
+        }
+        // Every step is part of some runbook, and a name no step has resolves to none.
+        assert_eq!(used.len(), StepName::ALL.len());
+        assert!(StepName::parse("deploy").is_none());
     }
 
     #[test]

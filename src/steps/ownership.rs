@@ -5,29 +5,14 @@
 
 use std::time::Duration;
 
-use super::deploy_config::fill;
+use super::common::Site;
 use super::{StepContext, StepError};
+use crate::adapters::repo::Checkout;
 use crate::adapters::ssh;
 use crate::domain::{DomainName, Slug};
 use crate::state::sites::{self, SiteRecord};
 
-/// A site directory of the platform repo that serves the domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoSite {
-    /// Its path in the repo (`deployments/@domains/cocotte.com`).
-    pub dir: String,
-    /// What its services.yaml says, when it has one.
-    pub services: Option<ServicesFacts>,
-}
-
-/// The values of a services.yaml that tell whose a site is and how far it got.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServicesFacts {
-    pub domain: Option<String>,
-    pub feature: Option<String>,
-    pub held_back: Option<bool>,
-    pub aliases: Vec<String>,
-}
+pub use crate::report::{Findings, RepoSite, ServicesFacts};
 
 impl ServicesFacts {
     /// Reads the facts from a services.yaml; `None` when it is not YAML at all.
@@ -78,23 +63,6 @@ pub fn repo_match(domain: &DomainName, name: &str, services: Option<&str>) -> Op
     })
 }
 
-/// certbot's configuration directory on the VPS: `--config-dir` of `cert.extra_args`, else
-/// certbot's default. Its `live/` holds one folder per certificate lineage.
-pub fn certbot_config_dir(extra_args: &[String]) -> String {
-    let mut args = extra_args.iter();
-    while let Some(a) = args.next() {
-        if let Some(dir) = a.strip_prefix("--config-dir=") {
-            return dir.to_owned();
-        }
-        if a == "--config-dir"
-            && let Some(dir) = args.next()
-        {
-            return dir.clone();
-        }
-    }
-    "/etc/letsencrypt".into()
-}
-
 /// Whether the certbot lineage `name` is one for `domain`: certbot names a lineage after its
 /// first domain, with `-0001`, `-0002`... when that name was taken.
 pub fn lineage_of(name: &str, domain: &DomainName) -> bool {
@@ -105,29 +73,12 @@ pub fn lineage_of(name: &str, domain: &DomainName) -> bool {
     same_site(name, domain) || same_site(base, domain)
 }
 
-/// What serves a domain today.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Findings {
-    pub domain: DomainName,
-    /// The VPS looked at (config `vps.name`).
-    pub vps: String,
-    pub repo: Vec<RepoSite>,
-    /// nginx site files on the VPS.
-    pub nginx: Vec<String>,
-    /// certbot lineages on the VPS (their `live/` folders).
-    pub certs: Vec<String>,
-}
-
-impl Findings {
-    pub fn is_empty(&self) -> bool {
-        self.repo.is_empty() && self.nginx.is_empty() && self.certs.is_empty()
-    }
-}
-
-/// The repo's site directories serving `domain`. The caller holds the repo lock and has
-/// synced the checkout.
-pub fn repo_sites(cx: &StepContext, domain: &DomainName) -> Result<Vec<RepoSite>, StepError> {
-    let repo = &cx.services.repo;
+/// The repo's site directories serving `domain`, in the checkout synced just now.
+pub fn repo_sites(
+    cx: &StepContext,
+    repo: &Checkout<'_>,
+    domain: &DomainName,
+) -> Result<Vec<RepoSite>, StepError> {
     let dir = &cx.services.config.deploy.domains_dir;
     let mut out = Vec::new();
     for name in repo.subdirs(dir)? {
@@ -150,12 +101,13 @@ async fn vps_findings(
     let t = Duration::from_secs(30);
     let mut nginx = Vec::new();
     for name in [domain.clone(), domain.www()] {
-        let path = fill(&cfg.deploy.nginx_site, &name);
-        if ssh::run(&session, "test", &["-e", &path], t).await?.success {
-            nginx.push(path);
+        let site = Site::of(cx, &name);
+        let path = site.vps_nginx_site();
+        if ssh::run(&session, "test", &["-e", path], t).await?.success {
+            nginx.push(path.to_owned());
         }
     }
-    let live = format!("{}/live", certbot_config_dir(&cfg.cert.extra_args));
+    let live = Site::of(cx, domain).lineages_dir().to_owned();
     let mut certs = Vec::new();
     if ssh::run(&session, "test", &["-d", &live], t).await?.success {
         let ls = ssh::run(&session, "ls", &["-1A", "--", &live], t).await?;
@@ -176,18 +128,18 @@ async fn vps_findings(
     Ok((nginx, certs))
 }
 
-/// Everything that serves `domain` today, in the repo and on the VPS. Takes the repo lock
-/// and syncs the checkout, so the caller must not hold the lock.
+/// Everything that serves `domain` today, in the repo and on the VPS. Takes a turn at the
+/// checkout and syncs it, so the caller must not hold one.
 pub async fn survey(cx: &StepContext, domain: &DomainName) -> Result<Findings, StepError> {
     let repo = {
-        let _turn = cx.services.repo_lock.lock().await;
-        cx.services.repo.sync().await?;
-        repo_sites(cx, domain)?
+        let checkout = cx.services.repo.lock().await;
+        checkout.sync().await?;
+        repo_sites(cx, &checkout, domain)?
     };
     survey_with(cx, domain, repo).await
 }
 
-/// [`survey`] with the repo part already read (by a caller holding the repo lock).
+/// [`survey`] with the repo part already read (by a caller in its turn at the checkout).
 pub async fn survey_with(
     cx: &StepContext,
     domain: &DomainName,
@@ -264,23 +216,13 @@ mod tests {
     }
 
     #[test]
-    fn certbot_lineages_and_config_dir() {
+    fn certbot_lineages() {
         assert!(lineage_of("cocotte.com", &d("cocotte.com")));
         assert!(lineage_of("cocotte.com-0001", &d("cocotte.com")));
         assert!(lineage_of("www.cocotte.com", &d("cocotte.com")));
         assert!(!lineage_of("cocotte.com-1", &d("cocotte.com")));
         assert!(!lineage_of("README", &d("cocotte.com")));
         assert!(!lineage_of("notcocotte.com", &d("cocotte.com")));
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(certbot_config_dir(&[]), "/etc/letsencrypt");
-        assert_eq!(
-            certbot_config_dir(&args(&["--server=x", "--config-dir=/lab/le"])),
-            "/lab/le"
-        );
-        assert_eq!(
-            certbot_config_dir(&args(&["--config-dir", "/lab/le2"])),
-            "/lab/le2"
-        );
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use async_trait::async_trait;
 
+use super::common::onboard;
 use super::ownership::{self, Claim};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db;
 use crate::domain::OperatingMode;
-use crate::engine::request::OnboardRequest;
 use crate::messages;
 
 pub struct Preflight;
@@ -42,13 +42,13 @@ impl Preflight {
         ));
         tenant_db::ensure_authoritative(&mut conn, &cfg.tenant_authoritative).await?;
         // Slugs are global across people and orgs: `{slug}.my` must mean one tenant.
-        if let Some(org) = tenant_db::find_org(&mut conn, req.slug.as_str()).await? {
+        if let Some(org) = tenant_db::find_org(&mut conn, &req.slug).await? {
             return Err(StepError::refused(format!(
                 "slug `{}` is already taken by the org {:?} ({})",
                 req.slug, org.name, org.id
             )));
         }
-        match tenant_db::find_user(&mut conn, req.slug.as_str()).await? {
+        match tenant_db::find_user(&mut conn, &req.slug).await? {
             Some(u) => evidence.push(format!(
                 "slug `{}` exists as user {} (create-person compares it)",
                 req.slug, u.id
@@ -63,13 +63,13 @@ impl Preflight {
                         "the new org's slug must differ from the person's slug",
                     ));
                 }
-                if let Some(u) = tenant_db::find_user(&mut conn, org_slug.as_str()).await? {
+                if let Some(u) = tenant_db::find_user(&mut conn, org_slug).await? {
                     return Err(StepError::refused(format!(
                         "org slug `{org_slug}` is already taken by the user {}",
                         u.id
                     )));
                 }
-                match tenant_db::find_org(&mut conn, org_slug.as_str()).await? {
+                match tenant_db::find_org(&mut conn, org_slug).await? {
                     Some(o) => evidence.push(format!(
                         "org `{org_slug}` exists ({}, create-org compares it)",
                         o.id
@@ -78,7 +78,7 @@ impl Preflight {
                 }
             }
             OperatingMode::PersonJoinsOrg { org_slug } => {
-                match tenant_db::find_org(&mut conn, org_slug.as_str()).await? {
+                match tenant_db::find_org(&mut conn, org_slug).await? {
                     Some(o) => {
                         evidence.push(format!("org `{org_slug}` exists: {:?} ({})", o.name, o.id))
                     }
@@ -131,17 +131,10 @@ impl Preflight {
     }
 }
 
-/// The onboarding request of this run; the engine only gives onboarding steps to onboard runs.
-pub(crate) fn onboard(cx: &StepContext) -> Result<&OnboardRequest, StepError> {
-    cx.request
-        .as_onboard()
-        .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an onboarding run")))
-}
-
 #[async_trait]
 impl Step for Preflight {
-    fn name(&self) -> &'static str {
-        "preflight"
+    fn id(&self) -> StepName {
+        StepName::Preflight
     }
 
     fn description(&self) -> &'static str {

@@ -2,21 +2,19 @@
 
 use async_trait::async_trait;
 
-use super::cert::{served_ok, targets};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets, served_ok};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use crate::adapters::repo::Checkout;
 use crate::templating;
 
 pub struct Release;
 
 /// (path, current text, released text) for every site still held back.
-fn held(cx: &StepContext) -> Result<Vec<(String, String, String)>, StepError> {
+fn held(cx: &StepContext, repo: &Checkout<'_>) -> Result<Vec<(String, String, String)>, StepError> {
     let mut out = Vec::new();
-    for (domain, _) in targets(cx)? {
-        let path = format!(
-            "{}/{}/services.yaml",
-            cx.services.config.deploy.domains_dir, domain
-        );
-        let text = cx.services.repo.read(&path)?.ok_or_else(|| {
+    for (domain, _) in cert_targets(cx)? {
+        let path = Site::of(cx, &domain).services_yaml();
+        let text = repo.read(&path)?.ok_or_else(|| {
             StepError::refused(format!(
                 "{path} is not in the repo: run the deploy config first"
             ))
@@ -30,56 +28,54 @@ fn held(cx: &StepContext) -> Result<Vec<(String, String, String)>, StepError> {
     Ok(out)
 }
 
-/// The plan and the files it writes, from the checkout synced with origin just now. The
-/// caller holds the repo lock.
-async fn planned(cx: &StepContext) -> Result<(Plan, Vec<(String, String)>), StepError> {
-    cx.services.repo.sync().await?;
-    let held = held(cx)?;
-    let unpushed = cx.services.repo.unpushed().await?;
-    if held.is_empty() && unpushed.is_empty() {
-        return Ok((
-            Plan::AlreadyDone {
-                evidence: "held_back is false for every site".into(),
-            },
-            Vec::new(),
-        ));
+#[async_trait]
+impl RepoWrite for Release {
+    async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
+        let held = held(cx, repo)?;
+        Ok(RepoEdits {
+            summary: format!("release {} site(s): held_back: false", held.len()),
+            diffs: held
+                .iter()
+                .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
+                .collect(),
+            files: held
+                .into_iter()
+                .map(|(path, _, text)| (path, text))
+                .collect(),
+            done: "held_back is false for every site".into(),
+        })
     }
-    for (domain, _) in targets(cx)? {
-        if served_ok(cx, &domain).await.is_none() {
-            return Err(StepError::refused(format!(
-                "{domain} does not serve a valid certificate yet: run /cert first; held_back stays true"
-            )));
+
+    async fn ready(&self, cx: &StepContext) -> Result<(), StepError> {
+        for (domain, _) in cert_targets(cx)? {
+            if served_ok(cx, &domain).await.is_none() {
+                return Err(StepError::refused(format!(
+                    "{domain} does not serve a valid certificate yet: run /cert first; held_back stays true"
+                )));
+            }
         }
+        Ok(())
     }
-    let mut detail: String = held
-        .iter()
-        .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
-        .collect();
-    if !held.is_empty() {
-        detail.push_str("\nfiles as written:\n");
-        for (p, _, new) in &held {
-            detail.push_str(&super::written_as(p, new));
-        }
+
+    fn message(
+        &self,
+        cx: &StepContext,
+        files: &[(String, String)],
+        approver: &str,
+    ) -> Result<String, StepError> {
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        Ok(format!(
+            "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {approver}.",
+            names.join(", "),
+            cx.run_id,
+        ))
     }
-    if !unpushed.is_empty() {
-        detail.push('\n');
-        detail.push_str(&unpushed);
-    }
-    let plan = Plan::Change {
-        summary: format!("release {} site(s): held_back: false", held.len()),
-        detail,
-    };
-    let files = held
-        .into_iter()
-        .map(|(path, _, text)| (path, text))
-        .collect();
-    Ok((plan, files))
 }
 
 #[async_trait]
 impl Step for Release {
-    fn name(&self) -> &'static str {
-        "release"
+    fn id(&self) -> StepName {
+        StepName::Release
     }
 
     fn description(&self) -> &'static str {
@@ -91,34 +87,19 @@ impl Step for Release {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let _turn = cx.services.repo_lock.lock().await;
-        Ok(planned(cx).await?.0)
+        common::repo_plan(cx, self).await
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        let repo = &cx.services.repo;
-        // One turn from the fetch to the push (see deploy-config).
-        let _turn = cx.services.repo_lock.lock().await;
-        let (now, files) = planned(cx).await?;
-        plan.ensure_current(self.name(), &now)?;
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-        let message = format!(
-            "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {}.",
-            names.join(", "),
-            cx.run_id,
-            plan.approver().unwrap_or("nobody")
-        );
-        repo.write_commit_push(&files, &message).await?;
+        common::repo_apply(cx, self.name(), self, plan).await?;
         Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
-        let _turn = cx.services.repo_lock.lock().await;
-        let held = held(cx)?;
-        Ok(if held.is_empty() {
-            CheckReport::ok("held_back: false, committed and pushed")
-        } else {
-            CheckReport::failed(format!("{} still held back", held[0].0))
+        let repo = cx.services.repo.lock().await;
+        Ok(match held(cx, &repo)?.first() {
+            None => CheckReport::ok("held_back: false, committed and pushed"),
+            Some((path, _, _)) => CheckReport::failed(format!("{path} still held back")),
         })
     }
 }

@@ -6,49 +6,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError};
+use super::common::Request;
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::{dns, http, tenant_db};
 use crate::config::VerifyConfig;
 use crate::domain::{OperatingMode, Slug};
-use crate::engine::request::Request;
+
+pub use crate::report::Check;
 
 pub struct Verify;
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    /// Not checked (not configured): neither passed nor failed, and said so.
-    #[serde(default)]
-    pub skipped: bool,
-    pub evidence: String,
-}
-
-impl Check {
-    fn new(name: impl Into<String>, passed: bool, evidence: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            passed,
-            skipped: false,
-            evidence: evidence.into(),
-        }
-    }
-
-    fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            passed: false,
-            skipped: true,
-            evidence: why.into(),
-        }
-    }
-}
 
 /// Who is being verified.
 struct Tenant {
@@ -78,31 +48,31 @@ async fn tenant(cx: &StepContext) -> Result<Tenant, StepError> {
         }
     };
     let mut conn = cx.services.tenant_db().await?.acquire().await?;
-    let user = tenant_db::find_user(&mut conn, slug.as_str())
+    let user = tenant_db::find_user(&mut conn, &slug)
         .await?
         .ok_or_else(|| StepError::refused(format!("there is no user `{slug}` to verify")))?;
     // The org: from the onboarding's mode, else the one the person owns or belongs to.
-    let org_slug: Option<String> = match &mode {
-        Some(m) => m.org_slug().map(|s| s.to_string()),
-        None => sqlx::query_scalar(
-            "SELECT o.slug FROM org_members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY (m.role = 'owner') DESC, o.slug LIMIT 1",
-        )
-        .bind(user.id)
-        .fetch_optional(&mut *conn)
-        .await?,
+    let org_slug: Option<Slug> = match &mode {
+        Some(m) => m.org_slug().cloned(),
+        None => {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT o.slug FROM org_members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY (m.role = 'owner') DESC, o.slug LIMIT 1",
+            )
+            .bind(user.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            found
+                .map(|s| Slug::parse(&s))
+                .transpose()
+                .map_err(|e| StepError::Internal(e.into()))?
+        }
     };
     let (org, org_name) = match org_slug {
         Some(s) => {
             let o = tenant_db::find_org(&mut conn, &s)
                 .await?
                 .ok_or_else(|| StepError::refused(format!("org `{s}` does not exist")))?;
-            (
-                Some((
-                    Slug::parse(&o.slug).map_err(|e| StepError::Internal(e.into()))?,
-                    o.id,
-                )),
-                Some(o.name),
-            )
+            (Some((s, o.id)), Some(o.name))
         }
         None => (None, None),
     };
@@ -451,7 +421,7 @@ pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
     let v = settings(cx)?;
     let t = tenant(cx).await?;
     let mut conn = cx.services.tenant_db().await?.acquire().await?;
-    let other = tenant_db::find_user(&mut conn, v.other_tenant.as_str())
+    let other = tenant_db::find_user(&mut conn, &v.other_tenant)
         .await?
         .filter(|u| u.id != t.user_id)
         .ok_or_else(|| {
@@ -472,6 +442,13 @@ pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
     Ok(checks)
 }
 
+/// The report a finished run stored with its outputs (`runs.outputs`), for showing it later;
+/// `None` when the run has none.
+pub fn stored_report(outputs: &serde_json::Value) -> Option<Vec<Check>> {
+    let report = outputs.get(super::Output::VerifyReport.as_str())?;
+    serde_json::from_value(report.clone()).ok()
+}
+
 /// The report as text: the counts, then one line per check.
 pub fn render(checks: &[Check]) -> String {
     crate::messages::success_check(checks)
@@ -485,8 +462,8 @@ fn held(checks: &[Check]) -> bool {
 
 #[async_trait]
 impl Step for Verify {
-    fn name(&self) -> &'static str {
-        "verify"
+    fn id(&self) -> StepName {
+        StepName::Verify
     }
 
     fn description(&self) -> &'static str {
@@ -561,11 +538,7 @@ impl Step for Verify {
         for c in &checks {
             cx.log(&crate::messages::success_check_line(c));
         }
-        cx.set_output(
-            "verify_report",
-            serde_json::to_value(&checks).map_err(|e| StepError::Internal(e.into()))?,
-        )
-        .await;
+        cx.set_verify_report(&checks).await?;
         if held(&checks) {
             Ok(())
         } else {
@@ -577,15 +550,33 @@ impl Step for Verify {
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
-        let report: Vec<Check> = cx
-            .output("verify_report")
-            .await
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let report = cx.verify_report().await.unwrap_or_default();
         let ok = held(&report);
         Ok(CheckReport {
             ok,
             evidence: render(&report),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_report_reads_back_from_the_runs_outputs() {
+        let checks = vec![
+            Check::new("portal", true, "HTTP 200"),
+            Check::skipped("context switcher", "not configured"),
+        ];
+        let outputs = serde_json::json!({ "user_id": uuid::Uuid::nil(), "verify_report": checks });
+        let read = stored_report(&outputs).expect("a report");
+        assert_eq!(render(&read), render(&checks));
+        assert!(held(&read));
+        // A report stored before `skipped` existed reads as not skipped.
+        let old = serde_json::json!({ "verify_report": [{"name": "n", "passed": false, "evidence": "e"}] });
+        let read = stored_report(&old).expect("an old report");
+        assert!(!read[0].skipped && !held(&read));
+        assert!(stored_report(&serde_json::json!({})).is_none());
     }
 }

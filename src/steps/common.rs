@@ -1,0 +1,392 @@
+//! What several steps share: the run's input as each runbook gives it, the person's id, where a
+//! site lives, the DNS precondition of the VPS steps, and the one way a step writes the platform
+//! repo (plan under the repo's lock, then write, commit and push the approved plan only).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{ApprovedPlan, Plan, StepContext, StepError, written_as};
+use crate::adapters::repo::Checkout;
+use crate::adapters::{dns, tenant_db, tls};
+use crate::config::{CertConfig, DeployConfig};
+use crate::dnscheck::{self, Rtype, Status};
+use crate::domain::{DomainName, Email, MailPlan};
+// The one place steps name the engine's request types (they are the run's input).
+pub use crate::engine::request::{OnboardRequest, Request};
+pub use crate::report::Precondition;
+
+/// The onboarding request of this run; the engine only gives onboarding steps to onboard runs.
+pub fn onboard(cx: &StepContext) -> Result<&OnboardRequest, StepError> {
+    cx.request
+        .as_onboard()
+        .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an onboarding run")))
+}
+
+/// The domains a run certifies and the contact email for the ACME account.
+pub fn cert_targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> {
+    match cx.request.as_ref() {
+        Request::Onboard(r) => Ok(r
+            .domains
+            .iter()
+            .map(|d| (d.clone(), r.email.clone()))
+            .collect()),
+        Request::Cert(r) => Ok(vec![(r.domain.clone(), r.email.clone())]),
+        Request::Verify(_) => Err(StepError::Internal(anyhow::anyhow!(
+            "certificate steps in a verify run"
+        ))),
+    }
+}
+
+/// Whether the VPS already serves a good certificate for the domain and www.
+pub async fn served_ok(cx: &StepContext, domain: &DomainName) -> Option<tls::CertStatus> {
+    let cfg = &cx.services.config;
+    tls::status(
+        domain.as_str(),
+        cfg.vps.ipv4.into(),
+        cfg.cert.trusted_roots.as_deref(),
+        Duration::from_secs(10),
+    )
+    .await
+    .ok()
+    .filter(tls::CertStatus::is_good)
+}
+
+/// The Person's id: recorded by create-person, or looked up (a resumed run, a re-run).
+pub async fn person_id(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Result<Uuid, StepError> {
+    if let Some(id) = cx.user_id().await {
+        return Ok(id);
+    }
+    let req = onboard(cx)?;
+    let user = tenant_db::find_user(conn, &req.slug).await?;
+    if user.is_none() && cx.dry_run {
+        // The dry run did not create the person: plan with a placeholder id.
+        return Ok(Uuid::nil());
+    }
+    let user = user.ok_or_else(|| {
+        StepError::refused(format!(
+            "no users row for `{}`: create-person must run first",
+            req.slug
+        ))
+    })?;
+    cx.set_user_id(user.id).await?;
+    Ok(user.id)
+}
+
+/// Where one site lives: its directory in the platform repo and its files on the VPS, from
+/// the config's templates with the domain put in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub domain: DomainName,
+    dir: String,
+    nginx_site: String,
+    webroot: String,
+    deploy_command: String,
+    lineages: String,
+}
+
+impl Site {
+    pub fn new(deploy: &DeployConfig, cert: &CertConfig, domain: &DomainName) -> Self {
+        Self {
+            domain: domain.clone(),
+            dir: format!("{}/{domain}", deploy.domains_dir),
+            nginx_site: fill(&deploy.nginx_site, domain),
+            webroot: fill(&deploy.webroot, domain),
+            deploy_command: fill(&deploy.command, domain),
+            lineages: format!("{}/live", certbot_config_dir(&cert.extra_args)),
+        }
+    }
+
+    /// The site of `domain` under this run's config.
+    pub fn of(cx: &StepContext, domain: &DomainName) -> Self {
+        let cfg = &cx.services.config;
+        Self::new(&cfg.deploy, &cfg.cert, domain)
+    }
+
+    /// `{domains_dir}/{domain}`: the site's directory in the repo.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// A file of the site in the repo, by its path inside the site's directory.
+    pub fn file(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.dir)
+    }
+
+    /// The site's services.yaml in the repo (domain, feature, aliases, held_back).
+    pub fn services_yaml(&self) -> String {
+        self.file("services.yaml")
+    }
+
+    /// The repo's copy of the site's nginx conf (certbot's edits are synced back into it).
+    pub fn nginx_conf(&self) -> String {
+        self.file("nginx/prod.conf")
+    }
+
+    /// The nginx site file on the VPS (deploy.sh `REMOTE_NGINX_CONF`).
+    pub fn vps_nginx_site(&self) -> &str {
+        &self.nginx_site
+    }
+
+    /// The webroot on the VPS (deploy.sh `REMOTE_DEST`).
+    pub fn webroot(&self) -> &str {
+        &self.webroot
+    }
+
+    /// The platform's deploy command for the site, as an argument vector (no shell).
+    pub fn deploy_command(&self) -> Vec<String> {
+        self.deploy_command
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// certbot's `live/` folder on the VPS, holding one folder per certificate lineage (the
+    /// site's is named after it: `{domain}`, `{domain}-0001`, ...).
+    pub fn lineages_dir(&self) -> &str {
+        &self.lineages
+    }
+}
+
+/// A config template with the site's domain put in (`{domain}`, `{site}`).
+fn fill(template: &str, domain: &DomainName) -> String {
+    template
+        .replace("{domain}", domain.as_str())
+        .replace("{site}", domain.as_str())
+}
+
+/// certbot's configuration directory on the VPS: `--config-dir` of `cert.extra_args`, else
+/// certbot's default.
+pub fn certbot_config_dir(extra_args: &[String]) -> String {
+    let mut args = extra_args.iter();
+    while let Some(a) = args.next() {
+        if let Some(dir) = a.strip_prefix("--config-dir=") {
+            return dir.to_owned();
+        }
+        if a == "--config-dir"
+            && let Some(dir) = args.next()
+        {
+            return dir.clone();
+        }
+    }
+    "/etc/letsencrypt".into()
+}
+
+/// An A record the VPS steps need before they change anything, as the authoritative servers
+/// answer it.
+pub struct ARecord {
+    /// The name it is for (the apex or www).
+    pub name: String,
+    /// It points at the VPS (or will once propagated).
+    pub ok: bool,
+    /// What the servers answered.
+    pub found: String,
+}
+
+/// The A records of `domain` on the authoritative servers: the apex, and www when asked for.
+pub async fn a_records(
+    cx: &StepContext,
+    domain: &DomainName,
+    with_www: bool,
+) -> Result<Vec<ARecord>, StepError> {
+    let cfg = &cx.services.config;
+    let expected: Vec<_> =
+        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
+            .into_iter()
+            .filter(|e| e.rtype == Rtype::A && (with_www || e.name == domain.as_str()))
+            .collect();
+    let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
+        .await
+        .map_err(StepError::Transient)?;
+    Ok(report
+        .records
+        .iter()
+        .map(|r| ARecord {
+            name: r.expected.name.clone(),
+            ok: matches!(r.status, Status::Ok | Status::NotYetPropagated),
+            found: r
+                .found
+                .iter()
+                .map(|f| f.2.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+        .collect())
+}
+
+/// What a repo-writing step would write now.
+pub struct RepoEdits {
+    /// The plan's one-line summary.
+    pub summary: String,
+    /// The diffs a person reads.
+    pub diffs: String,
+    /// Each file to write, with its whole new text.
+    pub files: Vec<(String, String)>,
+    /// What the plan says when there is nothing to write or push.
+    pub done: String,
+}
+
+/// A step that writes the platform repo: deploy-config, sync-back and release. They share
+/// [`repo_plan`] and [`repo_apply`], so each plans under the repo's lock from a checkout synced
+/// with origin, and writes, commits and pushes only the approved plan, in the same turn.
+#[async_trait]
+pub trait RepoWrite: Send + Sync {
+    /// The edits, from the checkout synced with origin just now.
+    async fn edits(&self, cx: &StepContext, co: &Checkout<'_>) -> Result<RepoEdits, StepError>;
+
+    /// Whether the change may be made now; asked only when there is one (release refuses
+    /// until TLS is live).
+    async fn ready(&self, _cx: &StepContext) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    /// Runs once the plan is confirmed, before the commit (deploy-config records its sites).
+    async fn before_commit(&self, _cx: &StepContext, _co: &Checkout<'_>) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    /// The commit message.
+    fn message(
+        &self,
+        cx: &StepContext,
+        files: &[(String, String)],
+        approver: &str,
+    ) -> Result<String, StepError>;
+}
+
+/// The plan and the files it writes. The caller holds the checkout's turn.
+async fn planned(
+    cx: &StepContext,
+    w: &dyn RepoWrite,
+    co: &Checkout<'_>,
+) -> Result<(Plan, Vec<(String, String)>), StepError> {
+    co.sync().await?;
+    let edits = w.edits(cx, co).await?;
+    let unpushed = co.unpushed().await?;
+    if edits.files.is_empty() && unpushed.is_empty() {
+        let evidence = edits.done;
+        return Ok((Plan::AlreadyDone { evidence }, Vec::new()));
+    }
+    w.ready(cx).await?;
+    let mut detail = edits.diffs;
+    if !edits.files.is_empty() {
+        // The diffs show what changes; these lines pin every byte written (a template line far
+        // from the edits is in a copy too).
+        detail.push_str("\nfiles as written:\n");
+        for (path, text) in &edits.files {
+            detail.push_str(&written_as(path, text));
+        }
+    }
+    if !unpushed.is_empty() {
+        detail.push('\n');
+        detail.push_str(&unpushed);
+    }
+    let summary = edits.summary;
+    Ok((Plan::Change { summary, detail }, edits.files))
+}
+
+/// A repo-writing step's plan.
+pub async fn repo_plan(cx: &StepContext, w: &dyn RepoWrite) -> Result<Plan, StepError> {
+    let co = cx.services.repo.lock().await;
+    Ok(planned(cx, w, &co).await?.0)
+}
+
+/// A repo-writing step's apply: one turn from the fetch to the push, so the plan checked
+/// against the approval is the one written and no other run of this process touches the
+/// checkout in between. Returns the pushed commit.
+pub async fn repo_apply(
+    cx: &StepContext,
+    step: &str,
+    w: &dyn RepoWrite,
+    approved: &ApprovedPlan,
+) -> Result<String, StepError> {
+    let co = cx.services.repo.lock().await;
+    let (now, files) = planned(cx, w, &co).await?;
+    approved.ensure_current(step, &now)?;
+    w.before_commit(cx, &co).await?;
+    let message = w.message(cx, &files, approved.approver().unwrap_or("nobody"))?;
+    Ok(co.write_commit_push(&files, &message).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_site_puts_its_domain_into_the_configured_paths() {
+        let cert = CertConfig {
+            extra_args: vec!["--config-dir".into(), "/lab/le".into()],
+            ..CertConfig::default()
+        };
+        let site = Site::new(&DeployConfig::default(), &cert, &d("merche.com"));
+        assert_eq!(site.dir(), "deployments/@domains/merche.com");
+        assert_eq!(
+            site.services_yaml(),
+            "deployments/@domains/merche.com/services.yaml"
+        );
+        assert_eq!(
+            site.nginx_conf(),
+            "deployments/@domains/merche.com/nginx/prod.conf"
+        );
+        assert_eq!(
+            site.vps_nginx_site(),
+            "/etc/nginx/sites-available/merche.com"
+        );
+        assert_eq!(site.webroot(), "/var/www/merche.com");
+        assert_eq!(
+            site.deploy_command(),
+            ["./run", "deploy:merche.com", "--from-local", "--nginx"]
+        );
+        assert_eq!(site.lineages_dir(), "/lab/le/live");
+        let default = Site::new(
+            &DeployConfig::default(),
+            &CertConfig::default(),
+            &d("a.com"),
+        );
+        assert_eq!(default.lineages_dir(), "/etc/letsencrypt/live");
+    }
+
+    #[test]
+    fn certbot_config_dir_follows_the_extra_args() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(certbot_config_dir(&[]), "/etc/letsencrypt");
+        assert_eq!(
+            certbot_config_dir(&args(&["--server=x", "--config-dir=/lab/le"])),
+            "/lab/le"
+        );
+        assert_eq!(
+            certbot_config_dir(&args(&["--config-dir", "/lab/le2"])),
+            "/lab/le2"
+        );
+        // A trailing --config-dir without a value leaves certbot's default.
+        assert_eq!(
+            certbot_config_dir(&args(&["--config-dir"])),
+            "/etc/letsencrypt"
+        );
+    }
+
+    #[test]
+    fn preconditions_render_one_line_each_with_what_was_found() {
+        let pre = [
+            Precondition {
+                what: "A record of merche.com points at 10.0.0.1 (vps-0)".into(),
+                ok: true,
+                found: "10.0.0.1 from 127.0.0.1:53".into(),
+            },
+            Precondition {
+                what: "webroot /var/www/merche.com exists on the VPS".into(),
+                ok: false,
+                found: String::new(),
+            },
+        ];
+        assert_eq!(
+            crate::messages::preconditions("merche.com", &pre),
+            "merche.com: preconditions\n  [ok] A record of merche.com points at 10.0.0.1 (vps-0) — 10.0.0.1 from 127.0.0.1:53\n  [FAIL] webroot /var/www/merche.com exists on the VPS\n"
+        );
+    }
+}
