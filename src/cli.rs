@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::chat::Actor;
 use crate::chat::console::Console;
+use crate::commands::ConsoleRunArgs;
 use crate::commands::onboard::OnboardArgs;
 use crate::config::Config;
 use crate::engine::{Engine, RunOutcome, StartError, StartOptions};
@@ -40,20 +41,6 @@ pub struct Cli {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Approval options for runs started from the console.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConsoleRunArgs {
-    /// Plan every step and show the plans; ask nothing and write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Approve every plan without asking (recorded in the audit trail as `console --yes`).
-    #[arg(long)]
-    pub yes: bool,
-    /// Required against a config marked production: why the console is used instead of Discord.
-    #[arg(long, value_name = "REASON")]
-    pub break_glass: Option<String>,
 }
 
 // Parsed once per process: the size of the onboard variant does not matter.

@@ -13,7 +13,7 @@ pub enum CertArgs {
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
-        run: crate::cli::ConsoleRunArgs,
+        run: super::ConsoleRunArgs,
     },
     /// TLS handshake with DOMAIN on the VPS: issuer, names, expiry, chain validity.
     Status {

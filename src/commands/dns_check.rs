@@ -1,6 +1,7 @@
 //! `/dns-check` and `onboard-bot dns-check`: which records a domain needs and whether they hold.
 
 use crate::domain::{DomainName, InputError, MailPlan};
+use crate::engine::request::DnsCheckRequest;
 
 /// The options as typed.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,14 +17,6 @@ pub struct DnsCheckArgs {
     /// With --wait: give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub deadline_secs: u64,
-}
-
-/// A validated /dns-check request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsCheckRequest {
-    pub domain: DomainName,
-    pub mail: Option<MailPlan>,
-    pub wait: Option<std::time::Duration>,
 }
 
 impl DnsCheckArgs {
