@@ -23,7 +23,7 @@ use super::{Context, Data, Error, reference_id};
 use crate::chat::Actor;
 use crate::commands::dns_check::DnsCheckArgs;
 use crate::commands::onboard::OnboardArgs;
-use crate::domain::{InputError, MailPlan};
+use crate::domain::{InputError, MailPlan, ModeKind};
 use crate::engine::request::{Request, VerifyRequest};
 use crate::engine::{StartError, StartOptions};
 use crate::messages;
@@ -59,46 +59,6 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
 /// Brand forms waiting for their submission, by modal custom_id.
 #[derive(Default)]
 pub struct ModalWaiters(Mutex<HashMap<String, oneshot::Sender<ModalInteraction>>>);
-
-#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
-pub enum ModeChoice {
-    #[name = "person-only"]
-    PersonOnly,
-    #[name = "person-owns-org"]
-    PersonOwnsOrg,
-    #[name = "person-joins-org"]
-    PersonJoinsOrg,
-}
-
-impl ModeChoice {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::PersonOnly => "person-only",
-            Self::PersonOwnsOrg => "person-owns-org",
-            Self::PersonJoinsOrg => "person-joins-org",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
-pub enum MailChoice {
-    #[name = "mailbox"]
-    Mailbox,
-    #[name = "forwarding"]
-    Forwarding,
-    #[name = "none"]
-    None,
-}
-
-impl From<MailChoice> for MailPlan {
-    fn from(m: MailChoice) -> Self {
-        match m {
-            MailChoice::Mailbox => MailPlan::Mailbox,
-            MailChoice::Forwarding => MailPlan::Forwarding,
-            MailChoice::None => MailPlan::None,
-        }
-    }
-}
 
 fn actor_of(user: &serenity::all::User) -> Actor {
     Actor {
@@ -146,14 +106,14 @@ pub async fn onboard(
     slug: String,
     #[description = "The Person's display name"] name: String,
     #[description = "The Person's email address"] email: String,
-    #[description = "Operating mode (default person-only)"] mode: Option<ModeChoice>,
+    #[description = "Operating mode (default person-only)"] mode: Option<ModeKind>,
     #[description = "Org slug: the new org (owns) or the existing one to join (joins)"]
     #[autocomplete = "autocomplete_org"]
     org: Option<String>,
     #[description = "Name of the new org (person-owns-org)"] org_name: Option<String>,
     #[description = "Domain to serve (default: {slug}.com)"] domain: Option<String>,
     #[description = "A second domain to serve"] domain2: Option<String>,
-    #[description = "Mail on the domain (default none)"] mail: Option<MailChoice>,
+    #[description = "Mail on the domain (default none)"] mail: Option<MailPlan>,
     #[description = "Generic site feature (never provider-named)"]
     #[autocomplete = "autocomplete_feature"]
     feature: Option<String>,
@@ -165,16 +125,16 @@ pub async fn onboard(
     #[description = "Take over the domain's existing site (asks for an approval naming it)"]
     adopt_site: Option<bool>,
 ) -> Result<(), Error> {
-    let mode = mode.unwrap_or(ModeChoice::PersonOnly);
+    let mode = mode.unwrap_or(ModeKind::PersonOnly);
     let mut args = OnboardArgs {
         slug,
         name,
         email,
-        mode: mode.as_str().into(),
+        mode: mode.name().into(),
         org,
         org_name,
         domains: domain.into_iter().chain(domain2).collect(),
-        mail: mail.map(MailPlan::from).unwrap_or_default(),
+        mail: mail.unwrap_or_default(),
         feature,
         brand_copy: None,
         logo,
@@ -183,7 +143,7 @@ pub async fn onboard(
     };
     let actor = actor_of(ctx.author());
     let dry_run = dry_run.unwrap_or(false);
-    let wants_form = brand.unwrap_or(false) && !matches!(mode, ModeChoice::PersonOnly);
+    let wants_form = brand.unwrap_or(false) && mode != ModeKind::PersonOnly;
     if !wants_form {
         ctx.defer_ephemeral().await?;
         if brand.unwrap_or(false) {
@@ -399,13 +359,13 @@ pub async fn dns_check(
     ctx: Context<'_>,
     #[description = "The domain (e.g. merche-biche.com)"] domain: String,
     #[description = "Mail plan to check (default: the one its onboarding recorded)"] mail: Option<
-        MailChoice,
+        MailPlan,
     >,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
     let args = DnsCheckArgs {
         domain,
-        mail: mail.map(MailPlan::from),
+        mail,
         wait: false,
         deadline_secs: 600,
     };
