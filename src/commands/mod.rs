@@ -1,7 +1,8 @@
 //! One file per command, for both front-ends: its input (one struct that clap and poise both
 //! fill), `parse` into a request of domain types, and `run`, which answers a [`Reply`] or a
-//! [`CommandError`]. The Discord front-end (`chat/discord/reply.rs`) and the console
-//! (`cli/reply.rs`) only render those. Commands reach the outside world through the engine only.
+//! [`CommandError`]. The Discord front-end (`chat/discord/commands/reply.rs`) and the console
+//! (`cli.rs`) only render those. Commands reach the outside world through the engine (and
+//! `config check`, which tries each connection, through the adapters).
 
 pub mod audit;
 pub mod cancel;
