@@ -1,4 +1,6 @@
-//! The command line: the same runbooks as the Discord commands, from a terminal.
+//! The command line: the same commands as in Discord, from a terminal. The clap definition
+//! (each command's input is its `src/commands/<name>.rs` struct, flattened), the dispatch, and
+//! how the console renders a command's [`Reply`] or [`CommandError`]: exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,15 +8,22 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use uuid::Uuid;
 
-use crate::chat::Actor;
 use crate::chat::console::Console;
+use crate::commands::audit::AuditArgs;
+use crate::commands::cancel::CancelArgs;
+use crate::commands::cert::{CertIssueArgs, CertStatusArgs};
+use crate::commands::dns_check::DnsCheckArgs;
+use crate::commands::locks::TakeOverArgs;
 use crate::commands::onboard::OnboardArgs;
+use crate::commands::resume::ResumeArgs;
+use crate::commands::runs::{RunsListArgs, RunsShowArgs};
+use crate::commands::verify::VerifyArgs;
+use crate::commands::{self, Caller, CommandError, ConsoleRunArgs, Reply, RunToExecute};
 use crate::config::Config;
-use crate::engine::{Engine, RunOutcome, StartError, StartOptions};
-use crate::messages;
-use crate::state::{self, audit, runs};
+use crate::engine::{Engine, LeaseLost};
+use crate::state;
+use crate::state::runs::RunStatus;
 use crate::telemetry::LogFormat;
 
 /// Runs the platform's "Onboarding a new Provider" runbook, from Discord or a terminal.
@@ -42,20 +51,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Approval options for runs started from the console.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConsoleRunArgs {
-    /// Plan every step and show the plans; ask nothing and write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Approve every plan without asking (recorded in the audit trail as `console --yes`).
-    #[arg(long)]
-    pub yes: bool,
-    /// Required against a config marked production: why the console is used instead of Discord.
-    #[arg(long, value_name = "REASON")]
-    pub break_glass: Option<String>,
-}
-
 // Parsed once per process: the size of the onboard variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
@@ -72,17 +67,17 @@ pub enum Command {
     /// Check a Provider's DNS records against authoritative and recursive servers.
     DnsCheck {
         #[command(flatten)]
-        args: crate::commands::dns_check::DnsCheckArgs,
+        args: DnsCheckArgs,
     },
     /// Issue, re-issue or inspect a Provider domain's certificate.
     Cert {
         #[command(subcommand)]
-        command: crate::commands::cert::CertArgs,
+        command: CertCommand,
     },
     /// Run the runbook's success check for an onboarded Provider.
     Verify {
-        /// The Provider's slug.
-        slug: String,
+        #[command(flatten)]
+        args: VerifyArgs,
         #[command(flatten)]
         run: ConsoleRunArgs,
     },
@@ -98,15 +93,8 @@ pub enum Command {
     },
     /// Show the audit trail of a slug or domain.
     Audit {
-        /// The slug or domain the events are about.
-        subject: String,
-        /// Also verify the whole hash chain and report any edited or deleted event.
-        #[arg(long)]
-        verify: bool,
-        /// An anchor copied from the audit channel (`ID:HASH`, repeatable): the chain must still
-        /// hold that event with that hash, which catches a chain cut short at its end.
-        #[arg(long = "anchor", value_name = "ID:HASH", value_parser = parse_anchor)]
-        anchors: Vec<audit::Anchor>,
+        #[command(flatten)]
+        args: AuditArgs,
     },
     /// Validate the config and try each connection (bot DB, tenant DB, SSH, DNS).
     Config {
@@ -123,33 +111,39 @@ pub enum Command {
     Man { subcommand: Vec<String> },
 }
 
+/// What to do with a certificate.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertCommand {
+    /// Run certbot for DOMAIN and www (over SSH), sync the conf back, release the site.
+    Issue {
+        #[command(flatten)]
+        args: CertIssueArgs,
+        #[command(flatten)]
+        run: ConsoleRunArgs,
+    },
+    /// TLS handshake with DOMAIN on the VPS: issuer, names, expiry, chain validity.
+    Status {
+        #[command(flatten)]
+        args: CertStatusArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// Recent runs, newest first.
     List {
-        /// Only runs not finished for good: running, waiting, parked, failed or rejected.
-        #[arg(long)]
-        unfinished: bool,
-        /// How many runs to show.
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
+        #[command(flatten)]
+        args: RunsListArgs,
     },
     /// One run: its steps, statuses and plans.
     Show {
-        /// The run id.
-        id: Uuid,
+        #[command(flatten)]
+        args: RunsShowArgs,
     },
     /// Continue an unfinished or failed run from its recorded state.
     Resume {
-        /// The run id.
-        id: Uuid,
-        /// Take the run over from the process executing it: it is asked to let go and stops
-        /// before its next write (or its lease runs out). Needs --reason.
-        #[arg(long, requires = "reason")]
-        take_over: bool,
-        /// Why the run is taken over (recorded in the audit trail).
-        #[arg(long, value_name = "REASON")]
-        reason: Option<String>,
+        #[command(flatten)]
+        args: ResumeArgs,
         /// Approve every plan without asking.
         #[arg(long)]
         yes: bool,
@@ -159,11 +153,8 @@ pub enum RunsCommand {
     },
     /// Cancel a run: stop its step, record it, release its locks.
     Cancel {
-        /// The run id.
-        id: Uuid,
-        /// Why (recorded in the audit trail).
-        #[arg(long, default_value = "cancelled from the console")]
-        reason: String,
+        #[command(flatten)]
+        args: CancelArgs,
     },
 }
 
@@ -173,11 +164,8 @@ pub enum LocksCommand {
     List,
     /// Cancel the run holding a lock and release it (audited).
     TakeOver {
-        /// The lock key, e.g. slug:merche-biche or domain:merche-biche.com.
-        key: String,
-        /// Why (recorded in the audit trail).
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        args: TakeOverArgs,
     },
 }
 
@@ -220,437 +208,206 @@ pub fn load_config(cli: &Cli) -> Result<Option<Arc<Config>>, ExitCode> {
 pub async fn run_with(cli: Cli, config: Option<Arc<Config>>) -> ExitCode {
     match dispatch(cli, config).await {
         Ok(code) => code,
-        Err(e) => {
-            // Internal errors may quote what a command printed: scrubbed like every log line.
-            eprintln!("{}", crate::redact::redact_output(&format!("error: {e:#}")));
-            ExitCode::from(3)
-        }
+        Err(e) => fail(e),
     }
 }
 
-async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> anyhow::Result<ExitCode> {
+async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, CommandError> {
     match cli.command {
-        Command::Completions { shell } => return crate::cli_docs::print_completions(shell),
-        Command::Man { ref subcommand } => return crate::cli_docs::print_man(subcommand),
+        Command::Completions { shell } => return Ok(crate::cli_docs::print_completions(shell)?),
+        Command::Man { ref subcommand } => return Ok(crate::cli_docs::print_man(subcommand)?),
         _ => {}
     }
     let config = config.context("no config loaded for a subcommand that needs one")?;
-    match cli.command {
-        Command::Serve => {
-            if config.discord.is_none() {
-                eprintln!(
-                    "config error: {}: `serve` needs a `discord:` section (token, guild_id, ops_channel_id, approver_role_ids); see config/bot.example.yaml",
-                    config.source.display()
-                );
-                return Ok(ExitCode::from(2));
-            }
-            // The /healthz and /metrics listener (`ops.listen`; none when unset).
-            let _ops =
-                crate::ops::start(&config, crate::ops::Health::global().expect_gateway()).await?;
-            let mut bot = crate::chat::discord::Bot::start(config).await?;
-            let stopped = tokio::select! {
-                r = tokio::signal::ctrl_c() => {
-                    r.context("waiting for Ctrl-C")?;
-                    None
-                }
-                r = bot.wait() => Some(r),
-            };
-            match stopped {
-                None => {
-                    eprintln!(
-                        "stopping: unfinished runs resume from their recorded state at the next start"
-                    );
-                    bot.shutdown().await;
-                }
-                Some(r) => r?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+    let caller = Caller::console();
+    // Input is parsed before the engine connects: bad input needs no database.
+    Ok(match cli.command {
+        Command::Serve => serve(config).await?,
         Command::Onboard { args, run } => {
-            let request = match args.parse(&config.onboarding) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("invalid input: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
-            run_console(&engine, request, run).await
+            let request = args.parse(&config.onboarding)?;
+            let engine = engine(config, run.yes).await?;
+            let reply =
+                commands::onboard::run(&engine, &caller, request, run.start_options()).await;
+            answer(Some(&engine), reply).await
         }
-        Command::DnsCheck { args } => dns_check(config, args).await,
-        Command::Cert { command } => cert(config, command).await,
-        Command::Verify { slug, run } => {
-            let slug = match crate::domain::Slug::parse(&slug) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("invalid input: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
-            let request =
-                crate::engine::request::Request::Verify(crate::engine::request::VerifyRequest {
-                    slug,
-                });
-            run_console(&engine, request, run).await
+        Command::DnsCheck { args } => {
+            let request = args.parse()?;
+            let engine = engine(config, false).await?;
+            let reply = commands::dns_check::run(&engine, &request, |line| eprintln!("{line}"));
+            answer(Some(&engine), reply.await).await
         }
-        Command::Runs { command } => runs_command(config, command).await,
-        Command::Locks { command } => {
-            let engine = Engine::new(config, Arc::new(Console::new(false))).await?;
-            match command {
-                LocksCommand::List => {
-                    let locks = runs::list_locks(engine.pool()).await?;
-                    if locks.is_empty() {
-                        println!("no locks held");
-                    }
-                    for l in locks {
-                        println!(
-                            "{:<40} run {} ({}) by {} since {}",
-                            l.key, l.run_id, l.status, l.started_by, l.acquired_at
-                        );
-                    }
-                }
-                LocksCommand::TakeOver { key, reason } => {
-                    println!(
-                        "{}",
-                        engine
-                            .take_over_lock(&key, &Actor::console_user(), &reason)
-                            .await?
-                    )
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Audit {
-            subject,
-            verify,
-            anchors,
+        // Needs no state database.
+        Command::Cert {
+            command: CertCommand::Status { args },
+        } => answer(None, commands::cert::status(&config, &args.parse()?).await).await,
+        Command::Cert {
+            command: CertCommand::Issue { args, run },
         } => {
-            state::migrate(&config).await?;
-            let pool = state::connect(&config.state_db).await?;
-            for e in audit::for_subject(&pool, &subject).await? {
-                println!(
-                    "{} #{:<5} {:<24} {:<14} {:<22} {:<10} {}",
-                    e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
-                    e.id,
-                    e.kind,
-                    e.step.as_deref().unwrap_or("-"),
-                    e.actor,
-                    e.outcome,
-                    e.detail
-                );
-            }
-            if verify || !anchors.is_empty() {
-                let (count, breaks) =
-                    audit::verify_chain(&pool, &config.audit_key, &anchors).await?;
-                if breaks.is_empty() {
-                    println!(
-                        "audit chain OK: {count} events, every hash and link holds{}",
-                        if anchors.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", and every one of the {} anchors", anchors.len())
-                        }
-                    );
-                } else {
-                    for b in &breaks {
-                        println!("audit chain BROKEN at event #{}: {}", b.id, b.problem);
-                    }
-                    return Ok(ExitCode::from(1));
+            let input = args.parse()?;
+            let engine = engine(config, run.yes).await?;
+            let reply = commands::cert::issue(&engine, &caller, input, run.start_options()).await;
+            answer(Some(&engine), reply).await
+        }
+        Command::Verify { args, run } => {
+            let request = args.parse()?;
+            let engine = engine(config, run.yes).await?;
+            let reply = commands::verify::run(&engine, &caller, request, run.start_options()).await;
+            answer(Some(&engine), reply).await
+        }
+        Command::Runs { command } => {
+            let yes = matches!(command, RunsCommand::Resume { yes: true, .. });
+            let engine = engine(config, yes).await?;
+            let reply = match command {
+                RunsCommand::List { args } => commands::runs::list(&engine, &args).await,
+                RunsCommand::Show { args } => commands::runs::show(&engine, args.parse()?).await,
+                RunsCommand::Resume {
+                    args, break_glass, ..
+                } => {
+                    // Nothing runs in this process before this command.
+                    let running_here = |_| false;
+                    let glass = break_glass.as_deref();
+                    commands::resume::run(&engine, &caller, args.parse()?, glass, &running_here)
+                        .await
                 }
-            }
-            Ok(ExitCode::SUCCESS)
+                RunsCommand::Cancel { args } => {
+                    commands::cancel::run(&engine, &caller, args.parse()?).await
+                }
+            };
+            answer(Some(&engine), reply).await
+        }
+        Command::Locks { command } => {
+            let engine = engine(config, false).await?;
+            let reply = match command {
+                LocksCommand::List => commands::locks::list(&engine).await,
+                LocksCommand::TakeOver { args } => {
+                    commands::locks::take_over(&engine, &caller, &args).await
+                }
+            };
+            answer(Some(&engine), reply).await
+        }
+        Command::Audit { args } => {
+            let request = args.parse()?;
+            let engine = engine(config, false).await?;
+            let reply = commands::audit::run(&engine, &caller, &request).await;
+            answer(Some(&engine), reply).await
         }
         Command::Config {
             command: ConfigCommand::Check,
-        } => config_check(&config).await,
+        } => answer(None, commands::config_check::run(&config).await).await,
         Command::Migrate => {
             state::migrate(&config).await?;
-            println!("migrations applied to {}", config.state_db.describe());
-            Ok(ExitCode::SUCCESS)
+            let done = format!("migrations applied to {}", config.state_db.describe());
+            answer(None, Ok(Reply::Text(done))).await
         }
         Command::Completions { .. } | Command::Man { .. } => {
-            unreachable!("handled before the config")
+            return Err(anyhow::anyhow!("handled before the config").into());
         }
-    }
+    })
 }
 
-async fn runs_command(config: Arc<Config>, command: RunsCommand) -> anyhow::Result<ExitCode> {
-    let yes = matches!(command, RunsCommand::Resume { yes: true, .. });
-    let engine = Engine::new(config, Arc::new(Console::new(yes))).await?;
-    match command {
-        RunsCommand::List { unfinished, limit } => {
-            for r in runs::list(engine.pool(), limit, unfinished).await? {
-                println!(
-                    "{}  {:<10} {:<24} {:<17} {:<20} {}",
-                    r.id,
-                    r.runbook,
-                    r.subject,
-                    r.status.as_str(),
-                    r.started_by,
-                    r.created_at.format("%Y-%m-%d %H:%M")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        RunsCommand::Show { id } => {
-            let run = runs::get(engine.pool(), id)
-                .await?
-                .with_context(|| format!("no run {id}"))?;
-            let steps = runs::steps(engine.pool(), id).await?;
-            print!("{}", messages::summary_table(&run, &steps));
-            Ok(ExitCode::SUCCESS)
-        }
-        RunsCommand::Resume {
-            id,
-            take_over,
-            reason: takeover_reason,
-            break_glass,
-            ..
-        } => {
-            if engine.config().environment == crate::config::Environment::Production {
-                let Some(reason) = break_glass else {
-                    eprintln!(
-                        "refused: this config is marked production: resume from the console only with --break-glass REASON (recorded in the audit trail)"
-                    );
-                    return Ok(ExitCode::from(2));
-                };
-                engine
-                    .record_break_glass(id, &Actor::console_user(), &reason)
-                    .await?;
-            }
-            let outcome = match (take_over, takeover_reason) {
-                (true, Some(reason)) => engine.take_over(id, &Actor::console_user(), &reason).await,
-                _ => engine.execute(id).await,
-            };
-            let outcome = match outcome {
-                Err(e) if e.downcast_ref::<crate::engine::LeaseLost>().is_some() => {
-                    eprintln!("stopped: {e}");
-                    return Ok(ExitCode::from(1));
-                }
-                other => other?,
-            };
-            report(&engine, id, &outcome).await
-        }
-        RunsCommand::Cancel { id, reason } => {
-            println!(
-                "{}",
-                engine.cancel(id, &Actor::console_user(), &reason).await?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+/// The engine for a console command; `yes` approves every plan without asking.
+async fn engine(config: Arc<Config>, yes: bool) -> anyhow::Result<Engine> {
+    Engine::new(config, Arc::new(Console::new(yes))).await
 }
 
-/// Starts and executes a run from the console; a refusal (lock held, production without
-/// --break-glass) exits 2 with its reason.
-async fn run_console(
-    engine: &Engine,
-    request: crate::engine::request::Request,
-    run: ConsoleRunArgs,
-) -> anyhow::Result<ExitCode> {
-    let opts = StartOptions {
-        dry_run: run.dry_run,
-        break_glass: run.break_glass,
-    };
-    match engine.run(request, &Actor::console_user(), opts).await {
-        Ok((id, outcome)) => report(engine, id, &outcome).await,
-        Err(StartError::Internal(e)) if e.downcast_ref::<crate::engine::LeaseLost>().is_some() => {
-            eprintln!("stopped: {e}");
-            Ok(ExitCode::from(1))
-        }
-        Err(StartError::Internal(e)) => Err(e),
-        Err(e) => {
-            eprintln!("{}", crate::redact::redact_output(&format!("refused: {e}")));
-            Ok(ExitCode::from(2))
-        }
-    }
-}
-
-/// Prints the summary table and the run's audit trail; the exit code follows the outcome.
-async fn report(engine: &Engine, id: Uuid, outcome: &RunOutcome) -> anyhow::Result<ExitCode> {
-    let run = runs::get(engine.pool(), id)
-        .await?
-        .with_context(|| format!("no run {id}"))?;
-    let steps = runs::steps(engine.pool(), id).await?;
-    println!("{}", messages::summary_table(&run, &steps));
-    if let Some(report) = run.outputs.get("verify_report")
-        && let Ok(checks) =
-            serde_json::from_value::<Vec<crate::steps::verify::Check>>(report.clone())
-    {
-        println!("{}", crate::steps::verify::render(&checks));
-    }
-    println!("audit trail of run {id}:");
-    for e in audit::for_run(engine.pool(), id).await? {
-        println!(
-            "  #{:<5} {} {:<22} {:<14} {:<20} {}",
-            e.id,
-            e.at.format("%H:%M:%S%.3f"),
-            e.kind,
-            e.step.as_deref().unwrap_or("-"),
-            e.actor,
-            e.outcome
+async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
+    if config.discord.is_none() {
+        eprintln!(
+            "config error: {}: `serve` needs a `discord:` section (token, guild_id, ops_channel_id, approver_role_ids); see config/bot.example.yaml",
+            config.source.display()
         );
+        return Ok(ExitCode::from(2));
     }
-    Ok(if outcome.status == runs::RunStatus::Done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-async fn dns_check(
-    config: Arc<Config>,
-    args: crate::commands::dns_check::DnsCheckArgs,
-) -> anyhow::Result<ExitCode> {
-    let req = match args.parse() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("invalid input: {e}");
-            return Ok(ExitCode::from(2));
+    // The /healthz and /metrics listener (`ops.listen`; none when unset).
+    let _ops = crate::ops::start(&config, crate::ops::Health::global().expect_gateway()).await?;
+    let mut bot = crate::chat::discord::Bot::start(config).await?;
+    let stopped = tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("waiting for Ctrl-C")?;
+            None
         }
+        r = bot.wait() => Some(r),
     };
-    let engine = Engine::new(config.clone(), Arc::new(Console::new(false))).await?;
-    let (report, mail) = engine
-        .dns_check(&req, |n, r| {
-            let ok = r
-                .records
-                .iter()
-                .filter(|x| x.status == crate::dnscheck::Status::Ok)
-                .count();
-            eprintln!("attempt {n}: {ok}/{} records ok", r.records.len());
-        })
-        .await?;
-    print!("{}", crate::dnscheck::render(&report));
-    println!("mail plan checked: {}", mail.name());
-    Ok(if report.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-async fn cert(
-    config: Arc<Config>,
-    command: crate::commands::cert::CertArgs,
-) -> anyhow::Result<ExitCode> {
-    use crate::commands::cert::{CertArgs, parse_issue};
-    match command {
-        CertArgs::Status { domain } => {
-            let domain = match crate::domain::DomainName::parse(&domain) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("invalid input: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let status = crate::adapters::tls::status(
-                domain.as_str(),
-                config.vps.ipv4.into(),
-                config.cert.trusted_roots.as_deref(),
-                std::time::Duration::from_secs(10),
-            )
-            .await?;
-            print!("{}", status.render());
-            Ok(if status.is_good() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+    match stopped {
+        None => {
+            eprintln!(
+                "stopping: unfinished runs resume from their recorded state at the next start"
+            );
+            bot.shutdown().await;
         }
-        CertArgs::Issue { domain, email, run } => {
-            let (domain, email) = match parse_issue(&domain, email.as_deref()) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("invalid input: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let engine = Engine::new(config, Arc::new(Console::new(run.yes))).await?;
-            let request = match engine.cert_request(domain, email).await {
-                Ok(r) => r,
-                Err(StartError::Internal(e)) => return Err(e),
-                Err(e) => {
-                    eprintln!("refused: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            run_console(&engine, request, run).await
-        }
+        Some(r) => r?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn config_check(config: &Config) -> anyhow::Result<ExitCode> {
-    println!(
-        "OK    config {} ({:?})",
-        config.source.display(),
-        config.environment
-    );
-    let mut failed = false;
-    let mut line = |ok: bool, what: &str, detail: String| {
-        failed |= !ok;
-        println!("{} {what}: {detail}", if ok { "OK   " } else { "FAIL " });
-    };
-    match state::connect(&config.state_db).await {
-        Ok(pool) => match sqlx::query_scalar::<_, String>("SELECT version()")
-            .fetch_one(&pool)
-            .await
-        {
-            Ok(v) => line(
-                true,
-                "state DB",
-                format!(
-                    "{} — {}",
-                    config.state_db.describe(),
-                    v.split(',').next().unwrap_or("")
-                ),
-            ),
-            Err(e) => line(false, "state DB", format!("{e:#}")),
+/// Prints what a command answered: a text or a listing on stdout (a listing that does not
+/// hold exits 1); a run is executed here, in the foreground (needs `engine`).
+async fn answer(engine: Option<&Engine>, reply: Result<Reply, CommandError>) -> ExitCode {
+    match reply {
+        Ok(Reply::Text(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Reply::Listing(listing)) => {
+            print!("{}", listing.text);
+            exit_code(listing.ok)
+        }
+        Ok(Reply::Run(run)) => match engine {
+            Some(engine) => execute(engine, &run).await,
+            None => fail(anyhow::anyhow!("a run to execute without an engine").into()),
         },
-        Err(e) => line(false, "state DB", format!("{e:#}")),
+        Err(e) => fail(e),
     }
-    match crate::adapters::tenant_db::connect(&config.tenant_db).await {
-        Ok(pool) => {
-            let facts = match pool.acquire().await {
-                Ok(mut conn) => crate::adapters::tenant_db::host_facts(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match facts {
-                Ok(f) if !f.in_recovery && f.address == config.tenant_authoritative => line(
-                    true,
-                    "tenant DB",
-                    format!("{} is the authoritative primary", f.address),
-                ),
-                Ok(f) => line(
-                    false,
-                    "tenant DB",
-                    format!(
-                        "{} (in recovery: {}) is not the authoritative primary {}",
-                        f.address, f.in_recovery, config.tenant_authoritative
-                    ),
-                ),
-                Err(e) => line(false, "tenant DB", e),
-            }
-        }
-        Err(e) => line(false, "tenant DB", e.to_string()),
-    }
-    match crate::adapters::ssh::check(&config.vps).await {
-        Ok(detail) => line(true, "SSH", detail),
-        Err(e) => line(false, "SSH", format!("{e:#}")),
-    }
-    match crate::adapters::dns::check(&config.dns).await {
-        Ok(detail) => line(true, "DNS", detail),
-        Err(e) => line(false, "DNS", format!("{e:#}")),
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
-fn parse_anchor(text: &str) -> Result<audit::Anchor, String> {
-    audit::Anchor::parse(text)
+/// Executes the run to its end (or until it stops to wait for a person) and prints its
+/// summary; exits 0 when it is done, 1 otherwise (it stays resumable).
+async fn execute(engine: &Engine, run: &RunToExecute) -> ExitCode {
+    let outcome = match &run.take_over {
+        Some((actor, reason)) => engine.take_over(run.id, actor, reason).await,
+        None => engine.execute(run.id).await,
+    };
+    let outcome = match outcome {
+        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => {
+            eprintln!("stopped: {e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => return fail(e.into()),
+        Ok(outcome) => outcome,
+    };
+    match commands::runs::report(engine, run.id).await {
+        Ok(report) => print!("{report}"),
+        Err(e) => return fail(e.into()),
+    }
+    exit_code(outcome.status == RunStatus::Done)
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// A command that did nothing, on stderr: bad input and refusals exit 2, internal errors 3
+/// with their whole chain (the console's user is the operator who reads the log).
+fn fail(e: CommandError) -> ExitCode {
+    let code = ExitCode::from(e.exit_code());
+    match e {
+        CommandError::Input(e) => eprintln!("invalid input: {e}"),
+        CommandError::User(text) => eprintln!("{text}"),
+        // Refusals and internal errors may quote what a command printed: scrubbed like every
+        // log line.
+        CommandError::NotStarted(why) | CommandError::Refused(why) => {
+            eprintln!(
+                "{}",
+                crate::redact::redact_output(&format!("refused: {why}"))
+            )
+        }
+        CommandError::Internal(e) => {
+            eprintln!("{}", crate::redact::redact_output(&format!("error: {e:#}")))
+        }
+    }
+    code
 }

@@ -420,6 +420,30 @@ impl fmt::Display for DisplayName {
     }
 }
 
+/// Which of the three operating modes, without its org: the choice offered in Discord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poise::ChoiceParameter)]
+pub enum ModeKind {
+    #[name = "person-only"]
+    PersonOnly,
+    #[name = "person-owns-org"]
+    PersonOwnsOrg,
+    #[name = "person-joins-org"]
+    PersonJoinsOrg,
+}
+
+impl ModeKind {
+    pub const ALL: [ModeKind; 3] = [Self::PersonOnly, Self::PersonOwnsOrg, Self::PersonJoinsOrg];
+
+    /// The mode's name as typed on the command line and shown in chat.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PersonOnly => "person-only",
+            Self::PersonOwnsOrg => "person-owns-org",
+            Self::PersonJoinsOrg => "person-joins-org",
+        }
+    }
+}
+
 /// The runbook's three operating modes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
@@ -438,10 +462,14 @@ pub enum OperatingMode {
 impl OperatingMode {
     /// The mode's name as typed on the command line and shown in chat.
     pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    pub fn kind(&self) -> ModeKind {
         match self {
-            Self::PersonOnly => "person-only",
-            Self::PersonOwnsOrg { .. } => "person-owns-org",
-            Self::PersonJoinsOrg { .. } => "person-joins-org",
+            Self::PersonOnly => ModeKind::PersonOnly,
+            Self::PersonOwnsOrg { .. } => ModeKind::PersonOwnsOrg,
+            Self::PersonJoinsOrg { .. } => ModeKind::PersonJoinsOrg,
         }
     }
 
@@ -451,8 +479,10 @@ impl OperatingMode {
         org: Option<&str>,
         org_name: Option<&str>,
     ) -> Result<Self, InputError> {
-        match mode.trim() {
-            "person-only" => {
+        // Exactly the names, as typed (Discord's choices send them so too).
+        let kind = ModeKind::ALL.into_iter().find(|k| k.name() == mode.trim());
+        match kind {
+            Some(ModeKind::PersonOnly) => {
                 if org.is_some() {
                     return Err(InputError::new(
                         "org",
@@ -461,7 +491,7 @@ impl OperatingMode {
                 }
                 Ok(Self::PersonOnly)
             }
-            "person-owns-org" => {
+            Some(ModeKind::PersonOwnsOrg) => {
                 let org = org.ok_or_else(|| {
                     InputError::new("org", "person-owns-org needs the new org's slug")
                 })?;
@@ -473,7 +503,7 @@ impl OperatingMode {
                     org_name: DisplayName::parse_field("org-name", name)?,
                 })
             }
-            "person-joins-org" => {
+            Some(ModeKind::PersonJoinsOrg) => {
                 let org = org.ok_or_else(|| {
                     InputError::new("org", "person-joins-org needs the existing org's slug")
                 })?;
@@ -487,11 +517,11 @@ impl OperatingMode {
                     org_slug: Slug::parse_field("org", org)?,
                 })
             }
-            other => Err(InputError::new(
+            None => Err(InputError::new(
                 "mode",
                 format!(
                     "`{}` is not a mode; choose person-only, person-owns-org or person-joins-org",
-                    printable(other)
+                    printable(mode.trim())
                 ),
             )),
         }
@@ -511,16 +541,31 @@ impl OperatingMode {
     }
 }
 
-/// What the Provider wants for email on their domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+/// What the Provider wants for email on their domain: one enum for the command line (clap),
+/// Discord's choices (poise) and the engine.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    poise::ChoiceParameter,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MailPlan {
     /// A mailbox on their domain: MX, SPF, DKIM and DMARC (the defensive-coms pattern).
+    #[name = "mailbox"]
     Mailbox,
     /// Inbound forwarding only: the forwarder's MX and SPF.
+    #[name = "forwarding"]
     Forwarding,
     /// No mail on the domain.
     #[default]
+    #[name = "none"]
     None,
 }
 

@@ -1,34 +1,84 @@
-//! `/cert` and `onboard-bot cert`: issue or re-issue a domain's certificate, or inspect it.
+//! `/cert issue|status` and `onboard-bot cert issue|status`: issue or re-issue a domain's
+//! certificate (a run of the `cert` runbook), or inspect the one it serves.
 
+use std::time::Duration;
+
+use super::{Caller, CommandError, Listing, Reply};
+use crate::config::Config;
 use crate::domain::{DomainName, Email, InputError};
+use crate::engine::{Engine, StartOptions};
 
-/// What to do with a certificate.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum CertArgs {
-    /// Run certbot for DOMAIN and www (over SSH), sync the conf back, release the site.
-    Issue {
-        /// The domain (already deployed by an onboarding).
-        domain: String,
-        /// ACME account email; by default the one its onboarding recorded.
-        #[arg(long)]
-        email: Option<String>,
-        #[command(flatten)]
-        run: crate::cli::ConsoleRunArgs,
-    },
-    /// TLS handshake with DOMAIN on the VPS: issuer, names, expiry, chain validity.
-    Status {
-        /// The domain.
-        domain: String,
-    },
+/// How long `cert status` waits for the TLS handshake.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `cert issue`'s input as typed.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CertIssueArgs {
+    /// The domain (already deployed by an onboarding).
+    pub domain: String,
+    /// ACME account email; by default the one its onboarding recorded.
+    #[arg(long)]
+    pub email: Option<String>,
 }
 
-/// Parses the domain and the optional email.
-pub fn parse_issue(
-    domain: &str,
-    email: Option<&str>,
-) -> Result<(DomainName, Option<Email>), InputError> {
-    let domain = DomainName::parse(domain)?;
-    // certbot is asked for the apex and www together: `www.x` is part of the site `x`.
-    domain.check_site_name("domain")?;
-    Ok((domain, email.map(Email::parse).transpose()?))
+/// A validated `cert issue`: the email is looked up at run time when none was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueInput {
+    pub domain: DomainName,
+    pub email: Option<Email>,
+}
+
+impl CertIssueArgs {
+    /// Parses the domain and the optional email.
+    pub fn parse(&self) -> Result<IssueInput, InputError> {
+        let domain = DomainName::parse(&self.domain)?;
+        // certbot is asked for the apex and www together: `www.x` is part of the site `x`.
+        domain.check_site_name("domain")?;
+        Ok(IssueInput {
+            domain,
+            email: self.email.as_deref().map(Email::parse).transpose()?,
+        })
+    }
+}
+
+/// Starts a `cert` run for a site on record, with the email given or its owner's (the
+/// engine's one fallback).
+pub async fn issue(
+    engine: &Engine,
+    caller: &Caller,
+    input: IssueInput,
+    opts: StartOptions,
+) -> Result<Reply, CommandError> {
+    let request = engine.cert_request(input.domain, input.email).await?;
+    super::start(engine, caller, request, opts).await
+}
+
+/// `cert status`'s input as typed.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CertStatusArgs {
+    /// The domain.
+    pub domain: String,
+}
+
+impl CertStatusArgs {
+    pub fn parse(&self) -> Result<DomainName, InputError> {
+        DomainName::parse(&self.domain)
+    }
+}
+
+/// The TLS handshake with the domain on the VPS: issuer, names, expiry, chain validity. Needs
+/// no state database, so it takes the config only.
+pub async fn status(config: &Config, domain: &DomainName) -> Result<Reply, CommandError> {
+    let status = crate::adapters::tls::status(
+        domain.as_str(),
+        config.vps.ipv4.into(),
+        config.cert.trusted_roots.as_deref(),
+        STATUS_TIMEOUT,
+    )
+    .await?;
+    Ok(Reply::Listing(Listing {
+        title: format!("cert status {domain}"),
+        text: status.render(),
+        ok: status.is_good(),
+    }))
 }

@@ -1,6 +1,9 @@
 //! `/dns-check` and `onboard-bot dns-check`: which records a domain needs and whether they hold.
 
+use super::{CommandError, Listing, Reply};
 use crate::domain::{DomainName, InputError, MailPlan};
+use crate::engine::Engine;
+use crate::engine::request::DnsCheckRequest;
 
 /// The options as typed.
 #[derive(Debug, Clone, clap::Args)]
@@ -14,19 +17,24 @@ pub struct DnsCheckArgs {
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up after this many seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = DEFAULT_DEADLINE_SECS)]
     pub deadline_secs: u64,
 }
 
-/// A validated /dns-check request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsCheckRequest {
-    pub domain: DomainName,
-    pub mail: Option<MailPlan>,
-    pub wait: Option<std::time::Duration>,
-}
+/// `--deadline-secs` when not given.
+pub const DEFAULT_DEADLINE_SECS: u64 = 600;
 
 impl DnsCheckArgs {
+    /// One check now (Discord's form: it answers within the interaction).
+    pub fn once(domain: String, mail: Option<MailPlan>) -> Self {
+        Self {
+            domain,
+            mail,
+            wait: false,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
+        }
+    }
+
     pub fn parse(&self) -> Result<DnsCheckRequest, InputError> {
         if self.wait && !(1..=86_400).contains(&self.deadline_secs) {
             return Err(InputError::new("deadline", "must be 1 to 86400 seconds"));
@@ -39,4 +47,35 @@ impl DnsCheckArgs {
                 .then(|| std::time::Duration::from_secs(self.deadline_secs)),
         })
     }
+}
+
+/// Checks the records (and makes runs parked on the domain re-check); with `--wait`, each
+/// attempt is reported through `progress`.
+pub async fn run(
+    engine: &Engine,
+    req: &DnsCheckRequest,
+    mut progress: impl FnMut(String),
+) -> Result<Reply, CommandError> {
+    let (report, mail) = engine
+        .dns_check(req, |n, r| progress(attempt_line(n, r)))
+        .await?;
+    Ok(Reply::Listing(Listing {
+        title: format!("dns-check {}", req.domain),
+        text: format!(
+            "{}mail plan checked: {}\n",
+            crate::dnscheck::render(&report),
+            mail.name()
+        ),
+        ok: report.all_ok(),
+    }))
+}
+
+/// One attempt of `--wait`.
+fn attempt_line(n: u32, r: &crate::dnscheck::Report) -> String {
+    let ok = r
+        .records
+        .iter()
+        .filter(|x| x.status == crate::dnscheck::Status::Ok)
+        .count();
+    format!("attempt {n}: {ok}/{} records ok", r.records.len())
 }

@@ -1,10 +1,12 @@
 //! `/onboard` and `onboard-bot onboard`: the runbook's "Inputs", validated.
 
+use super::{Caller, CommandError, Reply};
 use crate::config::OnboardingConfig;
 use crate::domain::{
     Brand, DisplayName, DomainName, Email, InputError, MailPlan, OperatingMode, Slug,
 };
 use crate::engine::request::{OnboardRequest, Request};
+use crate::engine::{Engine, StartOptions};
 
 /// The options as typed, before validation (shared by the CLI and Discord).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -108,12 +110,7 @@ impl OnboardArgs {
         let has_brand = self.brand_copy.is_some() || self.logo.is_some() || self.palette.is_some();
         let brand = match (has_brand, mode.is_org_shaped()) {
             (false, _) => None,
-            (true, false) => {
-                return Err(InputError::new(
-                    "brand",
-                    "brand assets are for Org-shaped providers; person-only takes none",
-                ));
-            }
+            (true, false) => return Err(brand_refused()),
             (true, true) => Some(Brand::parse(
                 self.brand_copy.as_deref().unwrap_or(""),
                 self.logo.as_deref(),
@@ -132,6 +129,24 @@ impl OnboardArgs {
             adopt_site: self.adopt_site,
         }))
     }
+}
+
+/// Brand assets asked for a person-only Provider.
+pub fn brand_refused() -> InputError {
+    InputError::new(
+        "brand",
+        "brand assets are for Org-shaped providers; person-only takes none",
+    )
+}
+
+/// Starts the onboarding run (its locks taken, or refused naming who holds them).
+pub async fn run(
+    engine: &Engine,
+    caller: &Caller,
+    request: Request,
+    opts: StartOptions,
+) -> Result<Reply, CommandError> {
+    super::start(engine, caller, request, opts).await
 }
 
 #[cfg(test)]

@@ -1358,7 +1358,7 @@ impl Engine {
     /// when `req.wait` is set — and runs parked on the domain asked to re-check now.
     pub async fn dns_check(
         &self,
-        req: &crate::commands::dns_check::DnsCheckRequest,
+        req: &request::DnsCheckRequest,
         progress: impl FnMut(u32, &crate::dnscheck::Report),
     ) -> anyhow::Result<(crate::dnscheck::Report, crate::domain::MailPlan)> {
         use crate::domain::MailPlan;

@@ -39,6 +39,16 @@ pub struct VerifyRequest {
     pub slug: Slug,
 }
 
+/// `/dns-check`: which records a domain needs and whether they hold (starts no run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheckRequest {
+    pub domain: DomainName,
+    /// The mail plan to check; `None`: the one its onboarding recorded, else none.
+    pub mail: Option<MailPlan>,
+    /// Poll until every record holds or this deadline passes.
+    pub wait: Option<std::time::Duration>,
+}
+
 /// A request for one of the runbooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "runbook", rename_all = "kebab-case")]

@@ -1,38 +1,41 @@
-//! The slash commands, one `async fn` each. Every command acknowledges first (an ephemeral
-//! defer, or the brand form for /onboard), then validates through `src/commands` and hands a
-//! request to the engine. User errors are answered ephemerally as they are; anything else goes
-//! to `on_error`, which answers with a reference id.
+//! The slash commands, one `async fn` each: its poise signature, filling the command's input
+//! struct of `src/commands`, and the rendering of the answer (`reply.rs`). Every command
+//! acknowledges first (an ephemeral defer, or the brand form for /onboard). The brand form is
+//! Discord's own and handled here.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serenity::all::{
-    ActionRowComponent, CreateActionRow, CreateAllowedMentions, CreateAttachment,
-    CreateAutocompleteResponse, CreateInputText, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, InputTextStyle,
-    ModalInteraction,
+    ActionRowComponent, CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse,
+    CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
+    InputTextStyle, ModalInteraction,
 };
 use tokio::sync::oneshot;
 use tracing::{error, info};
-use uuid::Uuid;
 
 use super::access::operators_only;
 use super::{Context, Data, Error, reference_id};
 use crate::chat::Actor;
+use crate::commands::audit::AuditArgs;
+use crate::commands::cancel::CancelArgs;
+use crate::commands::cert::{CertIssueArgs, CertStatusArgs};
 use crate::commands::dns_check::DnsCheckArgs;
-use crate::commands::onboard::OnboardArgs;
-use crate::domain::{InputError, MailPlan};
-use crate::engine::request::{Request, VerifyRequest};
-use crate::engine::{StartError, StartOptions};
+use crate::commands::onboard::{OnboardArgs, brand_refused};
+use crate::commands::resume::ResumeArgs;
+use crate::commands::status::StatusArgs;
+use crate::commands::verify::VerifyArgs;
+use crate::commands::{self, Caller, CommandError, Frontend, Reply};
+use crate::domain::{MailPlan, ModeKind};
+use crate::engine::StartOptions;
 use crate::messages;
-use crate::state::{audit, runs};
+use reply::Origin;
+
+pub mod reply;
 
 /// How long the brand form may stay open (Discord's interaction token lives 15 minutes).
 const MODAL_TIMEOUT: Duration = Duration::from_secs(14 * 60);
-/// How long /onboard waits for its run's thread before answering without the link.
-const THREAD_WAIT: Duration = Duration::from_secs(10);
 /// Autocomplete must answer within Discord's 3 seconds.
 const AUTOCOMPLETE_BUDGET: Duration = Duration::from_millis(1500);
 const MODAL_PREFIX: &str = "ob-brand:";
@@ -60,46 +63,6 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
 #[derive(Default)]
 pub struct ModalWaiters(Mutex<HashMap<String, oneshot::Sender<ModalInteraction>>>);
 
-#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
-pub enum ModeChoice {
-    #[name = "person-only"]
-    PersonOnly,
-    #[name = "person-owns-org"]
-    PersonOwnsOrg,
-    #[name = "person-joins-org"]
-    PersonJoinsOrg,
-}
-
-impl ModeChoice {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::PersonOnly => "person-only",
-            Self::PersonOwnsOrg => "person-owns-org",
-            Self::PersonJoinsOrg => "person-joins-org",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
-pub enum MailChoice {
-    #[name = "mailbox"]
-    Mailbox,
-    #[name = "forwarding"]
-    Forwarding,
-    #[name = "none"]
-    None,
-}
-
-impl From<MailChoice> for MailPlan {
-    fn from(m: MailChoice) -> Self {
-        match m {
-            MailChoice::Mailbox => MailPlan::Mailbox,
-            MailChoice::Forwarding => MailPlan::Forwarding,
-            MailChoice::None => MailPlan::None,
-        }
-    }
-}
-
 fn actor_of(user: &serenity::all::User) -> Actor {
     Actor {
         id: format!("discord:{}", user.id),
@@ -107,32 +70,27 @@ fn actor_of(user: &serenity::all::User) -> Actor {
     }
 }
 
-/// Where the answer to a command goes: the command's own (deferred) response, or the brand
-/// form's submission when /onboard opened one.
-enum Origin<'a> {
-    Command(Context<'a>),
-    Modal(&'a serenity::all::Context, Box<ModalInteraction>),
+/// Who invokes the command: the author, and whether they hold an approver role.
+fn caller_of(ctx: Context<'_>) -> Caller {
+    let approver = ctx.interaction.member.as_ref().is_some_and(|m| {
+        m.roles.iter().any(|r| {
+            ctx.data()
+                .frontend
+                .config()
+                .approver_role_ids
+                .contains(&r.get())
+        })
+    });
+    Caller {
+        actor: actor_of(ctx.author()),
+        approver,
+        frontend: Frontend::Discord,
+    }
 }
 
-impl Origin<'_> {
-    async fn reply(&self, text: String) -> anyhow::Result<()> {
-        match self {
-            Origin::Command(ctx) => {
-                ctx.send(poise::CreateReply::default().content(text).ephemeral(true))
-                    .await?;
-            }
-            Origin::Modal(sctx, m) => {
-                m.edit_response(
-                    &sctx.http,
-                    EditInteractionResponse::new()
-                        .content(text)
-                        .allowed_mentions(CreateAllowedMentions::new()),
-                )
-                .await?;
-            }
-        }
-        Ok(())
-    }
+/// Answers on the command's own (deferred) response.
+async fn answer(ctx: Context<'_>, answer: Result<Reply, CommandError>) -> Result<(), Error> {
+    reply::answer(ctx.data(), &Origin::Command(ctx), answer).await
 }
 
 // ----- /onboard ----------------------------------------------------------------------------------
@@ -146,14 +104,14 @@ pub async fn onboard(
     slug: String,
     #[description = "The Person's display name"] name: String,
     #[description = "The Person's email address"] email: String,
-    #[description = "Operating mode (default person-only)"] mode: Option<ModeChoice>,
+    #[description = "Operating mode (default person-only)"] mode: Option<ModeKind>,
     #[description = "Org slug: the new org (owns) or the existing one to join (joins)"]
     #[autocomplete = "autocomplete_org"]
     org: Option<String>,
     #[description = "Name of the new org (person-owns-org)"] org_name: Option<String>,
     #[description = "Domain to serve (default: {slug}.com)"] domain: Option<String>,
     #[description = "A second domain to serve"] domain2: Option<String>,
-    #[description = "Mail on the domain (default none)"] mail: Option<MailChoice>,
+    #[description = "Mail on the domain (default none)"] mail: Option<MailPlan>,
     #[description = "Generic site feature (never provider-named)"]
     #[autocomplete = "autocomplete_feature"]
     feature: Option<String>,
@@ -165,37 +123,37 @@ pub async fn onboard(
     #[description = "Take over the domain's existing site (asks for an approval naming it)"]
     adopt_site: Option<bool>,
 ) -> Result<(), Error> {
-    let mode = mode.unwrap_or(ModeChoice::PersonOnly);
+    let mode = mode.unwrap_or(ModeKind::PersonOnly);
     let mut args = OnboardArgs {
         slug,
         name,
         email,
-        mode: mode.as_str().into(),
+        mode: mode.name().into(),
         org,
         org_name,
         domains: domain.into_iter().chain(domain2).collect(),
-        mail: mail.map(MailPlan::from).unwrap_or_default(),
+        mail: mail.unwrap_or_default(),
         feature,
         brand_copy: None,
         logo,
         palette: None,
         adopt_site: adopt_site.unwrap_or(false),
     };
-    let actor = actor_of(ctx.author());
-    let dry_run = dry_run.unwrap_or(false);
-    let wants_form = brand.unwrap_or(false) && !matches!(mode, ModeChoice::PersonOnly);
+    let caller = caller_of(ctx);
+    let opts = StartOptions {
+        dry_run: dry_run.unwrap_or(false),
+        break_glass: None,
+    };
+    let wants_form = brand.unwrap_or(false) && mode != ModeKind::PersonOnly;
     if !wants_form {
         ctx.defer_ephemeral().await?;
-        if brand.unwrap_or(false) {
-            let e = InputError::new(
-                "brand",
-                "brand assets are for Org-shaped providers; person-only takes none",
-            );
-            return Origin::Command(ctx)
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
-        return start_onboarding(ctx.data(), &Origin::Command(ctx), &args, &actor, dry_run).await;
+        let origin = Origin::Command(ctx);
+        let answer = if brand.unwrap_or(false) {
+            Err(brand_refused().into())
+        } else {
+            start_onboarding(ctx.data(), &caller, &args, opts).await
+        };
+        return reply::answer(ctx.data(), &origin, answer).await;
     }
     // A modal must be the first response to the command, so it is the acknowledgement here.
     let custom_id = format!("{MODAL_PREFIX}{}", ctx.interaction.id);
@@ -204,7 +162,7 @@ pub async fn onboard(
         .modals
         .0
         .lock()
-        .expect("modals")
+        .unwrap_or_else(PoisonError::into_inner)
         .insert(custom_id.clone(), tx);
     let form = CreateModal::new(custom_id.clone(), "Brand for the new site").components(vec![
         CreateActionRow::InputText(
@@ -232,7 +190,7 @@ pub async fn onboard(
         .modals
         .0
         .lock()
-        .expect("modals")
+        .unwrap_or_else(PoisonError::into_inner)
         .remove(&custom_id);
     let Ok(Ok(submit)) = submitted else {
         info!("the brand form was not submitted in time");
@@ -242,8 +200,9 @@ pub async fn onboard(
     args.brand_copy = modal_value(&submit, "brand_copy");
     args.palette = modal_value(&submit, "palette");
     let origin = Origin::Modal(ctx.serenity_context(), Box::new(submit));
+    let answer = start_onboarding(ctx.data(), &caller, &args, opts).await;
     // Past the modal, poise can no longer answer on the command: report failures here.
-    if let Err(e) = start_onboarding(ctx.data(), &origin, &args, &actor, dry_run).await {
+    if let Err(e) = reply::answer(ctx.data(), &origin, answer).await {
         let reference = reference_id();
         error!(reference, error = ?e, "/onboard failed after the brand form");
         origin.reply(messages::internal_error(&reference)).await?;
@@ -273,7 +232,7 @@ pub async fn on_modal(
         .modals
         .0
         .lock()
-        .expect("modals")
+        .unwrap_or_else(PoisonError::into_inner)
         .remove(&m.data.custom_id);
     match waiter {
         Some(tx) => {
@@ -300,51 +259,12 @@ async fn expired(ctx: &serenity::all::Context, m: &ModalInteraction) -> anyhow::
 
 async fn start_onboarding(
     data: &Data,
-    origin: &Origin<'_>,
+    caller: &Caller,
     args: &OnboardArgs,
-    actor: &Actor,
-    dry_run: bool,
-) -> anyhow::Result<()> {
-    match args.parse(&data.config.onboarding) {
-        Ok(request) => start_run(data, origin, request, actor, dry_run).await,
-        Err(e) => {
-            origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await
-        }
-    }
-}
-
-/// Starts a run of any runbook (locks taken, or refused with who holds them), executes it in
-/// its own task and answers with its thread.
-async fn start_run(
-    data: &Data,
-    origin: &Origin<'_>,
-    request: Request,
-    actor: &Actor,
-    dry_run: bool,
-) -> anyhow::Result<()> {
-    let opts = StartOptions {
-        dry_run,
-        break_glass: None,
-    };
-    let run_id = match data.engine.start(request, actor, opts).await {
-        Ok(id) => id,
-        Err(StartError::Internal(e)) => return Err(e),
-        Err(refused) => {
-            return origin
-                .reply(messages::truncate(
-                    &format!("Not started — {refused}"),
-                    1900,
-                ))
-                .await;
-        }
-    };
-    data.spawn_run(run_id, None);
-    let thread = data.frontend.wait_for_thread(run_id, THREAD_WAIT).await;
-    origin
-        .reply(messages::run_started_reply(run_id, thread.map(|t| t.get())))
-        .await
+    opts: StartOptions,
+) -> Result<Reply, CommandError> {
+    let request = args.parse(&data.config.onboarding)?;
+    commands::onboard::run(&data.engine, caller, request, opts).await
 }
 
 async fn autocomplete_org(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
@@ -399,46 +319,15 @@ pub async fn dns_check(
     ctx: Context<'_>,
     #[description = "The domain (e.g. merche-biche.com)"] domain: String,
     #[description = "Mail plan to check (default: the one its onboarding recorded)"] mail: Option<
-        MailChoice,
+        MailPlan,
     >,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let args = DnsCheckArgs {
-        domain,
-        mail: mail.map(MailPlan::from),
-        wait: false,
-        deadline_secs: 600,
+    let run = async {
+        let request = DnsCheckArgs::once(domain, mail).parse()?;
+        commands::dns_check::run(&ctx.data().engine, &request, |_| {}).await
     };
-    let req = match args.parse() {
-        Ok(r) => r,
-        Err(e) => {
-            return Origin::Command(ctx)
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
-    };
-    let data = ctx.data();
-    let (report, mail) = data.engine.dns_check(&req, |_, _| {}).await?;
-    let text = format!(
-        "{}mail plan checked: {}\n",
-        crate::dnscheck::render(&report),
-        mail.name()
-    );
-    reply_text_or_file(ctx, &format!("dns-check {}", req.domain), &text).await
-}
-
-/// A listing as a code block, or as a file when it does not fit in one message.
-async fn reply_text_or_file(ctx: Context<'_>, title: &str, text: &str) -> Result<(), Error> {
-    let reply = if text.chars().count() <= 1900 {
-        poise::CreateReply::default().content(messages::fence(text, 2000))
-    } else {
-        let file = format!("{}.txt", title.replace([' ', '/'], "-"));
-        poise::CreateReply::default()
-            .content(format!("{title}: the full text is attached as `{file}`."))
-            .attachment(CreateAttachment::bytes(text.as_bytes().to_vec(), file))
-    };
-    ctx.send(reply.ephemeral(true)).await?;
-    Ok(())
+    answer(ctx, run.await).await
 }
 
 // ----- /cert and /verify ---------------------------------------------------------------------
@@ -448,9 +337,11 @@ async fn reply_text_or_file(ctx: Context<'_>, title: &str, text: &str) -> Result
 pub async fn cert(ctx: Context<'_>) -> Result<(), Error> {
     // Discord only delivers the subcommands; this is never called from there.
     ctx.defer_ephemeral().await?;
-    Origin::Command(ctx)
-        .reply("Use `/cert issue` or `/cert status`.".into())
-        .await
+    answer(
+        ctx,
+        Ok(Reply::Text("Use `/cert issue` or `/cert status`.".into())),
+    )
+    .await
 }
 
 /// Run certbot for the domain and www, sync the conf back, release the site.
@@ -464,36 +355,15 @@ pub async fn cert_issue(
     #[description = "Plan every step and write nothing"] dry_run: Option<bool>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let origin = Origin::Command(ctx);
-    let (domain, email) = match crate::commands::cert::parse_issue(&domain, email.as_deref()) {
-        Ok(v) => v,
-        Err(e) => {
-            return origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
+    let run = async {
+        let input = CertIssueArgs { domain, email }.parse()?;
+        let opts = StartOptions {
+            dry_run: dry_run.unwrap_or(false),
+            break_glass: None,
+        };
+        commands::cert::issue(&ctx.data().engine, &caller_of(ctx), input, opts).await
     };
-    let data = ctx.data();
-    let request = match data.engine.cert_request(domain, email).await {
-        Ok(r) => r,
-        Err(StartError::Internal(e)) => return Err(e),
-        Err(refused) => {
-            return origin
-                .reply(messages::truncate(
-                    &format!("Not started — {refused}"),
-                    1900,
-                ))
-                .await;
-        }
-    };
-    start_run(
-        data,
-        &origin,
-        request,
-        &actor_of(ctx.author()),
-        dry_run.unwrap_or(false),
-    )
-    .await
+    answer(ctx, run.await).await
 }
 
 /// TLS handshake with the domain on the VPS: issuer, names, expiry, chain validity.
@@ -503,23 +373,11 @@ pub async fn cert_status(
     #[description = "The domain"] domain: String,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let domain = match crate::domain::DomainName::parse(&domain) {
-        Ok(d) => d,
-        Err(e) => {
-            return Origin::Command(ctx)
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
+    let run = async {
+        let domain = CertStatusArgs { domain }.parse()?;
+        commands::cert::status(&ctx.data().config, &domain).await
     };
-    let cfg = &ctx.data().config;
-    let status = crate::adapters::tls::status(
-        domain.as_str(),
-        cfg.vps.ipv4.into(),
-        cfg.cert.trusted_roots.as_deref(),
-        Duration::from_secs(10),
-    )
-    .await?;
-    reply_text_or_file(ctx, &format!("cert status {domain}"), &status.render()).await
+    answer(ctx, run.await).await
 }
 
 /// Run the runbook's success check for an onboarded Provider.
@@ -529,25 +387,15 @@ pub async fn verify(
     #[description = "The Provider's slug"] slug: String,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let origin = Origin::Command(ctx);
-    let slug = match crate::domain::Slug::parse(&slug) {
-        Ok(s) => s,
-        Err(e) => {
-            return origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await;
-        }
+    let run = async {
+        let request = VerifyArgs { slug }.parse()?;
+        let opts = StartOptions::default();
+        commands::verify::run(&ctx.data().engine, &caller_of(ctx), request, opts).await
     };
-    let request = Request::Verify(VerifyRequest { slug });
-    start_run(ctx.data(), &origin, request, &actor_of(ctx.author()), false).await
+    answer(ctx, run.await).await
 }
 
-// ----- /status, /cancel, /audit -----------------------------------------------------------------
-
-fn parse_run_id(raw: &str) -> Result<Uuid, InputError> {
-    Uuid::try_parse(raw.trim().trim_matches('`'))
-        .map_err(|_| InputError::new("run", format!("`{}` is not a run id", raw.trim())))
-}
+// ----- /status, /resume, /cancel, /audit ------------------------------------------------------
 
 /// Unfinished runs with their threads, or one run's steps.
 #[poise::command(slash_command, guild_only, check = "operators_only")]
@@ -556,70 +404,8 @@ pub async fn status(
     #[description = "A run id (default: every unfinished run)"] run: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let pool = ctx.data().engine.pool();
-    let text = match run {
-        None => messages::status_overview(&runs::list(pool, 15, true).await?),
-        Some(raw) => match parse_run_id(&raw) {
-            Err(e) => messages::input_refused(e.field, &e.message),
-            Ok(id) => match runs::get(pool, id).await? {
-                None => format!("No run `{id}`."),
-                Some(r) => messages::status_of_run(&r, &runs::steps(pool, id).await?),
-            },
-        },
-    };
-    Origin::Command(ctx).reply(text).await
-}
-
-/// Whether the clicker or caller may act on a run: an approver, or the person who started it.
-fn may_act_on(ctx: Context<'_>, started_by: &str) -> bool {
-    is_approver(ctx) || started_by == actor_of(ctx.author()).id
-}
-
-/// Whether the author holds one of the configured approver roles.
-fn is_approver(ctx: Context<'_>) -> bool {
-    ctx.interaction.member.as_ref().is_some_and(|m| {
-        m.roles.iter().any(|r| {
-            ctx.data()
-                .frontend
-                .config()
-                .approver_role_ids
-                .contains(&r.get())
-        })
-    })
-}
-
-/// The run `run` names, when the author may `verb` it; otherwise the reason is replied (a bad
-/// id, no such run, not theirs to act on) and `None` returned.
-async fn run_to_act_on(
-    ctx: Context<'_>,
-    origin: &Origin<'_>,
-    run: &str,
-    verb: &str,
-) -> Result<Option<runs::RunRecord>, Error> {
-    let id = match parse_run_id(run) {
-        Ok(id) => id,
-        Err(e) => {
-            origin
-                .reply(messages::input_refused(e.field, &e.message))
-                .await?;
-            return Ok(None);
-        }
-    };
-    let Some(record) = runs::get(ctx.data().engine.pool(), id).await? else {
-        origin
-            .reply(format!("No run `{id}`: check the id with /status."))
-            .await?;
-        return Ok(None);
-    };
-    if !may_act_on(ctx, &record.started_by) {
-        origin
-            .reply(format!(
-                "Only the person who started a run or an approver may {verb} it."
-            ))
-            .await?;
-        return Ok(None);
-    }
-    Ok(Some(record))
+    let reply = commands::status::run(&ctx.data().engine, &StatusArgs { run }).await;
+    answer(ctx, reply).await
 }
 
 /// Continue an unfinished or failed run from its recorded state, in its thread.
@@ -633,60 +419,24 @@ pub async fn resume(
     reason: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let origin = Origin::Command(ctx);
-    let Some(record) = run_to_act_on(ctx, &origin, &run, "resume").await? else {
-        return Ok(());
-    };
-    let (id, data) = (record.id, ctx.data());
-    let take_over = take_over.unwrap_or(false);
-    let reason = reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if take_over && (!is_approver(ctx) || reason.is_none()) {
-        let actor = actor_of(ctx.author());
-        let why = if is_approver(ctx) {
-            "no_reason"
-        } else {
-            "not_an_approver"
+    let data = ctx.data();
+    let run = async {
+        let args = ResumeArgs {
+            run,
+            take_over: take_over.unwrap_or(false),
+            reason,
         };
-        data.engine
-            .audit(crate::state::audit::NewEvent {
-                run_id: Some(id),
-                subject: record.subject.clone(),
-                step: None,
-                actor: actor.id.clone(),
-                kind: "run.takeover_refused".into(),
-                outcome: why.into(),
-                detail: serde_json::json!({"actor_name": actor.display}),
-                duration_ms: None,
-            })
-            .await?;
-        return origin
-            .reply(messages::takeover_refused(why == "no_reason"))
-            .await;
-    }
-    let text = if record.status.is_terminal() {
-        format!(
-            "Run `{id}` is {}; there is nothing to resume.",
-            record.status.as_str()
+        let running_here = |id| data.is_running_here(id);
+        commands::resume::run(
+            &data.engine,
+            &caller_of(ctx),
+            args.parse()?,
+            None,
+            &running_here,
         )
-    } else if data.is_running_here(id) {
-        format!("Run `{id}` is running already; follow it in its thread.")
-    } else if let (Some(holder), Some(until)) = (&record.executor, record.executor_until)
-        && until > chrono::Utc::now()
-        && !take_over
-    {
-        format!(
-            "Run `{id}` is being executed by `{holder}` (lease until {}). If that process is gone or stuck, an approver can take it over with `take_over: true` and a `reason`.",
-            until.format("%H:%M:%S UTC")
-        )
-    } else {
-        let take_over = take_over.then(|| (actor_of(ctx.author()), reason.unwrap_or_default()));
-        data.spawn_run(id, take_over);
-        let thread = data.frontend.wait_for_thread(id, THREAD_WAIT).await;
-        messages::run_resumed_reply(id, thread.map(|t| t.get()))
+        .await
     };
-    origin.reply(text).await
+    answer(ctx, run.await).await
 }
 
 /// Cancel a run: stop its step, record it, release its locks.
@@ -697,19 +447,11 @@ pub async fn cancel(
     #[description = "Why (recorded in the audit trail)"] reason: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let origin = Origin::Command(ctx);
-    let Some(record) = run_to_act_on(ctx, &origin, &run, "cancel").await? else {
-        return Ok(());
+    let run = async {
+        let request = CancelArgs { run, reason }.parse()?;
+        commands::cancel::run(&ctx.data().engine, &caller_of(ctx), request).await
     };
-    let (id, data) = (record.id, ctx.data());
-    let actor = actor_of(ctx.author());
-    let reason = reason.unwrap_or_else(|| format!("cancelled in Discord by {}", actor.display));
-    let msg = data
-        .engine
-        .cancel(id, &actor, &reason)
-        .await
-        .context("cancelling the run")?;
-    origin.reply(msg).await
+    answer(ctx, run.await).await
 }
 
 /// The audit trail of a slug or domain.
@@ -722,39 +464,19 @@ pub async fn audit(
     anchors: Option<String>,
 ) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
-    let engine = &ctx.data().engine;
-    let pool = engine.pool();
-    let anchors = match anchors
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(audit::Anchor::parse)
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(a) => a,
-        Err(e) => {
-            ctx.say(e).await?;
-            return Ok(());
-        }
+    let run = async {
+        let args = AuditArgs {
+            subject,
+            verify: verify.unwrap_or(false),
+            anchors: anchors
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+        };
+        commands::audit::run(&ctx.data().engine, &caller_of(ctx), &args.parse()?).await
     };
-    let events = audit::for_subject(pool, subject.trim()).await?;
-    let mut text = messages::audit_listing(subject.trim(), &events);
-    if verify.unwrap_or(false) || !anchors.is_empty() {
-        let (count, breaks) =
-            audit::verify_chain(pool, &engine.config().audit_key, &anchors).await?;
-        if breaks.is_empty() {
-            text.push_str(&format!(
-                "audit chain OK: {count} events, every hash and link holds\n"
-            ));
-        }
-        for b in &breaks {
-            text.push_str(&format!(
-                "audit chain BROKEN at event #{}: {}\n",
-                b.id, b.problem
-            ));
-        }
-    }
-    reply_text_or_file(ctx, &format!("audit {}", subject.trim()), &text).await
+    answer(ctx, run.await).await
 }
 
 #[cfg(test)]
@@ -836,12 +558,5 @@ mod tests {
                 "audit"
             ]
         );
-    }
-
-    #[test]
-    fn run_ids_are_parsed_at_the_edge() {
-        let id = Uuid::new_v4();
-        assert_eq!(parse_run_id(&format!(" `{id}` ")).unwrap(), id);
-        assert_eq!(parse_run_id("nope").unwrap_err().field, "run");
     }
 }

@@ -1,0 +1,80 @@
+//! `onboard-bot config check`: validate the config file and try each connection, one line
+//! per check, OK or FAIL.
+
+use super::{CommandError, Listing, Reply};
+use crate::config::Config;
+use crate::state;
+
+pub async fn run(config: &Config) -> Result<Reply, CommandError> {
+    let mut text = format!(
+        "OK    config {} ({:?})\n",
+        config.source.display(),
+        config.environment
+    );
+    let mut failed = false;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        failed |= !ok;
+        text.push_str(&format!(
+            "{} {what}: {detail}\n",
+            if ok { "OK   " } else { "FAIL " }
+        ));
+    };
+    match state::connect(&config.state_db).await {
+        Ok(pool) => match sqlx::query_scalar::<_, String>("SELECT version()")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(v) => line(
+                true,
+                "state DB",
+                format!(
+                    "{} — {}",
+                    config.state_db.describe(),
+                    v.split(',').next().unwrap_or("")
+                ),
+            ),
+            Err(e) => line(false, "state DB", format!("{e:#}")),
+        },
+        Err(e) => line(false, "state DB", format!("{e:#}")),
+    }
+    match crate::adapters::tenant_db::connect(&config.tenant_db).await {
+        Ok(pool) => {
+            let facts = match pool.acquire().await {
+                Ok(mut conn) => crate::adapters::tenant_db::host_facts(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match facts {
+                Ok(f) if !f.in_recovery && f.address == config.tenant_authoritative => line(
+                    true,
+                    "tenant DB",
+                    format!("{} is the authoritative primary", f.address),
+                ),
+                Ok(f) => line(
+                    false,
+                    "tenant DB",
+                    format!(
+                        "{} (in recovery: {}) is not the authoritative primary {}",
+                        f.address, f.in_recovery, config.tenant_authoritative
+                    ),
+                ),
+                Err(e) => line(false, "tenant DB", e),
+            }
+        }
+        Err(e) => line(false, "tenant DB", e.to_string()),
+    }
+    match crate::adapters::ssh::check(&config.vps).await {
+        Ok(detail) => line(true, "SSH", detail),
+        Err(e) => line(false, "SSH", format!("{e:#}")),
+    }
+    match crate::adapters::dns::check(&config.dns).await {
+        Ok(detail) => line(true, "DNS", detail),
+        Err(e) => line(false, "DNS", format!("{e:#}")),
+    }
+    Ok(Reply::Listing(Listing {
+        title: "config check".into(),
+        text,
+        ok: !failed,
+    }))
+}
