@@ -10,6 +10,7 @@
 //!   ratelimiter ignores the proxy and would call discord.com.
 
 pub mod access;
+mod approvals;
 pub mod buttons;
 pub mod commands;
 pub mod custom_id;
