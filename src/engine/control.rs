@@ -178,9 +178,11 @@ impl Engine {
     }
 
     pub(super) fn nudge_local(inner: &Inner, domain: &str) {
-        let key = format!("domain:{domain}");
         for a in inner.active.lock().expect("active runs").values() {
-            if a.keys.contains(&key) {
+            if a.keys
+                .iter()
+                .any(|k| k.domain().is_some_and(|d| d.as_str() == domain))
+            {
                 a.nudge.notify_one();
             }
         }
@@ -195,10 +197,10 @@ impl Engine {
         reason: &str,
     ) -> anyhow::Result<String> {
         let pool = &self.inner.pool;
-        let held = runs::list_locks(pool)
+        // Parsed here, so the console and chat front-ends refuse a mistyped key alike.
+        let key = LockKey::parse(key).map_err(|e| anyhow!("{}", e.message))?;
+        let held = locks::holder(pool, &key)
             .await?
-            .into_iter()
-            .find(|l| l.key == key)
             .ok_or_else(|| anyhow!("no lock {key}"))?;
         let msg = self
             .cancel(
@@ -207,10 +209,10 @@ impl Engine {
                 &format!("lock {key} taken over: {reason}"),
             )
             .await?;
-        runs::remove_lock(pool, key).await?;
+        runs::remove_lock(pool, &key).await?;
         self.audit(NewEvent {
             run_id: Some(held.run_id),
-            subject: key.split_once(':').map(|(_, s)| s).unwrap_or(key).into(),
+            subject: key.subject().into(),
             step: None,
             actor: actor.id.clone(),
             kind: "lock.taken_over".into(),

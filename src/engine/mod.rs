@@ -30,6 +30,7 @@ use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunV
 use crate::config::{Config, Environment};
 use crate::domain::{DomainName, Email};
 use crate::state::audit::{self, Anchor, ChainVerifier, NewEvent};
+use crate::state::locks::{self, LockKey};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
 use crate::state::sites;
 use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
@@ -76,7 +77,7 @@ struct ActiveRun {
     lease: Lease,
     nudge: Arc<Notify>,
     /// The run's lock keys (`domain:x.com`), to find the runs a nudge is for.
-    keys: Vec<String>,
+    keys: Vec<LockKey>,
 }
 
 struct Inner {

@@ -13,7 +13,7 @@ pub use super::approvals::{
 pub use super::executor::{
     claim_executor, lease_lost, release_executor, renew_executor, request_takeover,
 };
-use super::locks::lock_holder;
+use super::locks::{self, LockKey};
 pub use super::locks::{LockHeld, list_locks, reacquire_locks, release_locks, remove_lock};
 
 /// Status of a run. Only `done` and `cancelled` release the run's locks: a failed or rejected
@@ -173,7 +173,7 @@ pub struct NewRun {
     pub frontend: String,
     pub dry_run: bool,
     pub break_glass: Option<String>,
-    pub lock_keys: Vec<String>,
+    pub lock_keys: Vec<LockKey>,
 }
 
 /// Creates the run, its steps and its locks in one transaction. When a lock is held, nothing
@@ -207,18 +207,9 @@ pub async fn create(pool: &PgPool, run: &NewRun) -> anyhow::Result<Result<(), Lo
     // A dry run writes nothing anywhere, so it takes no lock either.
     if !run.dry_run {
         for key in &run.lock_keys {
-            let inserted = sqlx::query(
-                "INSERT INTO locks (key, run_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(run.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                let held = lock_holder(&mut *tx, key).await?;
+            if let Err(held) = locks::take_in(&mut tx, run.id, key).await? {
                 tx.rollback().await?;
-                return Ok(Err(held.expect("a conflicting lock row exists")));
+                return Ok(Err(held));
             }
         }
     }
