@@ -28,8 +28,8 @@ impl Engine {
             self.audit_step(
                 run,
                 name,
-                "approval.voided",
-                "plan_changed",
+                AuditKind::ApprovalVoided,
+                Outcome::PlanChanged,
                 json!({"new_plan_hash": hash, "voided": voided}),
                 t0,
             )
@@ -59,8 +59,8 @@ impl Engine {
         self.audit_step(
             run,
             name,
-            "approval.requested",
-            "waiting",
+            AuditKind::ApprovalRequested,
+            Outcome::Waiting,
             json!({"plan_hash": hash, "summary": summary, "detail": detail}),
             t0,
         )
@@ -130,8 +130,18 @@ impl Engine {
             subject: run.subject.clone(),
             step: Some(step.into()),
             actor: d.actor.id.clone(),
-            kind: if d.approved { "approval.granted" } else { "approval.rejected" }.into(),
-            outcome: if d.approved { "approved" } else { "rejected" }.into(),
+            kind: if d.approved {
+                AuditKind::ApprovalGranted
+            } else {
+                AuditKind::ApprovalRejected
+            }
+            .into(),
+            outcome: if d.approved {
+                Outcome::Approved
+            } else {
+                Outcome::Rejected
+            }
+            .into(),
             detail: self.inner.redactor.redact_json(
                 json!({"plan_hash": hash, "how": d.how, "reason": d.reason, "actor_name": d.actor.display}),
             ),
@@ -157,7 +167,9 @@ impl Engine {
         let events = audit::for_run(pool, run.id).await?;
         let problem = match audit::standing_decision(&events, step, hash) {
             None => Some("has no approval event in the audit trail".to_owned()),
-            Some(e) if e.actor != a.actor || (e.kind == "approval.granted") != a.approved => {
+            Some(e)
+                if e.actor != a.actor || (e.kind == AuditKind::ApprovalGranted) != a.approved =>
+            {
                 Some(format!(
                     "does not match its audit event #{} ({} by {})",
                     e.id, e.kind, e.actor
@@ -188,8 +200,8 @@ impl Engine {
             subject: run.subject.clone(),
             step: Some(step.into()),
             actor: Actor::bot().id,
-            kind: "approval.unbacked".into(),
-            outcome: "refused".into(),
+            kind: AuditKind::ApprovalUnbacked.into(),
+            outcome: Outcome::Refused.into(),
             detail: json!({"approval_id": a.id, "actor": a.actor, "plan_hash": hash, "problem": problem}),
             duration_ms: None,
         })

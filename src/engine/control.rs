@@ -53,8 +53,8 @@ impl Engine {
             self.audit_run(
                 run,
                 Some(actor),
-                "run.takeover_requested",
-                "waiting",
+                AuditKind::RunTakeoverRequested,
+                Outcome::Waiting,
                 json!({"holder": holder, "by": self.inner.me, "reason": reason}),
             )
             .await?;
@@ -94,8 +94,8 @@ impl Engine {
         self.audit_run(
             run,
             Some(actor),
-            "run.taken_over",
-            "ok",
+            AuditKind::RunTakenOver,
+            Outcome::Ok,
             json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": true, "reason": reason}),
         )
         .await?;
@@ -121,8 +121,8 @@ impl Engine {
         self.audit_run(
             &run,
             Some(actor),
-            "run.cancel_requested",
-            "ok",
+            AuditKind::RunCancelRequested,
+            Outcome::Ok,
             json!({"reason": reason}),
         )
         .await?;
@@ -158,8 +158,8 @@ impl Engine {
         self.audit_run(
             &run,
             Some(actor),
-            "run.cancelled",
-            "cancelled",
+            AuditKind::RunCancelled,
+            Outcome::Cancelled,
             json!({"reason": reason}),
         )
         .await?;
@@ -215,8 +215,8 @@ impl Engine {
             subject: key.subject().into(),
             step: None,
             actor: actor.id.clone(),
-            kind: "lock.taken_over".into(),
-            outcome: "ok".into(),
+            kind: AuditKind::LockTakenOver.into(),
+            outcome: Outcome::Ok.into(),
             detail: json!({"lock": key, "held_by_run": held.run_id, "held_by": held.started_by, "reason": reason}),
             duration_ms: None,
         })

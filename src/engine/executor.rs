@@ -106,8 +106,8 @@ impl Engine {
                     self.audit_run(
                         run,
                         None,
-                        "run.taken_over",
-                        "ok",
+                        AuditKind::RunTakenOver,
+                        Outcome::Ok,
                         json!({"previous_executor": run.executor, "executor": self.inner.me, "explicit": false,
                                "why": "the previous executor's process is gone (same machine and pid namespace)"}),
                     )
@@ -148,8 +148,8 @@ impl Engine {
             self.audit_run(
                 &run,
                 None,
-                "run.resumed",
-                "ok",
+                AuditKind::RunResumed,
+                Outcome::Ok,
                 json!({"from_status": run.status.as_str(), "executor": self.inner.me}),
             )
             .await?;
@@ -161,8 +161,8 @@ impl Engine {
             self.audit_run(
                 &run,
                 None,
-                "approval.reasked",
-                "ok",
+                AuditKind::ApprovalReasked,
+                Outcome::Ok,
                 json!({"voided_rejections": voided}),
             )
             .await?;
@@ -192,7 +192,7 @@ impl Engine {
                     .finish(
                         &run,
                         &view,
-                        RunStatus::Failed,
+                        RunEnd::Failed,
                         format!("unknown step {} (stored by another version)", record.name),
                     )
                     .await;
@@ -224,14 +224,14 @@ impl Engine {
                     )
                     .await?;
                     return self
-                        .finish(&run, &view, RunStatus::Cancelled, "cancelled".into())
+                        .finish(&run, &view, RunEnd::Cancelled, "cancelled".into())
                         .await;
                 }
                 Err(StepStop::Rejected(msg)) => {
-                    return self.finish(&run, &view, RunStatus::Rejected, msg).await;
+                    return self.finish(&run, &view, RunEnd::Rejected, msg).await;
                 }
                 Err(StepStop::Failed(msg)) => {
-                    return self.finish(&run, &view, RunStatus::Failed, msg).await;
+                    return self.finish(&run, &view, RunEnd::Failed, msg).await;
                 }
                 Err(StepStop::Internal(e)) => return Err(e),
             }
@@ -245,7 +245,7 @@ impl Engine {
             let last = view.steps.len().saturating_sub(1);
             return Err(self.stopped_for_lost_lease(&run, &view, last, why).await);
         }
-        self.finish(&run, &view, RunStatus::Done, message).await
+        self.finish(&run, &view, RunEnd::Done, message).await
     }
 
     /// This process lost its claim on the run: it says so in the run's thread and in its log,
@@ -308,9 +308,10 @@ impl Engine {
         &self,
         run: &RunRecord,
         view: &RunView,
-        status: RunStatus,
+        end: RunEnd,
         message: String,
     ) -> anyhow::Result<RunOutcome> {
+        let status = end.status();
         let pool = &self.inner.pool;
         let message = self.inner.redactor.redact(&message);
         let error = (status != RunStatus::Done).then_some(message.as_str());
@@ -337,8 +338,8 @@ impl Engine {
         self.audit_run(
             run,
             None,
-            &format!("run.{}", status.as_str()),
-            status.as_str(),
+            end.kind(),
+            end.outcome(),
             json!({"message": message}),
         )
         .await?;
@@ -428,5 +429,43 @@ impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
             // Fails only once the run is over and its forwarder gone: nothing left to show.
             let _ = sink.tx.send((idx, sink.redactor.redact(line)));
         })
+    }
+}
+
+/// How a run ends here: each with its status, its audit event and that event's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RunEnd {
+    Done,
+    Failed,
+    Rejected,
+    Cancelled,
+}
+
+impl RunEnd {
+    fn status(self) -> RunStatus {
+        match self {
+            Self::Done => RunStatus::Done,
+            Self::Failed => RunStatus::Failed,
+            Self::Rejected => RunStatus::Rejected,
+            Self::Cancelled => RunStatus::Cancelled,
+        }
+    }
+
+    fn kind(self) -> AuditKind {
+        match self {
+            Self::Done => AuditKind::RunDone,
+            Self::Failed => AuditKind::RunFailed,
+            Self::Rejected => AuditKind::RunRejected,
+            Self::Cancelled => AuditKind::RunCancelled,
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Self::Done => Outcome::Done,
+            Self::Failed => Outcome::Failed,
+            Self::Rejected => Outcome::Rejected,
+            Self::Cancelled => Outcome::Cancelled,
+        }
     }
 }

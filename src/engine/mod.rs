@@ -29,7 +29,7 @@ use crate::adapters::Services;
 use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
 use crate::config::{Config, Environment};
 use crate::domain::{DomainName, Email};
-use crate::state::audit::{self, Anchor, ChainVerifier, NewEvent};
+use crate::state::audit::{self, Anchor, AuditKind, ChainVerifier, NewEvent, Outcome};
 use crate::state::locks::{self, LockKey};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
 use crate::state::sites;
@@ -182,8 +182,8 @@ impl Engine {
                 subject: request.subject(),
                 step: None,
                 actor: actor.id.clone(),
-                kind: "run.refused".into(),
-                outcome: "not_on_record".into(),
+                kind: AuditKind::RunRefused.into(),
+                outcome: Outcome::NotOnRecord.into(),
                 detail: json!({"runbook": request.runbook(), "reason": why}),
                 duration_ms: None,
             })
@@ -209,8 +209,8 @@ impl Engine {
                 subject: new.subject.clone(),
                 step: None,
                 actor: actor.id.clone(),
-                kind: "run.refused".into(),
-                outcome: "locked".into(),
+                kind: AuditKind::RunRefused.into(),
+                outcome: Outcome::Locked.into(),
                 detail: json!({"runbook": new.runbook, "lock": held.key, "held_by_run": held.run_id, "held_by": held.started_by}),
                 duration_ms: None,
             })
@@ -222,8 +222,8 @@ impl Engine {
             subject: new.subject.clone(),
             step: None,
             actor: actor.id.clone(),
-            kind: "run.started".into(),
-            outcome: "ok".into(),
+            kind: AuditKind::RunStarted.into(),
+            outcome: Outcome::Ok.into(),
             detail: json!({
                 "runbook": new.runbook,
                 "input": new.input,
@@ -339,8 +339,8 @@ impl Engine {
         self.audit_run(
             &run,
             Some(actor),
-            "run.break_glass",
-            "ok",
+            AuditKind::RunBreakGlass,
+            Outcome::Ok,
             json!({"reason": reason, "frontend": self.inner.frontend.name()}),
         )
         .await?;
@@ -366,7 +366,7 @@ impl Engine {
             subject: subject.into(),
             step: None,
             actor: actor.id.clone(),
-            kind: "command.refused".into(),
+            kind: AuditKind::CommandRefused.into(),
             outcome: outcome.into(),
             detail,
             duration_ms: None,
@@ -400,8 +400,8 @@ impl Engine {
         &self,
         run: &RunRecord,
         actor: Option<&Actor>,
-        kind: &str,
-        outcome: &str,
+        kind: AuditKind,
+        outcome: Outcome,
         detail: Value,
     ) -> anyhow::Result<i64> {
         self.audit(NewEvent {
@@ -423,8 +423,8 @@ impl Engine {
         &self,
         run: &RunRecord,
         step: &str,
-        kind: &str,
-        outcome: &str,
+        kind: AuditKind,
+        outcome: Outcome,
         detail: Value,
         since: Instant,
     ) -> anyhow::Result<i64> {

@@ -49,8 +49,8 @@ impl Engine {
                     self.audit_step(
                         run,
                         name,
-                        "step.planned",
-                        "would_refuse",
+                        AuditKind::StepPlanned,
+                        Outcome::WouldRefuse,
                         json!({"reason": reason}),
                         t0,
                     )
@@ -76,8 +76,8 @@ impl Engine {
                     self.audit_step(
                         run,
                         name,
-                        "step.already_done",
-                        "ok",
+                        AuditKind::StepAlreadyDone,
+                        Outcome::Ok,
                         json!({"evidence": evidence}),
                         t0,
                     )
@@ -101,8 +101,8 @@ impl Engine {
                         self.audit_step(
                             run,
                             name,
-                            "step.planned",
-                            "dry_run",
+                            AuditKind::StepPlanned,
+                            Outcome::DryRun,
                             json!({"would_wait": reason}),
                             t0,
                         )
@@ -122,8 +122,8 @@ impl Engine {
                         self.audit_step(
                             run,
                             name,
-                            "step.parked",
-                            "waiting",
+                            AuditKind::StepParked,
+                            Outcome::Waiting,
                             json!({"reason": reason}),
                             t0,
                         )
@@ -149,8 +149,15 @@ impl Engine {
                     if parked_reason.take().is_some() {
                         runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None)
                             .await?;
-                        self.audit_step(run, name, "step.unparked", "ok", json!({}), t0)
-                            .await?;
+                        self.audit_step(
+                            run,
+                            name,
+                            AuditKind::StepUnparked,
+                            Outcome::Ok,
+                            json!({}),
+                            t0,
+                        )
+                        .await?;
                     }
                     let summary = self.inner.redactor.redact(summary);
                     let detail = self.inner.redactor.redact(detail);
@@ -168,8 +175,8 @@ impl Engine {
                         self.audit_step(
                             run,
                             name,
-                            "step.planned",
-                            "dry_run",
+                            AuditKind::StepPlanned,
+                            Outcome::DryRun,
                             json!({"summary": summary, "detail": detail, "plan_hash": hash}),
                             t0,
                         )
@@ -234,8 +241,8 @@ impl Engine {
                             self.audit_step(
                                 run,
                                 name,
-                                "step.plan_changed",
-                                "plan_changed",
+                                AuditKind::StepPlanChanged,
+                                Outcome::PlanChanged,
                                 json!({"approved_plan_hash": hash, "reason": why}),
                                 t_apply,
                             )
@@ -252,8 +259,8 @@ impl Engine {
                     self.audit_step(
                         run,
                         name,
-                        "step.applied",
-                        "ok",
+                        AuditKind::StepApplied,
+                        Outcome::Ok,
                         json!({"summary": summary, "detail": detail, "plan_hash": hash, "approved_by": approver}),
                         t_apply,
                     )
@@ -269,8 +276,8 @@ impl Engine {
                         self.audit_step(
                             run,
                             name,
-                            "step.check_failed",
-                            "failed",
+                            AuditKind::StepCheckFailed,
+                            Outcome::Failed,
                             json!({"evidence": evidence}),
                             t0,
                         )
@@ -284,8 +291,8 @@ impl Engine {
                     self.audit_step(
                         run,
                         name,
-                        "step.done",
-                        "ok",
+                        AuditKind::StepDone,
+                        Outcome::Ok,
                         json!({"evidence": evidence}),
                         t0,
                     )

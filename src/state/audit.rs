@@ -23,7 +23,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 mod chain;
+mod kind;
 pub use chain::{Anchor, ChainBreak, ChainVerifier, check_anchors, verify_chain, verify_events};
+pub use kind::{AuditKind, Outcome};
 
 /// The secret the chain's hashes are keyed with. Never printed.
 #[derive(Clone)]
@@ -243,19 +245,21 @@ pub fn standing_decision<'a>(
     let mut standing: Option<&Event> = None;
     for e in events {
         let hash_of = |k: &str| e.detail.get(k).and_then(Value::as_str);
-        match e.kind.as_str() {
-            "approval.granted" | "approval.rejected"
+        match AuditKind::parse(&e.kind) {
+            Some(AuditKind::ApprovalGranted | AuditKind::ApprovalRejected)
                 if e.step.as_deref() == Some(step) && hash_of("plan_hash") == Some(plan_hash) =>
             {
                 standing = Some(e)
             }
-            "approval.voided"
+            Some(AuditKind::ApprovalVoided)
                 if e.step.as_deref() == Some(step)
                     && hash_of("new_plan_hash") != Some(plan_hash) =>
             {
-                standing = standing.filter(|d| d.kind != "approval.granted")
+                standing = standing.filter(|d| d.kind != AuditKind::ApprovalGranted)
             }
-            "approval.reasked" => standing = standing.filter(|d| d.kind != "approval.rejected"),
+            Some(AuditKind::ApprovalReasked) => {
+                standing = standing.filter(|d| d.kind != AuditKind::ApprovalRejected)
+            }
             _ => {}
         }
     }

@@ -11,7 +11,7 @@ use super::Data;
 use super::custom_id::ApprovalButton;
 use crate::chat::{Actor, Decision};
 use crate::messages::{self, ApprovalRefusal};
-use crate::state::audit::NewEvent;
+use crate::state::audit::{AuditKind, NewEvent};
 use crate::state::runs;
 
 /// Who may decide, given the clicker's roles and the run's starter.
@@ -97,7 +97,7 @@ pub async fn on_click(
                     subject,
                     step: Some(button.step.clone()),
                     actor: actor.id.clone(),
-                    kind: "approval.refused".into(),
+                    kind: AuditKind::ApprovalRefused.into(),
                     outcome: refusal.key().into(),
                     detail: json!({
                         "action": if button.approve { "approve" } else { "reject" },
