@@ -8,6 +8,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::*;
+use crate::state::approvals::{self, NewDecision};
 
 impl Engine {
     #[allow(clippy::too_many_arguments)]
@@ -101,30 +102,6 @@ impl Engine {
         d: &Decision,
     ) -> anyhow::Result<()> {
         let pool = &self.inner.pool;
-        let mut tx = pool.begin().await?;
-        let inserted = runs::record_decision(
-            &mut tx,
-            run.id,
-            step,
-            hash,
-            d.approved,
-            &d.actor.id,
-            self.inner.frontend.name(),
-            d.reason.as_deref(),
-        )
-        .await?;
-        if inserted.is_none() {
-            tx.rollback().await?;
-            return match runs::decision_for(pool, run.id, step, hash).await? {
-                Some(a) if a.actor == d.actor.id && a.approved == d.approved => Ok(()),
-                Some(a) => bail!(
-                    "{step}: this plan was already {} by {}",
-                    if a.approved { "approved" } else { "rejected" },
-                    a.actor
-                ),
-                None => bail!("{step}: the decision could not be stored; try again"),
-            };
-        }
         let ev = NewEvent {
             run_id: Some(run.id),
             subject: run.subject.clone(),
@@ -147,8 +124,28 @@ impl Engine {
             ),
             duration_ms: None,
         };
-        audit::append_in(&mut tx, &self.inner.config.audit_key, ev).await?;
-        tx.commit().await?;
+        let new = NewDecision {
+            run_id: run.id,
+            step,
+            plan_hash: hash,
+            approved: d.approved,
+            actor: &d.actor.id,
+            frontend: self.inner.frontend.name(),
+            reason: d.reason.as_deref(),
+        };
+        let stored =
+            approvals::record_with_event(pool, &self.inner.config.audit_key, &new, ev).await?;
+        if stored.is_none() {
+            return match runs::decision_for(pool, run.id, step, hash).await? {
+                Some(a) if a.actor == d.actor.id && a.approved == d.approved => Ok(()),
+                Some(a) => bail!(
+                    "{step}: this plan was already {} by {}",
+                    if a.approved { "approved" } else { "rejected" },
+                    a.actor
+                ),
+                None => bail!("{step}: the decision could not be stored; try again"),
+            };
+        }
         Ok(())
     }
 

@@ -11,13 +11,6 @@ use uuid::Uuid;
 
 use super::*;
 
-/// Postgres channel on which `runs cancel` tells the executing process to stop a run.
-pub(super) const CANCEL_CHANNEL: &str = "onboard_bot_cancel";
-/// Postgres channel on which `dns-check` asks runs parked on a domain to re-check now.
-pub(super) const NUDGE_CHANNEL: &str = "onboard_bot_nudge";
-/// Postgres channel on which a take-over asks the executing process to let go of a run.
-pub(super) const TAKEOVER_CHANNEL: &str = "onboard_bot_takeover";
-
 impl Engine {
     /// Takes a run over from the process that executes it, then executes it: the holder is
     /// asked to let go (it stops renewing its lease and stops before its next write), and the
@@ -58,11 +51,7 @@ impl Engine {
                 json!({"holder": holder, "by": self.inner.me, "reason": reason}),
             )
             .await?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(TAKEOVER_CHANNEL)
-                .bind(run.id.to_string())
-                .execute(pool)
-                .await?;
+            notify::notify(pool, Channel::TakeOver, &run.id.to_string()).await?;
         }
         // A responsive holder lets go within moments; one that cannot reach the database stops
         // renewing, so its lease runs out within EXECUTOR_LEASE_SECS.
@@ -143,11 +132,7 @@ impl Engine {
             .is_some_and(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
             && run.executor_until.is_some_and(|t| t > chrono::Utc::now());
         if live_executor {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CANCEL_CHANNEL)
-                .bind(run_id.to_string())
-                .execute(pool)
-                .await?;
+            notify::notify(pool, Channel::Cancel, &run_id.to_string()).await?;
             return Ok(format!(
                 "run {run_id}: asked {} to cancel it",
                 run.executor.unwrap_or_default()
@@ -169,12 +154,7 @@ impl Engine {
     /// Asks runs parked on `domain` (in any process) to re-check now instead of at their next
     /// scheduled check.
     pub async fn nudge_domain(&self, domain: &str) -> anyhow::Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NUDGE_CHANNEL)
-            .bind(domain)
-            .execute(&self.inner.pool)
-            .await?;
-        Ok(())
+        notify::notify(&self.inner.pool, Channel::Nudge, domain).await
     }
 
     pub(super) fn nudge_local(inner: &Inner, domain: &str) {
@@ -225,40 +205,41 @@ impl Engine {
     }
 
     pub(super) async fn listen_for_cancels(&self) -> anyhow::Result<()> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.inner.pool).await?;
-        listener
-            .listen_all([CANCEL_CHANNEL, NUDGE_CHANNEL, TAKEOVER_CHANNEL])
-            .await?;
+        let mut listener = notify::listen(&self.inner.pool, &Channel::ALL).await?;
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
-                let Ok(note) = listener.recv().await else {
-                    // PgListener reconnects by itself on the next recv; back off a little.
+                let Ok((channel, payload)) = listener.recv().await else {
+                    // The listener reconnects by itself on the next recv; back off a little.
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 };
                 let Some(inner) = weak.upgrade() else { return };
-                if note.channel() == NUDGE_CHANNEL {
-                    Self::nudge_local(&inner, note.payload());
-                } else if note.channel() == TAKEOVER_CHANNEL {
-                    if let Ok(id) = note.payload().parse::<Uuid>()
-                        && let Some(a) = inner.active.lock().expect("active runs").get(&id)
-                    {
-                        // Checked at once rather than at the next heartbeat.
-                        let (pool, me, lease) =
-                            (inner.pool.clone(), inner.me.clone(), a.lease.clone());
-                        tokio::spawn(async move {
-                            if let Ok(Some(why)) =
-                                runs::lease_lost(&pool, id, &me, lease.epoch).await
-                            {
-                                lease.lose(why);
-                            }
-                        });
+                match channel {
+                    Channel::Nudge => Self::nudge_local(&inner, &payload),
+                    Channel::TakeOver => {
+                        if let Ok(id) = payload.parse::<Uuid>()
+                            && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                        {
+                            // Checked at once rather than at the next heartbeat.
+                            let (pool, me, lease) =
+                                (inner.pool.clone(), inner.me.clone(), a.lease.clone());
+                            tokio::spawn(async move {
+                                if let Ok(Some(why)) =
+                                    runs::lease_lost(&pool, id, &me, lease.epoch).await
+                                {
+                                    lease.lose(why);
+                                }
+                            });
+                        }
                     }
-                } else if let Ok(id) = note.payload().parse::<Uuid>()
-                    && let Some(a) = inner.active.lock().expect("active runs").get(&id)
-                {
-                    a.cancel.cancel();
+                    Channel::Cancel => {
+                        if let Ok(id) = payload.parse::<Uuid>()
+                            && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                        {
+                            a.cancel.cancel();
+                        }
+                    }
                 }
             }
         });

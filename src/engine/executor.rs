@@ -361,13 +361,7 @@ impl Engine {
     }
 
     pub(super) async fn wrote_anything(&self, run_id: Uuid) -> anyhow::Result<bool> {
-        let applied: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_events WHERE run_id = $1 AND kind = 'step.applied' AND detail ? 'approved_by' AND detail->>'approved_by' IS NOT NULL",
-        )
-        .bind(run_id)
-        .fetch_one(&self.inner.pool)
-        .await?;
-        Ok(applied > 0)
+        Ok(audit::approved_writes(&self.inner.pool, run_id).await? > 0)
     }
 
     pub(super) fn view(&self, run: &RunRecord, records: &[runs::StepRecord]) -> RunView {

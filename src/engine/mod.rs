@@ -31,6 +31,7 @@ use crate::config::{Config, Environment};
 use crate::domain::{DomainName, Email};
 use crate::state::audit::{self, Anchor, AuditKind, ChainVerifier, NewEvent, Outcome};
 use crate::state::locks::{self, LockKey};
+use crate::state::notify::{self, Channel};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
 use crate::state::sites;
 use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};

@@ -5,6 +5,8 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use super::audit::{self, AuditKey, NewEvent};
+
 /// A decision on one plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Approval {
@@ -106,4 +108,45 @@ pub async fn void_other_approvals(
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// A decision to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDecision<'a> {
+    pub run_id: Uuid,
+    pub step: &'a str,
+    pub plan_hash: &'a str,
+    pub approved: bool,
+    pub actor: &'a str,
+    pub frontend: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// Stores a decision and its audit event in one transaction: both or neither. `None` (and
+/// nothing stored) when the plan already has a standing decision.
+pub async fn record_with_event(
+    pool: &PgPool,
+    key: &AuditKey,
+    d: &NewDecision<'_>,
+    ev: NewEvent,
+) -> anyhow::Result<Option<i64>> {
+    let mut tx = pool.begin().await?;
+    let inserted = record_decision(
+        &mut tx,
+        d.run_id,
+        d.step,
+        d.plan_hash,
+        d.approved,
+        d.actor,
+        d.frontend,
+        d.reason,
+    )
+    .await?;
+    if inserted.is_none() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    audit::append_in(&mut tx, key, ev).await?;
+    tx.commit().await?;
+    Ok(inserted)
 }

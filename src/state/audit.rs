@@ -226,6 +226,18 @@ impl Event {
         }
     }
 }
+/// How many writes of a run an approval authorised (its `step.applied` events that name an
+/// approver): a run with none wrote nothing to production.
+pub async fn approved_writes(pool: &PgPool, run_id: Uuid) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE run_id = $1 AND kind = $2 AND detail ? 'approved_by' AND detail->>'approved_by' IS NOT NULL",
+    )
+    .bind(run_id)
+    .bind(AuditKind::StepApplied.as_str())
+    .fetch_one(pool)
+    .await?)
+}
+
 /// The newest event: what an anchor records.
 pub async fn head(pool: &PgPool) -> anyhow::Result<Option<Anchor>> {
     let row: Option<(i64, String)> =

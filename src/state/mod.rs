@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod audit;
 pub mod executor;
 pub mod locks;
+pub mod notify;
 pub mod runs;
 pub mod sites;
 
