@@ -1,7 +1,7 @@
 //! Acting on runs from outside their executor: cancel, take-over of a run or of a lock, and
 //! the notifications (cancel, nudge, take-over) other processes send over Postgres.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -119,7 +119,7 @@ impl Engine {
             .inner
             .active
             .lock()
-            .expect("active runs")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&run_id)
             .map(|a| a.cancel.clone());
         if let Some(token) = local {
@@ -158,7 +158,12 @@ impl Engine {
     }
 
     pub(super) fn nudge_local(inner: &Inner, domain: &str) {
-        for a in inner.active.lock().expect("active runs").values() {
+        for a in inner
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
             if a.keys
                 .iter()
                 .any(|k| k.domain().is_some_and(|d| d.as_str() == domain))
@@ -219,7 +224,11 @@ impl Engine {
                     Channel::Nudge => Self::nudge_local(&inner, &payload),
                     Channel::TakeOver => {
                         if let Ok(id) = payload.parse::<Uuid>()
-                            && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                            && let Some(a) = inner
+                                .active
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get(&id)
                         {
                             // Checked at once rather than at the next heartbeat.
                             let (pool, me, lease) =
@@ -235,7 +244,11 @@ impl Engine {
                     }
                     Channel::Cancel => {
                         if let Ok(id) = payload.parse::<Uuid>()
-                            && let Some(a) = inner.active.lock().expect("active runs").get(&id)
+                            && let Some(a) = inner
+                                .active
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get(&id)
                         {
                             a.cancel.cancel();
                         }

@@ -1,6 +1,6 @@
 //! Executing a run: claim it, walk its unfinished steps, record how it ended.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
@@ -46,15 +46,19 @@ impl Engine {
         let keys = serde_json::from_value::<Request>(run.input.clone())
             .map(|r| r.lock_keys())
             .unwrap_or_default();
-        self.inner.active.lock().expect("active runs").insert(
-            run_id,
-            ActiveRun {
-                cancel: cancel.clone(),
-                lease: lease.clone(),
-                nudge: nudge.clone(),
-                keys,
-            },
-        );
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                run_id,
+                ActiveRun {
+                    cancel: cancel.clone(),
+                    lease: lease.clone(),
+                    nudge: nudge.clone(),
+                    keys,
+                },
+            );
         // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
         // must not be renewed for a run nobody executes.
         let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id, lease.clone()));
@@ -62,7 +66,7 @@ impl Engine {
         self.inner
             .active
             .lock()
-            .expect("active runs")
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(&run_id);
         runs::release_executor(pool, run_id, &self.inner.me, epoch)
             .await
@@ -74,7 +78,7 @@ impl Engine {
         self.inner
             .active
             .lock()
-            .expect("active runs")
+            .unwrap_or_else(PoisonError::into_inner)
             .contains_key(&run_id)
     }
 
@@ -412,14 +416,14 @@ pub(super) struct LogSink {
 
 impl LogSink {
     pub(super) fn set_step(&self, idx: usize) {
-        *self.idx.lock().expect("log sink") = idx;
+        *self.idx.lock().unwrap_or_else(PoisonError::into_inner) = idx;
     }
 }
 
 impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
     fn from(sink: LogSink) -> Self {
         Arc::new(move |line: &str| {
-            let idx = *sink.idx.lock().expect("log sink");
+            let idx = *sink.idx.lock().unwrap_or_else(PoisonError::into_inner);
             // Fails only once the run is over and its forwarder gone: nothing left to show.
             let _ = sink.tx.send((idx, sink.redactor.redact(line)));
         })

@@ -1,7 +1,7 @@
 //! The executor lease: one live process executes a run, proven by a fencing token renewed
 //! while it lives; who this process is, and whether another executor's process is gone.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::warn;
@@ -152,12 +152,18 @@ impl Lease {
     }
 
     pub(super) fn lose(&self, why: String) {
-        self.why.lock().expect("lease").get_or_insert(why);
+        self.why
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
         self.lost.cancel();
     }
 
     pub(super) fn why(&self) -> Option<String> {
-        self.why.lock().expect("lease").clone()
+        self.why
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -10,6 +10,7 @@ mod control;
 mod executor;
 mod fault;
 mod lease;
+mod queries;
 pub mod request;
 mod step;
 
@@ -103,6 +104,19 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// A handle on the engine that does not keep it alive: for a front-end, which the engine
+/// itself holds (a strong handle both ways would never be freed, and the engine's listener
+/// task ends only when the engine is).
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, while it lives.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 impl Engine {
     /// Connects to the state database, migrates it and starts listening for cancellations.
     pub async fn new(config: Arc<Config>, frontend: Arc<dyn ChatFrontend>) -> anyhow::Result<Self> {
@@ -134,6 +148,11 @@ impl Engine {
         };
         engine.listen_for_cancels().await?;
         Ok(engine)
+    }
+
+    /// A handle that does not keep the engine alive (see [`WeakEngine`]).
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -374,11 +393,6 @@ impl Engine {
         })
         .await?;
         Ok(())
-    }
-
-    /// Unfinished runs this process should execute again (at start-up).
-    pub async fn resumable(&self) -> anyhow::Result<Vec<RunRecord>> {
-        runs::resumable(&self.inner.pool).await
     }
 
     /// Appends an event to the audit trail (secrets redacted, keyed with the bot's key).

@@ -2,7 +2,7 @@
 //! a waiter per step for the click, a click recorded for a run that is not waiting (after a
 //! restart), and old messages closed when their plan is decided, replaced or over.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use anyhow::Context as _;
 use serenity::all::{
@@ -17,7 +17,7 @@ use super::custom_id::ApprovalButton;
 use super::frontend::{DiscordFrontend, RunChat, StepKey, embed, retry};
 use crate::chat::{Actor, ApprovalRequest, Decision};
 use crate::messages;
-use crate::state::runs::{self, RunStatus};
+use crate::state::runs::RunStatus;
 
 /// An approval message this process knows about.
 #[derive(Debug, Clone)]
@@ -43,13 +43,16 @@ impl DiscordFrontend {
     ) -> anyhow::Result<Decision> {
         let key = (req.run_id, req.step.clone());
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending").insert(
-            key.clone(),
-            Pending {
-                hash: req.plan_hash.clone(),
-                tx,
-            },
-        );
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                key.clone(),
+                Pending {
+                    hash: req.plan_hash.clone(),
+                    tx,
+                },
+            );
         let _guard = PendingGuard {
             frontend: self,
             key: key.clone(),
@@ -57,8 +60,10 @@ impl DiscordFrontend {
         // A click recorded while no process waited (between a restart and this request): its
         // message already says who decided. Checked after the waiter is in place, so a click
         // is either seen here or delivered to the waiter.
-        if let Some(pool) = self.pool.get()
-            && let Some(a) = runs::decision_for(pool, req.run_id, &req.step, &req.plan_hash).await?
+        if let Some(engine) = self.engine()
+            && let Some(a) = engine
+                .decision_for(req.run_id, &req.step, &req.plan_hash)
+                .await?
         {
             let actor = Actor {
                 id: a.actor.clone(),
@@ -123,7 +128,12 @@ impl DiscordFrontend {
     }
 
     fn mark_closed(&self, key: &StepKey, message: MessageId) {
-        if let Some(list) = self.posted.lock().expect("posted").get_mut(key) {
+        if let Some(list) = self
+            .posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(key)
+        {
             for p in list.iter_mut().filter(|p| p.message == message) {
                 p.open = false;
             }
@@ -133,7 +143,7 @@ impl DiscordFrontend {
     /// Closes every open approval message of a run (it finished or was cancelled).
     pub(super) async fn close_run_approvals(&self, run_id: Uuid, why: &str) {
         let open: Vec<Posted> = {
-            let mut posted = self.posted.lock().expect("posted");
+            let mut posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
             let keys: Vec<StepKey> = posted.keys().filter(|k| k.0 == run_id).cloned().collect();
             keys.iter()
                 .filter_map(|k| posted.remove(k))
@@ -154,7 +164,6 @@ impl DiscordFrontend {
         decision: Decision,
         engine: &crate::engine::Engine,
     ) -> anyhow::Result<Result<(), messages::ApprovalRefusal>> {
-        let pool = engine.pool();
         use messages::ApprovalRefusal as R;
         let key = (button.run_id, button.step.clone());
         let decided_key = (
@@ -162,12 +171,17 @@ impl DiscordFrontend {
             button.step.clone(),
             button.hash_prefix.clone(),
         );
-        if let Some(by) = self.decided.lock().expect("decided").get(&decided_key) {
+        if let Some(by) = self
+            .decided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&decided_key)
+        {
             return Ok(Err(R::AlreadyDecided(by.clone())));
         }
         // The run waiting here for exactly this plan.
         let waiting = {
-            let mut pending = self.pending.lock().expect("pending");
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             match pending.get(&key) {
                 Some(p) if button.matches(&p.hash) => pending.remove(&key),
                 Some(_) => return Ok(Err(R::Stale)),
@@ -177,14 +191,14 @@ impl DiscordFrontend {
         if let Some(p) = waiting {
             self.decided
                 .lock()
-                .expect("decided")
+                .unwrap_or_else(PoisonError::into_inner)
                 .insert(decided_key, decision.actor.id.clone());
             let _ = p.tx.send(decision);
             return Ok(Ok(()));
         }
         // Nobody waits here (the bot restarted and the run has not asked again yet): record it
         // against the plan the step is waiting with, for the resumed run to pick up.
-        let Some(run) = runs::get(pool, button.run_id).await? else {
+        let Some(run) = engine.run_record(button.run_id).await? else {
             return Ok(Err(R::RunOver("unknown".into())));
         };
         if !matches!(
@@ -193,7 +207,7 @@ impl DiscordFrontend {
         ) {
             return Ok(Err(R::RunOver(run.status.as_str().into())));
         }
-        let steps = runs::steps(pool, run.id).await?;
+        let steps = engine.run_steps(run.id).await?;
         // The step may be planning again already (the resumed run): the plan it last showed
         // is still the one clicked on; if the new plan differs, this approval covers nothing.
         let Some(full) = steps
@@ -204,25 +218,28 @@ impl DiscordFrontend {
         else {
             return Ok(Err(R::Stale));
         };
-        if let Some(a) = runs::decision_for(pool, run.id, &button.step, &full).await? {
+        if let Some(a) = engine.decision_for(run.id, &button.step, &full).await? {
             return Ok(Err(R::AlreadyDecided(a.actor)));
         }
         self.decided
             .lock()
-            .expect("decided")
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(decided_key.clone(), decision.actor.id.clone());
         if let Err(e) = engine
             .record_decision(&run, &button.step, &full, &decision)
             .await
         {
             // Not recorded: the next click may try again.
-            self.decided.lock().expect("decided").remove(&decided_key);
+            self.decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&decided_key);
             return Err(e);
         }
         // The resumed run may have started waiting in the meantime, after it looked for a
         // recorded decision: hand it over too rather than leave it waiting.
         let late = {
-            let mut pending = self.pending.lock().expect("pending");
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             match pending.get(&key) {
                 Some(p) if button.matches(&p.hash) => pending.remove(&key),
                 _ => None,
@@ -278,8 +295,17 @@ impl DiscordFrontend {
         thread: ChannelId,
     ) -> anyhow::Result<Posted> {
         let key = (req.run_id, req.step.clone());
-        let resumed = self.resumed.lock().expect("resumed").contains(&req.run_id);
-        let known = self.posted.lock().expect("posted").get(&key).cloned();
+        let resumed = self
+            .resumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&req.run_id);
+        let known = self
+            .posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
         let candidates = match known {
             Some(k) => k,
             None if resumed => self.find_posted(thread, req.run_id, &req.step).await,
@@ -331,7 +357,7 @@ impl DiscordFrontend {
         };
         self.posted
             .lock()
-            .expect("posted")
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(key, vec![posted.clone()]);
         Ok(posted)
     }
@@ -348,7 +374,7 @@ impl Drop for PendingGuard<'_> {
         self.frontend
             .pending
             .lock()
-            .expect("pending")
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.key);
     }
 }

@@ -4,7 +4,7 @@
 //! token, so runs longer than an interaction's 15 minutes keep reporting.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,7 +14,6 @@ use serenity::all::{
     AutoArchiveDuration, ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter,
     CreateMessage, CreateThread, EditMessage, Http, MessageId,
 };
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::warn;
 use uuid::Uuid;
@@ -22,8 +21,9 @@ use uuid::Uuid;
 use super::approvals::{Pending, Posted};
 use crate::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::config::DiscordConfig;
+use crate::engine::{Engine, WeakEngine};
 use crate::messages::{self, Card};
-use crate::state::runs::{self, StepStatus};
+use crate::state::runs::StepStatus;
 
 /// At most one edit of a run's progress embed per this interval (Discord allows about five
 /// message writes per 5 s per channel; step outcome messages need some of them too).
@@ -72,7 +72,9 @@ pub(super) type StepKey = (Uuid, String);
 pub struct DiscordFrontend {
     pub(super) http: Arc<Http>,
     pub(super) cfg: DiscordConfig,
-    pub(super) pool: OnceLock<PgPool>,
+    /// The engine, to read what a run recorded (its thread, a decision stored while no
+    /// process waited); set once the engine exists, since the engine is built with this.
+    pub(super) engine: OnceLock<WeakEngine>,
     pub(super) runs: Mutex<HashMap<Uuid, Arc<RunChat>>>,
     /// Runs picked up from a stored chat_ref (after a restart): their old approval messages
     /// are looked up in the thread before a new one is posted.
@@ -91,7 +93,7 @@ impl DiscordFrontend {
         Self {
             http,
             cfg,
-            pool: OnceLock::new(),
+            engine: OnceLock::new(),
             runs: Mutex::default(),
             resumed: Mutex::default(),
             posted: Mutex::default(),
@@ -101,9 +103,14 @@ impl DiscordFrontend {
         }
     }
 
-    /// The state DB, to check for decisions recorded while no process was waiting.
-    pub fn set_pool(&self, pool: PgPool) {
-        let _ = self.pool.set(pool);
+    /// The engine this front-end reports for, asked for what runs recorded.
+    pub fn set_engine(&self, engine: &Engine) {
+        let _ = self.engine.set(engine.downgrade());
+    }
+
+    /// The engine, once set and while it lives.
+    pub(super) fn engine(&self) -> Option<Engine> {
+        self.engine.get().and_then(WeakEngine::upgrade)
     }
 
     pub fn http(&self) -> &Arc<Http> {
@@ -118,7 +125,7 @@ impl DiscordFrontend {
     pub fn thread_of(&self, run_id: Uuid) -> Option<ChannelId> {
         self.runs
             .lock()
-            .expect("runs")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&run_id)
             .map(|r| r.chat.thread)
     }
@@ -191,17 +198,24 @@ impl DiscordFrontend {
             outbox,
             dirty,
         });
-        self.runs.lock().expect("runs").insert(run.id, rc.clone());
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run.id, rc.clone());
         self.attached.send_modify(|n| *n += 1);
         rc
     }
 
     pub(super) fn run_chat(&self, id: Uuid) -> Option<Arc<RunChat>> {
-        self.runs.lock().expect("runs").get(&id).cloned()
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
     }
 
     pub(super) fn set_card(&self, rc: &RunChat, card: Card) {
-        let mut o = rc.outbox.lock().expect("outbox");
+        let mut o = rc.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         o.card = Some(card);
         o.card_dirty = true;
         drop(o);
@@ -228,15 +242,21 @@ impl DiscordFrontend {
             .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
         self.say(channel, messages::run_internal_error(run_id, reference))
             .await;
-        if let Some(rc) = self.runs.lock().expect("runs").remove(&run_id) {
+        if let Some(rc) = self
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id)
+        {
             drop(rc);
         }
     }
 
     /// A run left alone because another live process executes it: said in its thread.
     pub async fn report_run_elsewhere(&self, run_id: Uuid, holder: &str) {
-        let stored = match self.pool.get() {
-            Some(pool) => crate::state::runs::get(pool, run_id)
+        let stored = match self.engine() {
+            Some(engine) => engine
+                .run_record(run_id)
                 .await
                 .ok()
                 .flatten()
@@ -251,7 +271,10 @@ impl DiscordFrontend {
             .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
         self.say(channel, messages::run_executed_elsewhere(run_id, holder))
             .await;
-        self.runs.lock().expect("runs").remove(&run_id);
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id);
     }
 
     async fn ensure_attached(&self, run_id: Uuid) -> anyhow::Result<Arc<RunChat>> {
@@ -259,25 +282,10 @@ impl DiscordFrontend {
             return Ok(rc);
         }
         // Attach always comes first; this covers a run whose thread could not be reopened.
-        let pool = self.pool.get().context("the frontend has no state DB")?;
-        let run = runs::get(pool, run_id).await?.context("no such run")?;
-        let steps = runs::steps(pool, run_id).await?;
-        let view = RunView {
-            id: run.id,
-            runbook: run.runbook.clone(),
-            subject: run.subject.clone(),
-            started_by: run.started_by.clone(),
-            dry_run: run.dry_run,
-            chat_ref: run.chat_ref.clone(),
-            steps: steps
-                .iter()
-                .map(|s| crate::chat::StepLine {
-                    name: s.name.clone(),
-                    status: s.status,
-                    note: None,
-                })
-                .collect(),
-        };
+        let engine = self
+            .engine()
+            .context("the Discord front-end is not bound to an engine")?;
+        let view = engine.run_view(run_id).await?.context("no such run")?;
         self.attach(&view).await?;
         self.run_chat(run_id).context("the run has no thread")
     }
@@ -305,7 +313,10 @@ impl ChatFrontend for DiscordFrontend {
                 .allowed_mentions(CreateAllowedMentions::new());
             match chat.thread.send_message(&self.http, notice).await {
                 Ok(_) => {
-                    self.resumed.lock().expect("resumed").insert(run.id);
+                    self.resumed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(run.id);
                     let rc = self.register(run, chat);
                     self.set_card(&rc, messages::progress_card(run, None));
                     return Ok(Some(chat.to_json()));
@@ -357,7 +368,7 @@ impl ChatFrontend for DiscordFrontend {
                     .unwrap_or_default();
                 rc.outbox
                     .lock()
-                    .expect("outbox")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .logs
                     .push((step, line.clone()));
                 rc.dirty.send_modify(|n| *n += 1);
@@ -372,11 +383,17 @@ impl ChatFrontend for DiscordFrontend {
                 )
                 .await;
                 // Dropping the last handle makes the progress task flush once more and stop.
-                self.runs.lock().expect("runs").remove(&run.id);
-                self.resumed.lock().expect("resumed").remove(&run.id);
+                self.runs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&run.id);
+                self.resumed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&run.id);
                 self.decided
                     .lock()
-                    .expect("decided")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .retain(|k, _| k.0 != run.id);
             }
         }
@@ -433,7 +450,7 @@ async fn push_progress(
             open = dirty.changed().await.is_ok();
         }
         let (card, logs) = {
-            let mut o = outbox.lock().expect("outbox");
+            let mut o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
             let card = o.card_dirty.then(|| o.card.clone()).flatten();
             o.card_dirty = false;
             (card, std::mem::take(&mut o.logs))
@@ -447,7 +464,10 @@ async fn push_progress(
             .await;
             if done.is_err() {
                 // The newest card is sent next time (a newer one may have replaced it).
-                outbox.lock().expect("outbox").card_dirty = true;
+                outbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .card_dirty = true;
                 failed = true;
             }
         }
@@ -463,7 +483,7 @@ async fn push_progress(
             .is_err()
             {
                 // Put the unsent lines back in front of any newer ones, in order.
-                let mut o = outbox.lock().expect("outbox");
+                let mut o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
                 o.logs.splice(0..0, logs[sent..].iter().cloned());
                 failed = true;
                 break;
@@ -473,7 +493,7 @@ async fn push_progress(
         failed_rounds = if failed { failed_rounds + 1 } else { 0 };
         if !open && (failed_rounds == 0 || failed_rounds >= PUSH_ROUNDS) {
             if failed_rounds > 0 {
-                let o = outbox.lock().expect("outbox");
+                let o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
                 warn!(run_id = %run_id, log_lines = o.logs.len(), card = o.card_dirty, "gave up pushing the run's progress to Discord");
             }
             return;
