@@ -16,6 +16,7 @@ pub mod locks;
 pub mod notify;
 pub mod runs;
 pub mod sites;
+pub mod stats;
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;
