@@ -355,10 +355,27 @@ impl DiscordFrontend {
                 }
             }
         };
-        self.posted
+        // The message can be clicked as soon as Discord has it, before this line: then the
+        // click's decision is in `decided` already and `mark_closed` found nothing to mark, so
+        // the run's end would overwrite "approved by". Checked under the `posted` lock, so a
+        // click is either seen here or finds the entry.
+        let mut all = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut posted = posted;
+        let decided = (
+            req.run_id,
+            req.step.clone(),
+            posted.button.hash_prefix.clone(),
+        );
+        if self
+            .decided
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, vec![posted.clone()]);
+            .contains_key(&decided)
+        {
+            posted.open = false;
+        }
+        all.insert(key, vec![posted.clone()]);
+        drop(all);
         Ok(posted)
     }
 }
