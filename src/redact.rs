@@ -6,7 +6,9 @@
 //! what goes to stderr. Both replace the same values with the same marker.
 
 use std::borrow::Cow;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
 
 /// What a secret is replaced with.
 pub const MARK: &str = "[redacted]";
@@ -185,9 +187,64 @@ pub fn redact_output(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Replaces every configured secret value with `[redacted]` before text leaves the process
+/// (chat, audit trail): defence in depth behind never putting secrets into plans at all.
+#[derive(Clone)]
+pub struct Redactor {
+    secrets: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    pub fn new(mut secrets: Vec<String>) -> Self {
+        // Short values would redact ordinary words; the config refuses empty ones already.
+        secrets.retain(|s| s.len() >= 4);
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        // Credentials in URLs (a git remote's) even when their value is not known here.
+        let mut out = crate::redact::scrub_url_credentials(text).into_owned();
+        for s in self.secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+
+    pub fn redact_json(&self, v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.redact(&s)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|i| self.redact_json(i)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redactor_hides_secrets_everywhere() {
+        let r = Redactor::new(vec!["hunter22".into(), "x".into()]);
+        assert_eq!(r.redact("pw=hunter22;x"), "pw=[redacted];x");
+        let v = r.redact_json(json!({"a": ["hunter22"], "b": {"c": "say hunter22"}}));
+        assert_eq!(
+            v,
+            json!({"a": ["[redacted]"], "b": {"c": "say [redacted]"}})
+        );
+    }
 
     #[test]
     fn url_credentials_are_scrubbed_and_found() {

@@ -1177,7 +1177,7 @@ async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
             cfg.discord.clone().unwrap(),
         ));
         let engine = Engine::new(cfg.clone(), frontend.clone()).await.unwrap();
-        frontend.set_pool(engine.pool().clone());
+        frontend.set_engine(&engine);
         let request = OnboardArgs {
             slug: "dc-nowait".into(),
             name: "No Wait".into(),

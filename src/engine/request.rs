@@ -78,21 +78,22 @@ impl Request {
     }
 
     /// One active run per slug and per domain.
-    pub fn lock_keys(&self) -> Vec<String> {
+    pub fn lock_keys(&self) -> Vec<crate::state::locks::LockKey> {
+        use crate::state::locks::LockKey;
         match self {
             Request::Onboard(r) => {
-                let mut keys = vec![format!("slug:{}", r.slug)];
+                let mut keys = vec![LockKey::Slug(r.slug.clone())];
                 if let Some(org) = r
                     .mode
                     .org_slug()
                     .filter(|_| matches!(r.mode, OperatingMode::PersonOwnsOrg { .. }))
                 {
-                    keys.push(format!("slug:{org}"));
+                    keys.push(LockKey::Slug(org.clone()));
                 }
-                keys.extend(r.domains.iter().map(|d| format!("domain:{d}")));
+                keys.extend(r.domains.iter().cloned().map(LockKey::Domain));
                 keys
             }
-            Request::Cert(r) => vec![format!("domain:{}", r.domain)],
+            Request::Cert(r) => vec![LockKey::Domain(r.domain.clone())],
             // Verify only adds and removes its own test rows: it may run beside other runs.
             Request::Verify(_) => vec![],
         }

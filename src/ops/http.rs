@@ -33,11 +33,7 @@ pub fn router(state: OpsState) -> Router {
 /// connected; 503 otherwise. Either way a JSON body names each check and what is down.
 async fn healthz(State(st): State<OpsState>) -> Response {
     let mut down = Vec::new();
-    let db = match tokio::time::timeout(
-        DB_CHECK_TIMEOUT,
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&st.pool),
-    )
-    .await
+    let db = match tokio::time::timeout(DB_CHECK_TIMEOUT, crate::state::stats::ping(&st.pool)).await
     {
         Ok(Ok(_)) => "ok".to_owned(),
         Ok(Err(e)) => format!("down: {e}"),

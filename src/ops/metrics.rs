@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::PgPool;
 
 use crate::state::runs::RunStatus;
+use crate::state::stats;
 
 /// Every run status, so each series exists (at 0) before its first run.
 const RUN_STATUSES: [RunStatus; 7] = [
@@ -88,10 +89,7 @@ pub async fn gather(pool: &PgPool, gateway_connected: Option<bool>) -> Snapshot 
 type DbFigures = (Vec<(String, u64)>, Vec<StepDurations>);
 
 async fn from_db(pool: &PgPool) -> anyhow::Result<DbFigures> {
-    let by_status: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status")
-            .fetch_all(pool)
-            .await?;
+    let by_status = stats::runs_by_status(pool).await?;
     let mut runs: Vec<(String, u64)> = RUN_STATUSES
         .iter()
         .map(|s| (s.as_str().to_owned(), 0))
@@ -102,25 +100,7 @@ async fn from_db(pool: &PgPool) -> anyhow::Result<DbFigures> {
             None => runs.push((status, n as u64)),
         }
     }
-
-    // A step's started_at is its first planning and finished_at its end (reset when it is
-    // planned again after a resume), so this is wall time including waits for approval or DNS.
-    const FINISHED: &str =
-        "SELECT name, extract(epoch FROM finished_at - started_at)::float8 AS secs
-         FROM step_runs WHERE started_at IS NOT NULL AND finished_at IS NOT NULL";
-    let totals: Vec<(String, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT name, count(*), coalesce(sum(secs), 0)::float8 FROM ({FINISHED}) d GROUP BY name ORDER BY name"
-    )))
-    .fetch_all(pool)
-    .await?;
-    let buckets: Vec<(String, i32, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT d.name, b.i::int4, count(*) FILTER (WHERE d.secs <= b.le)
-         FROM ({FINISHED}) d CROSS JOIN unnest($1::float8[]) WITH ORDINALITY AS b(le, i)
-         GROUP BY d.name, b.i"
-    )))
-    .bind(DURATION_BUCKETS.to_vec())
-    .fetch_all(pool)
-    .await?;
+    let stats::StepTimes { totals, buckets } = stats::step_times(pool, &DURATION_BUCKETS).await?;
     let steps = totals
         .into_iter()
         .map(|(step, count, sum_secs)| {

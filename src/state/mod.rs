@@ -9,9 +9,14 @@
 //! write the run tables but only INSERT and SELECT on `audit_events`, so it can neither edit
 //! the trail nor disable its triggers (only a table's owner can).
 
+pub mod approvals;
 pub mod audit;
+pub mod executor;
+pub mod locks;
+pub mod notify;
 pub mod runs;
 pub mod sites;
+pub mod stats;
 
 use anyhow::{Context, bail};
 use sqlx::PgPool;

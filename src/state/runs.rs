@@ -1,10 +1,20 @@
-//! Runs, their steps, approvals and locks.
+//! Runs and their steps (approvals, locks and executor leases have files of their own).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
+
+// Their old home: callers still reach them as `runs::...`.
+pub use super::approvals::{
+    Approval, decision_for, record_decision, void_other_approvals, void_rejections,
+};
+pub use super::executor::{
+    claim_executor, lease_lost, release_executor, renew_executor, request_takeover,
+};
+use super::locks::{self, LockKey};
+pub use super::locks::{LockHeld, list_locks, reacquire_locks, release_locks, remove_lock};
 
 /// Status of a run. Only `done` and `cancelled` release the run's locks: a failed or rejected
 /// run stays resumable and keeps its slug and domains until someone resumes or cancels it.
@@ -163,17 +173,7 @@ pub struct NewRun {
     pub frontend: String,
     pub dry_run: bool,
     pub break_glass: Option<String>,
-    pub lock_keys: Vec<String>,
-}
-
-/// A lock held by another run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LockHeld {
-    pub key: String,
-    pub run_id: Uuid,
-    pub started_by: String,
-    pub status: String,
-    pub acquired_at: DateTime<Utc>,
+    pub lock_keys: Vec<LockKey>,
 }
 
 /// Creates the run, its steps and its locks in one transaction. When a lock is held, nothing
@@ -207,102 +207,14 @@ pub async fn create(pool: &PgPool, run: &NewRun) -> anyhow::Result<Result<(), Lo
     // A dry run writes nothing anywhere, so it takes no lock either.
     if !run.dry_run {
         for key in &run.lock_keys {
-            let inserted = sqlx::query(
-                "INSERT INTO locks (key, run_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(run.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                let held = lock_holder(&mut *tx, key).await?;
+            if let Err(held) = locks::take_in(&mut tx, run.id, key).await? {
                 tx.rollback().await?;
-                return Ok(Err(held.expect("a conflicting lock row exists")));
+                return Ok(Err(held));
             }
         }
     }
     tx.commit().await?;
     Ok(Ok(()))
-}
-
-async fn lock_holder(ex: impl sqlx::PgExecutor<'_>, key: &str) -> anyhow::Result<Option<LockHeld>> {
-    let row = sqlx::query(
-        "SELECT l.key, l.run_id, l.acquired_at, r.started_by, r.status FROM locks l JOIN runs r ON r.id = l.run_id WHERE l.key = $1",
-    )
-    .bind(key)
-    .fetch_optional(ex)
-    .await?;
-    Ok(row.map(|r| LockHeld {
-        key: r.get("key"),
-        run_id: r.get("run_id"),
-        started_by: r.get("started_by"),
-        status: r.get("status"),
-        acquired_at: r.get("acquired_at"),
-    }))
-}
-
-/// Takes (again) the locks of a resumed run; returns the holder of the first lock another run
-/// holds. Locks a run already holds are kept.
-pub async fn reacquire_locks(
-    pool: &PgPool,
-    run_id: Uuid,
-    keys: &[String],
-) -> anyhow::Result<Result<(), LockHeld>> {
-    let mut tx = pool.begin().await?;
-    for key in keys {
-        sqlx::query("INSERT INTO locks (key, run_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(held) = lock_holder(&mut *tx, key).await?
-            && held.run_id != run_id
-        {
-            tx.rollback().await?;
-            return Ok(Err(held));
-        }
-    }
-    tx.commit().await?;
-    Ok(Ok(()))
-}
-
-/// Every lock, oldest first.
-pub async fn list_locks(pool: &PgPool) -> anyhow::Result<Vec<LockHeld>> {
-    let rows = sqlx::query(
-        "SELECT l.key, l.run_id, l.acquired_at, r.started_by, r.status FROM locks l JOIN runs r ON r.id = l.run_id ORDER BY l.acquired_at",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LockHeld {
-            key: r.get("key"),
-            run_id: r.get("run_id"),
-            started_by: r.get("started_by"),
-            status: r.get("status"),
-            acquired_at: r.get("acquired_at"),
-        })
-        .collect())
-}
-
-/// Drops every lock a run holds.
-pub async fn release_locks(pool: &PgPool, run_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM locks WHERE run_id = $1")
-        .bind(run_id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Deletes one lock, returning who held it.
-pub async fn remove_lock(pool: &PgPool, key: &str) -> anyhow::Result<Option<LockHeld>> {
-    let held = lock_holder(pool, key).await?;
-    sqlx::query("DELETE FROM locks WHERE key = $1")
-        .bind(key)
-        .execute(pool)
-        .await?;
-    Ok(held)
 }
 
 fn row_to_run(r: &sqlx::postgres::PgRow) -> anyhow::Result<RunRecord> {
@@ -447,226 +359,6 @@ pub async fn set_step(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Claims the right to execute a run for `me` (`host:pid`, running in `proc`) for
-/// `lease_secs`. Succeeds when nobody holds it, `me` already does, the lease ran out, or
-/// `force` is set (the caller proved the holder dead). Every claim bumps the run's fencing
-/// token and returns it; the holder is returned when refused.
-pub async fn claim_executor(
-    pool: &PgPool,
-    id: Uuid,
-    me: &str,
-    proc: &str,
-    lease_secs: i64,
-    force: bool,
-) -> anyhow::Result<Result<i64, String>> {
-    let epoch: Option<i64> = sqlx::query_scalar(
-        "UPDATE runs SET executor = $2, executor_proc = $5, executor_until = now() + make_interval(secs => $3),
-                lease_epoch = lease_epoch + 1, takeover_by = NULL
-         WHERE id = $1 AND (executor IS NULL OR executor = $2 OR executor_until < now() OR $4)
-         RETURNING lease_epoch",
-    )
-    .bind(id)
-    .bind(me)
-    .bind(lease_secs as f64)
-    .bind(force)
-    .bind(proc)
-    .fetch_optional(pool)
-    .await?;
-    if let Some(epoch) = epoch {
-        return Ok(Ok(epoch));
-    }
-    let holder: Option<String> = sqlx::query_scalar("SELECT executor FROM runs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .flatten();
-    Ok(Err(holder.unwrap_or_default()))
-}
-
-/// Renews `me`'s lease if it still holds the claim made with `epoch` and nobody asked to take
-/// the run over. Returns false when the claim is lost.
-pub async fn renew_executor(
-    pool: &PgPool,
-    id: Uuid,
-    me: &str,
-    epoch: i64,
-    lease_secs: i64,
-) -> anyhow::Result<bool> {
-    let renewed = sqlx::query(
-        "UPDATE runs SET executor_until = now() + make_interval(secs => $4)
-         WHERE id = $1 AND executor = $2 AND lease_epoch = $3 AND takeover_by IS NULL",
-    )
-    .bind(id)
-    .bind(me)
-    .bind(epoch)
-    .bind(lease_secs as f64)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(renewed == 1)
-}
-
-/// The fencing check: `None` while `me` holds the claim made with `epoch` and nobody asked
-/// for it, else why not (for the log and the run's thread).
-pub async fn lease_lost(
-    pool: &PgPool,
-    id: Uuid,
-    me: &str,
-    epoch: i64,
-) -> anyhow::Result<Option<String>> {
-    let row: Option<(Option<String>, i64, Option<String>)> =
-        sqlx::query_as("SELECT executor, lease_epoch, takeover_by FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(match row {
-        None => Some("the run is gone".into()),
-        Some((_, _, Some(by))) => Some(format!("{by} is taking the run over")),
-        Some((Some(holder), e, None)) if holder == me && e == epoch => None,
-        Some((holder, _, None)) => Some(format!(
-            "the run is now executed by {}",
-            holder.unwrap_or_else(|| "nobody".into())
-        )),
-    })
-}
-
-/// Asks `holder` to let go of the run for `by`: it stops renewing its lease and stops before
-/// its next write. False when `holder` no longer holds it.
-pub async fn request_takeover(
-    pool: &PgPool,
-    id: Uuid,
-    holder: &str,
-    by: &str,
-) -> anyhow::Result<bool> {
-    Ok(
-        sqlx::query("UPDATE runs SET takeover_by = $3 WHERE id = $1 AND executor = $2")
-            .bind(id)
-            .bind(holder)
-            .bind(by)
-            .execute(pool)
-            .await?
-            .rows_affected()
-            == 1,
-    )
-}
-
-/// Gives up the execution lease of the claim made with `epoch` (the run stays as it is).
-pub async fn release_executor(pool: &PgPool, id: Uuid, me: &str, epoch: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE runs SET executor = NULL, executor_until = NULL
-         WHERE id = $1 AND executor = $2 AND lease_epoch = $3",
-    )
-    .bind(id)
-    .bind(me)
-    .bind(epoch)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// A decision on one plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Approval {
-    pub id: i64,
-    pub run_id: Uuid,
-    pub step: String,
-    pub plan_hash: String,
-    pub approved: bool,
-    pub actor: String,
-    pub frontend: String,
-    pub reason: Option<String>,
-    pub decided_at: DateTime<Utc>,
-}
-
-/// Stores a decision inside the caller's transaction; `None` when the plan already has a
-/// standing decision (the database keeps one per run, step and plan hash).
-#[allow(clippy::too_many_arguments)]
-pub async fn record_decision(
-    conn: &mut sqlx::PgConnection,
-    run_id: Uuid,
-    step: &str,
-    plan_hash: &str,
-    approved: bool,
-    actor: &str,
-    frontend: &str,
-    reason: Option<&str>,
-) -> anyhow::Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (run_id, step, plan_hash) WHERE voided_at IS NULL DO NOTHING
-         RETURNING id",
-    )
-    .bind(run_id)
-    .bind(step)
-    .bind(plan_hash)
-    .bind(approved)
-    .bind(actor)
-    .bind(frontend)
-    .bind(reason)
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// The latest decision on exactly this plan, unless voided.
-pub async fn decision_for(
-    pool: &PgPool,
-    run_id: Uuid,
-    step: &str,
-    plan_hash: &str,
-) -> anyhow::Result<Option<Approval>> {
-    let row = sqlx::query(
-        "SELECT * FROM approvals WHERE run_id = $1 AND step = $2 AND plan_hash = $3 AND voided_at IS NULL
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(run_id)
-    .bind(step)
-    .bind(plan_hash)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| Approval {
-        id: r.get("id"),
-        run_id: r.get("run_id"),
-        step: r.get("step"),
-        plan_hash: r.get("plan_hash"),
-        approved: r.get("approved"),
-        actor: r.get("actor"),
-        frontend: r.get("frontend"),
-        reason: r.get("reason"),
-        decided_at: r.get("decided_at"),
-    }))
-}
-
-/// Voids a run's standing rejections (a rejected run is resumed: ask again); returns how many.
-pub async fn void_rejections(pool: &PgPool, run_id: Uuid) -> anyhow::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE approvals SET voided_at = now() WHERE run_id = $1 AND NOT approved AND voided_at IS NULL",
-    )
-    .bind(run_id)
-    .execute(pool)
-    .await?
-    .rows_affected())
-}
-
-/// Voids approvals of a step's plans other than `current_hash`; returns how many.
-pub async fn void_other_approvals(
-    pool: &PgPool,
-    run_id: Uuid,
-    step: &str,
-    current_hash: &str,
-) -> anyhow::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE approvals SET voided_at = now()
-         WHERE run_id = $1 AND step = $2 AND plan_hash <> $3 AND voided_at IS NULL AND approved",
-    )
-    .bind(run_id)
-    .bind(step)
-    .bind(current_hash)
-    .execute(pool)
-    .await?
-    .rows_affected())
 }
 
 /// The mail plan the latest onboarding of `domain` asked for, if any.

@@ -11,8 +11,7 @@ use super::Data;
 use super::custom_id::ApprovalButton;
 use crate::chat::{Actor, Decision};
 use crate::messages::{self, ApprovalRefusal};
-use crate::state::audit::NewEvent;
-use crate::state::runs;
+use crate::state::audit::{AuditKind, NewEvent};
 
 /// Who may decide, given the clicker's roles and the run's starter.
 pub fn check_decider(
@@ -51,7 +50,7 @@ pub async fn on_click(
         display: c.user.name.clone(),
     };
     let roles: &[RoleId] = c.member.as_ref().map(|m| m.roles.as_slice()).unwrap_or(&[]);
-    let run = runs::get(data.engine.pool(), button.run_id).await?;
+    let run = data.engine.run_record(button.run_id).await?;
     let cfg = data.frontend.config();
     let checked = match &run {
         None => Err(ApprovalRefusal::RunOver("unknown".into())),
@@ -97,7 +96,7 @@ pub async fn on_click(
                     subject,
                     step: Some(button.step.clone()),
                     actor: actor.id.clone(),
-                    kind: "approval.refused".into(),
+                    kind: AuditKind::ApprovalRefused.into(),
                     outcome: refusal.key().into(),
                     detail: json!({
                         "action": if button.approve { "approve" } else { "reject" },

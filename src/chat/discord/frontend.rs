@@ -4,27 +4,26 @@
 //! token, so runs longer than an interaction's 15 minutes keep reporting.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use serenity::all::{
-    AutoArchiveDuration, ButtonStyle, ChannelId, CreateActionRow, CreateAllowedMentions,
-    CreateAttachment, CreateButton, CreateEmbed, CreateEmbedFooter, CreateMessage, CreateThread,
-    EditMessage, GetMessages, Http, Message, MessageId, RoleId,
+    AutoArchiveDuration, ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter,
+    CreateMessage, CreateThread, EditMessage, Http, MessageId,
 };
-use sqlx::PgPool;
-use tokio::sync::{oneshot, watch};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::warn;
 use uuid::Uuid;
 
-use super::custom_id::ApprovalButton;
-use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
+use super::approvals::{Pending, Posted};
+use crate::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::config::DiscordConfig;
+use crate::engine::{Engine, WeakEngine};
 use crate::messages::{self, Card};
-use crate::state::runs::{self, RunStatus, StepStatus};
+use crate::state::runs::StepStatus;
 
 /// At most one edit of a run's progress embed per this interval (Discord allows about five
 /// message writes per 5 s per channel; step outcome messages need some of them too).
@@ -61,45 +60,32 @@ struct Outbox {
 }
 
 /// A run attached in this process.
-struct RunChat {
-    chat: ChatRef,
+pub(super) struct RunChat {
+    pub(super) chat: ChatRef,
     outbox: Arc<Mutex<Outbox>>,
     /// Bumped when the outbox changes; dropping it makes the task flush once more and end.
     dirty: watch::Sender<u64>,
 }
 
-/// An approval message this process knows about.
-#[derive(Debug, Clone)]
-struct Posted {
-    channel: ChannelId,
-    message: MessageId,
-    button: ApprovalButton,
-    open: bool,
-}
-
-/// A plan waiting for a click, in this process.
-struct Pending {
-    hash: String,
-    tx: oneshot::Sender<Decision>,
-}
-
-type StepKey = (Uuid, String);
+pub(super) type StepKey = (Uuid, String);
 
 pub struct DiscordFrontend {
-    http: Arc<Http>,
-    cfg: DiscordConfig,
-    pool: OnceLock<PgPool>,
-    runs: Mutex<HashMap<Uuid, Arc<RunChat>>>,
+    pub(super) http: Arc<Http>,
+    pub(super) cfg: DiscordConfig,
+    /// The engine, to read what a run recorded (its thread, a decision stored while no
+    /// process waited); set once the engine exists, since the engine is built with this.
+    pub(super) engine: OnceLock<WeakEngine>,
+    pub(super) runs: Mutex<HashMap<Uuid, Arc<RunChat>>>,
     /// Runs picked up from a stored chat_ref (after a restart): their old approval messages
     /// are looked up in the thread before a new one is posted.
-    resumed: Mutex<HashSet<Uuid>>,
-    posted: Mutex<HashMap<StepKey, Vec<Posted>>>,
-    pending: Mutex<HashMap<StepKey, Pending>>,
+    pub(super) resumed: Mutex<HashSet<Uuid>>,
+    pub(super) posted: Mutex<HashMap<StepKey, Vec<Posted>>>,
+    pub(super) pending: Mutex<HashMap<StepKey, Pending>>,
     /// Plans decided by a click in this process, (run, step, hash prefix) -> actor: a second
     /// click in the moment before the engine records the first is refused, not recorded twice.
-    decided: Mutex<HashMap<(Uuid, String, String), String>>,
+    pub(super) decided: Mutex<HashMap<(Uuid, String, String), String>>,
     /// Bumped on every attach, so a command can wait for its run's thread.
-    attached: watch::Sender<u64>,
+    pub(super) attached: watch::Sender<u64>,
 }
 
 impl DiscordFrontend {
@@ -107,7 +93,7 @@ impl DiscordFrontend {
         Self {
             http,
             cfg,
-            pool: OnceLock::new(),
+            engine: OnceLock::new(),
             runs: Mutex::default(),
             resumed: Mutex::default(),
             posted: Mutex::default(),
@@ -117,9 +103,14 @@ impl DiscordFrontend {
         }
     }
 
-    /// The state DB, to check for decisions recorded while no process was waiting.
-    pub fn set_pool(&self, pool: PgPool) {
-        let _ = self.pool.set(pool);
+    /// The engine this front-end reports for, asked for what runs recorded.
+    pub fn set_engine(&self, engine: &Engine) {
+        let _ = self.engine.set(engine.downgrade());
+    }
+
+    /// The engine, once set and while it lives.
+    pub(super) fn engine(&self) -> Option<Engine> {
+        self.engine.get().and_then(WeakEngine::upgrade)
     }
 
     pub fn http(&self) -> &Arc<Http> {
@@ -134,7 +125,7 @@ impl DiscordFrontend {
     pub fn thread_of(&self, run_id: Uuid) -> Option<ChannelId> {
         self.runs
             .lock()
-            .expect("runs")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&run_id)
             .map(|r| r.chat.thread)
     }
@@ -192,7 +183,7 @@ impl DiscordFrontend {
         })
     }
 
-    fn register(&self, run: &RunView, chat: ChatRef) -> Arc<RunChat> {
+    pub(super) fn register(&self, run: &RunView, chat: ChatRef) -> Arc<RunChat> {
         let outbox = Arc::new(Mutex::new(Outbox::default()));
         let (dirty, rx) = watch::channel(0);
         tokio::spawn(push_progress(
@@ -207,24 +198,31 @@ impl DiscordFrontend {
             outbox,
             dirty,
         });
-        self.runs.lock().expect("runs").insert(run.id, rc.clone());
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run.id, rc.clone());
         self.attached.send_modify(|n| *n += 1);
         rc
     }
 
-    fn run_chat(&self, id: Uuid) -> Option<Arc<RunChat>> {
-        self.runs.lock().expect("runs").get(&id).cloned()
+    pub(super) fn run_chat(&self, id: Uuid) -> Option<Arc<RunChat>> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
     }
 
-    fn set_card(&self, rc: &RunChat, card: Card) {
-        let mut o = rc.outbox.lock().expect("outbox");
+    pub(super) fn set_card(&self, rc: &RunChat, card: Card) {
+        let mut o = rc.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         o.card = Some(card);
         o.card_dirty = true;
         drop(o);
         rc.dirty.send_modify(|n| *n += 1);
     }
 
-    async fn say(&self, thread: ChannelId, text: String) {
+    pub(super) async fn say(&self, thread: ChannelId, text: String) {
         let msg = CreateMessage::new()
             .content(text)
             .allowed_mentions(CreateAllowedMentions::new());
@@ -244,15 +242,21 @@ impl DiscordFrontend {
             .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
         self.say(channel, messages::run_internal_error(run_id, reference))
             .await;
-        if let Some(rc) = self.runs.lock().expect("runs").remove(&run_id) {
+        if let Some(rc) = self
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id)
+        {
             drop(rc);
         }
     }
 
     /// A run left alone because another live process executes it: said in its thread.
     pub async fn report_run_elsewhere(&self, run_id: Uuid, holder: &str) {
-        let stored = match self.pool.get() {
-            Some(pool) => crate::state::runs::get(pool, run_id)
+        let stored = match self.engine() {
+            Some(engine) => engine
+                .run_record(run_id)
                 .await
                 .ok()
                 .flatten()
@@ -267,267 +271,10 @@ impl DiscordFrontend {
             .unwrap_or(ChannelId::new(self.cfg.ops_channel_id));
         self.say(channel, messages::run_executed_elsewhere(run_id, holder))
             .await;
-        self.runs.lock().expect("runs").remove(&run_id);
-    }
-
-    // ----- approvals ---------------------------------------------------------------------
-
-    /// Old approval messages of this step in the thread (after a restart, when this process
-    /// has not posted any itself).
-    async fn find_posted(&self, thread: ChannelId, run_id: Uuid, step: &str) -> Vec<Posted> {
-        let msgs = match thread
-            .messages(&self.http, GetMessages::new().limit(100))
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(thread = %thread, error = %e, "could not read the thread for old approval messages");
-                crate::ops::metrics::discord_api_error();
-                return Vec::new();
-            }
-        };
-        let mut found: Vec<Posted> = msgs
-            .iter()
-            .filter_map(|m| {
-                let (button, open) = approval_buttons(m)?;
-                (button.run_id == run_id && button.step == step).then_some(Posted {
-                    channel: thread,
-                    message: m.id,
-                    button,
-                    open,
-                })
-            })
-            .collect();
-        found.reverse(); // the API lists newest first
-        found
-    }
-
-    async fn close_message(&self, p: &Posted, text: String) {
-        let edit = EditMessage::new()
-            .content(text)
-            .components(buttons(&p.button, false))
-            .allowed_mentions(CreateAllowedMentions::new());
-        let closed = retry("closing an approval message", || {
-            p.channel.edit_message(&self.http, p.message, edit.clone())
-        })
-        .await;
-        if let Err(e) = closed {
-            warn!(message = %p.message, error = ?e, "gave up closing an approval message");
-        }
-    }
-
-    fn mark_closed(&self, key: &StepKey, message: MessageId) {
-        if let Some(list) = self.posted.lock().expect("posted").get_mut(key) {
-            for p in list.iter_mut().filter(|p| p.message == message) {
-                p.open = false;
-            }
-        }
-    }
-
-    /// Closes every open approval message of a run (it finished or was cancelled).
-    async fn close_run_approvals(&self, run_id: Uuid, why: &str) {
-        let open: Vec<Posted> = {
-            let mut posted = self.posted.lock().expect("posted");
-            let keys: Vec<StepKey> = posted.keys().filter(|k| k.0 == run_id).cloned().collect();
-            keys.iter()
-                .filter_map(|k| posted.remove(k))
-                .flatten()
-                .filter(|p| p.open)
-                .collect()
-        };
-        for p in open {
-            self.close_message(&p, messages::approval_closed(why)).await;
-        }
-    }
-
-    /// A click by someone allowed to decide: hands the decision to the run waiting in this
-    /// process, or records it for the run to find when it resumes. `Err` says why not.
-    pub async fn deliver(
-        &self,
-        button: &ApprovalButton,
-        decision: Decision,
-        engine: &crate::engine::Engine,
-    ) -> anyhow::Result<Result<(), messages::ApprovalRefusal>> {
-        let pool = engine.pool();
-        use messages::ApprovalRefusal as R;
-        let key = (button.run_id, button.step.clone());
-        let decided_key = (
-            button.run_id,
-            button.step.clone(),
-            button.hash_prefix.clone(),
-        );
-        if let Some(by) = self.decided.lock().expect("decided").get(&decided_key) {
-            return Ok(Err(R::AlreadyDecided(by.clone())));
-        }
-        // The run waiting here for exactly this plan.
-        let waiting = {
-            let mut pending = self.pending.lock().expect("pending");
-            match pending.get(&key) {
-                Some(p) if button.matches(&p.hash) => pending.remove(&key),
-                Some(_) => return Ok(Err(R::Stale)),
-                None => None,
-            }
-        };
-        if let Some(p) = waiting {
-            self.decided
-                .lock()
-                .expect("decided")
-                .insert(decided_key, decision.actor.id.clone());
-            let _ = p.tx.send(decision);
-            return Ok(Ok(()));
-        }
-        // Nobody waits here (the bot restarted and the run has not asked again yet): record it
-        // against the plan the step is waiting with, for the resumed run to pick up.
-        let Some(run) = runs::get(pool, button.run_id).await? else {
-            return Ok(Err(R::RunOver("unknown".into())));
-        };
-        if !matches!(
-            run.status,
-            RunStatus::Running | RunStatus::WaitingApproval | RunStatus::Parked
-        ) {
-            return Ok(Err(R::RunOver(run.status.as_str().into())));
-        }
-        let steps = runs::steps(pool, run.id).await?;
-        // The step may be planning again already (the resumed run): the plan it last showed
-        // is still the one clicked on; if the new plan differs, this approval covers nothing.
-        let Some(full) = steps
-            .iter()
-            .find(|s| s.name == button.step && !s.status.is_finished())
-            .and_then(|s| s.plan_hash.clone())
-            .filter(|h| button.matches(h))
-        else {
-            return Ok(Err(R::Stale));
-        };
-        if let Some(a) = runs::decision_for(pool, run.id, &button.step, &full).await? {
-            return Ok(Err(R::AlreadyDecided(a.actor)));
-        }
-        self.decided
+        self.runs
             .lock()
-            .expect("decided")
-            .insert(decided_key.clone(), decision.actor.id.clone());
-        if let Err(e) = engine
-            .record_decision(&run, &button.step, &full, &decision)
-            .await
-        {
-            // Not recorded: the next click may try again.
-            self.decided.lock().expect("decided").remove(&decided_key);
-            return Err(e);
-        }
-        // The resumed run may have started waiting in the meantime, after it looked for a
-        // recorded decision: hand it over too rather than leave it waiting.
-        let late = {
-            let mut pending = self.pending.lock().expect("pending");
-            match pending.get(&key) {
-                Some(p) if button.matches(&p.hash) => pending.remove(&key),
-                _ => None,
-            }
-        };
-        if let Some(p) = late {
-            let _ = p.tx.send(decision);
-        }
-        Ok(Ok(()))
-    }
-
-    /// After a decision: the message says who decided, its buttons are disabled.
-    pub async fn show_decided(
-        &self,
-        channel: ChannelId,
-        message: MessageId,
-        button: &ApprovalButton,
-        approved: bool,
-        actor: &Actor,
-    ) {
-        self.mark_closed(&(button.run_id, button.step.clone()), message);
-        let p = Posted {
-            channel,
-            message,
-            button: button.clone(),
-            open: false,
-        };
-        self.close_message(&p, messages::approval_decided(approved, &actor.id))
-            .await;
-    }
-
-    /// A stale message's buttons are disabled (a fresh approval is, or will be, posted).
-    pub async fn show_superseded(
-        &self,
-        channel: ChannelId,
-        message: MessageId,
-        button: &ApprovalButton,
-    ) {
-        self.mark_closed(&(button.run_id, button.step.clone()), message);
-        let p = Posted {
-            channel,
-            message,
-            button: button.clone(),
-            open: false,
-        };
-        self.close_message(&p, messages::approval_superseded())
-            .await;
-    }
-
-    async fn post_approval(
-        &self,
-        req: &ApprovalRequest,
-        thread: ChannelId,
-    ) -> anyhow::Result<Posted> {
-        let key = (req.run_id, req.step.clone());
-        let resumed = self.resumed.lock().expect("resumed").contains(&req.run_id);
-        let known = self.posted.lock().expect("posted").get(&key).cloned();
-        let candidates = match known {
-            Some(k) => k,
-            None if resumed => self.find_posted(thread, req.run_id, &req.step).await,
-            None => Vec::new(),
-        };
-        let mut reuse = None;
-        for p in candidates.into_iter().filter(|p| p.open) {
-            if p.button.matches(&req.plan_hash) && reuse.is_none() {
-                reuse = Some(p);
-            } else {
-                self.close_message(&p, messages::approval_superseded())
-                    .await;
-            }
-        }
-        let posted = match reuse {
-            Some(p) => {
-                info!(run_id = %req.run_id, step = req.step, message = %p.message, "the open approval message still covers this plan");
-                p
-            }
-            None => {
-                let a = messages::approval_card(req, self.cfg.two_person_rule);
-                let button = ApprovalButton::new(true, req.run_id, &req.step, &req.plan_hash);
-                // The approver roles are pinged: a plan waiting unseen holds the run up.
-                let roles = self
-                    .cfg
-                    .approver_role_ids
-                    .iter()
-                    .filter(|r| **r != 0)
-                    .map(|r| RoleId::new(*r));
-                let mut msg = CreateMessage::new()
-                    .content(messages::approval_ping(&self.cfg.approver_role_ids))
-                    .embed(embed(&a.card))
-                    .components(buttons(&button, true))
-                    .allowed_mentions(CreateAllowedMentions::new().roles(roles));
-                if let Some((name, text)) = a.attachment {
-                    msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
-                }
-                let m = retry("posting the approval message", || {
-                    thread.send_message(&self.http, msg.clone())
-                })
-                .await?;
-                Posted {
-                    channel: thread,
-                    message: m.id,
-                    button,
-                    open: true,
-                }
-            }
-        };
-        self.posted
-            .lock()
-            .expect("posted")
-            .insert(key, vec![posted.clone()]);
-        Ok(posted)
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id);
     }
 
     async fn ensure_attached(&self, run_id: Uuid) -> anyhow::Result<Arc<RunChat>> {
@@ -535,43 +282,12 @@ impl DiscordFrontend {
             return Ok(rc);
         }
         // Attach always comes first; this covers a run whose thread could not be reopened.
-        let pool = self.pool.get().context("the frontend has no state DB")?;
-        let run = runs::get(pool, run_id).await?.context("no such run")?;
-        let steps = runs::steps(pool, run_id).await?;
-        let view = RunView {
-            id: run.id,
-            runbook: run.runbook.clone(),
-            subject: run.subject.clone(),
-            started_by: run.started_by.clone(),
-            dry_run: run.dry_run,
-            chat_ref: run.chat_ref.clone(),
-            steps: steps
-                .iter()
-                .map(|s| crate::chat::StepLine {
-                    name: s.name.clone(),
-                    status: s.status,
-                    note: None,
-                })
-                .collect(),
-        };
+        let engine = self
+            .engine()
+            .context("the Discord front-end is not bound to an engine")?;
+        let view = engine.run_view(run_id).await?.context("no such run")?;
         self.attach(&view).await?;
         self.run_chat(run_id).context("the run has no thread")
-    }
-}
-
-/// Keeps the pending entry only as long as the engine waits (the run may be cancelled).
-struct PendingGuard<'a> {
-    frontend: &'a DiscordFrontend,
-    key: StepKey,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.frontend
-            .pending
-            .lock()
-            .expect("pending")
-            .remove(&self.key);
     }
 }
 
@@ -597,7 +313,10 @@ impl ChatFrontend for DiscordFrontend {
                 .allowed_mentions(CreateAllowedMentions::new());
             match chat.thread.send_message(&self.http, notice).await {
                 Ok(_) => {
-                    self.resumed.lock().expect("resumed").insert(run.id);
+                    self.resumed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(run.id);
                     let rc = self.register(run, chat);
                     self.set_card(&rc, messages::progress_card(run, None));
                     return Ok(Some(chat.to_json()));
@@ -649,7 +368,7 @@ impl ChatFrontend for DiscordFrontend {
                     .unwrap_or_default();
                 rc.outbox
                     .lock()
-                    .expect("outbox")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .logs
                     .push((step, line.clone()));
                 rc.dirty.send_modify(|n| *n += 1);
@@ -664,11 +383,17 @@ impl ChatFrontend for DiscordFrontend {
                 )
                 .await;
                 // Dropping the last handle makes the progress task flush once more and stop.
-                self.runs.lock().expect("runs").remove(&run.id);
-                self.resumed.lock().expect("resumed").remove(&run.id);
+                self.runs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&run.id);
+                self.resumed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&run.id);
                 self.decided
                     .lock()
-                    .expect("decided")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .retain(|k, _| k.0 != run.id);
             }
         }
@@ -676,41 +401,7 @@ impl ChatFrontend for DiscordFrontend {
 
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision> {
         let rc = self.ensure_attached(req.run_id).await?;
-        let key = (req.run_id, req.step.clone());
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending").insert(
-            key.clone(),
-            Pending {
-                hash: req.plan_hash.clone(),
-                tx,
-            },
-        );
-        let _guard = PendingGuard {
-            frontend: self,
-            key: key.clone(),
-        };
-        // A click recorded while no process waited (between a restart and this request): its
-        // message already says who decided. Checked after the waiter is in place, so a click
-        // is either seen here or delivered to the waiter.
-        if let Some(pool) = self.pool.get()
-            && let Some(a) = runs::decision_for(pool, req.run_id, &req.step, &req.plan_hash).await?
-        {
-            let actor = Actor {
-                id: a.actor.clone(),
-                display: a.actor.clone(),
-            };
-            return Ok(Decision {
-                approved: a.approved,
-                actor,
-                how: "discord button (clicked while the run was resuming)".into(),
-                reason: a.reason,
-            });
-        }
-        self.post_approval(req, rc.chat.thread).await?;
-        let decision = rx
-            .await
-            .context("the approval was abandoned (the bot is shutting down)")?;
-        Ok(decision)
+        self.ask(rc, req).await
     }
 }
 
@@ -719,7 +410,7 @@ const ATTEMPTS: u32 = 3;
 
 /// A call retried with back-off: Discord answers 5xx now and then, and with the ratelimiter
 /// off (tests) a 429 reaches us too. A run must not fail for one such answer.
-async fn retry<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+pub(super) async fn retry<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, serenity::Error>>,
@@ -759,7 +450,7 @@ async fn push_progress(
             open = dirty.changed().await.is_ok();
         }
         let (card, logs) = {
-            let mut o = outbox.lock().expect("outbox");
+            let mut o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
             let card = o.card_dirty.then(|| o.card.clone()).flatten();
             o.card_dirty = false;
             (card, std::mem::take(&mut o.logs))
@@ -773,7 +464,10 @@ async fn push_progress(
             .await;
             if done.is_err() {
                 // The newest card is sent next time (a newer one may have replaced it).
-                outbox.lock().expect("outbox").card_dirty = true;
+                outbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .card_dirty = true;
                 failed = true;
             }
         }
@@ -789,7 +483,7 @@ async fn push_progress(
             .is_err()
             {
                 // Put the unsent lines back in front of any newer ones, in order.
-                let mut o = outbox.lock().expect("outbox");
+                let mut o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
                 o.logs.splice(0..0, logs[sent..].iter().cloned());
                 failed = true;
                 break;
@@ -799,7 +493,7 @@ async fn push_progress(
         failed_rounds = if failed { failed_rounds + 1 } else { 0 };
         if !open && (failed_rounds == 0 || failed_rounds >= PUSH_ROUNDS) {
             if failed_rounds > 0 {
-                let o = outbox.lock().expect("outbox");
+                let o = outbox.lock().unwrap_or_else(PoisonError::into_inner);
                 warn!(run_id = %run_id, log_lines = o.logs.len(), card = o.card_dirty, "gave up pushing the run's progress to Discord");
             }
             return;
@@ -817,37 +511,6 @@ pub fn embed(card: &Card) -> CreateEmbed {
         .description(card.description.clone())
         .footer(CreateEmbedFooter::new(card.footer.clone()))
         .colour(card.colour)
-}
-
-/// Approve and Reject for one plan.
-pub fn buttons(button: &ApprovalButton, enabled: bool) -> Vec<CreateActionRow> {
-    vec![CreateActionRow::Buttons(vec![
-        CreateButton::new(button.with_verdict(true).encode())
-            .label("Approve")
-            .style(ButtonStyle::Success)
-            .disabled(!enabled),
-        CreateButton::new(button.with_verdict(false).encode())
-            .label("Reject")
-            .style(ButtonStyle::Danger)
-            .disabled(!enabled),
-    ])]
-}
-
-/// The approval button of a message, if it has ours, and whether they can still be clicked.
-fn approval_buttons(m: &Message) -> Option<(ApprovalButton, bool)> {
-    use serenity::all::ActionRowComponent;
-    m.components
-        .iter()
-        .flat_map(|row| &row.components)
-        .find_map(|c| match c {
-            ActionRowComponent::Button(b) => match &b.data {
-                serenity::all::ButtonKind::NonLink { custom_id, .. } => {
-                    ApprovalButton::decode(custom_id).map(|x| (x, !b.disabled))
-                }
-                _ => None,
-            },
-            _ => None,
-        })
 }
 
 #[cfg(test)]

@@ -10,13 +10,14 @@
 //!   ratelimiter ignores the proxy and would call discord.com.
 
 pub mod access;
+mod approvals;
 pub mod buttons;
 pub mod commands;
 pub mod custom_id;
 pub mod frontend;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
@@ -83,7 +84,10 @@ impl Data {
                     info!(run_id = %run_id, status = outcome.status.as_str(), "run stopped")
                 }
                 Err(e) if e.downcast_ref::<ExecutorBusy>().is_some() => {
-                    let holder = &e.downcast_ref::<ExecutorBusy>().expect("checked").holder;
+                    let holder = e
+                        .downcast_ref::<ExecutorBusy>()
+                        .map(|b| b.holder.as_str())
+                        .unwrap_or_default();
                     warn!(run_id = %run_id, holder, "the run is executed by another live process; left alone");
                     frontend.report_run_elsewhere(run_id, holder).await;
                 }
@@ -98,7 +102,7 @@ impl Data {
                 }
             }
         });
-        let mut runs = self.runs.0.lock().expect("run tasks");
+        let mut runs = self.runs.0.lock().unwrap_or_else(PoisonError::into_inner);
         runs.retain(|_, h| !h.is_finished());
         runs.insert(run_id, task.abort_handle());
     }
@@ -108,7 +112,7 @@ impl Data {
         self.runs
             .0
             .lock()
-            .expect("run tasks")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&run_id)
             .is_some_and(|h| !h.is_finished())
     }
@@ -156,7 +160,7 @@ impl Bot {
         })?;
         let frontend = Arc::new(DiscordFrontend::new(Arc::new(build_http(&dc)), dc.clone()));
         let engine = Engine::new(config.clone(), frontend.clone()).await?;
-        frontend.set_pool(engine.pool().clone());
+        frontend.set_engine(&engine);
         let unfinished = unfinished_discord_runs(&engine).await;
         let data = Data {
             engine,
@@ -211,10 +215,23 @@ impl Bot {
     pub async fn shutdown(self) {
         self.shards.shutdown_all().await;
         crate::ops::set_gateway_connected(false);
-        for (_, h) in self.data.runs.0.lock().expect("run tasks").drain() {
+        for (_, h) in self
+            .data
+            .runs
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
             h.abort();
         }
-        if let Some(h) = self.data.anchor_task.lock().expect("anchor task").take() {
+        if let Some(h) = self
+            .data
+            .anchor_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             h.abort();
         }
         let _ = self.client.await;
@@ -255,7 +272,7 @@ async fn after_ready(
             loop {
                 tick.tick().await;
                 // Only a head that moved is worth a message.
-                match crate::state::audit::head(engine.pool()).await {
+                match engine.audit_head().await {
                     Ok(head) if head != last => match engine.post_anchor().await {
                         Ok(posted) => last = posted,
                         Err(e) => {
@@ -269,7 +286,10 @@ async fn after_ready(
                 }
             }
         });
-        *data.anchor_task.lock().expect("anchor task") = Some(task.abort_handle());
+        *data
+            .anchor_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
     }
 }
 
@@ -303,7 +323,11 @@ async fn on_event(
         } => commands::on_modal(ctx, data, m).await,
         FullEvent::Ready { .. } => {
             crate::ops::set_gateway_connected(true);
-            let unfinished = data.unfinished.lock().expect("unfinished runs").take();
+            let unfinished = data
+                .unfinished
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             if let Some(unfinished) = unfinished {
                 let commands = poise::builtins::create_application_commands(&fw.options.commands);
                 let (ctx, data) = (ctx.clone(), data.clone());

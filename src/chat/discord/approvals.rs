@@ -1,0 +1,428 @@
+//! The approval flow of the Discord front-end: one message with Approve and Reject per plan,
+//! a waiter per step for the click, a click recorded for a run that is not waiting (after a
+//! restart), and old messages closed when their plan is decided, replaced or over.
+
+use std::sync::{Arc, PoisonError};
+
+use anyhow::Context as _;
+use serenity::all::{
+    ButtonStyle, ChannelId, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
+    CreateMessage, EditMessage, GetMessages, Message, MessageId, RoleId,
+};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::custom_id::ApprovalButton;
+use super::frontend::{DiscordFrontend, RunChat, StepKey, embed, retry};
+use crate::chat::{Actor, ApprovalRequest, Decision};
+use crate::messages;
+use crate::state::runs::RunStatus;
+
+/// An approval message this process knows about.
+#[derive(Debug, Clone)]
+pub(super) struct Posted {
+    pub(super) channel: ChannelId,
+    pub(super) message: MessageId,
+    pub(super) button: ApprovalButton,
+    pub(super) open: bool,
+}
+
+/// A plan waiting for a click, in this process.
+pub(super) struct Pending {
+    pub(super) hash: String,
+    pub(super) tx: oneshot::Sender<Decision>,
+}
+
+impl DiscordFrontend {
+    /// The engine asks for a decision on a plan ([`crate::chat::ChatFrontend::request_approval`]).
+    pub(super) async fn ask(
+        &self,
+        rc: Arc<RunChat>,
+        req: &ApprovalRequest,
+    ) -> anyhow::Result<Decision> {
+        let key = (req.run_id, req.step.clone());
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                key.clone(),
+                Pending {
+                    hash: req.plan_hash.clone(),
+                    tx,
+                },
+            );
+        let _guard = PendingGuard {
+            frontend: self,
+            key: key.clone(),
+        };
+        // A click recorded while no process waited (between a restart and this request): its
+        // message already says who decided. Checked after the waiter is in place, so a click
+        // is either seen here or delivered to the waiter.
+        if let Some(engine) = self.engine()
+            && let Some(a) = engine
+                .decision_for(req.run_id, &req.step, &req.plan_hash)
+                .await?
+        {
+            let actor = Actor {
+                id: a.actor.clone(),
+                display: a.actor.clone(),
+            };
+            return Ok(Decision {
+                approved: a.approved,
+                actor,
+                how: "discord button (clicked while the run was resuming)".into(),
+                reason: a.reason,
+            });
+        }
+        self.post_approval(req, rc.chat.thread).await?;
+        let decision = rx
+            .await
+            .context("the approval was abandoned (the bot is shutting down)")?;
+        Ok(decision)
+    }
+
+    /// Old approval messages of this step in the thread (after a restart, when this process
+    /// has not posted any itself).
+    async fn find_posted(&self, thread: ChannelId, run_id: Uuid, step: &str) -> Vec<Posted> {
+        let msgs = match thread
+            .messages(&self.http, GetMessages::new().limit(100))
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(thread = %thread, error = %e, "could not read the thread for old approval messages");
+                crate::ops::metrics::discord_api_error();
+                return Vec::new();
+            }
+        };
+        let mut found: Vec<Posted> = msgs
+            .iter()
+            .filter_map(|m| {
+                let (button, open) = approval_buttons(m)?;
+                (button.run_id == run_id && button.step == step).then_some(Posted {
+                    channel: thread,
+                    message: m.id,
+                    button,
+                    open,
+                })
+            })
+            .collect();
+        found.reverse(); // the API lists newest first
+        found
+    }
+
+    async fn close_message(&self, p: &Posted, text: String) {
+        let edit = EditMessage::new()
+            .content(text)
+            .components(buttons(&p.button, false))
+            .allowed_mentions(CreateAllowedMentions::new());
+        let closed = retry("closing an approval message", || {
+            p.channel.edit_message(&self.http, p.message, edit.clone())
+        })
+        .await;
+        if let Err(e) = closed {
+            warn!(message = %p.message, error = ?e, "gave up closing an approval message");
+        }
+    }
+
+    fn mark_closed(&self, key: &StepKey, message: MessageId) {
+        if let Some(list) = self
+            .posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(key)
+        {
+            for p in list.iter_mut().filter(|p| p.message == message) {
+                p.open = false;
+            }
+        }
+    }
+
+    /// Closes every open approval message of a run (it finished or was cancelled).
+    pub(super) async fn close_run_approvals(&self, run_id: Uuid, why: &str) {
+        let open: Vec<Posted> = {
+            let mut posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<StepKey> = posted.keys().filter(|k| k.0 == run_id).cloned().collect();
+            keys.iter()
+                .filter_map(|k| posted.remove(k))
+                .flatten()
+                .filter(|p| p.open)
+                .collect()
+        };
+        for p in open {
+            self.close_message(&p, messages::approval_closed(why)).await;
+        }
+    }
+
+    /// A click by someone allowed to decide: hands the decision to the run waiting in this
+    /// process, or records it for the run to find when it resumes. `Err` says why not.
+    pub async fn deliver(
+        &self,
+        button: &ApprovalButton,
+        decision: Decision,
+        engine: &crate::engine::Engine,
+    ) -> anyhow::Result<Result<(), messages::ApprovalRefusal>> {
+        use messages::ApprovalRefusal as R;
+        let key = (button.run_id, button.step.clone());
+        let decided_key = (
+            button.run_id,
+            button.step.clone(),
+            button.hash_prefix.clone(),
+        );
+        if let Some(by) = self
+            .decided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&decided_key)
+        {
+            return Ok(Err(R::AlreadyDecided(by.clone())));
+        }
+        // The run waiting here for exactly this plan.
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match pending.get(&key) {
+                Some(p) if button.matches(&p.hash) => pending.remove(&key),
+                Some(_) => return Ok(Err(R::Stale)),
+                None => None,
+            }
+        };
+        if let Some(p) = waiting {
+            self.decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(decided_key, decision.actor.id.clone());
+            let _ = p.tx.send(decision);
+            return Ok(Ok(()));
+        }
+        // Nobody waits here (the bot restarted and the run has not asked again yet): record it
+        // against the plan the step is waiting with, for the resumed run to pick up.
+        let Some(run) = engine.run_record(button.run_id).await? else {
+            return Ok(Err(R::RunOver("unknown".into())));
+        };
+        if !matches!(
+            run.status,
+            RunStatus::Running | RunStatus::WaitingApproval | RunStatus::Parked
+        ) {
+            return Ok(Err(R::RunOver(run.status.as_str().into())));
+        }
+        let steps = engine.run_steps(run.id).await?;
+        // The step may be planning again already (the resumed run): the plan it last showed
+        // is still the one clicked on; if the new plan differs, this approval covers nothing.
+        let Some(full) = steps
+            .iter()
+            .find(|s| s.name == button.step && !s.status.is_finished())
+            .and_then(|s| s.plan_hash.clone())
+            .filter(|h| button.matches(h))
+        else {
+            return Ok(Err(R::Stale));
+        };
+        if let Some(a) = engine.decision_for(run.id, &button.step, &full).await? {
+            return Ok(Err(R::AlreadyDecided(a.actor)));
+        }
+        self.decided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(decided_key.clone(), decision.actor.id.clone());
+        if let Err(e) = engine
+            .record_decision(&run, &button.step, &full, &decision)
+            .await
+        {
+            // Not recorded: the next click may try again.
+            self.decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&decided_key);
+            return Err(e);
+        }
+        // The resumed run may have started waiting in the meantime, after it looked for a
+        // recorded decision: hand it over too rather than leave it waiting.
+        let late = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match pending.get(&key) {
+                Some(p) if button.matches(&p.hash) => pending.remove(&key),
+                _ => None,
+            }
+        };
+        if let Some(p) = late {
+            let _ = p.tx.send(decision);
+        }
+        Ok(Ok(()))
+    }
+
+    /// After a decision: the message says who decided, its buttons are disabled.
+    pub async fn show_decided(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApprovalButton,
+        approved: bool,
+        actor: &Actor,
+    ) {
+        self.mark_closed(&(button.run_id, button.step.clone()), message);
+        let p = Posted {
+            channel,
+            message,
+            button: button.clone(),
+            open: false,
+        };
+        self.close_message(&p, messages::approval_decided(approved, &actor.id))
+            .await;
+    }
+
+    /// A stale message's buttons are disabled (a fresh approval is, or will be, posted).
+    pub async fn show_superseded(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApprovalButton,
+    ) {
+        self.mark_closed(&(button.run_id, button.step.clone()), message);
+        let p = Posted {
+            channel,
+            message,
+            button: button.clone(),
+            open: false,
+        };
+        self.close_message(&p, messages::approval_superseded())
+            .await;
+    }
+
+    async fn post_approval(
+        &self,
+        req: &ApprovalRequest,
+        thread: ChannelId,
+    ) -> anyhow::Result<Posted> {
+        let key = (req.run_id, req.step.clone());
+        let resumed = self
+            .resumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&req.run_id);
+        let known = self
+            .posted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let candidates = match known {
+            Some(k) => k,
+            None if resumed => self.find_posted(thread, req.run_id, &req.step).await,
+            None => Vec::new(),
+        };
+        let mut reuse = None;
+        for p in candidates.into_iter().filter(|p| p.open) {
+            if p.button.matches(&req.plan_hash) && reuse.is_none() {
+                reuse = Some(p);
+            } else {
+                self.close_message(&p, messages::approval_superseded())
+                    .await;
+            }
+        }
+        let posted = match reuse {
+            Some(p) => {
+                info!(run_id = %req.run_id, step = req.step, message = %p.message, "the open approval message still covers this plan");
+                p
+            }
+            None => {
+                let a = messages::approval_card(req, self.cfg.two_person_rule);
+                let button = ApprovalButton::new(true, req.run_id, &req.step, &req.plan_hash);
+                // The approver roles are pinged: a plan waiting unseen holds the run up.
+                let roles = self
+                    .cfg
+                    .approver_role_ids
+                    .iter()
+                    .filter(|r| **r != 0)
+                    .map(|r| RoleId::new(*r));
+                let mut msg = CreateMessage::new()
+                    .content(messages::approval_ping(&self.cfg.approver_role_ids))
+                    .embed(embed(&a.card))
+                    .components(buttons(&button, true))
+                    .allowed_mentions(CreateAllowedMentions::new().roles(roles));
+                if let Some((name, text)) = a.attachment {
+                    msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
+                }
+                let m = retry("posting the approval message", || {
+                    thread.send_message(&self.http, msg.clone())
+                })
+                .await?;
+                Posted {
+                    channel: thread,
+                    message: m.id,
+                    button,
+                    open: true,
+                }
+            }
+        };
+        // The message can be clicked as soon as Discord has it, before this line: then the
+        // click's decision is in `decided` already and `mark_closed` found nothing to mark, so
+        // the run's end would overwrite "approved by". Checked under the `posted` lock, so a
+        // click is either seen here or finds the entry.
+        let mut all = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut posted = posted;
+        let decided = (
+            req.run_id,
+            req.step.clone(),
+            posted.button.hash_prefix.clone(),
+        );
+        if self
+            .decided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&decided)
+        {
+            posted.open = false;
+        }
+        all.insert(key, vec![posted.clone()]);
+        drop(all);
+        Ok(posted)
+    }
+}
+
+/// Keeps the pending entry only as long as the engine waits (the run may be cancelled).
+struct PendingGuard<'a> {
+    frontend: &'a DiscordFrontend,
+    key: StepKey,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.frontend
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Approve and Reject for one plan.
+pub fn buttons(button: &ApprovalButton, enabled: bool) -> Vec<CreateActionRow> {
+    vec![CreateActionRow::Buttons(vec![
+        CreateButton::new(button.with_verdict(true).encode())
+            .label("Approve")
+            .style(ButtonStyle::Success)
+            .disabled(!enabled),
+        CreateButton::new(button.with_verdict(false).encode())
+            .label("Reject")
+            .style(ButtonStyle::Danger)
+            .disabled(!enabled),
+    ])]
+}
+
+/// The approval button of a message, if it has ours, and whether they can still be clicked.
+fn approval_buttons(m: &Message) -> Option<(ApprovalButton, bool)> {
+    use serenity::all::ActionRowComponent;
+    m.components
+        .iter()
+        .flat_map(|row| &row.components)
+        .find_map(|c| match c {
+            ActionRowComponent::Button(b) => match &b.data {
+                serenity::all::ButtonKind::NonLink { custom_id, .. } => {
+                    ApprovalButton::decode(custom_id).map(|x| (x, !b.disabled))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+}

@@ -1,0 +1,210 @@
+//! Approvals: asking the front-end for a decision on an exact plan, storing it, and checking
+//! that the audit chain backs a stored one before it authorises a write.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use serde_json::json;
+use tracing::warn;
+
+use super::*;
+use crate::state::approvals::{self, NewDecision};
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn ask_approval(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        step: &dyn Step,
+        summary: &str,
+        detail: &str,
+        hash: &str,
+    ) -> Result<(), StepStop> {
+        let name = step.name();
+        let t0 = Instant::now();
+        let voided = runs::void_other_approvals(&self.inner.pool, run.id, name, hash).await?;
+        if voided > 0 {
+            self.audit_step(
+                run,
+                name,
+                AuditKind::ApprovalVoided,
+                Outcome::PlanChanged,
+                json!({"new_plan_hash": hash, "voided": voided}),
+                t0,
+            )
+            .await?;
+            self.inner
+                .frontend
+                .event(
+                    view,
+                    &RunEvent::Log {
+                        idx,
+                        line: "the plan changed since it was approved: asking again".into(),
+                    },
+                )
+                .await;
+        }
+        runs::set_status(&self.inner.pool, run.id, RunStatus::WaitingApproval, None).await?;
+        self.set_step(
+            run,
+            view,
+            idx,
+            StepStatus::WaitingApproval,
+            Some((hash, summary)),
+            None,
+            summary,
+        )
+        .await?;
+        self.audit_step(
+            run,
+            name,
+            AuditKind::ApprovalRequested,
+            Outcome::Waiting,
+            json!({"plan_hash": hash, "summary": summary, "detail": detail}),
+            t0,
+        )
+        .await?;
+        let req = ApprovalRequest {
+            run_id: run.id,
+            subject: run.subject.clone(),
+            step: name.into(),
+            step_description: step.description().into(),
+            summary: summary.into(),
+            detail: detail.into(),
+            plan_hash: hash.into(),
+            started_by: run.started_by.clone(),
+        };
+        let decision = self
+            .inner
+            .frontend
+            .request_approval(&req)
+            .await
+            .map_err(StepStop::Internal)?;
+        // A front-end may hand back a decision that was already recorded (a click stored while
+        // no run was waiting for it): record each decision once.
+        let known = runs::decision_for(&self.inner.pool, run.id, name, hash).await?;
+        if known.is_none_or(|k| k.actor != decision.actor.id || k.approved != decision.approved) {
+            self.record_decision(run, name, hash, &decision).await?;
+        }
+        runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
+        Ok(())
+    }
+
+    /// Stores a decision and its audit event (who, when, how, which plan) in one transaction.
+    /// A plan has one standing decision: a second, different one is refused.
+    pub async fn record_decision(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        hash: &str,
+        d: &Decision,
+    ) -> anyhow::Result<()> {
+        let pool = &self.inner.pool;
+        let ev = NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: Some(step.into()),
+            actor: d.actor.id.clone(),
+            kind: if d.approved {
+                AuditKind::ApprovalGranted
+            } else {
+                AuditKind::ApprovalRejected
+            }
+            .into(),
+            outcome: if d.approved {
+                Outcome::Approved
+            } else {
+                Outcome::Rejected
+            }
+            .into(),
+            detail: self.inner.redactor.redact_json(
+                json!({"plan_hash": hash, "how": d.how, "reason": d.reason, "actor_name": d.actor.display}),
+            ),
+            duration_ms: None,
+        };
+        let new = NewDecision {
+            run_id: run.id,
+            step,
+            plan_hash: hash,
+            approved: d.approved,
+            actor: &d.actor.id,
+            frontend: self.inner.frontend.name(),
+            reason: d.reason.as_deref(),
+        };
+        let stored =
+            approvals::record_with_event(pool, &self.inner.config.audit_key, &new, ev).await?;
+        if stored.is_none() {
+            return match runs::decision_for(pool, run.id, step, hash).await? {
+                Some(a) if a.actor == d.actor.id && a.approved == d.approved => Ok(()),
+                Some(a) => bail!(
+                    "{step}: this plan was already {} by {}",
+                    if a.approved { "approved" } else { "rejected" },
+                    a.actor
+                ),
+                None => bail!("{step}: the decision could not be stored; try again"),
+            };
+        }
+        Ok(())
+    }
+
+    /// A recorded decision counts only when the audit chain backs it: its `approval.*` event
+    /// (not voided since) names the same actor and verdict, and the chain verifies through
+    /// its head under the bot's key. A row someone wrote into `approvals` by hand, or an event
+    /// written without the key, stops the step instead of authorising it.
+    pub(super) async fn decision_backed(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        hash: &str,
+        a: &runs::Approval,
+    ) -> Result<(), StepStop> {
+        let pool = &self.inner.pool;
+        let events = audit::for_run(pool, run.id).await?;
+        let problem = match audit::standing_decision(&events, step, hash) {
+            None => Some("has no approval event in the audit trail".to_owned()),
+            Some(e)
+                if e.actor != a.actor || (e.kind == AuditKind::ApprovalGranted) != a.approved =>
+            {
+                Some(format!(
+                    "does not match its audit event #{} ({} by {})",
+                    e.id, e.kind, e.actor
+                ))
+            }
+            Some(_) => {
+                let head = audit::head(pool).await?.map(|h| h.id).unwrap_or(0);
+                match self
+                    .inner
+                    .chain
+                    .verify_through(pool, &self.inner.config.audit_key, head)
+                    .await?
+                {
+                    Ok(()) => None,
+                    Err(b) => Some(format!(
+                        "is in an audit chain that does not verify (event #{}: {})",
+                        b.id, b.problem
+                    )),
+                }
+            }
+        };
+        let Some(problem) = problem else {
+            return Ok(());
+        };
+        warn!(run_id = %run.id, step, approval = a.id, actor = %a.actor, problem, "an approval is not backed by the audit chain");
+        self.audit(NewEvent {
+            run_id: Some(run.id),
+            subject: run.subject.clone(),
+            step: Some(step.into()),
+            actor: Actor::bot().id,
+            kind: AuditKind::ApprovalUnbacked.into(),
+            outcome: Outcome::Refused.into(),
+            detail: json!({"approval_id": a.id, "actor": a.actor, "plan_hash": hash, "problem": problem}),
+            duration_ms: None,
+        })
+        .await?;
+        Err(StepStop::Failed(crate::messages::approval_unbacked(
+            step, &a.actor, &problem,
+        )))
+    }
+}
