@@ -211,7 +211,7 @@ mod tests {
             (ErrorKind::Refused, 2)
         );
         let held = LockHeld {
-            key: "slug:x".into(),
+            key: crate::state::locks::LockKey::parse("slug:x").expect("a lock key"),
             run_id: Uuid::nil(),
             status: "running".into(),
             started_by: "console:me".into(),
