@@ -211,7 +211,7 @@ mod tests {
             (ErrorKind::Refused, 2)
         );
         let held = LockHeld {
-            key: crate::state::locks::LockKey::parse("slug:x").expect("a lock key"),
+            key: crate::state::locks::LockKey::parse("slug:xy").expect("a lock key"),
             run_id: Uuid::nil(),
             status: "running".into(),
             started_by: "console:me".into(),
@@ -219,7 +219,7 @@ mod tests {
         };
         let locked = CommandError::from(StartError::Locked(held));
         assert_eq!(locked.kind(), ErrorKind::Refused);
-        assert!(locked.to_string().starts_with("slug:x is locked by run"));
+        assert!(locked.to_string().starts_with("slug:xy is locked by run"));
         let not_allowed = CommandError::Refused("not yours".into());
         assert_eq!(not_allowed.exit_code(), 2);
         let internal = CommandError::from(StartError::Internal(anyhow::anyhow!("db down")));
