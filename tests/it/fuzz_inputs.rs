@@ -11,16 +11,16 @@ use onboard_bot::templating;
 use proptest::prelude::*;
 
 const TEMPLATE_SERVICES: &str = include_str!(
-    "../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/services.yaml"
+    "../../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/services.yaml"
 );
 const TEMPLATE_NGINX: &str = include_str!(
-    "../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/nginx/prod.conf"
+    "../../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/nginx/prod.conf"
 );
 const TEMPLATE_DEPLOY: &str = include_str!(
-    "../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/deploy.sh"
+    "../../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/deploy.sh"
 );
 const TEMPLATE_ORG: &str = include_str!(
-    "../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/org-site.yaml"
+    "../../lab/fixtures/platform-repo/deployments/@domains/_template/{provider}.com/org-site.yaml"
 );
 
 /// Characters that break out of SQL, shells, nginx and YAML, plus unicode look-alikes.

@@ -3,8 +3,7 @@
 //! logs, the chat or the audit trail show one. The bot runs as the binary, as in production,
 //! with its secrets in its environment. Run through scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

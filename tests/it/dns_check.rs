@@ -2,10 +2,7 @@
 //! silent server and a closed port; and an onboarding run parked on DNS that continues once
 //! the records hold.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -1,10 +1,7 @@
 //! /onboard part 1 against the lab's PostgreSQL: the three operating modes, the replica and a
 //! wrong host refused, duplicates and conflicts, unknown orgs, bad input, atomic steps.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::process::Command;
 use std::sync::Arc;

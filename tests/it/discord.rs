@@ -2,10 +2,7 @@
 //! with the lab's databases, DNS, VPS and repo behind the engine. Every test waits on what the
 //! channel receives (never a sleep), has a time limit, and ends with no spec violation.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::{fake_discord, lab};
 
 use std::collections::HashSet;
 use std::future::Future;

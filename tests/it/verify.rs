@@ -1,10 +1,7 @@
 //! /verify in the lab: the runbook's success check passes for each operating mode (portal,
 //! test rows, RLS, context switcher) and fails, naming the table, when RLS leaks.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;

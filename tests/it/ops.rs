@@ -2,10 +2,7 @@
 //! Discord gateway, `/metrics` shows runs, approvals waiting and step durations. Run through
 //! scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;

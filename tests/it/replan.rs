@@ -5,10 +5,7 @@
 //! The change is made by a front-end hook on the step's "applying" event, which the engine sends
 //! after its last plan and before it calls `apply`: the worst moment, reached without sleeps.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::collections::HashSet;
 use std::future::Future;

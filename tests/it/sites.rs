@@ -3,10 +3,7 @@
 //! preflight, naming the domain, what was found and its owner; a re-run of the same slug is
 //! not; `/cert issue` and `/verify` act only on what the bot has on record.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

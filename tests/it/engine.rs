@@ -1,10 +1,7 @@
 //! The runbook engine against the lab's real PostgreSQL: approvals, voided plans, locks,
 //! crash and resume, the audit chain, secrets. Run through scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

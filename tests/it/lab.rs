@@ -1,8 +1,7 @@
 //! The lab itself: every component answers, through the bot's own adapters where it has one
 //! (so `config check` and the steps talk to the same servers the lab runs).
 
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::lab;
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,10 +2,7 @@
 //! approvals and an audit trail that someone who can write to the state database cannot
 //! forge, rewrite or cut short unnoticed.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

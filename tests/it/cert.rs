@@ -2,10 +2,7 @@
 //! repo, held_back flipped, HTTPS served with a certificate from the lab CA; failures reported
 //! with certbot's useful lines; two runs on the same VPS serialised.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::path::Path;
 use std::process::Command;

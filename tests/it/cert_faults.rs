@@ -1,10 +1,7 @@
 //! /cert when the ACME CA is really down: the lab's pebble is stopped for this test (its own
 //! test binary, so no other test shares the lab meanwhile) and started again after.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,7 @@
 //! with `runs resume`, and compare the end state with an uninterrupted run: the same rows, one
 //! certificate, the same commits. Prints "passed N of N".
 
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::lab;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -4,10 +4,7 @@
 //! noisy to compare), p50 and p99, again while a run hangs waiting for an approval, and a bare
 //! handler doing /status's work after its ack. Prints figures; asserts nothing about time.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::{fake_discord, lab};
 
 use std::sync::Arc;
 use std::time::Duration;

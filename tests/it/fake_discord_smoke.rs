@@ -1,8 +1,7 @@
 //! Proves the fake Discord against the REAL serenity 0.12 client (a tiny handler defined here,
 //! not the project's bot), and proves the validator can fail.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
+use crate::support::fake_discord;
 
 use fake_discord::{FakeDiscord, Reconnect};
 use serde_json::{Value, json};

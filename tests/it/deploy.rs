@@ -1,10 +1,7 @@
 //! /onboard part 2 in the lab: the templated deploy config (a real git checkout pushing to a
 //! bare origin) and the HTTP stub deploy (the platform's ./run over SSH to nginx).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::path::Path;
 use std::process::Command;

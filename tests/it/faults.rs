@@ -4,10 +4,7 @@
 //! (DNS SERVFAIL and timeouts: tests/dns_check.rs; the ACME CA down: tests/cert_faults.rs;
 //! Discord 5xx, 429 and a dropped gateway: tests/discord.rs.)
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::{lab, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;

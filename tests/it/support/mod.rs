@@ -1,0 +1,5 @@
+//! The support code every integration test shares, compiled once.
+
+pub mod fake_discord;
+pub mod lab;
+pub mod scripted;
