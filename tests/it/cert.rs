@@ -2,6 +2,7 @@
 //! repo, held_back flipped, HTTPS served with a certificate from the lab CA; failures reported
 //! with certbot's useful lines; two runs on the same VPS serialised.
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::path::Path;
@@ -76,7 +77,7 @@ async fn onboard<'l>(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let (out, tmp, front, _dbs) = onboard(&lab, "cert-one", |t| t).await;
         assert_eq!(out.status, RunStatus::Done, "{out:?}");
@@ -111,12 +112,11 @@ async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() 
         assert!(out.status.success() && stdout.contains("apex yes, www yes") && stdout.contains("valid against the configured roots"), "{stdout}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // certbot pointed at a CA that is not there (as when pebble is stopped): connection refused.
         let (out, tmp, _, _dbs) = onboard(&lab, "cert-noca", |t| {
@@ -156,12 +156,11 @@ async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
         assert!(services.contains("held_back: true"));
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_cert_runs_on_the_same_vps_both_succeed_one_after_the_other() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // Two bot instances (two engines, two SSH masters): only the lock on the VPS keeps
         // their certbots apart.
@@ -185,5 +184,4 @@ async fn two_cert_runs_on_the_same_vps_both_succeed_one_after_the_other() {
         }
     })
     .await
-    .expect("test timed out")
 }

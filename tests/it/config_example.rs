@@ -1,8 +1,14 @@
 //! `config/bot.example.yaml` loads, and `docs/configuration.md` documents each of its keys.
 
+use crate::support::harness::{blocking, blocking_exclusive};
+
 use std::path::Path;
+use std::time::Duration;
 
 use onboard_bot::config::Config;
+
+/// Ample for what these tests do (no lab service, no network).
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn repo(path: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -11,30 +17,32 @@ fn repo(path: &str) -> String {
 
 #[test]
 fn the_example_config_loads() {
-    // Its secrets point at production files and variables: the test gives them its own.
-    let text = repo("config/bot.example.yaml");
-    let mut text = text.clone();
-    for var in ["ONBOARD_BOT_STATE_DB_PASSWORD", "DISCORD_TOKEN"] {
-        text = text.replace(&format!("{{env: {var}}}"), "{env: OB_EXAMPLE_SECRET}");
-    }
-    for file in [
-        "/run/secrets/tenant_db",
-        "/run/secrets/app_db",
-        "/run/secrets/state_db_owner",
-        "/run/secrets/audit_key",
-    ] {
-        text = text.replace(&format!("{{file: {file}}}"), "{env: OB_EXAMPLE_SECRET}");
-    }
-    // SAFETY: only this test reads the variable.
-    unsafe { std::env::set_var("OB_EXAMPLE_SECRET", "example-secret-of-16+") };
-    let cfg = Config::parse(&text, Path::new("/etc/onboard-bot/bot.yaml"))
-        .unwrap_or_else(|e| panic!("config/bot.example.yaml does not load: {e:#}"));
-    assert!(cfg.discord.is_some() && cfg.verify.is_some());
-    assert_eq!(
-        cfg.ops.listen,
-        Some("127.0.0.1:9090".parse().unwrap()),
-        "the example shows the ops listener"
-    );
+    blocking_exclusive(LIMIT, || {
+        // Its secrets point at production files and variables: the test gives them its own.
+        let text = repo("config/bot.example.yaml");
+        let mut text = text.clone();
+        for var in ["ONBOARD_BOT_STATE_DB_PASSWORD", "DISCORD_TOKEN"] {
+            text = text.replace(&format!("{{env: {var}}}"), "{env: OB_EXAMPLE_SECRET}");
+        }
+        for file in [
+            "/run/secrets/tenant_db",
+            "/run/secrets/app_db",
+            "/run/secrets/state_db_owner",
+            "/run/secrets/audit_key",
+        ] {
+            text = text.replace(&format!("{{file: {file}}}"), "{env: OB_EXAMPLE_SECRET}");
+        }
+        // SAFETY: only this test reads the variable.
+        unsafe { std::env::set_var("OB_EXAMPLE_SECRET", "example-secret-of-16+") };
+        let cfg = Config::parse(&text, Path::new("/etc/onboard-bot/bot.yaml"))
+            .unwrap_or_else(|e| panic!("config/bot.example.yaml does not load: {e:#}"));
+        assert!(cfg.discord.is_some() && cfg.verify.is_some());
+        assert_eq!(
+            cfg.ops.listen,
+            Some("127.0.0.1:9090".parse().unwrap()),
+            "the example shows the ops listener"
+        );
+    });
 }
 
 /// Every key path of a YAML mapping, `a.b.c`, down to values that are not mappings.
@@ -58,24 +66,27 @@ fn key_paths(prefix: &str, v: &serde_norway::Value, out: &mut Vec<String>) {
 
 #[test]
 fn every_example_key_is_documented() {
-    let example: serde_norway::Value =
-        serde_norway::from_str(&repo("config/bot.example.yaml")).unwrap();
-    let doc = repo("docs/configuration.md");
-    let mut paths = Vec::new();
-    key_paths("", &example, &mut paths);
-    let missing: Vec<_> = paths
-        .iter()
-        .filter(|p| {
-            // The database keys are documented once for state_db, tenant_db and verify.app_db.
-            let leaf = p.rsplit('.').next().unwrap();
-            let shared_db = ["state_db.", "tenant_db.", "verify.app_db."]
-                .iter()
-                .any(|db| p.strip_prefix(db).is_some_and(|rest| !rest.contains('.')));
-            !(doc.contains(&format!("`{p}`")) || shared_db && doc.contains(&format!("`{leaf}`")))
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "docs/configuration.md lacks {missing:?}"
-    );
+    blocking(LIMIT, || {
+        let example: serde_norway::Value =
+            serde_norway::from_str(&repo("config/bot.example.yaml")).unwrap();
+        let doc = repo("docs/configuration.md");
+        let mut paths = Vec::new();
+        key_paths("", &example, &mut paths);
+        let missing: Vec<_> = paths
+            .iter()
+            .filter(|p| {
+                // The database keys are documented once for state_db, tenant_db and verify.app_db.
+                let leaf = p.rsplit('.').next().unwrap();
+                let shared_db = ["state_db.", "tenant_db.", "verify.app_db."]
+                    .iter()
+                    .any(|db| p.strip_prefix(db).is_some_and(|rest| !rest.contains('.')));
+                !(doc.contains(&format!("`{p}`"))
+                    || shared_db && doc.contains(&format!("`{leaf}`")))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md lacks {missing:?}"
+        );
+    });
 }

@@ -3,10 +3,12 @@
 //! with `runs resume`, and compare the end state with an uninterrupted run: the same rows, one
 //! certificate, the same commits. Prints "passed N of N".
 
+use crate::support::harness::within;
 use crate::support::lab;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use lab::Lab;
 use sqlx::PgPool;
@@ -99,78 +101,81 @@ async fn end_state(lab: &Lab, platform: &PgPool, tmp: &Path, slug: &str) -> Vec<
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by scripts/crash-matrix"]
 async fn crash_matrix() {
-    let lab = Lab::get();
-    let bin = env!("CARGO_BIN_EXE_onboard-bot");
-    let run_id = std::process::id();
+    within(Duration::from_secs(3600), async {
+        let lab = Lab::get();
+        let bin = env!("CARGO_BIN_EXE_onboard-bot");
+        let run_id = std::process::id();
 
-    let reference = {
-        let slug = format!("crash-ref-{run_id}");
-        lab.serve_domains(&[&format!("{slug}.com")]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = dbs.write_config(tmp.path(), |t| t);
-        let ok = Command::new(bin)
-            .args(onboard_args(&slug))
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "the uninterrupted run failed");
-        end_state(&lab, &dbs.platform_admin().await, tmp.path(), &slug).await
-    };
-    assert!(
-        reference.contains(&"certificates 1".to_string()),
-        "{reference:#?}"
-    );
-
-    let points = points();
-    let mut passed = 0;
-    for (i, point) in points.iter().enumerate() {
-        let slug = format!("crash-{i}-{run_id}");
-        lab.serve_domains(&[&format!("{slug}.com")]);
-        let dbs = lab.fresh().await;
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = dbs.write_config(tmp.path(), |t| t);
-        let reached = lab::kill_at_fault_point(&onboard_args(&slug), &cfg, point).await;
-        let state = dbs.state_admin().await;
-        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs")
-            .fetch_one(&state)
-            .await
-            .unwrap();
-        let resume = Command::new(bin)
-            .args(["runs", "resume", &id.to_string(), "--yes", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        let end = end_state(&lab, &dbs.platform_admin().await, tmp.path(), &slug).await;
-        let ok = reached && resume.status.success() && end == reference;
-        if ok {
-            passed += 1;
-        }
-        println!(
-            "{} {point}{}",
-            if ok { "PASS" } else { "FAIL" },
-            if ok {
-                String::new()
-            } else {
-                format!(
-                    " (fault reached: {reached}; resume: {}; end state {:?} vs reference {:?})\n{}",
-                    resume.status,
-                    end,
-                    reference,
-                    String::from_utf8_lossy(&resume.stderr)
-                        .lines()
-                        .rev()
-                        .take(5)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            }
+        let reference = {
+            let slug = format!("crash-ref-{run_id}");
+            lab.serve_domains(&[&format!("{slug}.com")]);
+            let dbs = lab.fresh().await;
+            let tmp = tempfile::tempdir().unwrap();
+            let cfg = dbs.write_config(tmp.path(), |t| t);
+            let ok = Command::new(bin)
+                .args(onboard_args(&slug))
+                .arg("--config")
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "the uninterrupted run failed");
+            end_state(&lab, &dbs.platform_admin().await, tmp.path(), &slug).await
+        };
+        assert!(
+            reference.contains(&"certificates 1".to_string()),
+            "{reference:#?}"
         );
-    }
-    println!("crash matrix: passed {passed} of {}", points.len());
-    assert_eq!(passed, points.len());
+
+        let points = points();
+        let mut passed = 0;
+        for (i, point) in points.iter().enumerate() {
+            let slug = format!("crash-{i}-{run_id}");
+            lab.serve_domains(&[&format!("{slug}.com")]);
+            let dbs = lab.fresh().await;
+            let tmp = tempfile::tempdir().unwrap();
+            let cfg = dbs.write_config(tmp.path(), |t| t);
+            let reached = lab::kill_at_fault_point(&onboard_args(&slug), &cfg, point).await;
+            let state = dbs.state_admin().await;
+            let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+            let resume = Command::new(bin)
+                .args(["runs", "resume", &id.to_string(), "--yes", "--config"])
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            let end = end_state(&lab, &dbs.platform_admin().await, tmp.path(), &slug).await;
+            let ok = reached && resume.status.success() && end == reference;
+            if ok {
+                passed += 1;
+            }
+            println!(
+                "{} {point}{}",
+                if ok { "PASS" } else { "FAIL" },
+                if ok {
+                    String::new()
+                } else {
+                    format!(
+                        " (fault reached: {reached}; resume: {}; end state {:?} vs reference {:?})\n{}",
+                        resume.status,
+                        end,
+                        reference,
+                        String::from_utf8_lossy(&resume.stderr)
+                            .lines()
+                            .rev()
+                            .take(5)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                }
+            );
+        }
+        println!("crash matrix: passed {passed} of {}", points.len());
+        assert_eq!(passed, points.len());
+    })
+    .await;
 }

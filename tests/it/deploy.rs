@@ -1,6 +1,7 @@
 //! /onboard part 2 in the lab: the templated deploy config (a real git checkout pushing to a
 //! bare origin) and the HTTP stub deploy (the platform's ./run over SSH to nginx).
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::path::Path;
@@ -63,7 +64,7 @@ fn mail_zone(domain: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_stub_is_served() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("deploy-one.com", &mail_zone("deploy-one.com"));
         let dbs = lab.fresh().await;
@@ -123,12 +124,11 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         assert_eq!(git(&tmp.path().join("origin.git"), &["rev-parse", "main"]), head);
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("dirty-one.com", &mail_zone("dirty-one.com"));
         let dbs = lab.fresh().await;
@@ -228,7 +228,6 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         assert_eq!(git(&origin, &["rev-parse", "main"]), head);
     })
     .await
-    .expect("test timed out")
 }
 
 async fn engine_run_id(engine: &Engine) -> uuid::Uuid {
@@ -240,7 +239,7 @@ async fn engine_run_id(engine: &Engine) -> uuid::Uuid {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("moved-one.com", &mail_zone("moved-one.com"));
         let dbs = lab.fresh().await;
@@ -300,5 +299,4 @@ async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
         );
     })
     .await
-    .expect("test timed out")
 }

@@ -1,6 +1,7 @@
 //! The runbook engine against the lab's real PostgreSQL: approvals, voided plans, locks,
 //! crash and resume, the audit chain, secrets. Run through scripts/test (inside the lab).
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::process::{Command, Stdio};
@@ -51,15 +52,9 @@ async fn user_rows(platform: &PgPool, slug: &str) -> Vec<(String, String, String
         .collect()
 }
 
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_production_write_without_approval() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["np-merche.com", "dry-one.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -179,7 +174,7 @@ async fn no_production_write_without_approval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_plan_voids_its_approval() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -278,7 +273,7 @@ async fn recreate_org(platform: &PgPool, slug: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_the_same_slug_is_refused() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["lock-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -356,7 +351,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["kill-merche.com", "talent-one.com"]);
         let bin = env!("CARGO_BIN_EXE_onboard-bot");
@@ -469,7 +464,7 @@ async fn tenant_snapshot(platform: &PgPool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_chain_catches_an_edited_or_deleted_event() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["audit-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -515,7 +510,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_reach_output_or_the_audit_table() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["secret-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -586,7 +581,7 @@ async fn secrets_never_reach_output_or_the_audit_table() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // The domain points elsewhere: the run parks on DNS.
         lab.put_zone(

@@ -4,6 +4,7 @@
 //! (DNS SERVFAIL and timeouts: tests/dns_check.rs; the ACME CA down: tests/cert_faults.rs;
 //! Discord 5xx, 429 and a dropped gateway: tests/discord.rs.)
 
+use crate::support::harness::exclusive;
 use crate::support::{lab, scripted};
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ fn person(slug: &str) -> Request {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_give_clear_messages_and_resumable_runs() {
-    tokio::time::timeout(Duration::from_secs(400), async {
+    exclusive(Duration::from_secs(400), async {
         let lab = Lab::get();
         let run_tag = std::process::id();
 
@@ -119,5 +120,4 @@ async fn faults_give_clear_messages_and_resumable_runs() {
         assert_eq!(rows, 1, "nothing lost, nothing duplicated");
     })
     .await
-    .expect("test timed out")
 }

@@ -2,6 +2,7 @@
 //! Discord gateway, `/metrics` shows runs, approvals waiting and step durations. Run through
 //! scripts/test (inside the lab).
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::sync::Arc;
@@ -18,12 +19,6 @@ use scripted::Scripted;
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
 
 fn request(slug: &str) -> Request {
     OnboardArgs {
@@ -64,7 +59,7 @@ fn sample(metrics: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_runs_approvals_and_step_durations() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -159,7 +154,7 @@ async fn metrics_show_runs_approvals_and_step_durations() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_follows_the_gateway_and_the_state_db() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -218,7 +213,7 @@ async fn healthz_follows_the_gateway_and_the_state_db() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_listener_follows_ops_listen_in_the_config() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! approvals and an audit trail that someone who can write to the state database cannot
 //! forge, rewrite or cut short unnoticed.
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::io::{BufRead, BufReader};
@@ -23,12 +24,6 @@ use sqlx::{Executor, PgPool};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
-
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
 
 fn person(slug: &str) -> Request {
     OnboardArgs {
@@ -109,7 +104,7 @@ async fn forge_approval(db: &PgPool, run: Uuid, hash: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_approval_authorises_no_production_write() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -184,7 +179,7 @@ async fn a_forged_approval_authorises_no_production_write() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_keeps_one_decision_per_plan() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -207,7 +202,7 @@ async fn the_database_keeps_one_decision_per_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_runtime_role_can_neither_edit_the_audit_trail_nor_disable_its_triggers() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -254,7 +249,7 @@ async fn the_runtime_role_can_neither_edit_the_audit_trail_nor_disable_its_trigg
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_verify_against_an_anchor_reports_a_chain_cut_short() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -310,7 +305,7 @@ async fn audit_verify_against_an_anchor_reports_a_chain_cut_short() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_process_that_lost_the_run_applies_nothing_more() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -378,7 +373,7 @@ fn commit_subjects(origin: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_take_over_stops_the_first_process_and_every_write_happens_once() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let slug = format!("takeover-{}", std::process::id());
         let domain = format!("{slug}.com");

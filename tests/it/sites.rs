@@ -3,6 +3,7 @@
 //! preflight, naming the domain, what was found and its owner; a re-run of the same slug is
 //! not; `/cert issue` and `/verify` act only on what the bot has on record.
 
+use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
 use std::path::{Path, PathBuf};
@@ -102,7 +103,7 @@ async fn run(engine: &Engine, req: Request) -> (uuid::Uuid, RunOutcome) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_site_in_the_repo_is_refused_at_preflight_and_nothing_is_written() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -165,7 +166,6 @@ async fn another_tenants_site_in_the_repo_is_refused_at_preflight_and_nothing_is
         );
     })
     .await
-    .expect("test timed out")
 }
 
 /// Removes a file or directory the test put on the shared lab VPS, however the test ends.
@@ -180,7 +180,7 @@ impl Drop for Remove {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -275,12 +275,11 @@ async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse()
         assert_eq!(origin_head(tmp.path()), head, "something was pushed");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_site_belongs_to_the_slug_it_was_created_for() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["site-own.com"]);
         let dbs = lab.fresh().await;
@@ -341,12 +340,11 @@ async fn a_site_belongs_to_the_slug_it_was_created_for() {
         assert!(stderr.contains("cocotte.com") && stderr.contains("not in the bot's records"), "{stderr}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn adopt_site_takes_over_an_existing_site_only_after_its_approval() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -388,5 +386,4 @@ async fn adopt_site_takes_over_an_existing_site_only_after_its_approval() {
         assert_eq!(c.email.as_str(), "evilnew@example.com");
     })
     .await
-    .expect("test timed out")
 }
