@@ -1,5 +1,5 @@
-//! /cert when the ACME CA is really down: the lab's pebble is stopped for this test (its own
-//! test binary, so no other test shares the lab meanwhile) and started again after.
+//! /cert when the ACME CA is really down: the lab's pebble is stopped for this test (run
+//! `exclusive`ly, so no other test shares the lab meanwhile) and started again after.
 
 use crate::support::harness::exclusive;
 use crate::support::{lab, scripted};

@@ -1,8 +1,8 @@
-//! Faults injected into the lab's real services (its own test binary: it stops shared services,
-//! and cargo runs test binaries one after another): the VPS's sshd down, and PostgreSQL
-//! restarted under a running bot. Each gives a clear message, a resumable run, nothing lost.
-//! (DNS SERVFAIL and timeouts: tests/dns_check.rs; the ACME CA down: tests/cert_faults.rs;
-//! Discord 5xx, 429 and a dropped gateway: tests/discord.rs.)
+//! Faults injected into the lab's real services (run `exclusive`ly: it stops shared services,
+//! so no other test runs meanwhile): the VPS's sshd down, and PostgreSQL restarted under a
+//! running bot. Each gives a clear message, a resumable run, nothing lost. (DNS SERVFAIL and
+//! timeouts: dns_check.rs; the ACME CA down: cert_faults.rs; Discord 5xx, 429 and a dropped
+//! gateway: discord.rs.)
 
 use crate::support::harness::exclusive;
 use crate::support::{lab, scripted};
