@@ -3,17 +3,14 @@
 //! with certbot's useful lines; two runs on the same VPS serialised.
 
 use crate::support::harness::within;
-use crate::support::{lab, scripted};
+use crate::support::{lab, onboarding, scripted};
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, origin_file};
 use onboard_bot::adapters::tls;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::RunStatus;
@@ -22,26 +19,7 @@ use scripted::Scripted;
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Cert Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .unwrap()
-}
-
-fn origin_file(tmp: &Path, path: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("main:{path}")])
-        .current_dir(tmp.join("origin.git"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    onboarding::request(onboarding::person_only(slug, "Cert Person"))
 }
 
 /// Onboards `slug` with `{slug}.com`; the returned databases hold the domain on the lab VPS

@@ -4,12 +4,11 @@
 use crate::support::harness::within;
 use crate::support::{lab, scripted};
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{Lab, git};
+use lab::{Lab, commit, git, origin_file, origin_file_at};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
@@ -38,21 +37,6 @@ fn owns_org(slug: &str) -> Request {
 }
 
 /// What origin's main holds at `path`.
-fn origin_file(tmp: &Path, path: &str) -> Option<String> {
-    origin_file_at(tmp, "main", path)
-}
-
-fn origin_file_at(tmp: &Path, rev: &str, path: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("{rev}:{path}")])
-        .current_dir(tmp.join("origin.git"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn mail_zone(domain: &str) -> String {
     Lab::zone_text(
         domain,
@@ -180,18 +164,7 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         std::fs::remove_file(checkout.join("stray.txt")).unwrap();
         std::fs::write(checkout.join("local.txt"), "local\n").unwrap();
         git(&checkout, &["add", "local.txt"]);
-        git(
-            &checkout,
-            &[
-                "-c",
-                "user.name=x",
-                "-c",
-                "user.email=x@x",
-                "commit",
-                "-qm",
-                "local",
-            ],
-        );
+        commit(&checkout, "local");
         let other = tmp.path().join("other");
         git(
             tmp.path(),

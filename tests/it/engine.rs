@@ -2,18 +2,19 @@
 //! crash and resume, the audit chain, secrets. Run through scripts/test (inside the lab).
 
 use crate::support::harness::within;
-use crate::support::{lab, scripted};
+use crate::support::onboarding::engine;
+use crate::support::{lab, onboarding, scripted};
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::{Actor, ChatFrontend};
+use onboard_bot::chat::Actor;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
-use onboard_bot::engine::{Engine, StartError, StartOptions};
+use onboard_bot::engine::{StartError, StartOptions};
 use onboard_bot::state::audit;
 use onboard_bot::state::runs::{self, RunStatus};
 use scripted::{Scripted, approve};
@@ -22,23 +23,15 @@ use sqlx::{Executor, PgPool, Row};
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn request(slug: &str, mode: &str, org: Option<&str>, org_name: Option<&str>) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Merche Biche".into(),
-        email: format!("{slug}@example.com"),
-        mode: mode.into(),
-        org: org.map(String::from),
-        org_name: org_name.map(String::from),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
-}
-
-async fn engine(cfg: Arc<onboard_bot::config::Config>, frontend: Arc<dyn ChatFrontend>) -> Engine {
-    Engine::new(cfg, frontend)
-        .await
-        .expect("engine starts against the lab")
+    let email = format!("{slug}@example.com");
+    onboarding::request(onboarding::in_mode(
+        slug,
+        "Merche Biche",
+        &email,
+        mode,
+        org,
+        org_name,
+    ))
 }
 
 async fn user_rows(platform: &PgPool, slug: &str) -> Vec<(String, String, String)> {

@@ -5,30 +5,20 @@
 //! gateway: discord.rs.)
 
 use crate::support::harness::exclusive;
-use crate::support::{lab, scripted};
+use crate::support::{lab, onboarding, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::{Lab, Restart, lab_service};
 use onboard_bot::chat::RunEvent;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::state::runs::{RunStatus, StepStatus};
 use scripted::Scripted;
 
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Fault Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .unwrap()
+    onboarding::request(onboarding::person_only(slug, "Fault Person"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

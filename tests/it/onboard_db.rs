@@ -2,15 +2,13 @@
 //! wrong host refused, duplicates and conflicts, unknown orgs, bad input, atomic steps.
 
 use crate::support::harness::{blocking, within};
-use crate::support::{lab, scripted};
+use crate::support::{lab, onboarding, scripted};
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
@@ -26,17 +24,14 @@ fn onboard(
     org: Option<&str>,
     org_name: Option<&str>,
 ) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Test Person".into(),
-        email: email.into(),
-        mode: mode.into(),
-        org: org.map(String::from),
-        org_name: org_name.map(String::from),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
+    onboarding::request(onboarding::in_mode(
+        slug,
+        "Test Person",
+        email,
+        mode,
+        org,
+        org_name,
+    ))
 }
 
 /// Runs one onboarding with every plan approved; returns the outcome and the engine.

@@ -3,14 +3,12 @@
 //! scripts/test (inside the lab).
 
 use crate::support::harness::within;
-use crate::support::{lab, scripted};
+use crate::support::{lab, onboarding, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::ops::{self, Health};
@@ -21,15 +19,7 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn request(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Ops Test".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
+    onboarding::request(onboarding::person_only(slug, "Ops Test"))
 }
 
 /// GET `path` on the listener: status and body.

@@ -3,7 +3,8 @@
 //! forge, rewrite or cut short unnoticed.
 
 use crate::support::harness::within;
-use crate::support::{lab, scripted};
+use crate::support::onboarding::{engine, users};
+use crate::support::{lab, onboarding, scripted};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::{ChatFrontend, RunEvent};
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
+use onboard_bot::chat::RunEvent;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, LeaseLost, StartError, StartOptions};
 use onboard_bot::state::audit::{self, AuditKey, NewEvent};
@@ -26,29 +25,7 @@ use uuid::Uuid;
 const TIMEOUT: Duration = Duration::from_secs(240);
 
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Safety Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
-}
-
-async fn engine(cfg: Arc<onboard_bot::config::Config>, frontend: Arc<dyn ChatFrontend>) -> Engine {
-    Engine::new(cfg, frontend)
-        .await
-        .expect("engine starts against the lab")
-}
-
-async fn users(platform: &PgPool, slug: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(platform)
-        .await
-        .unwrap()
+    onboarding::request(onboarding::person_only(slug, "Safety Person"))
 }
 
 /// Runs `f` on the test's runtime from inside a synchronous approval callback.

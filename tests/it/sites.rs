@@ -4,6 +4,7 @@
 //! not; `/cert issue` and `/verify` act only on what the bot has on record.
 
 use crate::support::harness::within;
+use crate::support::onboarding::{request, users};
 use crate::support::{lab, scripted};
 
 use std::path::{Path, PathBuf};
@@ -11,16 +12,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{Lab, git};
+use lab::{Lab, commit, git};
 use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::domain::DomainName;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
 use onboard_bot::state::sites;
 use scripted::Scripted;
-use sqlx::PgPool;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -35,21 +34,8 @@ fn onboarding(slug: &str, domain: &str) -> OnboardArgs {
     }
 }
 
-fn request(args: OnboardArgs) -> Request {
-    args.parse(&OnboardingConfig::default())
-        .expect("valid request")
-}
-
 fn origin_head(tmp: &Path) -> String {
     git(&tmp.join("origin.git"), &["rev-parse", "main"])
-}
-
-async fn users(platform: &PgPool, slug: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(platform)
-        .await
-        .unwrap()
 }
 
 async fn step_status(engine: &Engine, run: uuid::Uuid, step: &str) -> StepStatus {
@@ -219,18 +205,7 @@ async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse()
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "hand-made\n").unwrap();
         git(&work, &["add", "-A"]);
-        git(
-            &work,
-            &[
-                "-c",
-                "user.name=x",
-                "-c",
-                "user.email=x@x",
-                "commit",
-                "-qm",
-                "a hand-made site",
-            ],
-        );
+        commit(&work, "a hand-made site");
         git(&work, &["push", "-q", "origin", "main"]);
         let head = origin_head(tmp.path());
 

@@ -3,4 +3,5 @@
 pub mod fake_discord;
 pub mod harness;
 pub mod lab;
+pub mod onboarding;
 pub mod scripted;
