@@ -34,23 +34,30 @@ enum Hold {
 /// than `limit`.
 #[track_caller]
 pub fn within<F: Future>(limit: Duration, body: F) -> impl Future<Output = F::Output> {
-    run(false, limit, Deadline::here(limit), body)
+    run(&LAB, false, Deadline::here(limit), body)
 }
 
 /// [`within`], with the lab to itself: for a test that stops or restarts a lab service, or
 /// measures.
 #[track_caller]
 pub fn exclusive<F: Future>(limit: Duration, body: F) -> impl Future<Output = F::Output> {
-    run(true, limit, Deadline::here(limit), body)
+    run(&LAB, true, Deadline::here(limit), body)
 }
 
-async fn run<F: Future>(alone: bool, limit: Duration, deadline: Deadline, body: F) -> F::Output {
+/// `lab` is [`LAB`], but for the harness's own tests: one of them taking [`LAB`] alone would
+/// stop every other test meanwhile.
+async fn run<F: Future>(
+    lab: &'static RwLock<()>,
+    alone: bool,
+    deadline: Deadline,
+    body: F,
+) -> F::Output {
     let _hold = if alone {
-        Hold::Alone(LAB.write().await)
+        Hold::Alone(lab.write().await)
     } else {
-        Hold::Shared(LAB.read().await)
+        Hold::Shared(lab.read().await)
     };
-    match tokio::time::timeout(limit, body).await {
+    match tokio::time::timeout(deadline.limit, body).await {
         Ok(out) => out,
         Err(_) => deadline.missed(),
     }
@@ -64,30 +71,8 @@ pub fn blocking<T: Send + 'static>(
     limit: Duration,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    block(false, limit, Deadline::here(limit), body)
-}
-
-/// [`blocking`], with the lab to itself: for a test that changes what the whole process shares
-/// (its environment).
-#[track_caller]
-pub fn blocking_exclusive<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    block(true, limit, Deadline::here(limit), body)
-}
-
-fn block<T: Send + 'static>(
-    alone: bool,
-    limit: Duration,
-    deadline: Deadline,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let _hold = if alone {
-        Hold::Alone(LAB.blocking_write())
-    } else {
-        Hold::Shared(LAB.blocking_read())
-    };
+    let deadline = Deadline::here(limit);
+    let _hold = LAB.blocking_read();
     let (tx, rx) = mpsc::channel();
     // Named as the test is, so that its panic message names the test too.
     let worker = std::thread::Builder::new()
@@ -96,7 +81,7 @@ fn block<T: Send + 'static>(
             let _ = tx.send(body());
         })
         .unwrap_or_else(|e| panic!("{}: cannot start its thread: {e}", deadline.test));
-    match rx.recv_timeout(limit) {
+    match rx.recv_timeout(deadline.limit) {
         Ok(out) => out,
         // The body panicked (and dropped the sender): the test fails with that panic.
         Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
@@ -179,19 +164,27 @@ mod tests {
         blocking(Duration::from_secs(10), || panic!("the body's own panic"));
     }
 
+    /// A lab of this test's own, see [`run`].
+    static OWN_LAB: RwLock<()> = RwLock::const_new(());
+
     #[tokio::test]
     async fn an_exclusive_test_holds_the_lab_alone_and_others_share_it() {
-        exclusive(Duration::from_secs(60), async {
+        let limit = Duration::from_secs(60);
+        run(&OWN_LAB, true, Deadline::here(limit), async {
             assert!(
-                LAB.try_read().is_err(),
+                OWN_LAB.try_read().is_err(),
                 "a test ran beside an exclusive one"
             );
         })
         .await;
-        within(Duration::from_secs(60), async {
+        run(&OWN_LAB, false, Deadline::here(limit), async {
             assert!(
-                LAB.try_write().is_err(),
+                OWN_LAB.try_write().is_err(),
                 "an exclusive test could start beside this one"
+            );
+            assert!(
+                OWN_LAB.try_read().is_ok(),
+                "a shared test waits for another"
             );
         })
         .await;
