@@ -4,10 +4,8 @@
 //! noisy to compare), p50 and p99, again while a run hangs waiting for an approval, and a bare
 //! handler doing /status's work after its ack. Prints figures; asserts nothing about time.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::harness::exclusive;
+use crate::support::{fake_discord, lab};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,54 +119,59 @@ async fn measure_bare(follow_up: Option<sqlx::PgPool>) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by scripts/bench"]
 async fn ack_latency() {
-    let bare = measure_bare(None).await;
+    exclusive(Duration::from_secs(600), async {
+        let bare = measure_bare(None).await;
 
-    // onboard-bot, against the lab.
-    let lab = Lab::get();
-    let dbs = lab.fresh().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start().await;
-    let discord = fake.config_section(tmp.path());
-    let cfg = dbs.config(tmp.path(), |t| t + &discord);
-    let bot = Bot::start(Arc::clone(&cfg)).await.expect("bot starts");
-    fake.wait_ready(T).await;
-    fake.wait_for_commands(&["onboard", "status"], T).await;
-    let ours = measure(&fake).await;
-    // A run hanging on its approval (nobody clicks) while the interactions keep coming.
-    let h = fake.send_command(
-        fake.requester(),
-        "onboard",
-        json!({"slug": "bench-hang", "name": "Hang", "email": "hang@example.com"}),
-    );
-    fake.interaction_response(&h).await;
-    fake.wait_for_thread(|t| t.name.starts_with("onboard bench-hang"), T)
-        .await;
-    let hanging = measure(&fake).await;
-    let state = onboard_bot::state::connect(&cfg.state_db).await.unwrap();
-    let bare_work = measure_bare(Some(state)).await;
+        // onboard-bot, against the lab.
+        let lab = Lab::get();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let discord = fake.config_section(tmp.path());
+        let cfg = dbs.config(tmp.path(), |t| t + &discord);
+        let bot = Bot::start(Arc::clone(&cfg)).await.expect("bot starts");
+        fake.wait_ready(T).await;
+        fake.wait_for_commands(&["onboard", "status"], T).await;
+        let ours = measure(&fake).await;
+        // A run hanging on its approval (nobody clicks) while the interactions keep coming.
+        let h = fake.send_command(
+            fake.requester(),
+            "onboard",
+            json!({"slug": "bench-hang", "name": "Hang", "email": "hang@example.com"}),
+        );
+        fake.interaction_response(&h).await;
+        fake.wait_for_thread(|t| t.name.starts_with("onboard bench-hang"), T)
+            .await;
+        let hanging = measure(&fake).await;
+        let state = onboard_bot::state::connect(&cfg.state_db).await.unwrap();
+        let bare_work = measure_bare(Some(state)).await;
 
-    println!("interaction acknowledgement latency, {N} interactions, {IN_FLIGHT} in flight (ms):");
-    println!("{:<36} {:>8} {:>8}", "", "p50", "p99");
-    for (name, v) in [
-        ("bare serenity handler", &bare),
-        ("onboard-bot", &ours),
-        ("onboard-bot while a run hangs", &hanging),
-        ("bare handler + /status's work", &bare_work),
-    ] {
-        println!("{name:<36} {:>8.2} {:>8.2}", pct(v, 0.5), pct(v, 0.99));
-    }
-    println!(
-        "{:<36} {:>8.2} {:>8.2}  (target: p99 at most 1.3x, and under 50 ms)",
-        "ratio onboard-bot / bare",
-        pct(&ours, 0.5) / pct(&bare, 0.5),
-        pct(&ours, 0.99) / pct(&bare, 0.99)
-    );
-    println!(
-        "{:<36} {:>8.2} {:>8.2}  (the bot's own overhead, same work after the ack)",
-        "ratio onboard-bot / bare + work",
-        pct(&ours, 0.5) / pct(&bare_work, 0.5),
-        pct(&ours, 0.99) / pct(&bare_work, 0.99)
-    );
-    bot.shutdown().await;
-    fake.finish();
+        println!(
+            "interaction acknowledgement latency, {N} interactions, {IN_FLIGHT} in flight (ms):"
+        );
+        println!("{:<36} {:>8} {:>8}", "", "p50", "p99");
+        for (name, v) in [
+            ("bare serenity handler", &bare),
+            ("onboard-bot", &ours),
+            ("onboard-bot while a run hangs", &hanging),
+            ("bare handler + /status's work", &bare_work),
+        ] {
+            println!("{name:<36} {:>8.2} {:>8.2}", pct(v, 0.5), pct(v, 0.99));
+        }
+        println!(
+            "{:<36} {:>8.2} {:>8.2}  (target: p99 at most 1.3x, and under 50 ms)",
+            "ratio onboard-bot / bare",
+            pct(&ours, 0.5) / pct(&bare, 0.5),
+            pct(&ours, 0.99) / pct(&bare, 0.99)
+        );
+        println!(
+            "{:<36} {:>8.2} {:>8.2}  (the bot's own overhead, same work after the ack)",
+            "ratio onboard-bot / bare + work",
+            pct(&ours, 0.5) / pct(&bare_work, 0.5),
+            pct(&ours, 0.99) / pct(&bare_work, 0.99)
+        );
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
 }

@@ -1018,7 +1018,7 @@ fn route(
         other => {
             st.violate(format!(
                 "[fake-unimplemented] {what} (operation {other}) is valid Discord API but the fake \
-                 does not implement it yet; extend tests/support/fake_discord/rest.rs"
+                 does not implement it yet; extend tests/it/support/fake_discord/rest.rs"
             ));
             Reply::error(404, 0, "fake: not implemented")
         }

@@ -3,26 +3,23 @@
 //! preflight, naming the domain, what was found and its owner; a re-run of the same slug is
 //! not; `/cert issue` and `/verify` act only on what the bot has on record.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::onboarding::{request, users};
+use crate::support::{lab, scripted};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{Lab, git};
+use lab::{Lab, commit, git};
 use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::domain::DomainName;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
 use onboard_bot::state::sites;
 use scripted::Scripted;
-use sqlx::PgPool;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -37,21 +34,8 @@ fn onboarding(slug: &str, domain: &str) -> OnboardArgs {
     }
 }
 
-fn request(args: OnboardArgs) -> Request {
-    args.parse(&OnboardingConfig::default())
-        .expect("valid request")
-}
-
 fn origin_head(tmp: &Path) -> String {
     git(&tmp.join("origin.git"), &["rev-parse", "main"])
-}
-
-async fn users(platform: &PgPool, slug: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(platform)
-        .await
-        .unwrap()
 }
 
 async fn step_status(engine: &Engine, run: uuid::Uuid, step: &str) -> StepStatus {
@@ -105,7 +89,7 @@ async fn run(engine: &Engine, req: Request) -> (uuid::Uuid, RunOutcome) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_site_in_the_repo_is_refused_at_preflight_and_nothing_is_written() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -168,7 +152,6 @@ async fn another_tenants_site_in_the_repo_is_refused_at_preflight_and_nothing_is
         );
     })
     .await
-    .expect("test timed out")
 }
 
 /// Removes a file or directory the test put on the shared lab VPS, however the test ends.
@@ -183,7 +166,7 @@ impl Drop for Remove {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -222,18 +205,7 @@ async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse()
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "hand-made\n").unwrap();
         git(&work, &["add", "-A"]);
-        git(
-            &work,
-            &[
-                "-c",
-                "user.name=x",
-                "-c",
-                "user.email=x@x",
-                "commit",
-                "-qm",
-                "a hand-made site",
-            ],
-        );
+        commit(&work, "a hand-made site");
         git(&work, &["push", "-q", "origin", "main"]);
         let head = origin_head(tmp.path());
 
@@ -278,12 +250,11 @@ async fn an_nginx_site_a_certificate_or_a_site_dir_of_another_case_also_refuse()
         assert_eq!(origin_head(tmp.path()), head, "something was pushed");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_site_belongs_to_the_slug_it_was_created_for() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["site-own.com"]);
         let dbs = lab.fresh().await;
@@ -344,12 +315,11 @@ async fn a_site_belongs_to_the_slug_it_was_created_for() {
         assert!(stderr.contains("cocotte.com") && stderr.contains("not in the bot's records"), "{stderr}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn adopt_site_takes_over_an_existing_site_only_after_its_approval() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -391,5 +361,4 @@ async fn adopt_site_takes_over_an_existing_site_only_after_its_approval() {
         assert_eq!(c.email.as_str(), "evilnew@example.com");
     })
     .await
-    .expect("test timed out")
 }

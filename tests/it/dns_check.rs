@@ -2,10 +2,8 @@
 //! silent server and a closed port; and an onboarding run parked on DNS that continues once
 //! the records hold.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, scripted};
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -53,7 +51,7 @@ fn knot_only() -> DnsConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_correct_zone_passes_and_each_broken_variant_is_diagnosed() {
-    tokio::time::timeout(Duration::from_secs(120), async {
+    within(Duration::from_secs(120), async {
         let lab = Lab::get();
         let good = "dnsgood.com";
         lab.put_zone(good, &mail_zone(good, "@ TXT \"v=spf1 mx -all\"", "_dmarc TXT \"v=DMARC1; p=quarantine\"", true));
@@ -94,7 +92,6 @@ async fn a_correct_zone_passes_and_each_broken_variant_is_diagnosed() {
         assert!(report.records.iter().all(|r| r.status == Status::ServerTrouble), "{}", dnscheck::render(&report));
     })
     .await
-    .expect("test timed out")
 }
 
 /// A DNS server that answers every query with SERVFAIL.
@@ -130,7 +127,7 @@ fn question_len(q: &[u8]) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn servfail_timeouts_and_dead_servers_are_reported_per_server() {
-    tokio::time::timeout(Duration::from_secs(120), async {
+    within(Duration::from_secs(120), async {
         let lab = Lab::get();
         lab.serve_domains(&["dns-trouble.com"]);
         let servfail = servfail_server().await;
@@ -167,74 +164,76 @@ async fn servfail_timeouts_and_dead_servers_are_reported_per_server() {
         drop(silent);
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_prints_the_report_and_a_zone_snippet() {
-    let lab = Lab::get();
-    let dbs = lab.fresh().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = dbs.write_config(tmp.path(), |t| {
-        t.replace("resolvers: [\"127.0.0.1:53\"]", "resolvers: []")
-    });
-    lab.put_zone(
-        "dns-cli.com",
-        &Lab::zone_text("dns-cli.com", "").replace("www CNAME @", ""),
-    );
-    let bin = env!("CARGO_BIN_EXE_onboard-bot");
-    let out = Command::new(bin)
-        .args(["dns-check", "dns-cli.com", "--mail", "mailbox", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("Add these records at the DNS provider:"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("www.dns-cli.com.") && stdout.contains("IN A      127.0.0.1"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("IN MX    10 mail.dns-cli.com."), "{stdout}");
-
-    lab.put_zone("dns-cli.com", &Lab::zone_text("dns-cli.com", ""));
-    let out = Command::new(bin)
-        .args([
-            "dns-check",
+    within(Duration::from_secs(120), async {
+        let lab = Lab::get();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.write_config(tmp.path(), |t| {
+            t.replace("resolvers: [\"127.0.0.1:53\"]", "resolvers: []")
+        });
+        lab.put_zone(
             "dns-cli.com",
-            "--wait",
-            "--deadline-secs",
-            "30",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = Command::new(bin)
-        .args(["dns-check", "not a domain", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid input: domain:"));
+            &Lab::zone_text("dns-cli.com", "").replace("www CNAME @", ""),
+        );
+        let bin = env!("CARGO_BIN_EXE_onboard-bot");
+        let out = Command::new(bin)
+            .args(["dns-check", "dns-cli.com", "--mail", "mailbox", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("Add these records at the DNS provider:"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("www.dns-cli.com.") && stdout.contains("IN A      127.0.0.1"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("IN MX    10 mail.dns-cli.com."), "{stdout}");
+
+        lab.put_zone("dns-cli.com", &Lab::zone_text("dns-cli.com", ""));
+        let out = Command::new(bin)
+            .args([
+                "dns-check",
+                "dns-cli.com",
+                "--wait",
+                "--deadline-secs",
+                "30",
+                "--config",
+            ])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = Command::new(bin)
+            .args(["dns-check", "not a domain", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid input: domain:"));
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_onboarding_parks_on_dns_and_continues_once_the_records_hold() {
-    tokio::time::timeout(Duration::from_secs(120), async {
+    within(Duration::from_secs(120), async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -292,5 +291,4 @@ async fn an_onboarding_parks_on_dns_and_continues_once_the_records_hold() {
         assert_eq!(outcome.status, RunStatus::Done, "{outcome:?}");
     })
     .await
-    .expect("test timed out")
 }

@@ -1,18 +1,14 @@
 //! /onboard part 1 against the lab's PostgreSQL: the three operating modes, the replica and a
 //! wrong host refused, duplicates and conflicts, unknown orgs, bad input, atomic steps.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::{blocking, within};
+use crate::support::{lab, onboarding, scripted};
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
@@ -28,17 +24,14 @@ fn onboard(
     org: Option<&str>,
     org_name: Option<&str>,
 ) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Test Person".into(),
-        email: email.into(),
-        mode: mode.into(),
-        org: org.map(String::from),
-        org_name: org_name.map(String::from),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
+    onboarding::request(onboarding::in_mode(
+        slug,
+        "Test Person",
+        email,
+        mode,
+        org,
+        org_name,
+    ))
 }
 
 /// Runs one onboarding with every plan approved; returns the outcome and the engine.
@@ -64,15 +57,9 @@ async fn count(pool: &PgPool, sql: &'static str, slug: &str) -> i64 {
         .unwrap()
 }
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_operating_mode_writes_exactly_the_runbook_rows() {
-    within(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["solo-one.com", "modes-merche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
@@ -154,7 +141,7 @@ async fn each_operating_mode_writes_exactly_the_runbook_rows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_are_refused_on_the_replica_and_on_an_unnamed_host() {
-    within(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["solo-one.com", "modes-merche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
@@ -226,7 +213,7 @@ async fn writes_are_refused_on_the_replica_and_on_an_unnamed_host() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_conflicts_and_unknown_orgs_change_nothing() {
-    within(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["solo-one.com", "modes-merche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
@@ -269,7 +256,7 @@ async fn duplicates_conflicts_and_unknown_orgs_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_second_statement_leaves_no_first_row() {
-    within(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["solo-one.com", "modes-merche.com", "talent-two.com"]);
         let dbs = lab.fresh().await;
@@ -296,62 +283,63 @@ async fn a_failing_second_statement_leaves_no_first_row() {
 
 #[test]
 fn invalid_input_is_refused_at_the_edge_with_its_reason() {
-    let bin = env!("CARGO_BIN_EXE_onboard-bot");
-    let cases: &[(&[&str], &str)] = &[
-        (
-            &["--slug", "Bad_Slug"],
-            "invalid input: slug: `Bad_Slug` contains `B`",
-        ),
-        (
-            &["--slug", "x'; DROP TABLE users; --"],
-            "invalid input: slug:",
-        ),
-        (
-            &["--slug", "admin"],
-            "invalid input: slug: `admin` is reserved",
-        ),
-        (
-            &["--email", "not-an-email"],
-            "invalid input: email: `not-an-email` has no @",
-        ),
-        (
-            &["--email", "a$(reboot)@example.com"],
-            "invalid input: email:",
-        ),
-        (
-            &["--domain", "*.example.com"],
-            "invalid input: domain: `*.example.com` is a wildcard",
-        ),
-        (
-            &["--domain", "10.0.0.1"],
-            "invalid input: domain: `10.0.0.1` is an IP address",
-        ),
-        (
-            &["--domain", "evil.com;\nserver_name x"],
-            "invalid input: domain:",
-        ),
-        (
-            &["--mode", "agency"],
-            "invalid input: mode: `agency` is not a mode",
-        ),
-        (
-            &["--mode", "person-joins-org"],
-            "invalid input: org: person-joins-org needs the existing org's slug",
-        ),
-        (
-            &["--feature", "good-slug-site"],
-            "invalid input: feature: `good-slug-site` is named after the provider",
-        ),
-    ];
-    // The config points at a state DB that does not exist: bad input must be refused before
-    // anything is contacted, so these run even without the lab.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("pw"), "x").unwrap();
-    std::fs::write(tmp.path().join("audit.key"), "an-audit-key-for-tests").unwrap();
-    let cfg = tmp.path().join("bot.yaml");
-    std::fs::write(
-        &cfg,
-        "environment: lab
+    blocking(TIMEOUT, || {
+        let bin = env!("CARGO_BIN_EXE_onboard-bot");
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--slug", "Bad_Slug"],
+                "invalid input: slug: `Bad_Slug` contains `B`",
+            ),
+            (
+                &["--slug", "x'; DROP TABLE users; --"],
+                "invalid input: slug:",
+            ),
+            (
+                &["--slug", "admin"],
+                "invalid input: slug: `admin` is reserved",
+            ),
+            (
+                &["--email", "not-an-email"],
+                "invalid input: email: `not-an-email` has no @",
+            ),
+            (
+                &["--email", "a$(reboot)@example.com"],
+                "invalid input: email:",
+            ),
+            (
+                &["--domain", "*.example.com"],
+                "invalid input: domain: `*.example.com` is a wildcard",
+            ),
+            (
+                &["--domain", "10.0.0.1"],
+                "invalid input: domain: `10.0.0.1` is an IP address",
+            ),
+            (
+                &["--domain", "evil.com;\nserver_name x"],
+                "invalid input: domain:",
+            ),
+            (
+                &["--mode", "agency"],
+                "invalid input: mode: `agency` is not a mode",
+            ),
+            (
+                &["--mode", "person-joins-org"],
+                "invalid input: org: person-joins-org needs the existing org's slug",
+            ),
+            (
+                &["--feature", "good-slug-site"],
+                "invalid input: feature: `good-slug-site` is named after the provider",
+            ),
+        ];
+        // The config points at a state DB that does not exist: bad input must be refused before
+        // anything is contacted, so these run even without the lab.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("pw"), "x").unwrap();
+        std::fs::write(tmp.path().join("audit.key"), "an-audit-key-for-tests").unwrap();
+        let cfg = tmp.path().join("bot.yaml");
+        std::fs::write(
+            &cfg,
+            "environment: lab
 state_db: {host: 192.0.2.1, user: u, database: d, password: {file: pw}}
 tenant_db: {host: 192.0.2.1, user: u, database: d, password: {file: pw}, authoritative: \"192.0.2.1:5432\"}
 vps: {name: v, ssh_host: v, known_hosts: kh, ipv4: 192.0.2.1}
@@ -359,31 +347,32 @@ dns: {}
 repo: {checkout: co, remote: r}
 audit: {key: {file: audit.key}}
 ",
-    )
-    .unwrap();
-    for (overrides, want) in cases {
-        let mut flags = vec![
-            ("--slug", "good-slug"),
-            ("--name", "Good Name"),
-            ("--email", "good@example.com"),
-        ];
-        for pair in overrides.chunks(2) {
-            flags.retain(|(flag, _)| *flag != pair[0]);
-            flags.push((pair[0], pair[1]));
+        )
+        .unwrap();
+        for (overrides, want) in cases {
+            let mut flags = vec![
+                ("--slug", "good-slug"),
+                ("--name", "Good Name"),
+                ("--email", "good@example.com"),
+            ];
+            for pair in overrides.chunks(2) {
+                flags.retain(|(flag, _)| *flag != pair[0]);
+                flags.push((pair[0], pair[1]));
+            }
+            let mut args = vec!["onboard"];
+            args.extend(flags.iter().flat_map(|(f, v)| [*f, *v]));
+            let out = Command::new(bin)
+                .args(&args)
+                .arg("--config")
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{overrides:?}: {stderr}");
+            assert!(
+                stderr.contains(want),
+                "{overrides:?}: expected {want:?} in {stderr:?}"
+            );
         }
-        let mut args = vec!["onboard"];
-        args.extend(flags.iter().flat_map(|(f, v)| [*f, *v]));
-        let out = Command::new(bin)
-            .args(&args)
-            .arg("--config")
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{overrides:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{overrides:?}: expected {want:?} in {stderr:?}"
-        );
-    }
+    });
 }

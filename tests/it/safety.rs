@@ -2,10 +2,9 @@
 //! approvals and an audit trail that someone who can write to the state database cannot
 //! forge, rewrite or cut short unnoticed.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::onboarding::{engine, users};
+use crate::support::{lab, onboarding, scripted};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::{ChatFrontend, RunEvent};
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
+use onboard_bot::chat::RunEvent;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, LeaseLost, StartError, StartOptions};
 use onboard_bot::state::audit::{self, AuditKey, NewEvent};
@@ -27,36 +24,8 @@ use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Safety Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
-}
-
-async fn engine(cfg: Arc<onboard_bot::config::Config>, frontend: Arc<dyn ChatFrontend>) -> Engine {
-    Engine::new(cfg, frontend)
-        .await
-        .expect("engine starts against the lab")
-}
-
-async fn users(platform: &PgPool, slug: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
-        .bind(slug)
-        .fetch_one(platform)
-        .await
-        .unwrap()
+    onboarding::request(onboarding::person_only(slug, "Safety Person"))
 }
 
 /// Runs `f` on the test's runtime from inside a synchronous approval callback.
@@ -112,7 +81,7 @@ async fn forge_approval(db: &PgPool, run: Uuid, hash: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_approval_authorises_no_production_write() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -187,7 +156,7 @@ async fn a_forged_approval_authorises_no_production_write() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_keeps_one_decision_per_plan() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -210,7 +179,7 @@ async fn the_database_keeps_one_decision_per_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_runtime_role_can_neither_edit_the_audit_trail_nor_disable_its_triggers() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -257,7 +226,7 @@ async fn the_runtime_role_can_neither_edit_the_audit_trail_nor_disable_its_trigg
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_verify_against_an_anchor_reports_a_chain_cut_short() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -313,7 +282,7 @@ async fn audit_verify_against_an_anchor_reports_a_chain_cut_short() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_process_that_lost_the_run_applies_nothing_more() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -381,7 +350,7 @@ fn commit_subjects(origin: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_take_over_stops_the_first_process_and_every_write_happens_once() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let slug = format!("takeover-{}", std::process::id());
         let domain = format!("{slug}.com");

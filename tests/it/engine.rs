@@ -1,21 +1,20 @@
 //! The runbook engine against the lab's real PostgreSQL: approvals, voided plans, locks,
 //! crash and resume, the audit chain, secrets. Run through scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::onboarding::engine;
+use crate::support::{lab, onboarding, scripted};
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::{Actor, ChatFrontend};
+use onboard_bot::chat::Actor;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
-use onboard_bot::engine::{Engine, StartError, StartOptions};
+use onboard_bot::engine::{StartError, StartOptions};
 use onboard_bot::state::audit;
 use onboard_bot::state::runs::{self, RunStatus};
 use scripted::{Scripted, approve};
@@ -24,23 +23,15 @@ use sqlx::{Executor, PgPool, Row};
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn request(slug: &str, mode: &str, org: Option<&str>, org_name: Option<&str>) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Merche Biche".into(),
-        email: format!("{slug}@example.com"),
-        mode: mode.into(),
-        org: org.map(String::from),
-        org_name: org_name.map(String::from),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
-}
-
-async fn engine(cfg: Arc<onboard_bot::config::Config>, frontend: Arc<dyn ChatFrontend>) -> Engine {
-    Engine::new(cfg, frontend)
-        .await
-        .expect("engine starts against the lab")
+    let email = format!("{slug}@example.com");
+    onboarding::request(onboarding::in_mode(
+        slug,
+        "Merche Biche",
+        &email,
+        mode,
+        org,
+        org_name,
+    ))
 }
 
 async fn user_rows(platform: &PgPool, slug: &str) -> Vec<(String, String, String)> {
@@ -54,15 +45,9 @@ async fn user_rows(platform: &PgPool, slug: &str) -> Vec<(String, String, String
         .collect()
 }
 
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_production_write_without_approval() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["np-merche.com", "dry-one.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -182,7 +167,7 @@ async fn no_production_write_without_approval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_plan_voids_its_approval() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["merche-biche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -281,7 +266,7 @@ async fn recreate_org(platform: &PgPool, slug: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_the_same_slug_is_refused() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["lock-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -359,7 +344,7 @@ async fn a_second_run_on_the_same_slug_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_mid_step_resumes_to_the_same_end_state() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["kill-merche.com", "talent-one.com"]);
         let bin = env!("CARGO_BIN_EXE_onboard-bot");
@@ -472,7 +457,7 @@ async fn tenant_snapshot(platform: &PgPool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_chain_catches_an_edited_or_deleted_event() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["audit-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -518,7 +503,7 @@ async fn the_audit_chain_catches_an_edited_or_deleted_event() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_reach_output_or_the_audit_table() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["secret-merche.com", "talent-one.com"]);
         let dbs = lab.fresh().await;
@@ -589,7 +574,7 @@ async fn secrets_never_reach_output_or_the_audit_table() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // The domain points elsewhere: the run parks on DNS.
         lab.put_zone(

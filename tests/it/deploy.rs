@@ -1,17 +1,14 @@
 //! /onboard part 2 in the lab: the templated deploy config (a real git checkout pushing to a
 //! bare origin) and the HTTP stub deploy (the platform's ./run over SSH to nginx).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, scripted};
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{Lab, git};
+use lab::{Lab, commit, git, origin_file, origin_file_at};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
@@ -40,21 +37,6 @@ fn owns_org(slug: &str) -> Request {
 }
 
 /// What origin's main holds at `path`.
-fn origin_file(tmp: &Path, path: &str) -> Option<String> {
-    origin_file_at(tmp, "main", path)
-}
-
-fn origin_file_at(tmp: &Path, rev: &str, path: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("{rev}:{path}")])
-        .current_dir(tmp.join("origin.git"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn mail_zone(domain: &str) -> String {
     Lab::zone_text(
         domain,
@@ -66,7 +48,7 @@ fn mail_zone(domain: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_stub_is_served() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("deploy-one.com", &mail_zone("deploy-one.com"));
         let dbs = lab.fresh().await;
@@ -126,12 +108,11 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         assert_eq!(git(&tmp.path().join("origin.git"), &["rev-parse", "main"]), head);
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("dirty-one.com", &mail_zone("dirty-one.com"));
         let dbs = lab.fresh().await;
@@ -183,18 +164,7 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         std::fs::remove_file(checkout.join("stray.txt")).unwrap();
         std::fs::write(checkout.join("local.txt"), "local\n").unwrap();
         git(&checkout, &["add", "local.txt"]);
-        git(
-            &checkout,
-            &[
-                "-c",
-                "user.name=x",
-                "-c",
-                "user.email=x@x",
-                "commit",
-                "-qm",
-                "local",
-            ],
-        );
+        commit(&checkout, "local");
         let other = tmp.path().join("other");
         git(
             tmp.path(),
@@ -231,7 +201,6 @@ async fn a_dirty_or_diverged_checkout_is_refused_and_nothing_is_pushed() {
         assert_eq!(git(&origin, &["rev-parse", "main"]), head);
     })
     .await
-    .expect("test timed out")
 }
 
 async fn engine_run_id(engine: &Engine) -> uuid::Uuid {
@@ -243,7 +212,7 @@ async fn engine_run_id(engine: &Engine) -> uuid::Uuid {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.put_zone("moved-one.com", &mail_zone("moved-one.com"));
         let dbs = lab.fresh().await;
@@ -303,5 +272,4 @@ async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
         );
     })
     .await
-    .expect("test timed out")
 }

@@ -5,10 +5,8 @@
 //! The change is made by a front-end hook on the step's "applying" event, which the engine sends
 //! after its last plan and before it calls `apply`: the worst moment, reached without sleeps.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, scripted};
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -140,7 +138,7 @@ fn reject(reason: &str) -> Decision {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_between_the_last_plan_and_the_write_makes_deploy_config_ask_again() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["replan-one.com"]);
         let dbs = lab.fresh().await;
@@ -252,12 +250,11 @@ async fn a_push_between_the_last_plan_and_the_write_makes_deploy_config_ask_agai
         assert_eq!(applied, 1, "{kinds:?}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_org_replaced_after_the_last_plan_is_not_joined_on_an_old_approval() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         lab.serve_domains(&["replan-two.com"]);
         let dbs = lab.fresh().await;
@@ -311,5 +308,4 @@ async fn an_org_replaced_after_the_last_plan_is_not_joined_on_an_old_approval() 
         assert_eq!(members, 0, "the person joined an org no approval covered");
     })
     .await
-    .expect("test timed out")
 }

@@ -2,17 +2,13 @@
 //! Discord gateway, `/metrics` shows runs, approvals waiting and step durations. Run through
 //! scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, onboarding, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::ops::{self, Health};
@@ -22,22 +18,8 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
 fn request(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Ops Test".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .expect("valid request")
+    onboarding::request(onboarding::person_only(slug, "Ops Test"))
 }
 
 /// GET `path` on the listener: status and body.
@@ -67,7 +49,7 @@ fn sample(metrics: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_runs_approvals_and_step_durations() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -162,7 +144,7 @@ async fn metrics_show_runs_approvals_and_step_durations() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_follows_the_gateway_and_the_state_db() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -221,7 +203,7 @@ async fn healthz_follows_the_gateway_and_the_state_db() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_listener_follows_ops_listen_in_the_config() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();

@@ -1,41 +1,29 @@
-//! Faults injected into the lab's real services (its own test binary: it stops shared services,
-//! and cargo runs test binaries one after another): the VPS's sshd down, and PostgreSQL
-//! restarted under a running bot. Each gives a clear message, a resumable run, nothing lost.
-//! (DNS SERVFAIL and timeouts: tests/dns_check.rs; the ACME CA down: tests/cert_faults.rs;
-//! Discord 5xx, 429 and a dropped gateway: tests/discord.rs.)
+//! Faults injected into the lab's real services (run `exclusive`ly: it stops shared services,
+//! so no other test runs meanwhile): the VPS's sshd down, and PostgreSQL restarted under a
+//! running bot. Each gives a clear message, a resumable run, nothing lost. (DNS SERVFAIL and
+//! timeouts: dns_check.rs; the ACME CA down: cert_faults.rs; Discord 5xx, 429 and a dropped
+//! gateway: discord.rs.)
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::exclusive;
+use crate::support::{lab, onboarding, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lab::{Lab, Restart, lab_service};
 use onboard_bot::chat::RunEvent;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::state::runs::{RunStatus, StepStatus};
 use scripted::Scripted;
 
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Fault Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .unwrap()
+    onboarding::request(onboarding::person_only(slug, "Fault Person"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_give_clear_messages_and_resumable_runs() {
-    tokio::time::timeout(Duration::from_secs(400), async {
+    exclusive(Duration::from_secs(400), async {
         let lab = Lab::get();
         let run_tag = std::process::id();
 
@@ -122,5 +110,4 @@ async fn faults_give_clear_messages_and_resumable_runs() {
         assert_eq!(rows, 1, "nothing lost, nothing duplicated");
     })
     .await
-    .expect("test timed out")
 }

@@ -1,10 +1,8 @@
 //! /verify in the lab: the runbook's success check passes for each operating mode (portal,
 //! test rows, RLS, context switcher) and fails, naming the table, when RLS leaks.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, scripted};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +75,7 @@ async fn report(engine: &Engine, id: uuid::Uuid) -> Vec<Check> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_success_check_passes_for_every_operating_mode() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let cases: [(&str, &str, Option<&str>, Option<&str>); 3] = [
             ("vt-solo", "person-only", None, None),
@@ -127,12 +125,11 @@ async fn the_success_check_passes_for_every_operating_mode() {
         }
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leaky_table_makes_the_check_fail_naming_it() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -174,7 +171,6 @@ async fn a_leaky_table_makes_the_check_fail_naming_it() {
         assert_eq!(left, 0);
     })
     .await
-    .expect("test timed out")
 }
 
 /// A portal that signs everyone in but lists no org: what a broken context switcher shows.
@@ -230,7 +226,7 @@ fn step_done_message(front: &Scripted, step_idx: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_portal_not_configured_is_skipped_not_passed_and_counted() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -271,12 +267,11 @@ async fn a_portal_not_configured_is_skipped_not_passed_and_counted() {
         assert!(summary.contains("[skip] portal"), "{summary}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_context_switcher_fails_when_the_portal_does_not_list_the_org() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -310,7 +305,6 @@ async fn the_context_switcher_fails_when_the_portal_does_not_list_the_org() {
         assert!(checks.iter().filter(|c| !c.name.starts_with("context switcher")).all(|c| c.passed), "{checks:#?}");
     })
     .await
-    .expect("test timed out")
 }
 
 /// The lab's portal stand-in (lab/portal.py), started for one test on its own port over plain
@@ -366,7 +360,7 @@ impl Drop for OwnPortal {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_context_switcher_is_read_from_the_portal_for_an_owner_and_a_member() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // The fixtures' owner of cocotte and a member of it, through the portal stand-in reading
         // this test's database copy.
@@ -393,5 +387,4 @@ async fn the_context_switcher_is_read_from_the_portal_for_an_owner_and_a_member(
         }
     })
     .await
-    .expect("test timed out")
 }

@@ -2,13 +2,10 @@
 //! with the lab's databases, DNS, VPS and repo behind the engine. Every test waits on what the
 //! channel receives (never a sleep), has a time limit, and ends with no spec violation.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::harness::{init_tracing, within};
+use crate::support::{fake_discord, lab};
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,22 +29,6 @@ const RUN: Duration = Duration::from_secs(300);
 
 const MODE_OWNS: u64 = 1;
 const MODE_JOINS: u64 = 2;
-
-async fn within<F: Future<Output = ()>>(limit: Duration, f: F) {
-    tokio::time::timeout(limit, f)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "onboard_bot=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// The lab config for this test's databases, with a `discord:` section pointing at the fake.
 fn config(dbs: &TestDbs<'_>, dir: &Path, fake: &FakeDiscord) -> Arc<Config> {

@@ -1,8 +1,8 @@
 //! The lab itself: every component answers, through the bot's own adapters where it has one
 //! (so `config check` and the steps talk to the same servers the lab runs).
 
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::harness::within;
+use crate::support::lab;
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use onboard_bot::dnscheck::{Answer, Role, Rtype};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_lab_component_answers() {
-    tokio::time::timeout(Duration::from_secs(120), async {
+    within(Duration::from_secs(120), async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
         let tmp = tempfile::tempdir().unwrap();
@@ -70,49 +70,51 @@ async fn every_lab_component_answers() {
         }
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn config_check_reports_each_failure_on_its_own_line() {
-    let lab = Lab::get();
-    let dbs = lab.fresh().await;
-    let tmp = tempfile::tempdir().unwrap();
-    // The tenant DB on the standby (its `platform` database), and an SSH host that does not exist.
-    let copy = format!(
-        "port: 5432\n  user: onboard_writer\n  database: {}",
-        dbs.platform
-    );
-    let cfg = dbs.write_config(tmp.path(), |t| {
-        t.replace(
-            &copy,
-            "port: 5433\n  user: onboard_writer\n  database: platform",
-        )
-        .replace("ssh_host: quinn-vps", "ssh_host: no-such-host")
-    });
-    let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
-        .args(["config", "check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("OK") && l.contains("state DB")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.lines().any(|l| l.starts_with("FAIL")
-            && l.contains("tenant DB")
-            && l.contains("in recovery: true")),
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("FAIL") && l.contains("SSH")),
-        "{stdout}"
-    );
+    within(Duration::from_secs(120), async {
+        let lab = Lab::get();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        // The tenant DB on the standby (its `platform` database), and an SSH host that does not exist.
+        let copy = format!(
+            "port: 5432\n  user: onboard_writer\n  database: {}",
+            dbs.platform
+        );
+        let cfg = dbs.write_config(tmp.path(), |t| {
+            t.replace(
+                &copy,
+                "port: 5433\n  user: onboard_writer\n  database: platform",
+            )
+            .replace("ssh_host: quinn-vps", "ssh_host: no-such-host")
+        });
+        let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+            .args(["config", "check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("OK") && l.contains("state DB")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.lines().any(|l| l.starts_with("FAIL")
+                && l.contains("tenant DB")
+                && l.contains("in recovery: true")),
+            "{stdout}"
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL") && l.contains("SSH")),
+            "{stdout}"
+        );
+    })
+    .await;
 }

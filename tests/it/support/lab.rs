@@ -442,3 +442,37 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `path` as committed on `main` of this test's platform repo (`origin.git` in the test's
+/// directory `tmp`, see [`TestDbs::write_config`]), if it is there.
+pub fn origin_file(tmp: &Path, path: &str) -> Option<String> {
+    origin_file_at(tmp, "main", path)
+}
+
+/// [`origin_file`] as of `rev`.
+pub fn origin_file_at(tmp: &Path, rev: &str, path: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["show", &format!("{rev}:{path}")])
+        .current_dir(tmp.join("origin.git"))
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Commits what is staged in `dir` as somebody other than the bot, with `message`.
+pub fn commit(dir: &Path, message: &str) -> String {
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@x",
+            "commit",
+            "-qm",
+            message,
+        ],
+    )
+}

@@ -1,8 +1,8 @@
 //! Proves the fake Discord against the REAL serenity 0.12 client (a tiny handler defined here,
 //! not the project's bot), and proves the validator can fail.
 
-#[path = "support/fake_discord/mod.rs"]
-mod fake_discord;
+use crate::support::fake_discord;
+use crate::support::harness::{blocking, init_tracing, within};
 
 use fake_discord::{FakeDiscord, Reconnect};
 use serde_json::{Value, json};
@@ -15,26 +15,11 @@ use serenity::all::{
     EditInteractionResponse, EditMessage, EditThread, EventHandler, GatewayIntents, InputTextStyle,
     Interaction, Ready, ResumedEvent, ShardManager,
 };
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
 const T: Duration = Duration::from_secs(10);
-
-/// Every test runs under this.
-async fn within<F: Future<Output = ()>>(limit: Duration, f: F) {
-    tokio::time::timeout(limit, f)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
 
 // ----- a tiny serenity bot ------------------------------------------------------------------
 
@@ -585,109 +570,114 @@ async fn injected_500_and_429_reach_the_client() {
 
 #[test]
 fn validator_accepts_and_rejects_spec_schemas() {
-    let spec = fake_discord::openapi::spec();
-    let create = spec.schema("MessageCreateRequest");
-    let ok = json!({
-        "content": "hi",
-        "embeds": [{"title": "t", "fields": [{"name": "a", "value": "b", "inline": true}], "color": 5}],
-        "components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "Go", "custom_id": "go"}]}],
-        "allowed_mentions": {"parse": [], "users": ["1100000000000000040"]},
-        "message_reference": null,
-        "nonce": "abc",
-    });
-    assert_eq!(spec.validate(&create, &ok), Vec::<String>::new());
+    blocking(Duration::from_secs(30), || {
+        let spec = fake_discord::openapi::spec();
+        let create = spec.schema("MessageCreateRequest");
+        let ok = json!({
+            "content": "hi",
+            "embeds": [{"title": "t", "fields": [{"name": "a", "value": "b", "inline": true}], "color": 5}],
+            "components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "Go", "custom_id": "go"}]}],
+            "allowed_mentions": {"parse": [], "users": ["1100000000000000040"]},
+            "message_reference": null,
+            "nonce": "abc",
+        });
+        assert_eq!(spec.validate(&create, &ok), Vec::<String>::new());
 
-    let errs = spec.validate(&create, &json!({"content": 5}));
-    assert_eq!(
-        errs,
-        vec!["$.content: expected type string|null, got number 5"]
-    );
-    let errs = spec.validate(&create, &json!({"embeds": vec![json!({}); 11]}));
-    assert_eq!(errs, vec!["$.embeds: 11 items exceed maxItems 10"]);
-    let errs = spec.validate(&create, &json!({"embeds": [{"color": 16777216}]}));
-    assert_eq!(
-        errs,
-        vec!["$.embeds[0].color: 16777216 is above maximum 16777215"]
-    );
-    let errs = spec.validate(&create, &json!({"embeds": [{"fields": [{"name": "x"}]}]}));
-    assert_eq!(
-        errs,
-        vec!["$.embeds[0].fields[0]: missing required property \"value\""]
-    );
-    let errs = spec.validate(&create, &json!({"allowed_mentions": {"users": ["01"]}}));
-    assert!(errs[0].contains("does not match pattern"), "{errs:?}");
-    let long_id = "x".repeat(101);
-    let button = json!({"type": 1, "components": [{"type": 2, "style": 1, "custom_id": long_id}]});
-    let errs = spec.validate(&create, &json!({"components": [button]}));
-    assert!(
-        errs[0].contains("string of 101 chars exceeds maxLength 100"),
-        "{errs:?}"
-    );
-
-    // Callback union (anyOf) and integer enums.
-    let cb = spec.schema("CreateMessageInteractionCallbackRequest");
-    assert!(
-        spec.validate(&cb, &json!({"type": 5, "data": {"flags": 64}}))
-            .is_empty()
-    );
-    assert!(!spec.validate(&cb, &json!({"type": 6})).is_empty());
-    assert!(!spec.validate(&cb, &json!({"data": {}})).is_empty());
-
-    // Permission bitfields: integers in the spec, strings in Discord's docs and from clients.
-    let command = spec.schema("ApplicationCommandCreateRequest");
-    let with = |p: Value| json!({"name": "x", "description": "d", "type": 1, "default_member_permissions": p});
-    for ok in [json!("32"), json!(32), json!("0"), Value::Null] {
+        let errs = spec.validate(&create, &json!({"content": 5}));
         assert_eq!(
-            spec.validate(&command, &with(ok.clone())),
-            Vec::<String>::new(),
-            "{ok}"
+            errs,
+            vec!["$.content: expected type string|null, got number 5"]
         );
-    }
-    for bad in [
-        json!("MANAGE_GUILD"),
-        json!("-1"),
-        json!("36028797018963968"),
-    ] {
+        let errs = spec.validate(&create, &json!({"embeds": vec![json!({}); 11]}));
+        assert_eq!(errs, vec!["$.embeds: 11 items exceed maxItems 10"]);
+        let errs = spec.validate(&create, &json!({"embeds": [{"color": 16777216}]}));
+        assert_eq!(
+            errs,
+            vec!["$.embeds[0].color: 16777216 is above maximum 16777215"]
+        );
+        let errs = spec.validate(&create, &json!({"embeds": [{"fields": [{"name": "x"}]}]}));
+        assert_eq!(
+            errs,
+            vec!["$.embeds[0].fields[0]: missing required property \"value\""]
+        );
+        let errs = spec.validate(&create, &json!({"allowed_mentions": {"users": ["01"]}}));
+        assert!(errs[0].contains("does not match pattern"), "{errs:?}");
+        let long_id = "x".repeat(101);
+        let button =
+            json!({"type": 1, "components": [{"type": 2, "style": 1, "custom_id": long_id}]});
+        let errs = spec.validate(&create, &json!({"components": [button]}));
         assert!(
-            !spec.validate(&command, &with(bad.clone())).is_empty(),
-            "{bad}"
+            errs[0].contains("string of 101 chars exceeds maxLength 100"),
+            "{errs:?}"
         );
-    }
+
+        // Callback union (anyOf) and integer enums.
+        let cb = spec.schema("CreateMessageInteractionCallbackRequest");
+        assert!(
+            spec.validate(&cb, &json!({"type": 5, "data": {"flags": 64}}))
+                .is_empty()
+        );
+        assert!(!spec.validate(&cb, &json!({"type": 6})).is_empty());
+        assert!(!spec.validate(&cb, &json!({"data": {}})).is_empty());
+
+        // Permission bitfields: integers in the spec, strings in Discord's docs and from clients.
+        let command = spec.schema("ApplicationCommandCreateRequest");
+        let with = |p: Value| json!({"name": "x", "description": "d", "type": 1, "default_member_permissions": p});
+        for ok in [json!("32"), json!(32), json!("0"), Value::Null] {
+            assert_eq!(
+                spec.validate(&command, &with(ok.clone())),
+                Vec::<String>::new(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            json!("MANAGE_GUILD"),
+            json!("-1"),
+            json!("36028797018963968"),
+        ] {
+            assert!(
+                !spec.validate(&command, &with(bad.clone())).is_empty(),
+                "{bad}"
+            );
+        }
+    });
 }
 
 #[test]
 fn spec_paths_match_with_literal_precedence() {
-    use fake_discord::openapi::PathMatch;
-    let spec = fake_discord::openapi::spec();
-    let found = |m: &str, p: &str| match spec.find(m, p) {
-        PathMatch::Found(op, params) => (op.operation_id.clone(), params),
-        other => panic!("{m} {p}: {other:?}"),
-    };
-    assert_eq!(found("POST", "/channels/1/messages").0, "create_message");
-    assert_eq!(
-        found("POST", "/channels/1/messages/bulk-delete").0,
-        "bulk_delete_messages"
-    );
-    let (op, params) = found("PATCH", "/webhooks/5/tok/messages/@original");
-    assert_eq!(op, "update_original_webhook_message");
-    assert_eq!(params["webhook_token"], "tok");
-    assert_eq!(
-        found("PATCH", "/webhooks/5/tok/messages/9").0,
-        "update_webhook_message"
-    );
-    assert_eq!(
-        found("PUT", "/channels/1/thread-members/@me").0,
-        "join_thread"
-    );
-    assert_eq!(
-        found("GET", "/oauth2/applications/@me").0,
-        "get_my_oauth2_application"
-    );
-    assert!(matches!(
-        spec.find("POST", "/channels/1"),
-        PathMatch::MethodNotAllowed(..)
-    ));
-    assert!(matches!(spec.find("GET", "/nope"), PathMatch::NotFound));
+    blocking(Duration::from_secs(30), || {
+        use fake_discord::openapi::PathMatch;
+        let spec = fake_discord::openapi::spec();
+        let found = |m: &str, p: &str| match spec.find(m, p) {
+            PathMatch::Found(op, params) => (op.operation_id.clone(), params),
+            other => panic!("{m} {p}: {other:?}"),
+        };
+        assert_eq!(found("POST", "/channels/1/messages").0, "create_message");
+        assert_eq!(
+            found("POST", "/channels/1/messages/bulk-delete").0,
+            "bulk_delete_messages"
+        );
+        let (op, params) = found("PATCH", "/webhooks/5/tok/messages/@original");
+        assert_eq!(op, "update_original_webhook_message");
+        assert_eq!(params["webhook_token"], "tok");
+        assert_eq!(
+            found("PATCH", "/webhooks/5/tok/messages/9").0,
+            "update_webhook_message"
+        );
+        assert_eq!(
+            found("PUT", "/channels/1/thread-members/@me").0,
+            "join_thread"
+        );
+        assert_eq!(
+            found("GET", "/oauth2/applications/@me").0,
+            "get_my_oauth2_application"
+        );
+        assert!(matches!(
+            spec.find("POST", "/channels/1"),
+            PathMatch::MethodNotAllowed(..)
+        ));
+        assert!(matches!(spec.find("GET", "/nope"), PathMatch::NotFound));
+    });
 }
 
 // ----- poise on top of serenity ---------------------------------------------------------------
@@ -834,5 +824,8 @@ async fn threads_and_thread_members_over_rest() {
 #[tokio::test]
 #[should_panic(expected = "dropped without finish() or assert_no_violations()")]
 async fn forgetting_finish_panics() {
-    let _fake = FakeDiscord::start().await;
+    within(Duration::from_secs(30), async {
+        let _fake = FakeDiscord::start().await;
+    })
+    .await;
 }

@@ -3,8 +3,8 @@
 //! logs, the chat or the audit trail show one. The bot runs as the binary, as in production,
 //! with its secrets in its environment. Run through scripts/test (inside the lab).
 
-#[path = "support/lab.rs"]
-mod lab;
+use crate::support::harness::within;
+use crate::support::lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,12 +13,6 @@ use std::time::Duration;
 use lab::{Lab, git};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
 
 fn random(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
@@ -73,7 +67,7 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str], vars: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_command_git_and_ssh_see_none_of_the_bots_secrets() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // The lab's VPS keeps what earlier runs deployed: a fresh slug each time.
         let slug = &format!("secret-env-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -209,7 +203,7 @@ async fn state_text(pool: &sqlx::PgPool) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_remote_url_with_credentials_never_shows_them_in_errors_logs_or_the_audit_trail() {
-    with_timeout(async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let slug = &format!(
             "secret-url-{}",

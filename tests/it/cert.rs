@@ -2,20 +2,15 @@
 //! repo, held_back flipped, HTTPS served with a certificate from the lab CA; failures reported
 //! with certbot's useful lines; two runs on the same VPS serialised.
 
-#[path = "support/lab.rs"]
-mod lab;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::support::harness::within;
+use crate::support::{lab, onboarding, scripted};
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::Lab;
+use lab::{Lab, origin_file};
 use onboard_bot::adapters::tls;
-use onboard_bot::commands::onboard::OnboardArgs;
-use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
 use onboard_bot::state::runs::RunStatus;
@@ -24,26 +19,7 @@ use scripted::Scripted;
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 fn person(slug: &str) -> Request {
-    OnboardArgs {
-        slug: slug.into(),
-        name: "Cert Person".into(),
-        email: format!("{slug}@example.com"),
-        mode: "person-only".into(),
-        ..Default::default()
-    }
-    .parse(&OnboardingConfig::default())
-    .unwrap()
-}
-
-fn origin_file(tmp: &Path, path: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["show", &format!("main:{path}")])
-        .current_dir(tmp.join("origin.git"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    onboarding::request(onboarding::person_only(slug, "Cert Person"))
 }
 
 /// Onboards `slug` with `{slug}.com`; the returned databases hold the domain on the lab VPS
@@ -79,7 +55,7 @@ async fn onboard<'l>(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         let (out, tmp, front, _dbs) = onboard(&lab, "cert-one", |t| t).await;
         assert_eq!(out.status, RunStatus::Done, "{out:?}");
@@ -114,12 +90,11 @@ async fn a_new_domain_gets_a_certificate_its_conf_synced_back_and_is_released() 
         assert!(out.status.success() && stdout.contains("apex yes, www yes") && stdout.contains("valid against the configured roots"), "{stdout}");
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // certbot pointed at a CA that is not there (as when pebble is stopped): connection refused.
         let (out, tmp, _, _dbs) = onboard(&lab, "cert-noca", |t| {
@@ -159,12 +134,11 @@ async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
         assert!(services.contains("held_back: true"));
     })
     .await
-    .expect("test timed out")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_cert_runs_on_the_same_vps_both_succeed_one_after_the_other() {
-    tokio::time::timeout(TIMEOUT, async {
+    within(TIMEOUT, async {
         let lab = Lab::get();
         // Two bot instances (two engines, two SSH masters): only the lock on the VPS keeps
         // their certbots apart.
@@ -188,5 +162,4 @@ async fn two_cert_runs_on_the_same_vps_both_succeed_one_after_the_other() {
         }
     })
     .await
-    .expect("test timed out")
 }
