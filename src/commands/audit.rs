@@ -4,7 +4,7 @@
 use super::{Caller, CommandError, Frontend, Listing, Reply};
 use crate::engine::Engine;
 use crate::messages;
-use crate::state::audit::{self, Anchor};
+use crate::state::audit::Anchor;
 
 /// The input as typed.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -57,16 +57,14 @@ pub async fn run(
     caller: &Caller,
     req: &AuditRequest,
 ) -> Result<Reply, CommandError> {
-    let pool = engine.pool();
-    let events = audit::for_subject(pool, &req.subject).await?;
+    let events = engine.audit_of_subject(&req.subject).await?;
     let mut text = match caller.frontend {
         Frontend::Console => messages::audit_events_console(&events),
         Frontend::Discord => messages::audit_listing(&req.subject, &events),
     };
     let mut ok = true;
     if req.verify {
-        let (count, breaks) =
-            audit::verify_chain(pool, &engine.config().audit_key, &req.anchors).await?;
+        let (count, breaks) = engine.verify_audit_chain(&req.anchors).await?;
         ok = breaks.is_empty();
         // The console's verdict says how many anchors held; Discord's is the bare verdict.
         let anchors = (caller.frontend == Frontend::Console).then_some(req.anchors.len());

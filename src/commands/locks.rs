@@ -4,11 +4,10 @@
 use super::{Caller, CommandError, Listing, Reply};
 use crate::engine::Engine;
 use crate::messages;
-use crate::state::runs;
 
 /// Every held lock and the run holding it.
 pub async fn list(engine: &Engine) -> Result<Reply, CommandError> {
-    let locks = runs::list_locks(engine.pool()).await?;
+    let locks = engine.held_locks().await?;
     Ok(Reply::Listing(Listing {
         title: "locks".into(),
         text: messages::locks_listing(&locks),

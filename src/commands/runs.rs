@@ -8,8 +8,7 @@ use super::{CommandError, Listing, Reply};
 use crate::domain::InputError;
 use crate::engine::Engine;
 use crate::messages;
-use crate::state::audit;
-use crate::state::runs::{self, RunRecord, StepRecord};
+use crate::state::runs::{RunRecord, StepRecord};
 
 /// `runs list`'s options.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,20 +64,17 @@ pub async fn report(engine: &Engine, id: Uuid) -> anyhow::Result<String> {
         .await?
         .with_context(|| format!("no run {id}"))?;
     let mut out = format!("{}\n", messages::summary_table(&run, &steps));
-    if let Some(report) = run.outputs.get("verify_report")
-        && let Ok(checks) =
-            serde_json::from_value::<Vec<crate::steps::verify::Check>>(report.clone())
-    {
+    if let Some(checks) = crate::steps::verify::stored_report(&run.outputs) {
         out.push_str(&format!("{}\n", crate::steps::verify::render(&checks)));
     }
-    let events = audit::for_run(engine.pool(), id).await?;
+    let events = engine.audit_of_run(id).await?;
     out.push_str(&messages::run_audit_trail(id, &events));
     Ok(out)
 }
 
 /// The run with this id, if there is one.
 pub(crate) async fn find(engine: &Engine, id: Uuid) -> anyhow::Result<Option<RunRecord>> {
-    runs::get(engine.pool(), id).await
+    engine.run_record(id).await
 }
 
 /// The run with this id and its steps, if there is one.
@@ -89,7 +85,7 @@ pub(crate) async fn find_with_steps(
     let Some(run) = find(engine, id).await? else {
         return Ok(None);
     };
-    let steps = runs::steps(engine.pool(), id).await?;
+    let steps = engine.run_steps(id).await?;
     Ok(Some((run, steps)))
 }
 
@@ -99,7 +95,7 @@ pub(crate) async fn recent(
     limit: i64,
     unfinished: bool,
 ) -> anyhow::Result<Vec<RunRecord>> {
-    runs::list(engine.pool(), limit, unfinished).await
+    engine.list_runs(limit, unfinished).await
 }
 
 /// The run `id` names, when the caller may `verb` it: an approver (the console's user is
