@@ -16,6 +16,7 @@ pub mod messages;
 pub mod ops;
 pub mod redact;
 pub mod report;
+pub mod request;
 pub mod state;
 pub mod steps;
 pub mod telemetry;

@@ -3,7 +3,7 @@
 use super::{CommandError, Listing, Reply};
 use crate::domain::{DomainName, InputError, MailPlan};
 use crate::engine::Engine;
-use crate::engine::request::DnsCheckRequest;
+use crate::request::DnsCheckRequest;
 
 /// The options as typed.
 #[derive(Debug, Clone, clap::Args)]

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::chat::Actor;
 use crate::domain::InputError;
-use crate::engine::request::Request;
 use crate::engine::{Engine, StartError, StartOptions};
+use crate::request::Request;
 
 /// Approval options for runs started from the console.
 #[derive(Debug, Clone, Default, clap::Args)]

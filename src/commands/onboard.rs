@@ -5,8 +5,8 @@ use crate::config::OnboardingConfig;
 use crate::domain::{
     Brand, DisplayName, DomainName, Email, InputError, MailPlan, OperatingMode, Slug,
 };
-use crate::engine::request::{OnboardRequest, Request};
 use crate::engine::{Engine, StartOptions};
+use crate::request::{OnboardRequest, Request};
 
 /// The options as typed, before validation (shared by the CLI and Discord).
 #[derive(Debug, Clone, Default, clap::Args)]

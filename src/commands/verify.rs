@@ -2,8 +2,8 @@
 
 use super::{Caller, CommandError, Reply};
 use crate::domain::{InputError, Slug};
-use crate::engine::request::{Request, VerifyRequest};
 use crate::engine::{Engine, StartOptions};
+use crate::request::{Request, VerifyRequest};
 
 /// The input as typed.
 #[derive(Debug, Clone, Default, clap::Args)]

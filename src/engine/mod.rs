@@ -11,7 +11,6 @@ mod executor;
 mod fault;
 mod lease;
 mod queries;
-pub mod request;
 mod step;
 
 use std::collections::HashMap;
@@ -30,13 +29,13 @@ use crate::adapters::Services;
 use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
 use crate::config::{Config, Environment};
 use crate::domain::{DomainName, Email};
+use crate::request::{CertRequest, Request};
 use crate::state::audit::{self, Anchor, AuditKind, ChainVerifier, NewEvent, Outcome};
 use crate::state::locks::{self, LockKey};
 use crate::state::notify::{self, Channel};
 use crate::state::runs::{self, LockHeld, NewRun, RunRecord, RunStatus, StepStatus};
 use crate::state::sites;
 use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
-use request::{CertRequest, Request};
 
 pub use crate::redact::Redactor;
 use fault::FaultPoint;
@@ -307,7 +306,7 @@ impl Engine {
     /// when `req.wait` is set — and runs parked on the domain asked to re-check now.
     pub async fn dns_check(
         &self,
-        req: &request::DnsCheckRequest,
+        req: &crate::request::DnsCheckRequest,
         progress: impl FnMut(u32, &crate::dnscheck::Report),
     ) -> anyhow::Result<(crate::dnscheck::Report, crate::domain::MailPlan)> {
         use crate::domain::MailPlan;

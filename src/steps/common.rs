@@ -14,8 +14,8 @@ use crate::config::{CertConfig, DeployConfig};
 use crate::dnscheck::{self, Rtype, Status};
 use crate::domain::{DomainName, Email, MailPlan};
 // The one place steps name the engine's request types (they are the run's input).
-pub use crate::engine::request::{OnboardRequest, Request};
 pub use crate::report::Precondition;
+pub use crate::request::{OnboardRequest, Request};
 
 /// The onboarding request of this run; the engine only gives onboarding steps to onboard runs.
 pub fn onboard(cx: &StepContext) -> Result<&OnboardRequest, StepError> {

@@ -17,6 +17,7 @@ pub mod join_org;
 pub mod ownership;
 pub mod preflight;
 pub mod release;
+mod runbook;
 pub mod sync_back;
 pub mod verify;
 
@@ -443,7 +444,7 @@ mod tests {
     #[test]
     fn every_runbooks_step_names_resolve_to_the_step_of_that_name() {
         use crate::domain::{DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
-        use crate::engine::request::{CertRequest, OnboardRequest, VerifyRequest};
+        use crate::request::{CertRequest, OnboardRequest, VerifyRequest};
         let slug = |s: &str| Slug::parse(s).unwrap();
         let domain = DomainName::parse("merche.com").unwrap();
         let email = Email::parse("merche@example.com").unwrap();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use lab::{Lab, origin_file};
 use onboard_bot::adapters::tls;
-use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
+use onboard_bot::request::Request;
 use onboard_bot::state::runs::RunStatus;
 use scripted::Scripted;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use lab::{Lab, commit, git, origin_file, origin_file_at};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
-use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::request::Request;
 use onboard_bot::state::runs::RunStatus;
 use scripted::Scripted;
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, RunOutcome, StartOptions};
+use onboard_bot::request::Request;
 use onboard_bot::state::runs::{self, RunStatus, StepStatus};
 use scripted::Scripted;
 use sqlx::{Executor, PgPool, Row};

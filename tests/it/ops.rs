@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, StartOptions};
 use onboard_bot::ops::{self, Health};
+use onboard_bot::request::Request;
 use onboard_bot::state::runs::{self, RunStatus};
 use scripted::Scripted;
 use serde_json::Value;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use lab::Lab;
 use onboard_bot::chat::RunEvent;
-use onboard_bot::engine::request::Request;
 use onboard_bot::engine::{Engine, LeaseLost, StartError, StartOptions};
+use onboard_bot::request::Request;
 use onboard_bot::state::audit::{self, AuditKey, NewEvent};
 use onboard_bot::state::runs::RunStatus;
 use scripted::{Scripted, approve};

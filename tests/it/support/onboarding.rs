@@ -9,7 +9,7 @@ use onboard_bot::chat::ChatFrontend;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::{Config, OnboardingConfig};
 use onboard_bot::engine::Engine;
-use onboard_bot::engine::request::Request;
+use onboard_bot::request::Request;
 use sqlx::PgPool;
 
 /// `args` parsed as the bot parses a command, with the default onboarding settings; the test

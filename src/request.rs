@@ -1,9 +1,10 @@
-//! What a run is asked to do: a validated request for one runbook.
+//! What a run is asked to do: a validated request for one runbook, built by `src/commands`
+//! and executed by the engine. Which steps each runbook has is the steps' business
+//! (`src/steps/runbook.rs`); this module depends on nothing above the domain types.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Brand, DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
-use crate::steps::StepName;
 
 /// A new Provider, as the runbook's "Inputs" section gathers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,37 +97,6 @@ impl Request {
             Request::Cert(r) => vec![LockKey::Domain(r.domain.clone())],
             // Verify only adds and removes its own test rows: it may run beside other runs.
             Request::Verify(_) => vec![],
-        }
-    }
-
-    /// The steps of this run, in the runbook's order.
-    pub fn steps(&self) -> Vec<StepName> {
-        match self {
-            Request::Onboard(r) => {
-                let mut steps = vec![StepName::Preflight];
-                // Before anything is written: a rejected adoption leaves nothing behind.
-                if r.adopt_site {
-                    steps.push(StepName::AdoptSite);
-                }
-                steps.push(StepName::CreatePerson);
-                match r.mode {
-                    OperatingMode::PersonOnly => {}
-                    OperatingMode::PersonOwnsOrg { .. } => steps.push(StepName::CreateOrg),
-                    OperatingMode::PersonJoinsOrg { .. } => steps.push(StepName::JoinOrg),
-                }
-                steps.extend([
-                    StepName::DnsRecords,
-                    StepName::DeployConfig,
-                    StepName::DeployStub,
-                    StepName::Cert,
-                    StepName::SyncBack,
-                    StepName::Release,
-                    StepName::Verify,
-                ]);
-                steps
-            }
-            Request::Cert(_) => vec![StepName::Cert, StepName::SyncBack, StepName::Release],
-            Request::Verify(_) => vec![StepName::Verify],
         }
     }
 
