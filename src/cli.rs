@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::chat::console::Console;
 use crate::commands::audit::AuditArgs;
@@ -214,8 +214,12 @@ pub async fn run_with(cli: Cli, config: Option<Arc<Config>>) -> ExitCode {
 
 async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, CommandError> {
     match cli.command {
-        Command::Completions { shell } => return Ok(crate::cli_docs::print_completions(shell)?),
-        Command::Man { ref subcommand } => return Ok(crate::cli_docs::print_man(subcommand)?),
+        Command::Completions { shell } => {
+            return Ok(crate::cli_docs::print_completions(Cli::command(), shell)?);
+        }
+        Command::Man { ref subcommand } => {
+            return Ok(crate::cli_docs::print_man(Cli::command(), subcommand)?);
+        }
         _ => {}
     }
     let config = config.context("no config loaded for a subcommand that needs one")?;

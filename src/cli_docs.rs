@@ -1,24 +1,19 @@
 //! Shell completions and the man page, generated from the clap definition in [`crate::cli`]
-//! (hidden subcommands `completions SHELL` and `man`; they need no config).
+//! (hidden subcommands `completions SHELL` and `man`; they need no config). The definition
+//! is handed in (`Cli::command()`), so this module does not import the one that calls it.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
-
 /// Writes the completion script for `shell`.
-pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
-    let mut cmd = Cli::command();
+pub fn completions(mut cmd: clap::Command, shell: clap_complete::Shell, out: &mut dyn Write) {
     clap_complete::generate(shell, &mut cmd, "onboard-bot", out);
 }
 
 /// Writes the man page (roff) of the command line, or of the subcommand at `path`
 /// (`["runs", "resume"]`: page `onboard-bot-runs-resume`, as the main page's list names it). The
 /// main page adds the exit codes and the environment.
-pub fn man(path: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut page = Cli::command();
+pub fn man(mut page: clap::Command, path: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
     // Building sets each subcommand's page name and synopsis (`onboard-bot runs resume`).
     page.build();
     for (i, name) in path.iter().enumerate() {
@@ -64,16 +59,19 @@ Log filter (default \fBinfo,sqlx=warn\fR).
 }
 
 /// `onboard-bot completions SHELL` on stdout.
-pub fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    completions(shell, &mut std::io::stdout().lock());
+pub fn print_completions(
+    cmd: clap::Command,
+    shell: clap_complete::Shell,
+) -> anyhow::Result<ExitCode> {
+    completions(cmd, shell, &mut std::io::stdout().lock());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `onboard-bot man` on stdout.
-pub fn print_man(path: &[String]) -> anyhow::Result<ExitCode> {
+pub fn print_man(cmd: clap::Command, path: &[String]) -> anyhow::Result<ExitCode> {
     // Rendered in memory first: the only error left is an unknown subcommand (bad input).
     let mut page = Vec::new();
-    if let Err(e) = man(path, &mut page) {
+    if let Err(e) = man(cmd, path, &mut page) {
         eprintln!("invalid input: {e:#}");
         return Ok(ExitCode::from(2));
     }
@@ -84,6 +82,8 @@ pub fn print_man(path: &[String]) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
 
     #[test]
     fn completions_and_man_page_name_the_commands() {
@@ -93,7 +93,7 @@ mod tests {
             clap_complete::Shell::Fish,
         ] {
             let mut out = Vec::new();
-            completions(shell, &mut out);
+            completions(Cli::command(), shell, &mut out);
             let text = String::from_utf8(out).unwrap();
             assert!(
                 text.contains("onboard-bot") && text.contains("onboard"),
@@ -101,7 +101,7 @@ mod tests {
             );
         }
         let mut out = Vec::new();
-        man(&[], &mut out).unwrap();
+        man(Cli::command(), &[], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with(".ie"), "{text}");
         for want in [
@@ -113,10 +113,10 @@ mod tests {
             assert!(text.contains(want), "man page lacks {want}");
         }
         let mut out = Vec::new();
-        man(&["runs".into(), "resume".into()], &mut out).unwrap();
+        man(Cli::command(), &["runs".into(), "resume".into()], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(".TH onboard-bot-runs-resume"), "{text}");
         assert!(text.contains("take\\-over"), "{text}");
-        assert!(man(&["nope".into()], &mut Vec::new()).is_err());
+        assert!(man(Cli::command(), &["nope".into()], &mut Vec::new()).is_err());
     }
 }

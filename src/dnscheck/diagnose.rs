@@ -1,7 +1,7 @@
 //! The usual mistakes (a record at the wrong name, a second SPF, a DMARC that does not parse,
 //! ...), each with its fix, and the zone-file snippet of what to add.
 
-use super::verdict::txt_has_tag;
+use super::report::txt_has_tag;
 use super::*;
 
 pub(super) fn snippet_lines(e: &Expected, ttl: u32) -> Vec<String> {

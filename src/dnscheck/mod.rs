@@ -6,12 +6,14 @@
 //!
 //! - this file: the record types, the brand-mail pattern, the records a domain needs and the
 //!   answers servers give;
-//! - `verdict.rs`: each record's status and the domain's report;
+//! - `report.rs`: the result: each record's status, the problems, the domain's report;
+//! - `verdict.rs`: judging each record from every server's answers;
 //! - `diagnose.rs`: the usual mistakes, each with its fix, and the zone snippet;
 //! - `render.rs`: the report as text.
 
 mod diagnose;
 mod render;
+mod report;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,8 @@ use crate::domain::{DomainName, MailPlan};
 
 pub use diagnose::{check_dmarc, spf_lookups};
 pub use render::render;
-pub use verdict::{Diagnosis, RecordReport, Report, Status, evaluate};
+pub use report::{Diagnosis, RecordReport, Report, Status};
+pub use verdict::evaluate;
 
 /// The record types the runbook uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
