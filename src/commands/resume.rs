@@ -8,7 +8,7 @@ use crate::config::Environment;
 use crate::domain::InputError;
 use crate::engine::Engine;
 use crate::messages;
-use crate::state::audit::NewEvent;
+use crate::state::audit::{AuditKind, NewEvent};
 
 /// The input as typed.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -76,7 +76,7 @@ pub async fn run(
                 subject: record.subject.clone(),
                 step: None,
                 actor: caller.actor.id.clone(),
-                kind: "run.takeover_refused".into(),
+                kind: AuditKind::RunTakeoverRefused,
                 outcome: why.into(),
                 detail: serde_json::json!({"actor_name": caller.actor.display}),
                 duration_ms: None,

@@ -111,8 +111,7 @@ impl Engine {
                 AuditKind::ApprovalGranted
             } else {
                 AuditKind::ApprovalRejected
-            }
-            .into(),
+            },
             outcome: if d.approved {
                 Outcome::Approved
             } else {
@@ -197,7 +196,7 @@ impl Engine {
             subject: run.subject.clone(),
             step: Some(step.into()),
             actor: Actor::bot().id,
-            kind: AuditKind::ApprovalUnbacked.into(),
+            kind: AuditKind::ApprovalUnbacked,
             outcome: Outcome::Refused.into(),
             detail: json!({"approval_id": a.id, "actor": a.actor, "plan_hash": hash, "problem": problem}),
             duration_ms: None,

@@ -200,7 +200,7 @@ impl Engine {
             subject: key.subject().into(),
             step: None,
             actor: actor.id.clone(),
-            kind: AuditKind::LockTakenOver.into(),
+            kind: AuditKind::LockTakenOver,
             outcome: Outcome::Ok.into(),
             detail: json!({"lock": key, "held_by_run": held.run_id, "held_by": held.started_by, "reason": reason}),
             duration_ms: None,

@@ -51,9 +51,41 @@ impl std::fmt::Debug for AuditKey {
 /// The hash the first event points back to.
 pub const GENESIS: &str = "genesis";
 
-/// An event to append.
+/// An event to append. Its kind is one this version writes ([`AuditKind`]); a stored event
+/// may hold any kind's text (an older or newer version's), which is why what the hash covers
+/// is [`EventContent`], of text.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    pub run_id: Option<Uuid>,
+    pub subject: String,
+    pub step: Option<String>,
+    pub actor: String,
+    pub kind: AuditKind,
+    /// How it came out ([`Outcome`]'s text), or a refusal's reason key.
+    pub outcome: String,
+    pub detail: Value,
+    pub duration_ms: Option<i64>,
+}
+
+impl NewEvent {
+    /// What its hash will cover.
+    pub fn content(&self) -> EventContent {
+        EventContent {
+            run_id: self.run_id,
+            subject: self.subject.clone(),
+            step: self.step.clone(),
+            actor: self.actor.clone(),
+            kind: self.kind.as_str().to_owned(),
+            outcome: self.outcome.clone(),
+            detail: self.detail.clone(),
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
+/// What an event's hash covers: every field but its id and the two hashes, as stored text.
+#[derive(Debug, Clone)]
+pub struct EventContent {
     pub run_id: Option<Uuid>,
     pub subject: String,
     pub step: Option<String>,
@@ -108,7 +140,7 @@ pub async fn append_in(
     // Microseconds: what timestamptz stores, so the hash recomputes from the stored value.
     let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
         .expect("now is representable");
-    let hash = event_hash(key, &prev, at, &ev);
+    let hash = event_hash(key, &prev, at, &ev.content());
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit_events (at, run_id, subject, step, actor, kind, outcome, detail, duration_ms, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -118,7 +150,7 @@ pub async fn append_in(
     .bind(&ev.subject)
     .bind(&ev.step)
     .bind(&ev.actor)
-    .bind(&ev.kind)
+    .bind(ev.kind.as_str())
     .bind(&ev.outcome)
     .bind(&ev.detail)
     .bind(ev.duration_ms)
@@ -131,7 +163,7 @@ pub async fn append_in(
 
 /// The hash of an event: HMAC-SHA256 under the audit key over a canonical JSON array of every
 /// field, the previous event's hash first.
-pub fn event_hash(key: &AuditKey, prev: &str, at: DateTime<Utc>, ev: &NewEvent) -> String {
+pub fn event_hash(key: &AuditKey, prev: &str, at: DateTime<Utc>, ev: &EventContent) -> String {
     let fields = serde_json::json!([
         prev,
         at.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -213,8 +245,8 @@ pub async fn for_run(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Vec<Event>> 
 
 impl Event {
     /// What the event's hash covers (every field but its id and the two hashes).
-    pub fn content(&self) -> NewEvent {
-        NewEvent {
+    pub fn content(&self) -> EventContent {
+        EventContent {
             run_id: self.run_id,
             subject: self.subject.clone(),
             step: self.step.clone(),
@@ -295,13 +327,13 @@ mod tests {
                     subject: "merche".into(),
                     step: Some(format!("s{i}")),
                     actor: "ops".into(),
-                    kind: "step.done".into(),
+                    kind: AuditKind::StepDone,
                     outcome: "ok".into(),
                     detail: serde_json::json!({"b": 1, "a": [i]}),
                     duration_ms: Some(5),
                 };
                 let at = DateTime::from_timestamp_micros(1_700_000_000_000_000 + i as i64).unwrap();
-                let hash = event_hash(&key(), &prev, at, &ev);
+                let hash = event_hash(&key(), &prev, at, &ev.content());
                 let e = Event {
                     id: i as i64 + 1,
                     at,
@@ -309,7 +341,7 @@ mod tests {
                     subject: ev.subject,
                     step: ev.step,
                     actor: ev.actor,
-                    kind: ev.kind,
+                    kind: ev.kind.as_str().to_owned(),
                     outcome: ev.outcome,
                     detail: ev.detail,
                     duration_ms: ev.duration_ms,

@@ -112,7 +112,8 @@ async fn a_forged_approval_authorises_no_production_write() {
         let (run, hash) = rejected_at_create_person(&e, "forged-event").await;
         forge_approval(&writer, run, &hash).await;
         let head = audit::head(&writer).await.unwrap().unwrap();
-        let ev = NewEvent {
+        // The writer writes text: what the hash covers, not an event the bot would build.
+        let ev = audit::EventContent {
             run_id: Some(run),
             subject: "forged-event".into(),
             step: Some("create-person".into()),
@@ -212,7 +213,8 @@ async fn the_runtime_role_can_neither_edit_the_audit_trail_nor_disable_its_trigg
             subject: "role-check".into(),
             step: None,
             actor: "test".into(),
-            kind: "test.appended".into(),
+            // Any kind: what is checked is that the runtime role may append.
+            kind: audit::AuditKind::CommandRefused,
             outcome: "ok".into(),
             detail: serde_json::json!({}),
             duration_ms: None,

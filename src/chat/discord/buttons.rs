@@ -96,7 +96,7 @@ pub async fn on_click(
                     subject,
                     step: Some(button.step.clone()),
                     actor: actor.id.clone(),
-                    kind: AuditKind::ApprovalRefused.into(),
+                    kind: AuditKind::ApprovalRefused,
                     outcome: refusal.key().into(),
                     detail: json!({
                         "action": if button.approve { "approve" } else { "reject" },
