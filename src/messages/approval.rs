@@ -1,0 +1,162 @@
+//! Approvals in words: the card an approver reads, its buttons' outcomes, refusals.
+
+use super::chat::{Card, PLAN_INLINE_MAX};
+use super::text::{fence, mention, truncate};
+use crate::chat::ApprovalRequest;
+
+/// The plan shown for approval.
+pub fn approval_text(req: &ApprovalRequest) -> String {
+    format!(
+        "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}\n\n{detail}\n── plan {hash} ──",
+        step = req.step,
+        run = req.run_id,
+        subject = req.subject,
+        desc = req.step_description,
+        summary = req.summary,
+        detail = req.detail,
+        hash = &req.plan_hash[..12.min(req.plan_hash.len())],
+    )
+}
+
+/// An approval message: the card, and the full plan as a file when it is too long to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalCard {
+    pub card: Card,
+    /// `(file name, text)`.
+    pub attachment: Option<(String, String)>,
+}
+
+/// The plan to approve: what, why, the exact change; long plans as an attached file.
+pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCard {
+    let head = format!(
+        "{}\n**{}**\nrun started by {}; only an approver{} may approve.",
+        req.step_description,
+        truncate(&req.summary, 500),
+        mention(&req.started_by),
+        if two_person_rule {
+            " other than the person who started it"
+        } else {
+            ""
+        }
+    );
+    // The plan's block gets what the embed's 4096 leave after the head, so cutting it to fit
+    // never cuts a fence.
+    let room = 4000usize.saturating_sub(head.chars().count() + 1);
+    let (body, attachment) = if req.detail.chars().count() <= PLAN_INLINE_MAX {
+        (fence(&req.detail, room), None)
+    } else {
+        let preview: Vec<&str> = req.detail.lines().take(15).collect();
+        let file = format!(
+            "plan-{}-{}.txt",
+            req.step,
+            &req.plan_hash[..12.min(req.plan_hash.len())]
+        );
+        (
+            format!(
+                "{}\nThe full plan ({} lines) is attached as `{file}`; the approval covers all of it.",
+                fence(&preview.join("\n"), 1500),
+                req.detail.lines().count()
+            ),
+            Some((file, req.detail.clone())),
+        )
+    };
+    ApprovalCard {
+        card: Card {
+            title: truncate(
+                &format!("Approval needed: {} · {}", req.step, req.subject),
+                256,
+            ),
+            description: format!("{head}\n{body}"),
+            footer: format!(
+                "run {} · plan {}",
+                req.run_id,
+                &req.plan_hash[..12.min(req.plan_hash.len())]
+            ),
+            colour: 0xf1c40f,
+        },
+        attachment,
+    }
+}
+
+/// The approval message's text while it waits: the approver roles, mentioned.
+pub fn approval_ping(approver_role_ids: &[u64]) -> String {
+    let roles: Vec<String> = approver_role_ids
+        .iter()
+        .map(|r| format!("<@&{r}>"))
+        .collect();
+    format!("{} a plan waits for your decision", roles.join(" "))
+        .trim_start()
+        .to_owned()
+}
+
+/// The approval message's text once someone decided.
+pub fn approval_decided(approved: bool, actor_id: &str) -> String {
+    if approved {
+        format!("✓ approved by {}", mention(actor_id))
+    } else {
+        format!("✗ rejected by {}", mention(actor_id))
+    }
+}
+
+/// An approval message whose plan changed before it was decided.
+pub fn approval_superseded() -> String {
+    "⚠ superseded: the plan changed before it was applied, so this approval no longer covers it; a fresh approval follows".into()
+}
+
+/// An approval message that can no longer be decided (run cancelled or finished).
+pub fn approval_closed(why: &str) -> String {
+    format!("closed: {why}")
+}
+
+/// Why a click on Approve or Reject was refused (shown only to the clicker).
+pub fn approval_refused(reason: &ApprovalRefusal) -> String {
+    match reason {
+        ApprovalRefusal::NotApprover => {
+            "You can't decide on this plan: only members with an approver role may approve or reject production writes. Your click was recorded in the audit trail.".into()
+        }
+        ApprovalRefusal::SelfApproval => {
+            "You started this run, and the two-person rule is on: someone else with an approver role must approve its production writes. Your click was recorded in the audit trail.".into()
+        }
+        ApprovalRefusal::Stale => {
+            "This plan is out of date: the step planned again and got a different plan. Decide on the newest approval message in the thread.".into()
+        }
+        ApprovalRefusal::AlreadyDecided(by) => {
+            format!("This plan was already decided by {}.", mention(by))
+        }
+        ApprovalRefusal::RunOver(status) => {
+            format!("This run is {} and waits for no decision.", status.replace('_', " "))
+        }
+    }
+}
+
+/// Why a click was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalRefusal {
+    NotApprover,
+    SelfApproval,
+    Stale,
+    AlreadyDecided(String),
+    RunOver(String),
+}
+
+impl ApprovalRefusal {
+    /// Stable key for the audit trail.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::NotApprover => "not_approver",
+            Self::SelfApproval => "two_person_rule",
+            Self::Stale => "stale_plan",
+            Self::AlreadyDecided(_) => "already_decided",
+            Self::RunOver(_) => "run_over",
+        }
+    }
+}
+
+/// Refusal of `/resume take_over` to someone who is not an approver, or without a reason.
+pub fn takeover_refused(only_reason_missing: bool) -> String {
+    if only_reason_missing {
+        "A take-over needs a `reason` (it is recorded in the audit trail with your name).".into()
+    } else {
+        "Only an approver may take a run over from the process executing it; ask one, or resume without `take_over`.".into()
+    }
+}
