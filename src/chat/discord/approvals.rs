@@ -14,25 +14,10 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::custom_id::ApprovalButton;
-use super::frontend::{DiscordFrontend, RunChat, StepKey, embed, retry};
+use super::frontend::{DiscordFrontend, Pending, Posted, RunChat, StepKey, embed, retry};
 use crate::chat::{Actor, ApprovalRequest, Decision};
 use crate::messages;
 use crate::state::runs::RunStatus;
-
-/// An approval message this process knows about.
-#[derive(Debug, Clone)]
-pub(super) struct Posted {
-    pub(super) channel: ChannelId,
-    pub(super) message: MessageId,
-    pub(super) button: ApprovalButton,
-    pub(super) open: bool,
-}
-
-/// A plan waiting for a click, in this process.
-pub(super) struct Pending {
-    pub(super) hash: String,
-    pub(super) tx: oneshot::Sender<Decision>,
-}
 
 impl DiscordFrontend {
     /// The engine asks for a decision on a plan ([`crate::chat::ChatFrontend::request_approval`]).

@@ -14,11 +14,11 @@ use serenity::all::{
     AutoArchiveDuration, ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter,
     CreateMessage, CreateThread, EditMessage, Http, MessageId,
 };
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::warn;
 use uuid::Uuid;
 
-use super::approvals::{Pending, Posted};
+use super::custom_id::ApprovalButton;
 use crate::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::config::DiscordConfig;
 use crate::engine::{Engine, WeakEngine};
@@ -68,6 +68,21 @@ pub(super) struct RunChat {
 }
 
 pub(super) type StepKey = (Uuid, String);
+
+/// An approval message this process knows about (the approval flow is in `approvals.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct Posted {
+    pub(super) channel: ChannelId,
+    pub(super) message: MessageId,
+    pub(super) button: ApprovalButton,
+    pub(super) open: bool,
+}
+
+/// A plan waiting for a click, in this process.
+pub(super) struct Pending {
+    pub(super) hash: String,
+    pub(super) tx: oneshot::Sender<Decision>,
+}
 
 pub struct DiscordFrontend {
     pub(super) http: Arc<Http>,
