@@ -51,49 +51,42 @@ impl std::fmt::Debug for AuditKey {
 /// The hash the first event points back to.
 pub const GENESIS: &str = "genesis";
 
-/// An event to append. Its kind is one this version writes ([`AuditKind`]); a stored event
-/// may hold any kind's text (an older or newer version's), which is why what the hash covers
-/// is [`EventContent`], of text.
+/// An event's fields, every one its hash covers (all but its id and the two hashes), with the
+/// kind as `K`.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
+pub struct EventFields<K> {
     pub run_id: Option<Uuid>,
     pub subject: String,
     pub step: Option<String>,
     pub actor: String,
-    pub kind: AuditKind,
+    pub kind: K,
     /// How it came out ([`Outcome`]'s text), or a refusal's reason key.
     pub outcome: String,
     pub detail: Value,
     pub duration_ms: Option<i64>,
 }
 
+/// An event to append: its kind is one this version writes.
+pub type NewEvent = EventFields<AuditKind>;
+
+/// What an event's hash covers, as stored text: a stored event may hold any kind's text (an
+/// older or newer version's), so the verifier reads kinds as text.
+pub type EventContent = EventFields<String>;
+
 impl NewEvent {
     /// What its hash will cover.
     pub fn content(&self) -> EventContent {
-        EventContent {
+        EventFields {
+            kind: self.kind.as_str().to_owned(),
             run_id: self.run_id,
             subject: self.subject.clone(),
             step: self.step.clone(),
             actor: self.actor.clone(),
-            kind: self.kind.as_str().to_owned(),
             outcome: self.outcome.clone(),
             detail: self.detail.clone(),
             duration_ms: self.duration_ms,
         }
     }
-}
-
-/// What an event's hash covers: every field but its id and the two hashes, as stored text.
-#[derive(Debug, Clone)]
-pub struct EventContent {
-    pub run_id: Option<Uuid>,
-    pub subject: String,
-    pub step: Option<String>,
-    pub actor: String,
-    pub kind: String,
-    pub outcome: String,
-    pub detail: Value,
-    pub duration_ms: Option<i64>,
 }
 
 /// A stored event.

@@ -245,15 +245,13 @@ impl DiscordFrontend {
         approved: bool,
         actor: &Actor,
     ) {
-        self.mark_closed(&(button.run_id, button.step.clone()), message);
-        let p = Posted {
+        self.close_clicked(
             channel,
             message,
-            button: button.clone(),
-            open: false,
-        };
-        self.close_message(&p, messages::approval_decided(approved, &actor.id))
-            .await;
+            button,
+            messages::approval_decided(approved, &actor.id),
+        )
+        .await;
     }
 
     /// A stale message's buttons are disabled (a fresh approval is, or will be, posted).
@@ -263,6 +261,18 @@ impl DiscordFrontend {
         message: MessageId,
         button: &ApprovalButton,
     ) {
+        self.close_clicked(channel, message, button, messages::approval_superseded())
+            .await;
+    }
+
+    /// Closes the message a click came from, with `text` in place of its buttons.
+    async fn close_clicked(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApprovalButton,
+        text: String,
+    ) {
         self.mark_closed(&(button.run_id, button.step.clone()), message);
         let p = Posted {
             channel,
@@ -270,8 +280,7 @@ impl DiscordFrontend {
             button: button.clone(),
             open: false,
         };
-        self.close_message(&p, messages::approval_superseded())
-            .await;
+        self.close_message(&p, text).await;
     }
 
     async fn post_approval(

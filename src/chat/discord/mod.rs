@@ -356,19 +356,24 @@ fn count_api_error(error: &Error) {
     }
 }
 
+/// An internal error of a command: logged with a reference id, which is all the person sees.
+async fn report_internal(ctx: poise::Context<'_, Data, Error>, error: &Error, what: &'static str) {
+    count_api_error(error);
+    let reference = reference_id();
+    error!(reference, command = %ctx.command().name, error = ?error, "{what}");
+    let reply = poise::CreateReply::default()
+        .content(crate::messages::internal_error(&reference))
+        .ephemeral(true);
+    if let Err(e) = ctx.send(reply).await {
+        warn!(reference, error = %e, "could not report the failure in Discord");
+    }
+}
+
 /// Errors that escaped a command: a short message with a reference, the chain in the log.
 async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     match err {
         poise::FrameworkError::Command { error, ctx, .. } => {
-            count_api_error(&error);
-            let reference = reference_id();
-            error!(reference, command = %ctx.command().name, error = ?error, "command failed");
-            let reply = poise::CreateReply::default()
-                .content(crate::messages::internal_error(&reference))
-                .ephemeral(true);
-            if let Err(e) = ctx.send(reply).await {
-                warn!(reference, error = %e, "could not report the failure in Discord");
-            }
+            report_internal(ctx, &error, "command failed").await;
         }
         // Refused by `access::operators_only`, which answered and audited it.
         poise::FrameworkError::CommandCheckFailed { error: None, .. } => {}
@@ -378,15 +383,7 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             ..
         } => {
             // The check could not decide (the audit write failed): the command did not run.
-            count_api_error(&error);
-            let reference = reference_id();
-            error!(reference, command = %ctx.command().name, error = ?error, "command check failed");
-            let reply = poise::CreateReply::default()
-                .content(crate::messages::internal_error(&reference))
-                .ephemeral(true);
-            if let Err(e) = ctx.send(reply).await {
-                warn!(reference, error = %e, "could not report the failure in Discord");
-            }
+            report_internal(ctx, &error, "command check failed").await;
         }
         poise::FrameworkError::EventHandler { error, event, .. } => {
             count_api_error(&error);
