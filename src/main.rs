@@ -28,9 +28,16 @@ fn main() -> std::process::ExitCode {
             unsafe { std::env::remove_var(name) };
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // Exit code 3: an internal error (out of threads or file descriptors).
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(3);
+        }
+    };
     runtime.block_on(onboard_bot::cli::run_with(cli, config))
 }

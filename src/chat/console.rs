@@ -1,7 +1,7 @@
 //! The console front-end: the local lab, and break-glass use when Discord is down.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -32,7 +32,7 @@ impl Console {
     }
 
     fn elapsed(&self) -> String {
-        let mut started = self.started.lock().expect("console clock");
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         let t0 = *started.get_or_insert_with(Instant::now);
         format!("{:>6.1}s", t0.elapsed().as_secs_f64())
     }
@@ -54,7 +54,12 @@ impl ChatFrontend for Console {
     }
 
     async fn event(&self, run: &RunView, event: &RunEvent) {
-        if let Some(t) = self.ticker.lock().expect("ticker").take() {
+        if let Some(t) = self
+            .ticker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             t.abort();
             if std::io::stderr().is_terminal() {
                 eprint!("\r\x1b[2K"); // clear the progress line
@@ -70,20 +75,21 @@ impl ChatFrontend for Console {
             let name = run.steps[*idx].name.clone();
             let t0 = Instant::now();
             let tty = std::io::stderr().is_terminal();
-            *self.ticker.lock().expect("ticker") = Some(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(TICK);
-                tick.tick().await;
-                loop {
+            *self.ticker.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(TICK);
                     tick.tick().await;
-                    let secs = t0.elapsed().as_secs();
-                    let bar = "#".repeat(((secs / TICK.as_secs()) % 20) as usize + 1);
-                    if tty {
-                        eprint!("\r    {name}: running {secs:>4}s [{bar:<20}]");
-                    } else {
-                        eprintln!("    {name}: still running ({secs}s)");
+                    loop {
+                        tick.tick().await;
+                        let secs = t0.elapsed().as_secs();
+                        let bar = "#".repeat(((secs / TICK.as_secs()) % 20) as usize + 1);
+                        if tty {
+                            eprint!("\r    {name}: running {secs:>4}s [{bar:<20}]");
+                        } else {
+                            eprintln!("    {name}: still running ({secs}s)");
+                        }
                     }
-                }
-            }));
+                }));
         }
         let line = match event {
             RunEvent::Step {

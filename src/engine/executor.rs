@@ -208,14 +208,17 @@ impl Engine {
                 _ = cancel.cancelled() => Err(StepStop::Cancelled),
                 r = self.run_step(&run, &mut view, idx, step.as_ref(), &cx, &nudge, lease) => r,
             };
-            if let Err(StepStop::LeaseLost(why)) = outcome {
-                return Err(self.stopped_for_lost_lease(&run, &view, idx, why).await);
+            // A run whose lease was lost is another executor's now: nothing more is recorded
+            // as this one's, not even the step's outputs.
+            if !matches!(outcome, Err(StepStop::LeaseLost(_))) {
+                let outputs = Value::Object(cx.outputs().await);
+                runs::set_outputs(pool, run.id, &outputs).await?;
             }
-            let outputs = Value::Object(cx.outputs().await);
-            runs::set_outputs(pool, run.id, &outputs).await?;
             match outcome {
                 Ok(()) => {}
-                Err(StepStop::LeaseLost(_)) => unreachable!("handled above"),
+                Err(StepStop::LeaseLost(why)) => {
+                    return Err(self.stopped_for_lost_lease(&run, &view, idx, why).await);
+                }
                 Err(StepStop::Cancelled) => {
                     self.set_step(
                         &run,
