@@ -59,7 +59,7 @@ pub struct Config {
     /// The `/healthz` and `/metrics` listener of `serve`.
     pub ops: OpsConfig,
     /// The audit chain's key.
-    pub audit_key: crate::state::audit::AuditKey,
+    pub audit_key: AuditKey,
     /// How often `serve` anchors the chain's head; `None` when off.
     pub anchor_every: Option<Duration>,
     /// The owner role for `migrate`, when the config names one (the environment may instead).
@@ -321,7 +321,7 @@ impl Config {
                 .transpose()?,
             discord,
             ops: raw.ops,
-            audit_key: crate::state::audit::AuditKey::new(audit_key),
+            audit_key: AuditKey::new(audit_key),
             anchor_every: (raw.audit.anchor_every_secs > 0)
                 .then(|| Duration::from_secs(raw.audit.anchor_every_secs)),
             migrate,

@@ -5,8 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sha2::Sha256;
 
 use super::StringMap;
 use crate::domain::Slug;
@@ -325,5 +329,28 @@ impl std::fmt::Debug for DiscordConfig {
             .field("api_base", &self.api_base)
             .field("audit_channel_id", &self.audit_channel_id)
             .finish()
+    }
+}
+
+/// `audit.key`: the secret the audit chain's hashes are keyed with. Never printed. Here, with
+/// the config it is read from, so that the config does not depend on the state module.
+#[derive(Clone)]
+pub struct AuditKey(Arc<SecretString>);
+
+impl AuditKey {
+    pub fn new(secret: SecretString) -> Self {
+        Self(Arc::new(secret))
+    }
+
+    /// The keyed MAC every event's hash is computed with (`state::audit`).
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret().as_bytes())
+            .expect("HMAC takes a key of any length")
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
     }
 }

@@ -11,14 +11,10 @@
 //! The runtime role may only INSERT and SELECT here (see `state::grant_runtime`); the
 //! triggers refuse UPDATE, DELETE and TRUNCATE even to the owner unless it disables them.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use hmac::Mac;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::Sha256;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -27,26 +23,7 @@ mod kind;
 pub use chain::{Anchor, ChainBreak, ChainVerifier, check_anchors, verify_chain, verify_events};
 pub use kind::{AuditKind, Outcome};
 
-/// The secret the chain's hashes are keyed with. Never printed.
-#[derive(Clone)]
-pub struct AuditKey(Arc<SecretString>);
-
-impl AuditKey {
-    pub fn new(secret: SecretString) -> Self {
-        Self(Arc::new(secret))
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret().as_bytes())
-            .expect("HMAC takes a key of any length")
-    }
-}
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditKey([redacted])")
-    }
-}
+pub use crate::config::AuditKey;
 
 /// The hash the first event points back to.
 pub const GENESIS: &str = "genesis";
@@ -306,6 +283,7 @@ pub fn standing_decision<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     fn key() -> AuditKey {
         AuditKey::new(SecretString::from("test-audit-key"))
