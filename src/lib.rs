@@ -12,6 +12,7 @@ pub mod config;
 pub mod dnscheck;
 pub mod domain;
 pub mod engine;
+pub mod frontend;
 pub mod messages;
 pub mod ops;
 pub mod redact;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
+use crate::frontend::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::messages;
 
 /// Prints progress to stderr and asks `apply? [y/N]` on a terminal.

@@ -18,9 +18,9 @@ pub mod verify;
 
 use uuid::Uuid;
 
-use crate::chat::Actor;
 use crate::domain::InputError;
 use crate::engine::{Engine, StartError, StartOptions};
+use crate::frontend::Actor;
 use crate::request::Request;
 
 /// Approval options for runs started from the console.

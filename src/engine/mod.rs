@@ -26,9 +26,11 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::adapters::Services;
-use crate::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine};
 use crate::config::{Config, Environment};
 use crate::domain::{DomainName, Email};
+use crate::frontend::{
+    Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView, StepLine,
+};
 use crate::request::{CertRequest, Request};
 use crate::state::audit::{self, Anchor, AuditKind, ChainVerifier, NewEvent, Outcome};
 use crate::state::locks::{self, LockKey};

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::Engine;
-use crate::chat::RunView;
+use crate::frontend::RunView;
 use crate::state::approvals::Approval;
 use crate::state::audit::{self, Anchor, ChainBreak, Event};
 use crate::state::locks::{self, LockHeld};

@@ -2,7 +2,7 @@
 
 use super::chat::{Card, PLAN_INLINE_MAX};
 use super::text::{fence, mention, truncate};
-use crate::chat::ApprovalRequest;
+use crate::frontend::ApprovalRequest;
 
 /// The plan shown for approval.
 pub fn approval_text(req: &ApprovalRequest) -> String {

@@ -6,7 +6,7 @@
 
 use super::run::{status_icon, status_words, step_event};
 use super::text::{defuse, fence, mention, truncate};
-use crate::chat::RunView;
+use crate::frontend::RunView;
 use crate::state::runs::{RunStatus, StepStatus};
 
 /// A card to show as an embed.

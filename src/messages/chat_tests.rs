@@ -1,5 +1,5 @@
 use super::*;
-use crate::chat::{ApprovalRequest, RunView, StepLine};
+use crate::frontend::{ApprovalRequest, RunView, StepLine};
 use crate::state::runs::{RunStatus, StepStatus};
 
 fn view() -> RunView {

@@ -1,7 +1,7 @@
 //! A run's progress in words, the same in the console and in chat: step lines, the summary
 //! table, the success check, preconditions, refusals of a lock or a lease.
 
-use crate::chat::RunView;
+use crate::frontend::RunView;
 use crate::report::{Check, Precondition};
 use crate::state::runs::{LockHeld, RunRecord, StepRecord, StepStatus};
 

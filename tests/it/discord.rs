@@ -15,9 +15,9 @@ use lab::{Lab, TestDbs};
 use onboard_bot::chat::discord::Bot;
 use onboard_bot::chat::discord::DiscordFrontend;
 use onboard_bot::chat::discord::frontend::PROGRESS_EDIT_INTERVAL;
-use onboard_bot::chat::{ApprovalRequest, ChatFrontend, RunView, StepLine};
 use onboard_bot::config::Config;
 use onboard_bot::config::DiscordConfig;
+use onboard_bot::frontend::{ApprovalRequest, ChatFrontend, RunView, StepLine};
 use onboard_bot::state::runs::StepStatus;
 use serde_json::{Value, json};
 use serenity::all::{ChannelId, GuildChannel, MessageId, UserId};
@@ -1141,9 +1141,9 @@ async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
     use onboard_bot::chat::discord::custom_id::ApprovalButton;
-    use onboard_bot::chat::{Actor, Decision};
     use onboard_bot::commands::onboard::OnboardArgs;
     use onboard_bot::engine::{Engine, StartOptions};
+    use onboard_bot::frontend::{Actor, Decision};
     use onboard_bot::messages::ApprovalRefusal;
     use onboard_bot::state::runs;
     init_tracing();

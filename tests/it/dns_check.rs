@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use lab::Lab;
 use onboard_bot::adapters::dns;
-use onboard_bot::chat::RunEvent;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::{DnsConfig, OnboardingConfig};
 use onboard_bot::dnscheck::{self, MailPattern, Status};
 use onboard_bot::domain::{DomainName, MailPlan};
 use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::frontend::RunEvent;
 use onboard_bot::state::runs::{RunStatus, StepStatus};
 
 const KNOT: &str = "127.0.0.1:53";

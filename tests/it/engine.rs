@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::Actor;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::{StartError, StartOptions};
+use onboard_bot::frontend::Actor;
 use onboard_bot::request::Request;
 use onboard_bot::state::audit;
 use onboard_bot::state::runs::{self, RunStatus};
@@ -602,7 +602,7 @@ async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks()
             .wait_for_event(|e| {
                 matches!(
                     e,
-                    onboard_bot::chat::RunEvent::Step {
+                    onboard_bot::frontend::RunEvent::Step {
                         status: runs::StepStatus::Parked,
                         ..
                     }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::{Lab, Restart, lab_service};
-use onboard_bot::chat::RunEvent;
 use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::frontend::RunEvent;
 use onboard_bot::request::Request;
 use onboard_bot::state::runs::{RunStatus, StepStatus};
 use scripted::Scripted;

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lab::{Lab, git};
-use onboard_bot::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::frontend::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use onboard_bot::request::Request;
 use onboard_bot::state::audit;
 use onboard_bot::state::runs::{RunStatus, StepStatus};

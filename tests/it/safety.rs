@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::Lab;
-use onboard_bot::chat::RunEvent;
 use onboard_bot::engine::{Engine, LeaseLost, StartError, StartOptions};
+use onboard_bot::frontend::RunEvent;
 use onboard_bot::request::Request;
 use onboard_bot::state::audit::{self, AuditKey, NewEvent};
 use onboard_bot::state::runs::RunStatus;

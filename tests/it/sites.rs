@@ -68,7 +68,7 @@ fn bot(cfg: &Path, args: &[&str]) -> (i32, String, String) {
 fn stop_before_deploy() -> Scripted {
     Scripted::new(|req, _| {
         if req.step == "deploy-stub" {
-            onboard_bot::chat::Decision {
+            onboard_bot::frontend::Decision {
                 approved: false,
                 actor: scripted::actor("approver-1"),
                 how: "test".into(),

@@ -210,7 +210,7 @@ fn step_done_message(front: &Scripted, step_idx: usize) -> String {
         .unwrap()
         .iter()
         .find_map(|e| match e {
-            onboard_bot::chat::RunEvent::Step {
+            onboard_bot::frontend::RunEvent::Step {
                 idx,
                 status,
                 message,

@@ -18,8 +18,8 @@ use serenity::all::{
 use tracing::info;
 
 use super::{Data, Error};
-use crate::chat::Actor;
 use crate::config::DiscordConfig;
+use crate::frontend::Actor;
 use crate::messages;
 
 /// The `default_member_permissions` every command is registered with: Manage Server, which

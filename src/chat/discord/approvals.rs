@@ -15,12 +15,12 @@ use uuid::Uuid;
 
 use super::custom_id::ApprovalButton;
 use super::frontend::{DiscordFrontend, Pending, Posted, RunChat, StepKey, embed, retry};
-use crate::chat::{Actor, ApprovalRequest, Decision};
+use crate::frontend::{Actor, ApprovalRequest, Decision};
 use crate::messages;
 use crate::state::runs::RunStatus;
 
 impl DiscordFrontend {
-    /// The engine asks for a decision on a plan ([`crate::chat::ChatFrontend::request_approval`]).
+    /// The engine asks for a decision on a plan ([`crate::frontend::ChatFrontend::request_approval`]).
     pub(super) async fn ask(
         &self,
         rc: Arc<RunChat>,

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::Data;
 use super::custom_id::ApprovalButton;
-use crate::chat::{Actor, Decision};
+use crate::frontend::{Actor, Decision};
 use crate::messages::{self, ApprovalRefusal};
 use crate::state::audit::{AuditKind, NewEvent};
 

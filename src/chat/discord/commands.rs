@@ -17,7 +17,6 @@ use tracing::{error, info};
 
 use super::access::operators_only;
 use super::{Context, Data, Error, reference_id};
-use crate::chat::Actor;
 use crate::commands::audit::AuditArgs;
 use crate::commands::cancel::CancelArgs;
 use crate::commands::cert::{CertIssueArgs, CertStatusArgs};
@@ -29,6 +28,7 @@ use crate::commands::verify::VerifyArgs;
 use crate::commands::{self, Caller, CommandError, Frontend, Reply};
 use crate::domain::{MailPlan, ModeKind};
 use crate::engine::StartOptions;
+use crate::frontend::Actor;
 use crate::messages;
 use reply::Origin;
 

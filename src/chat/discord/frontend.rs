@@ -19,9 +19,9 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::custom_id::ApprovalButton;
-use crate::chat::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::config::DiscordConfig;
 use crate::engine::{Engine, WeakEngine};
+use crate::frontend::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::messages::{self, Card};
 use crate::state::runs::StepStatus;
 

@@ -31,9 +31,9 @@ use uuid::Uuid;
 
 pub use frontend::DiscordFrontend;
 
-use crate::chat::Actor;
 use crate::config::{Config, DiscordConfig};
 use crate::engine::{Engine, ExecutorBusy, LeaseLost};
+use crate::frontend::Actor;
 
 /// Discord's own API; any other base URL is treated as a test double.
 pub const DISCORD_API: &str = "https://discord.com";

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use onboard_bot::chat::ChatFrontend;
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::{Config, OnboardingConfig};
 use onboard_bot::engine::Engine;
+use onboard_bot::frontend::ChatFrontend;
 use onboard_bot::request::Request;
 use sqlx::PgPool;
 

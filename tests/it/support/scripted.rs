@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use onboard_bot::chat::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
+use onboard_bot::frontend::{Actor, ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 
 type Decide = Box<dyn Fn(&ApprovalRequest, usize) -> Decision + Send + Sync>;
 

@@ -1,0 +1,142 @@
+//! The front-end boundary: the trait the engine talks to and the vocabulary both sides share
+//! (who acted, a run's view, an approval request, a decision). The engine never knows which
+//! front-end it talks to.
+//!
+//! This is the one trait at a real boundary (STYLE.md §5): there are two implementations,
+//! the console and Discord (`src/chat/`). It is a module of its own, below the engine, so that
+//! the engine, the commands and the messages depend on it without depending on a front-end.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::state::runs::{RunStatus, StepStatus};
+
+/// Who did something: a Discord member, an OS user at the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// Stable id stored in the audit trail: `discord:<user id>`, `console:<os user>`.
+    pub id: String,
+    /// Name for people.
+    pub display: String,
+}
+
+impl Actor {
+    /// The OS user running the console.
+    pub fn console_user() -> Self {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(os_user_name)
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            id: format!("console:{user}"),
+            display: user,
+        }
+    }
+
+    /// The bot itself (resumes, scheduled re-checks).
+    pub fn bot() -> Self {
+        Self {
+            id: "bot".into(),
+            display: "onboard-bot".into(),
+        }
+    }
+}
+
+/// The name of this process's user from /etc/passwd (USER is not set under `ip netns exec`).
+fn os_user_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+    })
+}
+
+/// A run as the front-end shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: Uuid,
+    pub runbook: String,
+    pub subject: String,
+    pub started_by: String,
+    pub dry_run: bool,
+    pub chat_ref: Option<serde_json::Value>,
+    pub steps: Vec<StepLine>,
+}
+
+/// One line of the progress view.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLine {
+    pub name: String,
+    pub status: StepStatus,
+    pub note: Option<String>,
+}
+
+/// Something that happened in a run.
+#[derive(Debug, Clone, Serialize)]
+pub enum RunEvent {
+    /// A step changed status; `message` is the outcome for people.
+    Step {
+        idx: usize,
+        status: StepStatus,
+        message: String,
+    },
+    /// A progress line from inside a step (command output, a check's result).
+    Log { idx: usize, line: String },
+    /// The run stopped (done, failed, cancelled, ...).
+    Finished { status: RunStatus, message: String },
+}
+
+/// A plan waiting for a person's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    pub run_id: Uuid,
+    pub subject: String,
+    pub step: String,
+    pub step_description: String,
+    pub summary: String,
+    /// The exact change, secrets redacted.
+    pub detail: String,
+    pub plan_hash: String,
+    pub started_by: String,
+}
+
+/// A person's decision on a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub approved: bool,
+    pub actor: Actor,
+    /// How it was given (`--yes`, a button, a prompt): recorded in the audit trail.
+    pub how: String,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait ChatFrontend: Send + Sync {
+    /// `console` or `discord`: stored with runs and approvals.
+    fn name(&self) -> &'static str;
+
+    /// A run starts or resumes here. Returns where the front-end reports it (a thread id), to
+    /// be stored with the run so a restart keeps posting in the same place.
+    async fn attach(&self, run: &RunView) -> anyhow::Result<Option<serde_json::Value>>;
+
+    /// Progress. Failing to report must not fail the run, so this returns nothing.
+    async fn event(&self, run: &RunView, event: &RunEvent);
+
+    /// Shows a plan and waits for a decision. May wait for a long time (until a person
+    /// clicks); the engine cancels the future when the run is cancelled.
+    async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision>;
+
+    /// Posts the audit chain's head where the database cannot reach it (Discord: the audit
+    /// channel; the console: the terminal). Failing to post must not fail the run.
+    async fn anchor(&self, _head: &crate::state::audit::Anchor) {}
+}
