@@ -20,10 +20,7 @@ pub async fn run(config: &Config) -> Result<Reply, CommandError> {
         ));
     };
     match state::connect(&config.state_db).await {
-        Ok(pool) => match sqlx::query_scalar::<_, String>("SELECT version()")
-            .fetch_one(&pool)
-            .await
-        {
+        Ok(pool) => match state::stats::server_version(&pool).await {
             Ok(v) => line(
                 true,
                 "state DB",

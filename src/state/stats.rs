@@ -49,3 +49,10 @@ pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// The server's version line (`PostgreSQL 15.x on …`), for `config check`.
+pub async fn server_version(pool: &PgPool) -> anyhow::Result<String> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT version()")
+        .fetch_one(pool)
+        .await?)
+}
