@@ -46,28 +46,20 @@ impl Engine {
         let keys = serde_json::from_value::<Request>(run.input.clone())
             .map(|r| r.lock_keys())
             .unwrap_or_default();
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                run_id,
-                ActiveRun {
-                    cancel: cancel.clone(),
-                    lease: lease.clone(),
-                    nudge: nudge.clone(),
-                    keys,
-                },
-            );
+        self.inner.active_runs().insert(
+            run_id,
+            ActiveRun {
+                cancel: cancel.clone(),
+                lease: lease.clone(),
+                nudge: nudge.clone(),
+                keys,
+            },
+        );
         // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
         // must not be renewed for a run nobody executes.
         let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id, lease.clone()));
         let result = self.execute_claimed(run, cancel, nudge, &lease).await;
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&run_id);
+        self.inner.active_runs().remove(&run_id);
         runs::release_executor(pool, run_id, &self.inner.me, epoch)
             .await
             .ok();
@@ -75,31 +67,17 @@ impl Engine {
     }
 
     pub(super) fn is_active(&self, run_id: Uuid) -> bool {
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&run_id)
+        self.inner.active_runs().contains_key(&run_id)
     }
 
     /// Claims a run nobody else executes (or whose executor is provably gone); returns the
     /// fencing token.
     pub(super) async fn claim(&self, run: &RunRecord) -> anyhow::Result<i64> {
-        let pool = &self.inner.pool;
         let dead = run
             .executor
             .as_deref()
             .is_some_and(|e| executor_is_dead(e, run.executor_proc.as_deref()));
-        match runs::claim_executor(
-            pool,
-            run.id,
-            &self.inner.me,
-            &self.inner.proc_id,
-            EXECUTOR_LEASE_SECS,
-            dead,
-        )
-        .await?
-        {
+        match self.claim_executor(run.id, dead).await? {
             Err(holder) => Err(ExecutorBusy {
                 run_id: run.id,
                 holder,

@@ -14,7 +14,7 @@ mod queries;
 mod step;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -40,7 +40,8 @@ use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
 pub use crate::redact::Redactor;
 use fault::FaultPoint;
 use lease::{
-    AbortOnDrop, EXECUTOR_LEASE_SECS, Lease, executor_id, executor_is_dead, proc_identity,
+    AbortOnDrop, EXECUTOR_LEASE_SECS, Lease, executor_id, executor_is_dead, live_executor,
+    proc_identity,
 };
 pub use lease::{ExecutorBusy, LeaseLost};
 use step::StepStop;
@@ -95,6 +96,14 @@ struct Inner {
     active: Mutex<HashMap<Uuid, ActiveRun>>,
     redactor: Redactor,
     fault: Option<FaultPoint>,
+}
+
+impl Inner {
+    /// The runs this process executes. A poisoned lock is recovered: every change to the map
+    /// is one insert or one remove, so a panic elsewhere cannot leave it half-changed.
+    fn active_runs(&self) -> MutexGuard<'_, HashMap<Uuid, ActiveRun>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The engine; cheap to clone.
