@@ -1,6 +1,7 @@
 //! Executing a run: claim it, walk its unfinished steps, record how it ended.
 
 use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
@@ -245,17 +246,21 @@ impl Engine {
             why,
         };
         warn!(run_id = %run.id, executor = %self.inner.me, why = %lost.why, "lost the run's lease: stopped before the next write");
+        self.log_line(
+            view,
+            idx,
+            crate::messages::lease_lost(&lost.executor, &lost.why),
+        )
+        .await;
+        lost.into()
+    }
+
+    /// Shows a line in the run's thread, under step `idx`.
+    pub(super) async fn log_line(&self, view: &RunView, idx: usize, line: String) {
         self.inner
             .frontend
-            .event(
-                view,
-                &RunEvent::Log {
-                    idx,
-                    line: crate::messages::lease_lost(&lost.executor, &lost.why),
-                },
-            )
+            .event(view, &RunEvent::Log { idx, line })
             .await;
-        lost.into()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -270,8 +275,10 @@ impl Engine {
         message: &str,
     ) -> anyhow::Result<()> {
         runs::set_step(&self.inner.pool, run.id, idx as i32, status, plan, error).await?;
-        view.steps[idx].status = status;
-        view.steps[idx].note = (!message.is_empty()).then(|| message.to_owned());
+        if let Some(line) = view.steps.get_mut(idx) {
+            line.status = status;
+            line.note = (!message.is_empty()).then(|| message.to_owned());
+        }
         self.inner
             .frontend
             .event(
@@ -283,6 +290,24 @@ impl Engine {
                 },
             )
             .await;
+        Ok(())
+    }
+
+    /// Records a step reaching a status: its row and the run's thread first, then its audit
+    /// event, timed from `since` (the order every transition has always been written in).
+    pub(super) async fn transition(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        name: &str,
+        since: Instant,
+        t: Transition<'_>,
+    ) -> anyhow::Result<()> {
+        self.set_step(run, view, idx, t.status, t.plan, None, t.note)
+            .await?;
+        self.audit_step(run, name, t.kind, t.outcome, t.detail, since)
+            .await?;
         Ok(())
     }
 
@@ -406,6 +431,18 @@ impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
             let _ = sink.tx.send((idx, sink.redactor.redact(line)));
         })
     }
+}
+
+/// A step reaching a status, as [`Engine::transition`] records it.
+pub(super) struct Transition<'a> {
+    pub(super) status: StepStatus,
+    /// The plan's hash and summary, stored with the status.
+    pub(super) plan: Option<(&'a str, &'a str)>,
+    /// The note shown beside the step in the run's thread.
+    pub(super) note: &'a str,
+    pub(super) kind: AuditKind,
+    pub(super) outcome: Outcome,
+    pub(super) detail: Value,
 }
 
 /// How a run ends here: each with its status, its audit event and that event's outcome.
