@@ -89,11 +89,9 @@ impl Engine {
         reason: &str,
     ) -> anyhow::Result<String> {
         let pool = &self.inner.pool;
-        let run = runs::get(pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         if run.status.is_terminal() {
-            return Ok(format!("run {run_id} is already {}", run.status.as_str()));
+            return Ok(already_ended(&run));
         }
         self.audit_run(
             &run,

@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tracing::{instrument, warn};
 use uuid::Uuid;
@@ -25,13 +25,11 @@ impl Engine {
         take_over: Option<(&Actor, &str)>,
     ) -> anyhow::Result<RunOutcome> {
         let pool = &self.inner.pool;
-        let run = runs::get(pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         if run.status.is_terminal() {
             return Ok(RunOutcome {
                 status: run.status,
-                message: format!("run {run_id} is already {}", run.status.as_str()),
+                message: already_ended(&run),
             });
         }
         if self.is_active(run_id) {

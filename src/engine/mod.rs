@@ -106,6 +106,11 @@ impl Inner {
     }
 }
 
+/// What is said of a run that has already ended, to whoever asks to execute or cancel it.
+fn already_ended(run: &RunRecord) -> String {
+    format!("run {} is already {}", run.id, run.status.as_str())
+}
+
 /// The engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -361,9 +366,7 @@ impl Engine {
         actor: &Actor,
         reason: &str,
     ) -> anyhow::Result<()> {
-        let run = runs::get(&self.inner.pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         self.audit_run(
             &run,
             Some(actor),
@@ -417,6 +420,13 @@ impl Engine {
         };
         self.inner.frontend.anchor(&head).await;
         Ok(Some(head))
+    }
+
+    /// The run's record; a run id nobody started is an error.
+    async fn load_run(&self, run_id: Uuid) -> anyhow::Result<RunRecord> {
+        runs::get(&self.inner.pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))
     }
 
     async fn audit_run(
