@@ -7,6 +7,7 @@ use anyhow::bail;
 use serde_json::json;
 use tracing::warn;
 
+use super::executor::Transition;
 use super::*;
 use crate::state::approvals::{self, NewDecision};
 
@@ -35,37 +36,23 @@ impl Engine {
                 t0,
             )
             .await?;
-            self.inner
-                .frontend
-                .event(
-                    view,
-                    &RunEvent::Log {
-                        idx,
-                        line: "the plan changed since it was approved: asking again".into(),
-                    },
-                )
-                .await;
+            self.log_line(
+                view,
+                idx,
+                "the plan changed since it was approved: asking again".into(),
+            )
+            .await;
         }
         runs::set_status(&self.inner.pool, run.id, RunStatus::WaitingApproval, None).await?;
-        self.set_step(
-            run,
-            view,
-            idx,
-            StepStatus::WaitingApproval,
-            Some((hash, summary)),
-            None,
-            summary,
-        )
-        .await?;
-        self.audit_step(
-            run,
-            name,
-            AuditKind::ApprovalRequested,
-            Outcome::Waiting,
-            json!({"plan_hash": hash, "summary": summary, "detail": detail}),
-            t0,
-        )
-        .await?;
+        let waiting = Transition {
+            status: StepStatus::WaitingApproval,
+            plan: Some((hash, summary)),
+            note: summary,
+            kind: AuditKind::ApprovalRequested,
+            outcome: Outcome::Waiting,
+            detail: json!({"plan_hash": hash, "summary": summary, "detail": detail}),
+        };
+        self.transition(run, view, idx, name, t0, waiting).await?;
         let req = ApprovalRequest {
             run_id: run.id,
             subject: run.subject.clone(),

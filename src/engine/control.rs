@@ -1,7 +1,7 @@
 //! Acting on runs from outside their executor: cancel, take-over of a run or of a lock, and
 //! the notifications (cancel, nudge, take-over) other processes send over Postgres.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -34,12 +34,9 @@ impl Engine {
         reason: &str,
     ) -> anyhow::Result<i64> {
         let pool = &self.inner.pool;
-        let live_holder = run
-            .executor
-            .clone()
-            .filter(|e| e != &self.inner.me)
-            .filter(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
-            .filter(|_| run.executor_until.is_some_and(|t| t > chrono::Utc::now()));
+        let live_holder = live_executor(run)
+            .filter(|e| *e != self.inner.me)
+            .map(str::to_owned);
         if let Some(holder) = &live_holder
             && runs::request_takeover(pool, run.id, holder, &self.inner.me).await?
         {
@@ -59,16 +56,7 @@ impl Engine {
         let deadline = Instant::now() + patience;
         let epoch = loop {
             let force = live_holder.is_none();
-            match runs::claim_executor(
-                pool,
-                run.id,
-                &self.inner.me,
-                &self.inner.proc_id,
-                EXECUTOR_LEASE_SECS,
-                force,
-            )
-            .await?
-            {
+            match self.claim_executor(run.id, force).await? {
                 Ok(epoch) => break epoch,
                 Err(holder) if Instant::now() >= deadline => {
                     bail!(
@@ -101,11 +89,9 @@ impl Engine {
         reason: &str,
     ) -> anyhow::Result<String> {
         let pool = &self.inner.pool;
-        let run = runs::get(pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         if run.status.is_terminal() {
-            return Ok(format!("run {run_id} is already {}", run.status.as_str()));
+            return Ok(already_ended(&run));
         }
         self.audit_run(
             &run,
@@ -117,21 +103,14 @@ impl Engine {
         .await?;
         let local = self
             .inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .active_runs()
             .get(&run_id)
             .map(|a| a.cancel.clone());
         if let Some(token) = local {
             token.cancel();
             return Ok(format!("run {run_id}: cancelling the running step"));
         }
-        let live_executor = run
-            .executor
-            .as_deref()
-            .is_some_and(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
-            && run.executor_until.is_some_and(|t| t > chrono::Utc::now());
-        if live_executor {
+        if live_executor(&run).is_some() {
             notify::notify(pool, Channel::Cancel, &run_id.to_string()).await?;
             return Ok(format!(
                 "run {run_id}: asked {} to cancel it",
@@ -158,12 +137,7 @@ impl Engine {
     }
 
     pub(super) fn nudge_local(inner: &Inner, domain: &str) {
-        for a in inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-        {
+        for a in inner.active_runs().values() {
             if a.keys
                 .iter()
                 .any(|k| k.domain().is_some_and(|d| d.as_str() == domain))
@@ -224,11 +198,7 @@ impl Engine {
                     Channel::Nudge => Self::nudge_local(&inner, &payload),
                     Channel::TakeOver => {
                         if let Ok(id) = payload.parse::<Uuid>()
-                            && let Some(a) = inner
-                                .active
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .get(&id)
+                            && let Some(a) = inner.active_runs().get(&id)
                         {
                             // Checked at once rather than at the next heartbeat.
                             let (pool, me, lease) =
@@ -244,11 +214,7 @@ impl Engine {
                     }
                     Channel::Cancel => {
                         if let Ok(id) = payload.parse::<Uuid>()
-                            && let Some(a) = inner
-                                .active
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .get(&id)
+                            && let Some(a) = inner.active_runs().get(&id)
                         {
                             a.cancel.cancel();
                         }

@@ -1,8 +1,9 @@
 //! Executing a run: claim it, walk its unfinished steps, record how it ended.
 
 use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tracing::{instrument, warn};
 use uuid::Uuid;
@@ -24,13 +25,11 @@ impl Engine {
         take_over: Option<(&Actor, &str)>,
     ) -> anyhow::Result<RunOutcome> {
         let pool = &self.inner.pool;
-        let run = runs::get(pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         if run.status.is_terminal() {
             return Ok(RunOutcome {
                 status: run.status,
-                message: format!("run {run_id} is already {}", run.status.as_str()),
+                message: already_ended(&run),
             });
         }
         if self.is_active(run_id) {
@@ -46,28 +45,20 @@ impl Engine {
         let keys = serde_json::from_value::<Request>(run.input.clone())
             .map(|r| r.lock_keys())
             .unwrap_or_default();
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                run_id,
-                ActiveRun {
-                    cancel: cancel.clone(),
-                    lease: lease.clone(),
-                    nudge: nudge.clone(),
-                    keys,
-                },
-            );
+        self.inner.active_runs().insert(
+            run_id,
+            ActiveRun {
+                cancel: cancel.clone(),
+                lease: lease.clone(),
+                nudge: nudge.clone(),
+                keys,
+            },
+        );
         // Aborted when this future ends or is dropped (a task aborted at shutdown): a lease
         // must not be renewed for a run nobody executes.
         let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id, lease.clone()));
         let result = self.execute_claimed(run, cancel, nudge, &lease).await;
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&run_id);
+        self.inner.active_runs().remove(&run_id);
         runs::release_executor(pool, run_id, &self.inner.me, epoch)
             .await
             .ok();
@@ -75,31 +66,17 @@ impl Engine {
     }
 
     pub(super) fn is_active(&self, run_id: Uuid) -> bool {
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&run_id)
+        self.inner.active_runs().contains_key(&run_id)
     }
 
     /// Claims a run nobody else executes (or whose executor is provably gone); returns the
     /// fencing token.
     pub(super) async fn claim(&self, run: &RunRecord) -> anyhow::Result<i64> {
-        let pool = &self.inner.pool;
         let dead = run
             .executor
             .as_deref()
             .is_some_and(|e| executor_is_dead(e, run.executor_proc.as_deref()));
-        match runs::claim_executor(
-            pool,
-            run.id,
-            &self.inner.me,
-            &self.inner.proc_id,
-            EXECUTOR_LEASE_SECS,
-            dead,
-        )
-        .await?
-        {
+        match self.claim_executor(run.id, dead).await? {
             Err(holder) => Err(ExecutorBusy {
                 run_id: run.id,
                 holder,
@@ -270,17 +247,21 @@ impl Engine {
             why,
         };
         warn!(run_id = %run.id, executor = %self.inner.me, why = %lost.why, "lost the run's lease: stopped before the next write");
+        self.log_line(
+            view,
+            idx,
+            crate::messages::lease_lost(&lost.executor, &lost.why),
+        )
+        .await;
+        lost.into()
+    }
+
+    /// Shows a line in the run's thread, under step `idx`.
+    pub(super) async fn log_line(&self, view: &RunView, idx: usize, line: String) {
         self.inner
             .frontend
-            .event(
-                view,
-                &RunEvent::Log {
-                    idx,
-                    line: crate::messages::lease_lost(&lost.executor, &lost.why),
-                },
-            )
+            .event(view, &RunEvent::Log { idx, line })
             .await;
-        lost.into()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -295,8 +276,10 @@ impl Engine {
         message: &str,
     ) -> anyhow::Result<()> {
         runs::set_step(&self.inner.pool, run.id, idx as i32, status, plan, error).await?;
-        view.steps[idx].status = status;
-        view.steps[idx].note = (!message.is_empty()).then(|| message.to_owned());
+        if let Some(line) = view.steps.get_mut(idx) {
+            line.status = status;
+            line.note = (!message.is_empty()).then(|| message.to_owned());
+        }
         self.inner
             .frontend
             .event(
@@ -308,6 +291,24 @@ impl Engine {
                 },
             )
             .await;
+        Ok(())
+    }
+
+    /// Records a step reaching a status: its row and the run's thread first, then its audit
+    /// event, timed from `since` (the order every transition has always been written in).
+    pub(super) async fn transition(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        name: &str,
+        since: Instant,
+        t: Transition<'_>,
+    ) -> anyhow::Result<()> {
+        self.set_step(run, view, idx, t.status, t.plan, None, t.note)
+            .await?;
+        self.audit_step(run, name, t.kind, t.outcome, t.detail, since)
+            .await?;
         Ok(())
     }
 
@@ -431,6 +432,18 @@ impl From<LogSink> for Arc<dyn Fn(&str) + Send + Sync> {
             let _ = sink.tx.send((idx, sink.redactor.redact(line)));
         })
     }
+}
+
+/// A step reaching a status, as [`Engine::transition`] records it.
+pub(super) struct Transition<'a> {
+    pub(super) status: StepStatus,
+    /// The plan's hash and summary, stored with the status.
+    pub(super) plan: Option<(&'a str, &'a str)>,
+    /// The note shown beside the step in the run's thread.
+    pub(super) note: &'a str,
+    pub(super) kind: AuditKind,
+    pub(super) outcome: Outcome,
+    pub(super) detail: Value,
 }
 
 /// How a run ends here: each with its status, its audit event and that event's outcome.

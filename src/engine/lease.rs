@@ -57,6 +57,25 @@ impl Engine {
         })
     }
 
+    /// Claims the run's executor lease for this process and returns its fencing token, or the
+    /// holder that keeps it; `force` claims it even from a holder whose lease has not run out.
+    pub(super) async fn claim_executor(
+        &self,
+        run_id: Uuid,
+        force: bool,
+    ) -> anyhow::Result<Result<i64, String>> {
+        let inner = &self.inner;
+        runs::claim_executor(
+            &inner.pool,
+            run_id,
+            &inner.me,
+            &inner.proc_id,
+            EXECUTOR_LEASE_SECS,
+            force,
+        )
+        .await
+    }
+
     /// The fencing check, right before a write: this process still holds the claim it made.
     pub(super) async fn fence(&self, run: &RunRecord, lease: &Lease) -> Result<(), StepStop> {
         if let Some(why) = lease.why() {
@@ -131,6 +150,15 @@ pub(super) fn executor_is_dead(executor: &str, proc: Option<&str>) -> bool {
         && pid.parse::<u32>().is_ok_and(|pid| {
             pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })
+}
+
+/// The executor holding `run`, while it lives: its process is not known to be gone and its
+/// lease has not run out.
+pub(super) fn live_executor(run: &RunRecord) -> Option<&str> {
+    run.executor
+        .as_deref()
+        .filter(|e| !executor_is_dead(e, run.executor_proc.as_deref()))
+        .filter(|_| run.executor_until.is_some_and(|t| t > chrono::Utc::now()))
 }
 
 /// A claim on a run: the fencing token it was made with, and a token cancelled when it is

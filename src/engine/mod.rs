@@ -14,7 +14,7 @@ mod queries;
 mod step;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -42,7 +42,8 @@ use crate::steps::{self, ApprovedPlan, Plan, Step, StepContext, StepError};
 pub use crate::redact::Redactor;
 use fault::FaultPoint;
 use lease::{
-    AbortOnDrop, EXECUTOR_LEASE_SECS, Lease, executor_id, executor_is_dead, proc_identity,
+    AbortOnDrop, EXECUTOR_LEASE_SECS, Lease, executor_id, executor_is_dead, live_executor,
+    proc_identity,
 };
 pub use lease::{ExecutorBusy, LeaseLost};
 use step::StepStop;
@@ -97,6 +98,19 @@ struct Inner {
     active: Mutex<HashMap<Uuid, ActiveRun>>,
     redactor: Redactor,
     fault: Option<FaultPoint>,
+}
+
+impl Inner {
+    /// The runs this process executes. A poisoned lock is recovered: every change to the map
+    /// is one insert or one remove, so a panic elsewhere cannot leave it half-changed.
+    fn active_runs(&self) -> MutexGuard<'_, HashMap<Uuid, ActiveRun>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What is said of a run that has already ended, to whoever asks to execute or cancel it.
+fn already_ended(run: &RunRecord) -> String {
+    format!("run {} is already {}", run.id, run.status.as_str())
 }
 
 /// The engine; cheap to clone.
@@ -354,9 +368,7 @@ impl Engine {
         actor: &Actor,
         reason: &str,
     ) -> anyhow::Result<()> {
-        let run = runs::get(&self.inner.pool, run_id)
-            .await?
-            .ok_or_else(|| anyhow!("no run {run_id}"))?;
+        let run = self.load_run(run_id).await?;
         self.audit_run(
             &run,
             Some(actor),
@@ -410,6 +422,13 @@ impl Engine {
         };
         self.inner.frontend.anchor(&head).await;
         Ok(Some(head))
+    }
+
+    /// The run's record; a run id nobody started is an error.
+    async fn load_run(&self, run_id: Uuid) -> anyhow::Result<RunRecord> {
+        runs::get(&self.inner.pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {run_id}"))
     }
 
     async fn audit_run(

@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use serde_json::json;
 use tracing::{instrument, warn};
 
+use super::executor::Transition;
 use super::*;
 
 impl Engine {
@@ -36,25 +37,16 @@ impl Engine {
                 // ones would have done: it reports the refusal and goes on planning.
                 Err(StepError::Refused(reason)) if run.dry_run => {
                     let reason = self.inner.redactor.redact(&reason);
-                    self.set_step(
-                        run,
-                        view,
-                        idx,
-                        StepStatus::Planned,
-                        Some(("", "would refuse")),
-                        None,
-                        &format!("would refuse: {reason}"),
-                    )
-                    .await?;
-                    self.audit_step(
-                        run,
-                        name,
-                        AuditKind::StepPlanned,
-                        Outcome::WouldRefuse,
-                        json!({"reason": reason}),
-                        t0,
-                    )
-                    .await?;
+                    let would_refuse = Transition {
+                        status: StepStatus::Planned,
+                        plan: Some(("", "would refuse")),
+                        note: &format!("would refuse: {reason}"),
+                        kind: AuditKind::StepPlanned,
+                        outcome: Outcome::WouldRefuse,
+                        detail: json!({"reason": reason}),
+                    };
+                    self.transition(run, view, idx, name, t0, would_refuse)
+                        .await?;
                     return Ok(());
                 }
                 Err(e) => return Err(self.step_failed(e)),
@@ -63,50 +55,32 @@ impl Engine {
             match &plan {
                 Plan::AlreadyDone { evidence } => {
                     let evidence = self.inner.redactor.redact(evidence);
-                    self.set_step(
-                        run,
-                        view,
-                        idx,
-                        StepStatus::AlreadyDone,
-                        Some((&hash, "already done")),
-                        None,
-                        &evidence,
-                    )
-                    .await?;
-                    self.audit_step(
-                        run,
-                        name,
-                        AuditKind::StepAlreadyDone,
-                        Outcome::Ok,
-                        json!({"evidence": evidence}),
-                        t0,
-                    )
-                    .await?;
+                    let already_done = Transition {
+                        status: StepStatus::AlreadyDone,
+                        plan: Some((&hash, "already done")),
+                        note: &evidence,
+                        kind: AuditKind::StepAlreadyDone,
+                        outcome: Outcome::Ok,
+                        detail: json!({"evidence": evidence}),
+                    };
+                    self.transition(run, view, idx, name, t0, already_done)
+                        .await?;
                     return Ok(());
                 }
                 Plan::Wait { reason, recheck } => {
                     let reason = self.inner.redactor.redact(reason);
                     if run.dry_run {
                         // A dry run reports what it would wait for and goes on planning.
-                        self.set_step(
-                            run,
-                            view,
-                            idx,
-                            StepStatus::Planned,
-                            Some((&hash, "would wait")),
-                            None,
-                            &reason,
-                        )
-                        .await?;
-                        self.audit_step(
-                            run,
-                            name,
-                            AuditKind::StepPlanned,
-                            Outcome::DryRun,
-                            json!({"would_wait": reason}),
-                            t0,
-                        )
-                        .await?;
+                        let would_wait = Transition {
+                            status: StepStatus::Planned,
+                            plan: Some((&hash, "would wait")),
+                            note: &reason,
+                            kind: AuditKind::StepPlanned,
+                            outcome: Outcome::DryRun,
+                            detail: json!({"would_wait": reason}),
+                        };
+                        self.transition(run, view, idx, name, t0, would_wait)
+                            .await?;
                         return Ok(());
                     }
                     if parked_reason.as_deref() != Some(reason.as_str()) {
@@ -117,17 +91,15 @@ impl Engine {
                             Some(&reason),
                         )
                         .await?;
-                        self.set_step(run, view, idx, StepStatus::Parked, None, None, &reason)
-                            .await?;
-                        self.audit_step(
-                            run,
-                            name,
-                            AuditKind::StepParked,
-                            Outcome::Waiting,
-                            json!({"reason": reason}),
-                            t0,
-                        )
-                        .await?;
+                        let parked = Transition {
+                            status: StepStatus::Parked,
+                            plan: None,
+                            note: &reason,
+                            kind: AuditKind::StepParked,
+                            outcome: Outcome::Waiting,
+                            detail: json!({"reason": reason}),
+                        };
+                        self.transition(run, view, idx, name, t0, parked).await?;
                         parked_reason = Some(reason.clone());
                     }
                     if Instant::now() >= park_deadline {
@@ -162,25 +134,15 @@ impl Engine {
                     let summary = self.inner.redactor.redact(summary);
                     let detail = self.inner.redactor.redact(detail);
                     if run.dry_run {
-                        self.set_step(
-                            run,
-                            view,
-                            idx,
-                            StepStatus::Planned,
-                            Some((&hash, &summary)),
-                            None,
-                            &detail,
-                        )
-                        .await?;
-                        self.audit_step(
-                            run,
-                            name,
-                            AuditKind::StepPlanned,
-                            Outcome::DryRun,
-                            json!({"summary": summary, "detail": detail, "plan_hash": hash}),
-                            t0,
-                        )
-                        .await?;
+                        let planned = Transition {
+                            status: StepStatus::Planned,
+                            plan: Some((&hash, &summary)),
+                            note: &detail,
+                            kind: AuditKind::StepPlanned,
+                            outcome: Outcome::DryRun,
+                            detail: json!({"summary": summary, "detail": detail, "plan_hash": hash}),
+                        };
+                        self.transition(run, view, idx, name, t0, planned).await?;
                         return Ok(());
                     }
                     let approver = if step.writes_production() {
@@ -247,10 +209,7 @@ impl Engine {
                                 t_apply,
                             )
                             .await?;
-                            self.inner
-                                .frontend
-                                .event(view, &RunEvent::Log { idx, line: why })
-                                .await;
+                            self.log_line(view, idx, why).await;
                             continue;
                         }
                         Err(e) => return Err(self.step_failed(e)),
@@ -286,17 +245,15 @@ impl Engine {
                             "{name}: applied, but the check failed: {evidence}"
                         )));
                     }
-                    self.set_step(run, view, idx, StepStatus::Done, None, None, &evidence)
-                        .await?;
-                    self.audit_step(
-                        run,
-                        name,
-                        AuditKind::StepDone,
-                        Outcome::Ok,
-                        json!({"evidence": evidence}),
-                        t0,
-                    )
-                    .await?;
+                    let done = Transition {
+                        status: StepStatus::Done,
+                        plan: None,
+                        note: &evidence,
+                        kind: AuditKind::StepDone,
+                        outcome: Outcome::Ok,
+                        detail: json!({"evidence": evidence}),
+                    };
+                    self.transition(run, view, idx, name, t0, done).await?;
                     return Ok(());
                 }
             }
