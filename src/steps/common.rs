@@ -13,6 +13,7 @@ use crate::adapters::{dns, tenant_db, tls};
 use crate::config::{CertConfig, DeployConfig};
 use crate::dnscheck::{self, Rtype, Status};
 use crate::domain::{DomainName, Email, MailPlan};
+use crate::templating;
 // The one place steps name the engine's request types (they are the run's input).
 pub use crate::report::Precondition;
 pub use crate::request::{OnboardRequest, Request};
@@ -227,6 +228,49 @@ pub struct RepoEdits {
     pub done: String,
 }
 
+impl RepoEdits {
+    /// Edits that write each changed file whole, each shown as a plain diff against what the
+    /// repo has: `changes` holds (path, the repo's text or none, the new text).
+    pub fn rewrites(
+        summary: String,
+        changes: Vec<(String, Option<String>, String)>,
+        done: impl Into<String>,
+    ) -> Self {
+        Self {
+            summary,
+            diffs: changes
+                .iter()
+                .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
+                .collect(),
+            files: changes
+                .into_iter()
+                .map(|(path, _, text)| (path, text))
+                .collect(),
+            done: done.into(),
+        }
+    }
+}
+
+/// The paths of the files a commit writes, for its subject line.
+pub fn paths(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .map(|f| f.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A commit message of the bot: the step's subject, the run and its approver (every commit
+/// traces back to one approved plan), and the step's note if it has one.
+fn commit_message(subject: &str, run_id: Uuid, approver: &str, note: Option<&str>) -> String {
+    let mut message = format!("{subject}\n\nRun {run_id} of onboard-bot, approved by {approver}.");
+    if let Some(note) = note {
+        message.push('\n');
+        message.push_str(note);
+    }
+    message
+}
+
 /// A step that writes the platform repo: deploy-config, sync-back and release. They share
 /// [`repo_plan`] and [`repo_apply`], so each plans under the repo's lock from a checkout synced
 /// with origin, and writes, commits and pushes only the approved plan, in the same turn.
@@ -246,13 +290,13 @@ pub trait RepoWrite: Send + Sync {
         Ok(())
     }
 
-    /// The commit message.
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError>;
+    /// The commit message's first line.
+    fn subject(&self, cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError>;
+
+    /// A line the commit message ends with, after the run and its approver.
+    fn note(&self, _cx: &StepContext) -> Result<Option<String>, StepError> {
+        Ok(None)
+    }
 }
 
 /// The plan and the files it writes. The caller holds the checkout's turn.
@@ -305,7 +349,12 @@ pub async fn repo_apply(
     let (now, files) = planned(cx, w, &co).await?;
     approved.ensure_current(step, &now)?;
     w.before_commit(cx, &co).await?;
-    let message = w.message(cx, &files, approved.approver().unwrap_or("nobody"))?;
+    let message = commit_message(
+        &w.subject(cx, &files)?,
+        cx.run_id,
+        approved.approver().unwrap_or("nobody"),
+        w.note(cx)?.as_deref(),
+    );
     Ok(co.write_commit_push(&files, &message).await?)
 }
 
@@ -349,6 +398,34 @@ mod tests {
             &d("a.com"),
         );
         assert_eq!(default.lineages_dir(), "/etc/letsencrypt/live");
+    }
+
+    #[test]
+    fn a_commit_message_names_the_run_and_its_approver_then_the_note() {
+        let run = Uuid::nil();
+        assert_eq!(
+            commit_message(
+                "release a/services.yaml: held_back: false",
+                run,
+                "ana",
+                None
+            ),
+            "release a/services.yaml: held_back: false\n\nRun 00000000-0000-0000-0000-000000000000 of onboard-bot, approved by ana."
+        );
+        assert_eq!(
+            commit_message(
+                "onboard x: deploy config for x.com",
+                run,
+                "nobody",
+                Some("Templated from t.")
+            ),
+            "onboard x: deploy config for x.com\n\nRun 00000000-0000-0000-0000-000000000000 of onboard-bot, approved by nobody.\nTemplated from t."
+        );
+        let files = [
+            ("a".to_owned(), String::new()),
+            ("b".to_owned(), String::new()),
+        ];
+        assert_eq!(paths(&files), "a, b");
     }
 
     #[test]

@@ -267,20 +267,20 @@ impl RepoWrite for DeployConfig {
         Ok(())
     }
 
-    fn message(
-        &self,
-        cx: &StepContext,
-        _files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
+    fn subject(&self, cx: &StepContext, _files: &[(String, String)]) -> Result<String, StepError> {
         let req = onboard(cx)?;
         Ok(format!(
-            "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {approver}.\nTemplated from {}; held_back: true until TLS is live.",
+            "onboard {}: deploy config for {}",
             req.slug,
-            domain_list(req),
-            cx.run_id,
-            cx.services.config.deploy.template,
+            domain_list(req)
         ))
+    }
+
+    fn note(&self, cx: &StepContext) -> Result<Option<String>, StepError> {
+        Ok(Some(format!(
+            "Templated from {}; held_back: true until TLS is live.",
+            cx.services.config.deploy.template
+        )))
     }
 }
 

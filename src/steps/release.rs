@@ -32,18 +32,13 @@ fn held(cx: &StepContext, repo: &Checkout<'_>) -> Result<Vec<(String, String, St
 impl RepoWrite for Release {
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let held = held(cx, repo)?;
-        Ok(RepoEdits {
-            summary: format!("release {} site(s): held_back: false", held.len()),
-            diffs: held
-                .iter()
-                .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
+        Ok(RepoEdits::rewrites(
+            format!("release {} site(s): held_back: false", held.len()),
+            held.into_iter()
+                .map(|(path, old, new)| (path, Some(old), new))
                 .collect(),
-            files: held
-                .into_iter()
-                .map(|(path, _, text)| (path, text))
-                .collect(),
-            done: "held_back is false for every site".into(),
-        })
+            "held_back is false for every site",
+        ))
     }
 
     async fn ready(&self, cx: &StepContext) -> Result<(), StepError> {
@@ -57,17 +52,10 @@ impl RepoWrite for Release {
         Ok(())
     }
 
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    fn subject(&self, _cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError> {
         Ok(format!(
-            "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {approver}.",
-            names.join(", "),
-            cx.run_id,
+            "release {}: held_back: false, TLS is live",
+            common::paths(files)
         ))
     }
 }

@@ -9,7 +9,6 @@ use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::adapters::ssh;
-use crate::templating;
 
 pub struct SyncBack;
 
@@ -43,34 +42,20 @@ async fn differences(
 impl RepoWrite for SyncBack {
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let diffs = differences(cx, repo).await?;
-        Ok(RepoEdits {
-            summary: format!(
+        Ok(RepoEdits::rewrites(
+            format!(
                 "commit certbot's nginx conf for {} file(s) and push",
                 diffs.len()
             ),
-            diffs: diffs
-                .iter()
-                .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
-                .collect(),
-            files: diffs
-                .into_iter()
-                .map(|(path, _, text)| (path, text))
-                .collect(),
-            done: "the repo's nginx/prod.conf matches the VPS".into(),
-        })
+            diffs,
+            "the repo's nginx/prod.conf matches the VPS",
+        ))
     }
 
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    fn subject(&self, _cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError> {
         Ok(format!(
-            "sync certbot's nginx conf back: {}\n\nRun {} of onboard-bot, approved by {approver}.",
-            names.join(", "),
-            cx.run_id,
+            "sync certbot's nginx conf back: {}",
+            common::paths(files)
         ))
     }
 }
