@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{ApprovedPlan, Plan, StepContext, StepError, written_as};
@@ -73,6 +75,17 @@ pub async fn person_id(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Resul
     })?;
     cx.set_user_id(user.id).await?;
     Ok(user.id)
+}
+
+/// A connection to the tenant DB, for a plan or a check.
+pub async fn tenant_conn(cx: &StepContext) -> Result<PoolConnection<Postgres>, StepError> {
+    Ok(cx.services.tenant_db().await?.acquire().await?)
+}
+
+/// The transaction a tenant-DB step writes in. It reads one snapshot, so the plan made again
+/// inside it is made from the state the write sees.
+pub async fn tenant_write(cx: &StepContext) -> Result<Transaction<'static, Postgres>, StepError> {
+    Ok(tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?)
 }
 
 /// Where one site lives: its directory in the platform repo and its files on the VPS, from
