@@ -9,7 +9,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{ApprovedPlan, Plan, StepContext, StepError, written_as};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName, written_as};
 use crate::adapters::repo::Checkout;
 use crate::adapters::{dns, tenant_db, tls};
 use crate::config::{CertConfig, DeployConfig};
@@ -284,11 +284,17 @@ fn commit_message(subject: &str, run_id: Uuid, approver: &str, note: Option<&str
     message
 }
 
-/// A step that writes the platform repo: deploy-config, sync-back and release. They share
-/// [`repo_plan`] and [`repo_apply`], so each plans under the repo's lock from a checkout synced
-/// with origin, and writes, commits and pushes only the approved plan, in the same turn.
+/// A step that writes the platform repo: deploy-config, sync-back and release. Each is a
+/// [`Step`] through the one impl below, so each plans under the repo's lock from a checkout
+/// synced with origin, and writes, commits and pushes only the approved plan, in the same turn.
 #[async_trait]
 pub trait RepoWrite: Send + Sync {
+    /// Which step this is ([`Step::id`]).
+    fn id(&self) -> StepName;
+
+    /// [`Step::description`].
+    fn description(&self) -> &'static str;
+
     /// The edits, from the checkout synced with origin just now.
     async fn edits(&self, cx: &StepContext, co: &Checkout<'_>) -> Result<RepoEdits, StepError>;
 
@@ -309,6 +315,43 @@ pub trait RepoWrite: Send + Sync {
     /// A line the commit message ends with, after the run and its approver.
     fn note(&self, _cx: &StepContext) -> Result<Option<String>, StepError> {
         Ok(None)
+    }
+
+    /// Runs once the commit `head` is pushed (deploy-config logs it).
+    fn pushed(&self, _cx: &StepContext, _head: &str) {}
+
+    /// [`Step::check`].
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
+}
+
+/// Every repo-writing step writes production (the platform repo deploys from it), plans with
+/// [`repo_plan`] and applies with [`repo_apply`].
+#[async_trait]
+impl<W: RepoWrite> Step for W {
+    fn id(&self) -> StepName {
+        RepoWrite::id(self)
+    }
+
+    fn description(&self) -> &'static str {
+        RepoWrite::description(self)
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        repo_plan(cx, self).await
+    }
+
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+        let head = repo_apply(cx, self.name(), self, plan).await?;
+        self.pushed(cx, &head);
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        RepoWrite::check(self, cx).await
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets, served_ok};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use super::{CheckReport, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::templating;
 
@@ -30,6 +30,14 @@ fn held(cx: &StepContext, repo: &Checkout<'_>) -> Result<Vec<(String, String, St
 
 #[async_trait]
 impl RepoWrite for Release {
+    fn id(&self) -> StepName {
+        StepName::Release
+    }
+
+    fn description(&self) -> &'static str {
+        "Flip deploy_state.held_back to false in services.yaml (comments kept), commit and push"
+    }
+
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let held = held(cx, repo)?;
         Ok(RepoEdits::rewrites(
@@ -57,30 +65,6 @@ impl RepoWrite for Release {
             "release {}: held_back: false, TLS is live",
             common::paths(files)
         ))
-    }
-}
-
-#[async_trait]
-impl Step for Release {
-    fn id(&self) -> StepName {
-        StepName::Release
-    }
-
-    fn description(&self) -> &'static str {
-        "Flip deploy_state.held_back to false in services.yaml (comments kept), commit and push"
-    }
-
-    fn writes_production(&self) -> bool {
-        true
-    }
-
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        common::repo_plan(cx, self).await
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        common::repo_apply(cx, self.name(), self, plan).await?;
-        Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use super::{CheckReport, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::adapters::ssh;
 
@@ -40,6 +40,14 @@ async fn differences(
 
 #[async_trait]
 impl RepoWrite for SyncBack {
+    fn id(&self) -> StepName {
+        StepName::SyncBack
+    }
+
+    fn description(&self) -> &'static str {
+        "Sync certbot's nginx site file from the VPS back to the repo's nginx/prod.conf, so later deploys keep TLS"
+    }
+
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let diffs = differences(cx, repo).await?;
         Ok(RepoEdits::rewrites(
@@ -57,30 +65,6 @@ impl RepoWrite for SyncBack {
             "sync certbot's nginx conf back: {}",
             common::paths(files)
         ))
-    }
-}
-
-#[async_trait]
-impl Step for SyncBack {
-    fn id(&self) -> StepName {
-        StepName::SyncBack
-    }
-
-    fn description(&self) -> &'static str {
-        "Sync certbot's nginx site file from the VPS back to the repo's nginx/prod.conf, so later deploys keep TLS"
-    }
-
-    fn writes_production(&self) -> bool {
-        true
-    }
-
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        common::repo_plan(cx, self).await
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        common::repo_apply(cx, self.name(), self, plan).await?;
-        Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
