@@ -5,14 +5,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{ApprovedPlan, Plan, StepContext, StepError, written_as};
+use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName, written_as};
 use crate::adapters::repo::Checkout;
 use crate::adapters::{dns, tenant_db, tls};
 use crate::config::{CertConfig, DeployConfig};
 use crate::dnscheck::{self, Rtype, Status};
 use crate::domain::{DomainName, Email, MailPlan};
+use crate::templating;
 // The one place steps name the engine's request types (they are the run's input).
 pub use crate::report::Precondition;
 pub use crate::request::{OnboardRequest, Request};
@@ -72,6 +75,17 @@ pub async fn person_id(cx: &StepContext, conn: &mut sqlx::PgConnection) -> Resul
     })?;
     cx.set_user_id(user.id).await?;
     Ok(user.id)
+}
+
+/// A connection to the tenant DB, for a plan or a check.
+pub async fn tenant_conn(cx: &StepContext) -> Result<PoolConnection<Postgres>, StepError> {
+    Ok(cx.services.tenant_db().await?.acquire().await?)
+}
+
+/// The transaction a tenant-DB step writes in. It reads one snapshot, so the plan made again
+/// inside it is made from the state the write sees.
+pub async fn tenant_write(cx: &StepContext) -> Result<Transaction<'static, Postgres>, StepError> {
+    Ok(tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?)
 }
 
 /// Where one site lives: its directory in the platform repo and its files on the VPS, from
@@ -227,11 +241,60 @@ pub struct RepoEdits {
     pub done: String,
 }
 
-/// A step that writes the platform repo: deploy-config, sync-back and release. They share
-/// [`repo_plan`] and [`repo_apply`], so each plans under the repo's lock from a checkout synced
-/// with origin, and writes, commits and pushes only the approved plan, in the same turn.
+impl RepoEdits {
+    /// Edits that write each changed file whole, each shown as a plain diff against what the
+    /// repo has: `changes` holds (path, the repo's text or none, the new text).
+    pub fn rewrites(
+        summary: String,
+        changes: Vec<(String, Option<String>, String)>,
+        done: impl Into<String>,
+    ) -> Self {
+        Self {
+            summary,
+            diffs: changes
+                .iter()
+                .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
+                .collect(),
+            files: changes
+                .into_iter()
+                .map(|(path, _, text)| (path, text))
+                .collect(),
+            done: done.into(),
+        }
+    }
+}
+
+/// The paths of the files a commit writes, for its subject line.
+pub fn paths(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .map(|f| f.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A commit message of the bot: the step's subject, the run and its approver (every commit
+/// traces back to one approved plan), and the step's note if it has one.
+fn commit_message(subject: &str, run_id: Uuid, approver: &str, note: Option<&str>) -> String {
+    let mut message = format!("{subject}\n\nRun {run_id} of onboard-bot, approved by {approver}.");
+    if let Some(note) = note {
+        message.push('\n');
+        message.push_str(note);
+    }
+    message
+}
+
+/// A step that writes the platform repo: deploy-config, sync-back and release. Each is a
+/// [`Step`] through the one impl below, so each plans under the repo's lock from a checkout
+/// synced with origin, and writes, commits and pushes only the approved plan, in the same turn.
 #[async_trait]
 pub trait RepoWrite: Send + Sync {
+    /// Which step this is ([`Step::id`]).
+    fn id(&self) -> StepName;
+
+    /// [`Step::description`].
+    fn description(&self) -> &'static str;
+
     /// The edits, from the checkout synced with origin just now.
     async fn edits(&self, cx: &StepContext, co: &Checkout<'_>) -> Result<RepoEdits, StepError>;
 
@@ -246,13 +309,50 @@ pub trait RepoWrite: Send + Sync {
         Ok(())
     }
 
-    /// The commit message.
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError>;
+    /// The commit message's first line.
+    fn subject(&self, cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError>;
+
+    /// A line the commit message ends with, after the run and its approver.
+    fn note(&self, _cx: &StepContext) -> Result<Option<String>, StepError> {
+        Ok(None)
+    }
+
+    /// Runs once the commit `head` is pushed (deploy-config logs it).
+    fn pushed(&self, _cx: &StepContext, _head: &str) {}
+
+    /// [`Step::check`].
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
+}
+
+/// Every repo-writing step writes production (the platform repo deploys from it), plans with
+/// [`repo_plan`] and applies with [`repo_apply`].
+#[async_trait]
+impl<W: RepoWrite> Step for W {
+    fn id(&self) -> StepName {
+        RepoWrite::id(self)
+    }
+
+    fn description(&self) -> &'static str {
+        RepoWrite::description(self)
+    }
+
+    fn writes_production(&self) -> bool {
+        true
+    }
+
+    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
+        repo_plan(cx, self).await
+    }
+
+    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
+        let head = repo_apply(cx, self.name(), self, plan).await?;
+        self.pushed(cx, &head);
+        Ok(())
+    }
+
+    async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
+        RepoWrite::check(self, cx).await
+    }
 }
 
 /// The plan and the files it writes. The caller holds the checkout's turn.
@@ -305,7 +405,12 @@ pub async fn repo_apply(
     let (now, files) = planned(cx, w, &co).await?;
     approved.ensure_current(step, &now)?;
     w.before_commit(cx, &co).await?;
-    let message = w.message(cx, &files, approved.approver().unwrap_or("nobody"))?;
+    let message = commit_message(
+        &w.subject(cx, &files)?,
+        cx.run_id,
+        approved.approver().unwrap_or("nobody"),
+        w.note(cx)?.as_deref(),
+    );
     Ok(co.write_commit_push(&files, &message).await?)
 }
 
@@ -349,6 +454,34 @@ mod tests {
             &d("a.com"),
         );
         assert_eq!(default.lineages_dir(), "/etc/letsencrypt/live");
+    }
+
+    #[test]
+    fn a_commit_message_names_the_run_and_its_approver_then_the_note() {
+        let run = Uuid::nil();
+        assert_eq!(
+            commit_message(
+                "release a/services.yaml: held_back: false",
+                run,
+                "ana",
+                None
+            ),
+            "release a/services.yaml: held_back: false\n\nRun 00000000-0000-0000-0000-000000000000 of onboard-bot, approved by ana."
+        );
+        assert_eq!(
+            commit_message(
+                "onboard x: deploy config for x.com",
+                run,
+                "nobody",
+                Some("Templated from t.")
+            ),
+            "onboard x: deploy config for x.com\n\nRun 00000000-0000-0000-0000-000000000000 of onboard-bot, approved by nobody.\nTemplated from t."
+        );
+        let files = [
+            ("a".to_owned(), String::new()),
+            ("b".to_owned(), String::new()),
+        ];
+        assert_eq!(paths(&files), "a, b");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::common::{onboard, person_id};
+use super::common::{onboard, person_id, tenant_conn, tenant_write};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db;
 use crate::domain::{DisplayName, OperatingMode, Slug};
@@ -130,7 +130,7 @@ impl Step for CreateOrg {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         Ok(planned(cx, &mut conn).await?.0)
     }
 
@@ -138,7 +138,7 @@ impl Step for CreateOrg {
         let (slug, name) = parts(cx)?;
         // Planned again inside the write's transaction (see create-person): the rows inserted
         // are the ones the approved plan shows.
-        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let mut tx = tenant_write(cx).await?;
         let (now, state, owner) = planned(cx, &mut tx).await?;
         plan.ensure_current(self.name(), &now)?;
         let org_id = match state {
@@ -162,7 +162,7 @@ impl Step for CreateOrg {
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let (slug, name) = parts(cx)?;
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         let owner = person_id(cx, &mut conn).await?;
         Ok(match org_state(&mut conn, slug, name, owner).await {
             Ok(OrgState::Complete(id)) => CheckReport::ok(format!(

@@ -1,6 +1,6 @@
 //! Runbook "Database steps" 1: create the Person tenant in `users`.
 
-use super::common::onboard;
+use super::common::{onboard, tenant_conn, tenant_write};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db::{self, UserRow};
 use async_trait::async_trait;
@@ -78,7 +78,7 @@ impl Step for CreatePerson {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         planned(cx, &mut conn).await
     }
 
@@ -87,7 +87,7 @@ impl Step for CreatePerson {
         // Planned again inside the write's transaction: the insert happens only if the state it
         // sees is the one the approved plan was made from (an earlier, interrupted attempt that
         // inserted the row makes the plan "already done", and the engine records that).
-        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let mut tx = tenant_write(cx).await?;
         let now = planned(cx, &mut tx).await?;
         plan.ensure_current(self.name(), &now)?;
         let id = tenant_db::insert_user(&mut tx, &req.slug, &req.email, &req.display_name).await?;
@@ -99,7 +99,7 @@ impl Step for CreatePerson {
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let req = onboard(cx)?;
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         let want = cx.user_id().await;
         Ok(match tenant_db::find_user(&mut conn, &req.slug).await? {
             Some(u) if Some(u.id) == want && u.email == req.email.as_str() => {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::common::{self, OnboardRequest, RepoEdits, RepoWrite, Site, onboard};
+use super::common::{OnboardRequest, RepoEdits, RepoWrite, Site, onboard};
 use super::ownership::{self, Claim};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use super::{CheckReport, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::domain::{DomainName, MailPlan, OperatingMode};
 use crate::messages;
@@ -206,6 +206,14 @@ fn domain_list(req: &OnboardRequest) -> String {
 
 #[async_trait]
 impl RepoWrite for DeployConfig {
+    fn id(&self) -> StepName {
+        StepName::DeployConfig
+    }
+
+    fn description(&self) -> &'static str {
+        "Deploy config: copy _template/{provider}.com, edit services.yaml, deploy.sh, nginx/prod.conf; commit and push"
+    }
+
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let req = onboard(cx)?;
         // Another tenant's site is refused before anything is planned over it.
@@ -267,45 +275,24 @@ impl RepoWrite for DeployConfig {
         Ok(())
     }
 
-    fn message(
-        &self,
-        cx: &StepContext,
-        _files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
+    fn subject(&self, cx: &StepContext, _files: &[(String, String)]) -> Result<String, StepError> {
         let req = onboard(cx)?;
         Ok(format!(
-            "onboard {}: deploy config for {}\n\nRun {} of onboard-bot, approved by {approver}.\nTemplated from {}; held_back: true until TLS is live.",
+            "onboard {}: deploy config for {}",
             req.slug,
-            domain_list(req),
-            cx.run_id,
-            cx.services.config.deploy.template,
+            domain_list(req)
         ))
     }
-}
 
-#[async_trait]
-impl Step for DeployConfig {
-    fn id(&self) -> StepName {
-        StepName::DeployConfig
+    fn note(&self, cx: &StepContext) -> Result<Option<String>, StepError> {
+        Ok(Some(format!(
+            "Templated from {}; held_back: true until TLS is live.",
+            cx.services.config.deploy.template
+        )))
     }
 
-    fn description(&self) -> &'static str {
-        "Deploy config: copy _template/{provider}.com, edit services.yaml, deploy.sh, nginx/prod.conf; commit and push"
-    }
-
-    fn writes_production(&self) -> bool {
-        true
-    }
-
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        common::repo_plan(cx, self).await
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        let head = common::repo_apply(cx, self.name(), self, plan).await?;
+    fn pushed(&self, cx: &StepContext, head: &str) {
         cx.log(&format!("committed and pushed {head}"));
-        Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {

@@ -1,6 +1,6 @@
 //! Runbook "Database steps" 2c: the Person joins an existing Org as a member.
 
-use super::common::{onboard, person_id};
+use super::common::{onboard, person_id, tenant_conn, tenant_write};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db::{self, OrgRow};
 use crate::domain::{OperatingMode, Slug};
@@ -77,7 +77,7 @@ impl Step for JoinOrg {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         Ok(planned(cx, &mut conn).await?.0)
     }
 
@@ -85,7 +85,7 @@ impl Step for JoinOrg {
         let slug = org_slug(cx)?;
         // Planned again inside the write's transaction, which reads one snapshot: the org the
         // member row goes into is the one (by id) the approved plan names.
-        let mut tx = tenant_db::begin_snapshot(cx.services.tenant_db().await?).await?;
+        let mut tx = tenant_write(cx).await?;
         let (now, org, user) = planned(cx, &mut tx).await?;
         plan.ensure_current(self.name(), &now)?;
         tenant_db::insert_member(&mut tx, slug, user, ROLE).await?;
@@ -96,7 +96,7 @@ impl Step for JoinOrg {
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let slug = org_slug(cx)?;
-        let mut conn = cx.services.tenant_db().await?.acquire().await?;
+        let mut conn = tenant_conn(cx).await?;
         let user = person_id(cx, &mut conn).await?;
         let org = existing_org(&mut conn, slug).await?;
         Ok(

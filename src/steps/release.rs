@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets, served_ok};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use super::{CheckReport, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::templating;
 
@@ -30,20 +30,23 @@ fn held(cx: &StepContext, repo: &Checkout<'_>) -> Result<Vec<(String, String, St
 
 #[async_trait]
 impl RepoWrite for Release {
+    fn id(&self) -> StepName {
+        StepName::Release
+    }
+
+    fn description(&self) -> &'static str {
+        "Flip deploy_state.held_back to false in services.yaml (comments kept), commit and push"
+    }
+
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let held = held(cx, repo)?;
-        Ok(RepoEdits {
-            summary: format!("release {} site(s): held_back: false", held.len()),
-            diffs: held
-                .iter()
-                .map(|(p, old, new)| templating::unified_diff(p, Some(old), new))
+        Ok(RepoEdits::rewrites(
+            format!("release {} site(s): held_back: false", held.len()),
+            held.into_iter()
+                .map(|(path, old, new)| (path, Some(old), new))
                 .collect(),
-            files: held
-                .into_iter()
-                .map(|(path, _, text)| (path, text))
-                .collect(),
-            done: "held_back is false for every site".into(),
-        })
+            "held_back is false for every site",
+        ))
     }
 
     async fn ready(&self, cx: &StepContext) -> Result<(), StepError> {
@@ -57,42 +60,11 @@ impl RepoWrite for Release {
         Ok(())
     }
 
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    fn subject(&self, _cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError> {
         Ok(format!(
-            "release {}: held_back: false, TLS is live\n\nRun {} of onboard-bot, approved by {approver}.",
-            names.join(", "),
-            cx.run_id,
+            "release {}: held_back: false, TLS is live",
+            common::paths(files)
         ))
-    }
-}
-
-#[async_trait]
-impl Step for Release {
-    fn id(&self) -> StepName {
-        StepName::Release
-    }
-
-    fn description(&self) -> &'static str {
-        "Flip deploy_state.held_back to false in services.yaml (comments kept), commit and push"
-    }
-
-    fn writes_production(&self) -> bool {
-        true
-    }
-
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        common::repo_plan(cx, self).await
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        common::repo_apply(cx, self.name(), self, plan).await?;
-        Ok(())
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {

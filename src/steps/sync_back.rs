@@ -6,10 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::common::{self, RepoEdits, RepoWrite, Site, cert_targets};
-use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
+use super::{CheckReport, StepContext, StepError, StepName};
 use crate::adapters::repo::Checkout;
 use crate::adapters::ssh;
-use crate::templating;
 
 pub struct SyncBack;
 
@@ -41,42 +40,6 @@ async fn differences(
 
 #[async_trait]
 impl RepoWrite for SyncBack {
-    async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
-        let diffs = differences(cx, repo).await?;
-        Ok(RepoEdits {
-            summary: format!(
-                "commit certbot's nginx conf for {} file(s) and push",
-                diffs.len()
-            ),
-            diffs: diffs
-                .iter()
-                .map(|(p, old, new)| templating::unified_diff(p, old.as_deref(), new))
-                .collect(),
-            files: diffs
-                .into_iter()
-                .map(|(path, _, text)| (path, text))
-                .collect(),
-            done: "the repo's nginx/prod.conf matches the VPS".into(),
-        })
-    }
-
-    fn message(
-        &self,
-        cx: &StepContext,
-        files: &[(String, String)],
-        approver: &str,
-    ) -> Result<String, StepError> {
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-        Ok(format!(
-            "sync certbot's nginx conf back: {}\n\nRun {} of onboard-bot, approved by {approver}.",
-            names.join(", "),
-            cx.run_id,
-        ))
-    }
-}
-
-#[async_trait]
-impl Step for SyncBack {
     fn id(&self) -> StepName {
         StepName::SyncBack
     }
@@ -85,17 +48,23 @@ impl Step for SyncBack {
         "Sync certbot's nginx site file from the VPS back to the repo's nginx/prod.conf, so later deploys keep TLS"
     }
 
-    fn writes_production(&self) -> bool {
-        true
+    async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
+        let diffs = differences(cx, repo).await?;
+        Ok(RepoEdits::rewrites(
+            format!(
+                "commit certbot's nginx conf for {} file(s) and push",
+                diffs.len()
+            ),
+            diffs,
+            "the repo's nginx/prod.conf matches the VPS",
+        ))
     }
 
-    async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        common::repo_plan(cx, self).await
-    }
-
-    async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
-        common::repo_apply(cx, self.name(), self, plan).await?;
-        Ok(())
+    fn subject(&self, _cx: &StepContext, files: &[(String, String)]) -> Result<String, StepError> {
+        Ok(format!(
+            "sync certbot's nginx conf back: {}",
+            common::paths(files)
+        ))
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {

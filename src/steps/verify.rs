@@ -10,7 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::common::Request;
+use super::common::{Request, tenant_conn};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::{dns, http, tenant_db};
 use crate::config::VerifyConfig;
@@ -47,7 +47,7 @@ async fn tenant(cx: &StepContext) -> Result<Tenant, StepError> {
             return Err(StepError::Internal(anyhow::anyhow!("verify in a cert run")));
         }
     };
-    let mut conn = cx.services.tenant_db().await?.acquire().await?;
+    let mut conn = tenant_conn(cx).await?;
     let user = tenant_db::find_user(&mut conn, &slug)
         .await?
         .ok_or_else(|| StepError::refused(format!("there is no user `{slug}` to verify")))?;
@@ -420,7 +420,7 @@ async fn rls_check(
 pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
     let v = settings(cx)?;
     let t = tenant(cx).await?;
-    let mut conn = cx.services.tenant_db().await?.acquire().await?;
+    let mut conn = tenant_conn(cx).await?;
     let other = tenant_db::find_user(&mut conn, &v.other_tenant)
         .await?
         .filter(|u| u.id != t.user_id)
