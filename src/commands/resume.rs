@@ -65,7 +65,9 @@ pub async fn run(
     let record = runs::to_act_on(engine, caller, req.id, "resume").await?;
     let id = record.id;
     if req.take_over && (!caller.approver || req.reason.is_none()) {
-        let why = if caller.approver {
+        // An approver who gave no reason; anyone else is not allowed at all.
+        let only_reason_missing = caller.approver;
+        let why = if only_reason_missing {
             "no_reason"
         } else {
             "not_an_approver"
@@ -83,39 +85,34 @@ pub async fn run(
             })
             .await?;
         return Err(CommandError::Refused(messages::takeover_refused(
-            why == "no_reason",
+            only_reason_missing,
         )));
     }
     match caller.frontend {
         Frontend::Console => {
             if engine.config().environment == Environment::Production {
                 let Some(reason) = break_glass else {
-                    return Err(CommandError::Refused(
-                        "this config is marked production: resume from the console only with --break-glass REASON (recorded in the audit trail)".into(),
-                    ));
+                    return Err(CommandError::Refused(messages::resume_needs_break_glass()));
                 };
                 engine.record_break_glass(id, &caller.actor, reason).await?;
             }
         }
         Frontend::Discord => {
             if record.status.is_terminal() {
-                return Ok(Reply::Text(format!(
-                    "Run `{id}` is {}; there is nothing to resume.",
-                    record.status.as_str()
+                return Ok(Reply::Text(messages::resume_nothing_to_do(
+                    id,
+                    record.status.as_str(),
                 )));
             }
             if running_here(id) {
-                return Ok(Reply::Text(format!(
-                    "Run `{id}` is running already; follow it in its thread."
-                )));
+                return Ok(Reply::Text(messages::resume_running_here(id)));
             }
             if let (Some(holder), Some(until)) = (&record.executor, record.executor_until)
                 && until > chrono::Utc::now()
                 && !req.take_over
             {
-                return Ok(Reply::Text(format!(
-                    "Run `{id}` is being executed by `{holder}` (lease until {}). If that process is gone or stuck, an approver can take it over with `take_over: true` and a `reason`.",
-                    until.format("%H:%M:%S UTC")
+                return Ok(Reply::Text(messages::resume_leased_elsewhere(
+                    id, holder, until,
                 )));
             }
         }

@@ -108,3 +108,36 @@ pub fn command_refused(command: &str) -> String {
          Nothing was done, and this refusal is recorded in the audit trail."
     )
 }
+
+/// `runs resume` from the console against a production config, without `--break-glass`.
+pub fn resume_needs_break_glass() -> String {
+    "this config is marked production: resume from the console only with --break-glass REASON (recorded in the audit trail)".into()
+}
+
+/// `/resume` of a run that has ended for good.
+pub fn resume_nothing_to_do(run_id: uuid::Uuid, status: &str) -> String {
+    format!("Run `{run_id}` is {status}; there is nothing to resume.")
+}
+
+/// `/resume` of a run this process is executing.
+pub fn resume_running_here(run_id: uuid::Uuid) -> String {
+    format!("Run `{run_id}` is running already; follow it in its thread.")
+}
+
+/// `/resume` of a run another process holds the lease of, and how to take it over.
+pub fn resume_leased_elsewhere(
+    run_id: uuid::Uuid,
+    holder: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) -> String {
+    format!(
+        "Run `{run_id}` is being executed by `{holder}` (lease until {}). If that process is gone or stuck, an approver can take it over with `take_over: true` and a `reason`.",
+        until.format("%H:%M:%S UTC")
+    )
+}
+
+/// A run id that names no run, and where to look up the right one (`hint`: `/status` or
+/// `` `runs list` ``).
+pub fn no_such_run(run_id: uuid::Uuid, hint: &str) -> String {
+    format!("No run `{run_id}`: check the id with {hint}.")
+}
