@@ -47,9 +47,10 @@ impl RunsShowArgs {
 
 /// One run: its steps, statuses and plans.
 pub async fn show(engine: &Engine, id: Uuid) -> Result<Reply, CommandError> {
-    let (run, steps) = find_with_steps(engine, id)
-        .await?
-        .with_context(|| format!("no run {id}"))?;
+    // Only the console has `runs show`; a wrong id is the user's, not an internal error.
+    let Some((run, steps)) = find_with_steps(engine, id).await? else {
+        return Err(CommandError::User(messages::no_such_run(id, "`runs list`")));
+    };
     Ok(Reply::Listing(Listing {
         title: format!("run {id}"),
         text: messages::summary_table(&run, &steps),
@@ -111,9 +112,7 @@ pub(crate) async fn to_act_on(
             super::Frontend::Discord => "/status",
             super::Frontend::Console => "`runs list`",
         };
-        return Err(CommandError::User(format!(
-            "No run `{id}`: check the id with {hint}."
-        )));
+        return Err(CommandError::User(messages::no_such_run(id, hint)));
     };
     if !caller.approver && record.started_by != caller.actor.id {
         return Err(CommandError::Refused(format!(

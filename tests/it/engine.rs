@@ -647,3 +647,27 @@ async fn a_parked_run_is_cancelled_from_another_process_and_releases_its_locks()
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_show_of_an_unknown_id_is_the_users_mistake_and_says_where_to_look() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.write_config(tmp.path(), |t| t);
+        let id = uuid::Uuid::new_v4();
+        let out = Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+            .args(["runs", "show", &id.to_string(), "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Exit 2 (bad input), not 3 (internal): the id is wrong, nothing failed.
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("No run `{id}`: check the id with `runs list`.")),
+            "{stderr}"
+        );
+    })
+    .await
+}
