@@ -74,5 +74,6 @@ pub async fn run(
         title: format!("audit {}", req.subject),
         text,
         ok,
+        card: None,
     }))
 }

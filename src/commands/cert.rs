@@ -80,5 +80,6 @@ pub async fn status(config: &Config, domain: &DomainName) -> Result<Reply, Comma
         title: format!("cert status {domain}"),
         text: status.render(),
         ok: status.is_good(),
+        card: None,
     }))
 }

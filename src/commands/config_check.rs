@@ -73,5 +73,6 @@ pub async fn run(config: &Config) -> Result<Reply, CommandError> {
         title: "config check".into(),
         text,
         ok: !failed,
+        card: None,
     }))
 }

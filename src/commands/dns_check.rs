@@ -59,14 +59,16 @@ pub async fn run(
     let (report, mail) = engine
         .dns_check(req, |n, r| progress(attempt_line(n, r)))
         .await?;
+    let view = crate::dnscheck::view(&report);
     Ok(Reply::Listing(Listing {
         title: format!("dns-check {}", req.domain),
         text: format!(
             "{}mail plan checked: {}\n",
-            crate::dnscheck::render(&report),
+            crate::dnscheck::table(&view),
             mail.name()
         ),
         ok: report.all_ok(),
+        card: Some(crate::messages::dns_card(&view, mail.name())),
     }))
 }
 

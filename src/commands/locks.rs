@@ -12,6 +12,7 @@ pub async fn list(engine: &Engine) -> Result<Reply, CommandError> {
         title: "locks".into(),
         text: messages::locks_listing(&locks),
         ok: true,
+        card: None,
     }))
 }
 

@@ -93,6 +93,9 @@ pub struct Listing {
     pub text: String,
     /// Whether what it reports holds (a failed check: the console exits 1).
     pub ok: bool,
+    /// The same report as a card, for a chat front-end that shows embeds (the console prints
+    /// `text`); when the card is not complete, the text goes with it as a file.
+    pub card: Option<crate::messages::ReportCard>,
 }
 
 /// A run the front-end is to execute.

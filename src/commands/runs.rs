@@ -28,6 +28,7 @@ pub async fn list(engine: &Engine, args: &RunsListArgs) -> Result<Reply, Command
         title: "runs".into(),
         text: messages::runs_listing(&runs),
         ok: true,
+        card: None,
     }))
 }
 
@@ -55,6 +56,7 @@ pub async fn show(engine: &Engine, id: Uuid) -> Result<Reply, CommandError> {
         title: format!("run {id}"),
         text: messages::summary_table(&run, &steps),
         ok: true,
+        card: None,
     }))
 }
 

@@ -53,6 +53,7 @@ pub(super) fn diagnose(
         |out: &mut Vec<Diagnosis>, blocking: bool, name: &str, problem: String, fix: String| {
             let d = Diagnosis {
                 name: name.to_owned(),
+                rtype: None,
                 problem,
                 fix,
                 blocking,
@@ -91,6 +92,19 @@ pub(super) fn diagnose(
     let push = |out: &mut Vec<Diagnosis>, name: &str, problem: String, fix: String| {
         push_as(out, true, name, problem, fix)
     };
+    // A problem of one expected record: its row shows it.
+    let push_rec = |out: &mut Vec<Diagnosis>, e: &Expected, problem: String, fix: String| {
+        let d = Diagnosis {
+            name: e.name.clone(),
+            rtype: Some(e.rtype),
+            problem,
+            fix,
+            blocking: true,
+        };
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    };
     let auth: Vec<&BTreeMap<(String, Rtype), Answer>> = obs
         .iter()
         .filter(|((_, r), _)| *r == Role::Authoritative)
@@ -107,9 +121,9 @@ pub(super) fn diagnose(
         match (r.status, &e.want) {
             (Status::WrongValue, Want::Values(want)) if e.rtype == Rtype::A => {
                 if let Some(Answer::Records { values, .. }) = auth_answer(&e.name, Rtype::A) {
-                    push(
+                    push_rec(
                         &mut out,
-                        &e.name,
+                        e,
                         format!(
                             "A for {} points at {}, not the VPS {}",
                             e.name,
@@ -120,9 +134,9 @@ pub(super) fn diagnose(
                     );
                 }
             }
-            (Status::WrongValue, Want::AOrCname { ip, target }) => push(
+            (Status::WrongValue, Want::AOrCname { ip, target }) => push_rec(
                 &mut out,
-                &e.name,
+                e,
                 format!(
                     "{} answers {}",
                     e.name,
@@ -133,9 +147,9 @@ pub(super) fn diagnose(
                     e.name
                 ),
             ),
-            (Status::WrongValue, Want::Values(want)) => push(
+            (Status::WrongValue, Want::Values(want)) => push_rec(
                 &mut out,
-                &e.name,
+                e,
                 format!("{} {} does not match {}", e.name, e.rtype, want.join(", ")),
                 format!(
                     "set the {} records of {} to {}",
@@ -164,7 +178,7 @@ pub(super) fn diagnose(
                 } else {
                     format!("{} {} missing ({}) — {what}", e.name, e.rtype, e.purpose)
                 };
-                push(&mut out, &e.name, problem, fix);
+                push_rec(&mut out, e, problem, fix);
             }
             _ => {}
         }
@@ -191,9 +205,9 @@ pub(super) fn diagnose(
                 let spf: Vec<&String> =
                     values.iter().filter(|v| txt_has_tag(v, "v=spf1")).collect();
                 if spf.len() > 1 {
-                    push(
+                    push_rec(
                         &mut out,
-                        &e.name,
+                        e,
                         format!(
                             "{} SPF records at {} (receivers treat this as a permanent error)",
                             spf.len(),
@@ -204,16 +218,16 @@ pub(super) fn diagnose(
                 }
                 for v in spf {
                     match spf_lookups(v) {
-                        Err(term) => push(
+                        Err(term) => push_rec(
                             &mut out,
-                            &e.name,
+                            e,
                             format!("SPF syntax error in `{v}`: `{term}` is not a valid SPF term"),
                             "fix the term (mechanisms: all, include:, a, mx, ptr, ip4:, ip6:, exists:; modifiers redirect=, exp=)"
                                 .into(),
                         ),
-                        Ok(n) if n > 10 => push(
+                        Ok(n) if n > 10 => push_rec(
                             &mut out,
-                            &e.name,
+                            e,
                             format!("SPF needs {n} DNS lookups at the top level; the limit is 10"),
                             "flatten includes into ip4:/ip6: ranges or drop unused ones".into(),
                         ),
@@ -226,9 +240,9 @@ pub(super) fn diagnose(
             } => {
                 for v in values.iter().filter(|v| txt_has_tag(v, "v=DMARC1")) {
                     if let Err(problem) = check_dmarc(v) {
-                        push(
+                        push_rec(
                             &mut out,
-                            &e.name,
+                            e,
                             format!("DMARC `{v}`: {problem}"),
                             format!(
                                 "publish e.g. `v=DMARC1; p=quarantine; rua=mailto:dmarc@{domain}`"

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{DomainName, MailPlan};
 
 pub use diagnose::{check_dmarc, spf_lookups};
-pub use render::render;
+pub use render::{Problem, Row, Verdict, View, render, table, view};
 pub use report::{Diagnosis, RecordReport, Report, Status};
 pub use verdict::evaluate;
 

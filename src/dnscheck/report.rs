@@ -43,6 +43,9 @@ pub struct RecordReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnosis {
     pub name: String,
+    /// The type of the expected record at `name` this problem is about, whose row shows it;
+    /// `None` for a problem of the domain or a server.
+    pub rtype: Option<Rtype>,
     pub problem: String,
     pub fix: String,
     /// False for trouble that does not make the domain wrong (a recursive resolver down).

@@ -73,6 +73,7 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
                 &req.plan_hash[..12.min(req.plan_hash.len())]
             ),
             colour: 0xf1c40f,
+            fields: Vec::new(),
         },
         attachment,
     }

@@ -17,6 +17,15 @@ pub struct Card {
     pub footer: String,
     /// 0xRRGGBB.
     pub colour: u32,
+    /// Named fields under the description (Discord: at most 25, each value 1024 characters).
+    pub fields: Vec<CardField>,
+}
+
+/// One named field of a [`Card`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardField {
+    pub name: String,
+    pub value: String,
 }
 
 /// Plans longer than this go into an attached file (an embed description holds 4096).
@@ -113,6 +122,7 @@ pub fn progress_card(run: &RunView, finished: Option<(RunStatus, &str)>) -> Card
         description: truncate(&lines.join("\n"), 4000),
         footer: format!("run {}", run.id),
         colour: run_colour(finished.map(|(s, _)| s), run),
+        fields: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! - `run.rs`: a run's progress, the same in the console and in chat;
 //! - `console.rs`: the console's listings;
 //! - `chat.rs`: a run's Discord thread (the progress card, logs);
+//! - `dns.rs`: `/dns-check`'s embed (the console's table is `dnscheck::table`, from the same view);
 //! - `approval.rs`: the approval card and the outcomes of its buttons;
 //! - `replies.rs`: the answers to slash commands;
 //! - `sites.rs`: site ownership;
@@ -12,6 +13,7 @@
 mod approval;
 mod chat;
 mod console;
+mod dns;
 mod replies;
 mod run;
 mod sites;
@@ -20,6 +22,7 @@ mod text;
 pub use approval::*;
 pub use chat::*;
 pub use console::*;
+pub use dns::*;
 pub use replies::*;
 pub use run::*;
 pub use sites::*;

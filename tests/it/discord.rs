@@ -1622,3 +1622,68 @@ async fn only_operators_start_and_read_runs_and_members_are_not_shown_the_comman
     })
     .await;
 }
+
+/// `/dns-check` answers with an embed (one field per record, coloured by the verdict, the
+/// snippet in a code block), laid out from the same view as the console's table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_check_answers_with_an_embed_per_record_coloured_by_its_verdict() {
+    init_tracing();
+    within(Duration::from_secs(90), async {
+        let good = "embed-good.com";
+        let bad = "embed-bad.com";
+        let Setup {
+            dbs: _dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&[good]).await;
+        // The apex points elsewhere and www is missing.
+        lab().put_zone(
+            bad,
+            &format!(
+                "$ORIGIN {bad}.\n$TTL 300\n@ SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 300\n@ NS ns1.lab.test.\n@ A 10.20.30.40\n"
+            ),
+        );
+        let check = |domain: &'static str| {
+            let h = fake.send_command(fake.requester(), "dns-check", json!({ "domain": domain }));
+            let fake = &fake;
+            async move {
+                let resp = fake.interaction_response(&h).await;
+                assert!(resp.is_ephemeral(), "{resp:?}");
+                fake.original_response(&h, T).await
+            }
+        };
+
+        let m = check(good).await;
+        assert_eq!(m.embeds.len(), 1, "{m:?}");
+        let e = &m.embeds[0];
+        assert_eq!(e.title.as_deref(), Some("DNS check for embed-good.com"));
+        assert_eq!(e.colour.map(|c| c.0), Some(0x2ecc71), "green: {e:?}");
+        assert_eq!(e.fields.len(), 2, "apex A and www: {e:?}");
+        assert!(e.fields.iter().all(|f| f.name.starts_with('✅')), "{e:?}");
+
+        let m = check(bad).await;
+        let e = &m.embeds[0];
+        assert_eq!(e.colour.map(|c| c.0), Some(0xe74c3c), "red: {e:?}");
+        let apex = e
+            .fields
+            .iter()
+            .find(|f| f.name == format!("❌ A {bad}"))
+            .unwrap_or_else(|| panic!("the apex row: {e:?}"));
+        assert!(
+            apex.value.contains("10.20.30.40") && apex.value.contains("fix:"),
+            "the row shows its problem and fix: {}",
+            apex.value
+        );
+        let description = e.description.as_deref().unwrap_or_default();
+        assert!(
+            description.contains("```") && description.contains(&format!("www.{bad}.")),
+            "the snippet is a code block: {description}"
+        );
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}

@@ -526,6 +526,11 @@ pub fn embed(card: &Card) -> CreateEmbed {
         .description(card.description.clone())
         .footer(CreateEmbedFooter::new(card.footer.clone()))
         .colour(card.colour)
+        .fields(
+            card.fields
+                .iter()
+                .map(|f| (f.name.clone(), f.value.clone(), false)),
+        )
 }
 
 #[cfg(test)]

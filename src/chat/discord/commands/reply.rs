@@ -9,9 +9,10 @@ use serenity::all::{
     CreateAllowedMentions, CreateAttachment, EditInteractionResponse, ModalInteraction,
 };
 
+use crate::chat::discord::frontend::embed;
 use crate::chat::discord::{Context, Data, Error};
 use crate::commands::{CommandError, Listing, Reply};
-use crate::messages;
+use crate::messages::{self, Card};
 
 /// How long a command that starts or resumes a run waits for its thread before answering
 /// without the link.
@@ -35,26 +36,48 @@ impl Origin<'_> {
     }
 
     async fn send(&self, message: ListingMessage) -> anyhow::Result<()> {
-        let (content, file) = match message {
-            ListingMessage::Inline(text) => (text, None),
+        let (content, embed, file) = match message {
+            ListingMessage::Inline(text) => (Some(text), None, None),
             ListingMessage::File {
                 content,
                 name,
                 bytes,
-            } => (content, Some(CreateAttachment::bytes(bytes, name))),
+            } => (
+                Some(content),
+                None,
+                Some(CreateAttachment::bytes(bytes, name)),
+            ),
+            ListingMessage::Card { card, file } => (
+                None,
+                Some(embed(&card)),
+                file.map(|(name, bytes)| CreateAttachment::bytes(bytes, name)),
+            ),
         };
         match self {
             Origin::Command(ctx) => {
-                let mut reply = poise::CreateReply::default().content(content);
+                let mut reply = poise::CreateReply::default()
+                    .allowed_mentions(CreateAllowedMentions::new())
+                    .ephemeral(true);
+                if let Some(content) = content {
+                    reply = reply.content(content);
+                }
+                if let Some(embed) = embed {
+                    reply = reply.embed(embed);
+                }
                 if let Some(file) = file {
                     reply = reply.attachment(file);
                 }
-                ctx.send(reply.ephemeral(true)).await?;
+                ctx.send(reply).await?;
             }
             Origin::Modal(sctx, m) => {
-                let mut edit = EditInteractionResponse::new()
-                    .content(content)
-                    .allowed_mentions(CreateAllowedMentions::new());
+                let mut edit =
+                    EditInteractionResponse::new().allowed_mentions(CreateAllowedMentions::new());
+                if let Some(content) = content {
+                    edit = edit.content(content);
+                }
+                if let Some(embed) = embed {
+                    edit = edit.embed(embed);
+                }
                 if let Some(file) = file {
                     edit = edit.new_attachment(file);
                 }
@@ -115,19 +138,36 @@ pub enum ListingMessage {
         name: String,
         bytes: Vec<u8>,
     },
+    /// An embed, with the full text as a file when the embed could not hold all of it.
+    Card {
+        card: Card,
+        file: Option<(String, Vec<u8>)>,
+    },
 }
 
-/// A listing as a code block, or as a file when it does not fit in one message.
+/// A listing as its card when it has one, else as a code block, or as a file when it does not
+/// fit in one message.
 pub fn listing_message(listing: &Listing) -> ListingMessage {
+    if let Some(card) = &listing.card {
+        return ListingMessage::Card {
+            card: card.card.clone(),
+            file: (!card.complete).then(|| (file_name(listing), listing.text.as_bytes().to_vec())),
+        };
+    }
     if listing.text.chars().count() <= INLINE_MAX {
         return ListingMessage::Inline(messages::fence(&listing.text, MESSAGE_MAX));
     }
-    let name = format!("{}.txt", listing.title.replace([' ', '/'], "-"));
+    let name = file_name(listing);
     ListingMessage::File {
         content: format!("{}: the full text is attached as `{name}`.", listing.title),
         name,
         bytes: listing.text.as_bytes().to_vec(),
     }
+}
+
+/// The name a listing is attached under.
+fn file_name(listing: &Listing) -> String {
+    format!("{}.txt", listing.title.replace([' ', '/'], "-"))
 }
 
 #[cfg(test)]
@@ -140,6 +180,7 @@ mod tests {
             title: "audit merche/x".into(),
             text: text.into(),
             ok: true,
+            card: None,
         }
     }
 
