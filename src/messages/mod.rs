@@ -7,6 +7,7 @@
 //! - `approval.rs`: the approval card and the outcomes of its buttons;
 //! - `replies.rs`: the answers to slash commands;
 //! - `sites.rs`: site ownership;
+//! - `templates.rs`: what the deploy-config plan says about the template;
 //! - `text.rs`: making any text safe to post (truncate, fence, defuse, mentions).
 
 mod approval;
@@ -15,6 +16,7 @@ mod console;
 mod replies;
 mod run;
 mod sites;
+mod templates;
 mod text;
 
 pub use approval::*;
@@ -23,6 +25,7 @@ pub use console::*;
 pub use replies::*;
 pub use run::*;
 pub use sites::*;
+pub use templates::*;
 pub use text::*;
 
 #[cfg(test)]

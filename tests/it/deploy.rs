@@ -62,6 +62,13 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         // The plan a person approved was the diff against the template.
         let plan = front.requests().into_iter().find(|r| r.step == "deploy-config").expect("deploy-config asked for approval");
         assert!(plan.detail.contains("copy deployments/@domains/_template/{provider}.com/services.yaml -> deployments/@domains/deploy-one.com/services.yaml"), "{}", plan.detail);
+        // The template's own `{provider}` in a comment is left, and the approver is told first.
+        assert!(
+            plan.detail.starts_with("left as in the template: {provider} on 1 line(s)")
+                && plan.detail.contains("deployments/@domains/deploy-one.com/services.yaml line 2: # Onboarding: cp -r _template/{provider}.com"),
+            "{}",
+            plan.detail
+        );
 
         // services.yaml in origin: the template with exactly domain, feature and alias changed.
         let site = "deployments/@domains/deploy-one.com";
@@ -74,7 +81,8 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         let changed: Vec<(&str, &str)> = template.lines().zip(services.lines()).filter(|(a, b)| a != b).collect();
         assert_eq!(template.lines().count(), services.lines().count(), "lines were added or removed:\n{services}");
         assert_eq!(changed.len(), 3, "{changed:#?}");
-        assert!(services.contains("domain: deploy-one.com          # apex domain served by this site"), "{services}");
+        // The comment keeps its column: two spaces fewer for a name two letters longer.
+        assert!(services.contains("domain: deploy-one.com        # apex domain served by this site"), "{services}");
         assert!(services.contains("feature: agency-site") && services.contains("- www.deploy-one.com"));
         assert!(services.contains("held_back: true             # stays true until TLS is live"), "{services}");
         let deploy_sh = at(&format!("{site}/deploy.sh")).unwrap();
