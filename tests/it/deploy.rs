@@ -281,3 +281,58 @@ async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
     })
     .await
 }
+
+/// nginx itself accepts the site file edited from every template style of the corpus
+/// (tests/fixtures/templates), quoted arguments and CRLF line ends included, with a root that
+/// needs quoting (`nginx -t`, as deploy-stub's `--nginx` runs it on the VPS).
+#[test]
+fn nginx_accepts_the_site_file_edited_from_every_template_style() {
+    crate::support::harness::blocking(Duration::from_secs(60), || {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut styles = 0;
+        for entry in std::fs::read_dir(&corpus).unwrap() {
+            let template = entry.unwrap().path().join("template/nginx/prod.conf");
+            let Ok(text) = std::fs::read_to_string(&template) else {
+                continue;
+            };
+            let domain = onboard_bot::domain::DomainName::parse("merche.com").unwrap();
+            let site = onboard_bot::templating::nginx_conf(&text, &domain, "/var/www/merche site")
+                .unwrap();
+            let site_path = tmp.path().join("site.conf");
+            std::fs::write(&site_path, &site).unwrap();
+            let main = tmp.path().join("nginx.conf");
+            std::fs::write(
+                &main,
+                format!(
+                    "error_log stderr;\npid {}/nginx.pid;\nevents {{}}\nhttp {{ access_log off; include {}; }}\n",
+                    tmp.path().display(),
+                    site_path.display()
+                ),
+            )
+            .unwrap();
+            let out = Command::new("nginx")
+                .arg("-p")
+                .arg(tmp.path())
+                .arg("-c")
+                .arg(&main)
+                .args(["-q", "-T"])
+                .output()
+                .unwrap();
+            let dump = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}: {}\n{site}",
+                template.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                dump.contains("merche.com") && dump.contains("merche site"),
+                "{dump}"
+            );
+            styles += 1;
+        }
+        assert!(styles >= 6, "{styles} template styles");
+    });
+}
