@@ -223,3 +223,29 @@ fn placeholders_outside_the_values_are_listed() {
         "owner: \"{provider}\"            # another key: left for a person"
     );
 }
+
+proptest::proptest! {
+    /// Any domain and feature, in every style: the files read back as exactly those values,
+    /// and every changed line is the template's with one value replaced.
+    #[test]
+    fn any_values_in_every_style_change_only_the_values(
+        name in "[a-z][a-z0-9-]{0,30}[a-z0-9]",
+        tld in "(com|org|co\\.uk|io)",
+        feature in "(yes|no|on|true|null|[a-z][a-z0-9-]{0,20})",
+    ) {
+        let Ok(d) = DomainName::parse(&format!("{name}.{tld}")) else { return Ok(()) };
+        let values = vec![d.as_str().to_owned(), d.www().as_str().to_owned(), feature.clone(), webroot(&d), nginx_site(&d)];
+        for (style, _, dir) in styles() {
+            let template = read(&dir.join("services.yaml"));
+            let out = services_yaml(&template, &d, &feature, true).unwrap();
+            let v: serde_norway::Value = serde_norway::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(v["feature"].as_str(), Some(feature.as_str()));
+            proptest::prop_assert_eq!(v["domain"].as_str(), Some(d.as_str()));
+            only_values_changed(&style, "services.yaml", &template, &out, &values);
+            for file in ["deploy.sh", "nginx/prod.conf"] {
+                let template = read(&dir.join(file));
+                only_values_changed(&style, file, &template, &edit(file, &template, &d).unwrap(), &values);
+            }
+        }
+    }
+}
