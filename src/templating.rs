@@ -1,11 +1,23 @@
 //! The runbook's "Deploy config": the template site's files, edited for one Provider.
 //!
-//! Pure functions from the template's text to the new text. YAML goes through `yaml-edit`,
-//! a lossless editor, so comments, key order and formatting stay and the diff shows only the
-//! values that changed; every result is parsed again to prove it is valid. `deploy.sh` and
-//! the nginx file have no such editor: their edits are limited to whole lines the template
-//! marks as plain assignments / single directives, and refuse anything else.
+//! Pure functions from the template's text to the new text. An edit changes the bytes of a
+//! value and nothing else: the value keeps the quoting the template used where that quoting
+//! can hold it ([`quoting`]), a trailing comment stays (in YAML at its column), and every other
+//! byte, line ends included, is the template's. `services.yaml` is read with `yaml-edit` to
+//! find each value's bytes; the result is parsed again and must read as the template with
+//! exactly the runbook's values set. `deploy.sh` and the nginx file are edited on the one line
+//! that assigns the value, which must be a plain assignment / a single directive.
+//!
+//! A template may hold the sample value (`provider.com`) or the placeholder `{provider}` in the
+//! values the runbook sets: either way the value is replaced. A `{provider}` anywhere else
+//! stays and is reported ([`placeholders_left`]). See docs/templates.md.
 
+mod quoting;
+
+#[cfg(test)]
+mod corpus_tests;
+
+use std::ops::Range;
 use std::str::FromStr;
 
 use anyhow::{Context, bail, ensure};
@@ -13,54 +25,261 @@ use yaml_edit::Document;
 
 use crate::domain::{Brand, DisplayName, DomainName};
 
-/// `services.yaml`: domain, feature, aliases and `deploy_state.held_back`.
+pub use quoting::{Quote, nginx_word, shell_quote, shell_word, yaml_string};
+
+/// The placeholder a template may use for the Provider's name, as the runbook spells the
+/// template's own path (`_template/{provider}.com`).
+pub const PLACEHOLDER: &str = "{provider}";
+
+/// A placeholder the edits leave as it is: it is not in a value the runbook sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaceholderLeft {
+    /// The file's path.
+    pub path: String,
+    /// Its line, from 1.
+    pub line: usize,
+    /// The line's text, trimmed.
+    pub text: String,
+}
+
+/// Every line of `text` still holding [`PLACEHOLDER`].
+pub fn placeholders_left(path: &str, text: &str) -> Vec<PlaceholderLeft> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(PLACEHOLDER))
+        .map(|(i, l)| PlaceholderLeft {
+            path: path.to_owned(),
+            line: i + 1,
+            text: l.trim().to_owned(),
+        })
+        .collect()
+}
+
+/// Bytes of the template replaced by new text.
+struct Splice {
+    range: Range<usize>,
+    text: String,
+}
+
+/// `text` with the splices (in any order, not overlapping) applied.
+fn apply(text: &str, mut splices: Vec<Splice>) -> String {
+    splices.sort_by_key(|s| s.range.start);
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut at = 0;
+    for s in splices {
+        out.push_str(&text[at..s.range.start]);
+        out.push_str(&s.text);
+        at = s.range.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The line of `text` holding byte `at`: its start and its end (before `\r\n` or `\n`).
+fn line_of(text: &str, at: usize) -> Range<usize> {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let end = if text[..end].ends_with('\r') {
+        end - 1
+    } else {
+        end
+    };
+    start..end
+}
+
+/// In `rest` (a line's text after a value): where a trailing ` # comment` starts, as the
+/// range of the blanks before its `#`. Quotes in `rest` are skipped.
+fn comment_gap(rest: &str) -> Option<Range<usize>> {
+    let mut quote = None;
+    for (i, c) in rest.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => {
+                let blanks = rest[..i].len() - rest[..i].trim_end_matches([' ', '\t']).len();
+                return (blanks > 0).then(|| i - blanks..i);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// YAML: value splices plus, on each edited line with a trailing comment, the spaces before it
+/// set so the comment keeps its column (at least one space; a gap with a tab is kept).
+fn with_comment_columns(text: &str, mut splices: Vec<Splice>) -> Vec<Splice> {
+    splices.sort_by_key(|s| s.range.start);
+    let mut extra = Vec::new();
+    let mut i = 0;
+    while i < splices.len() {
+        let line = line_of(text, splices[i].range.start);
+        let mut j = i;
+        let mut shift: isize = 0;
+        while j < splices.len() && splices[j].range.start < line.end {
+            let s = &splices[j];
+            shift +=
+                s.text.chars().count() as isize - text[s.range.clone()].chars().count() as isize;
+            j += 1;
+        }
+        let last_end = splices[j - 1].range.end;
+        if last_end <= line.end
+            && let Some(gap) = comment_gap(&text[last_end..line.end])
+        {
+            let gap = last_end + gap.start..last_end + gap.end;
+            if shift != 0 && !text[gap.clone()].contains('\t') {
+                let width = text[gap.clone()].chars().count() as isize - shift;
+                extra.push(Splice {
+                    range: gap,
+                    text: " ".repeat(width.max(1) as usize),
+                });
+            }
+        }
+        i = j;
+    }
+    splices.extend(extra);
+    splices
+}
+
+/// The bytes of a YAML node that is a one-line plain or quoted scalar.
+fn scalar_span(
+    node: Option<yaml_edit::YamlNode>,
+    text: &str,
+    what: &str,
+) -> anyhow::Result<Range<usize>> {
+    let node = node.with_context(|| format!("services.yaml has no {what}"))?;
+    let r = node.byte_range();
+    let span = r.start as usize..r.end as usize;
+    let spelled = &text[span.clone()];
+    ensure!(
+        node.as_scalar().is_some()
+            && !spelled.contains('\n')
+            && !spelled.starts_with(['|', '>', '&', '*', '!']),
+        "services.yaml: {what} must be a one-line plain or quoted value, not `{spelled}`"
+    );
+    Ok(span)
+}
+
+/// A string value where the template has `span`, in its quoting when that holds it.
+fn yaml_value(text: &str, span: Range<usize>, value: &str) -> Splice {
+    let style = Quote::of(&text[span.clone()]);
+    Splice {
+        range: span,
+        text: yaml_string(value, style),
+    }
+}
+
+fn parse_doc(text: &str) -> anyhow::Result<Document> {
+    Document::from_str(text).map_err(|e| anyhow::anyhow!("services.yaml does not parse: {e}"))
+}
+
+fn parse_value(text: &str, what: &str) -> anyhow::Result<serde_norway::Value> {
+    serde_norway::from_str(text).with_context(|| format!("{what} is not valid YAML"))
+}
+
+/// `services.yaml`: domain, feature, aliases (`[www.<domain>]`) and `deploy_state.held_back`.
 pub fn services_yaml(
     template: &str,
     domain: &DomainName,
     feature: &str,
     held_back: bool,
 ) -> anyhow::Result<String> {
-    let doc = Document::from_str(template)
-        .map_err(|e| anyhow::anyhow!("services.yaml does not parse: {e}"))?;
+    let doc = parse_doc(template)?;
     ensure!(
         doc.get("domain").is_some() && doc.get("feature").is_some(),
         "services.yaml has no domain or feature key"
     );
-    doc.set("domain", domain.as_str());
-    doc.set("feature", feature);
+    let www = domain.www();
+    // The list is made one long first (yaml-edit: an empty one gets the item, extra items go),
+    // so that its one item is then a value edited in place like the others.
     let aliases = doc
         .get_sequence("aliases")
         .context("services.yaml has no aliases list")?;
-    let www = domain.www();
-    if aliases.is_empty() {
-        aliases.push(www.as_str());
+    let text = if aliases.len() == 1 {
+        template.to_owned()
     } else {
-        aliases.set(0, www.as_str());
+        if aliases.is_empty() {
+            aliases.push(www.as_str());
+        }
         while aliases.len() > 1 {
             aliases.pop();
         }
-    }
-    set_held_back_in(&doc, held_back)?;
-    let out = doc.to_string();
-    validate_yaml(&out, "services.yaml")?;
+        doc.to_string()
+    };
+    let doc = parse_doc(&text)?;
+    let alias = doc.get_sequence("aliases").and_then(|a| a.get(0));
+    let splices = vec![
+        yaml_value(
+            &text,
+            scalar_span(doc.get("domain"), &text, "domain")?,
+            domain.as_str(),
+        ),
+        yaml_value(
+            &text,
+            scalar_span(doc.get("feature"), &text, "feature")?,
+            feature,
+        ),
+        yaml_value(
+            &text,
+            scalar_span(alias, &text, "aliases item")?,
+            www.as_str(),
+        ),
+        held_back_splice(&doc, &text, held_back)?,
+    ];
+    let out = apply(&text, with_comment_columns(&text, splices));
+
+    // The result reads as the template with exactly these values set, nothing else.
+    let mut expected = parse_value(template, "services.yaml")?;
+    let map = expected
+        .as_mapping_mut()
+        .context("services.yaml is not a mapping")?;
+    map.insert("domain".into(), domain.as_str().into());
+    map.insert("feature".into(), feature.into());
+    map.insert(
+        "aliases".into(),
+        vec![serde_norway::Value::from(www.as_str())].into(),
+    );
+    set_held_back_value(&mut expected, held_back)?;
+    ensure_reads_as(&out, &expected)?;
     Ok(out)
 }
 
 /// Flips `deploy_state.held_back`, nothing else.
 pub fn set_held_back(text: &str, held_back: bool) -> anyhow::Result<String> {
-    let doc = Document::from_str(text)
-        .map_err(|e| anyhow::anyhow!("services.yaml does not parse: {e}"))?;
-    set_held_back_in(&doc, held_back)?;
-    let out = doc.to_string();
-    validate_yaml(&out, "services.yaml")?;
+    let doc = parse_doc(text)?;
+    let splice = held_back_splice(&doc, text, held_back)?;
+    let out = apply(text, with_comment_columns(text, vec![splice]));
+    let mut expected = parse_value(text, "services.yaml")?;
+    set_held_back_value(&mut expected, held_back)?;
+    ensure_reads_as(&out, &expected)?;
     Ok(out)
 }
 
-fn set_held_back_in(doc: &Document, held_back: bool) -> anyhow::Result<()> {
+fn held_back_splice(doc: &Document, text: &str, held_back: bool) -> anyhow::Result<Splice> {
     let state = doc
         .get_mapping("deploy_state")
         .context("services.yaml has no deploy_state mapping")?;
-    state.set("held_back", held_back);
+    let span = scalar_span(state.get("held_back"), text, "deploy_state.held_back")?;
+    Ok(Splice {
+        range: span,
+        text: held_back.to_string(),
+    })
+}
+
+fn set_held_back_value(v: &mut serde_norway::Value, held_back: bool) -> anyhow::Result<()> {
+    v.get_mut("deploy_state")
+        .and_then(|s| s.as_mapping_mut())
+        .context("services.yaml has no deploy_state mapping")?
+        .insert("held_back".into(), held_back.into());
+    Ok(())
+}
+
+fn ensure_reads_as(out: &str, expected: &serde_norway::Value) -> anyhow::Result<()> {
+    let got = parse_value(out, "the edited services.yaml")?;
+    ensure!(
+        &got == expected,
+        "editing services.yaml would change more than the runbook's values (is one of them an anchor another key refers to?)"
+    );
     Ok(())
 }
 
@@ -120,76 +339,93 @@ fn validate_yaml(text: &str, file: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `deploy.sh`: rewrites the `REMOTE_DEST=` and `REMOTE_NGINX_CONF=` assignment lines.
+/// `deploy.sh`: the values of the `REMOTE_DEST=` and `REMOTE_NGINX_CONF=` assignments.
 pub fn deploy_sh(
     template: &str,
     remote_dest: &str,
     remote_nginx_conf: &str,
 ) -> anyhow::Result<String> {
-    let mut out = set_assignment(template, "REMOTE_DEST", remote_dest)?;
-    out = set_assignment(&out, "REMOTE_NGINX_CONF", remote_nginx_conf)?;
-    Ok(out)
+    let splices = vec![
+        assignment(template, "REMOTE_DEST", remote_dest)?,
+        assignment(template, "REMOTE_NGINX_CONF", remote_nginx_conf)?,
+    ];
+    Ok(apply(template, splices))
 }
 
-/// Replaces the single `NAME=...` line (no leading spaces, not `export`) with a quoted value.
-fn set_assignment(text: &str, name: &str, value: &str) -> anyhow::Result<String> {
+/// The value of the single `NAME=value` line (no leading spaces, not `export`), replaced by
+/// `value` in the template's quoting where it holds it. The line must be a plain assignment:
+/// one bare, `"..."` (without `$`, `` ` `` or `\`) or `'...'` word, then at most blanks and a
+/// `# comment`.
+fn assignment(text: &str, name: &str, value: &str) -> anyhow::Result<Splice> {
     ensure!(
         !value.chars().any(char::is_control),
         "the value of {name} must be one line of printable text"
     );
     let prefix = format!("{name}=");
-    let hits = text.lines().filter(|l| l.starts_with(&prefix)).count();
-    ensure!(
-        hits == 1,
-        "deploy.sh must have exactly one `{name}=` line, found {hits}"
-    );
-    let mut out: Vec<String> = Vec::new();
-    for line in text.split_inclusive('\n') {
-        if line.starts_with(&prefix) {
-            let eol = if line.ends_with('\n') { "\n" } else { "" };
-            out.push(format!("{name}={}{eol}", shell_quote(value)));
-        } else {
-            out.push(line.to_owned());
+    let mut hits = text
+        .split_inclusive('\n')
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l.len();
+            Some(start)
+        })
+        .filter(|&start| text[start..].starts_with(&prefix));
+    let (Some(start), None) = (hits.next(), hits.next()) else {
+        let n = text.lines().filter(|l| l.starts_with(&prefix)).count();
+        bail!("deploy.sh must have exactly one `{name}=` line, found {n}");
+    };
+    let line = line_of(text, start);
+    let v_start = start + prefix.len();
+    let rest = &text[v_start..line.end];
+    let not_plain = || {
+        anyhow::anyhow!(
+            "deploy.sh: `{}` is not a plain `{name}=value` assignment",
+            &text[line.clone()]
+        )
+    };
+    let len = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let close = rest[1..].find(q).ok_or_else(not_plain)? + 2;
+            if q == '"' && rest[..close].contains(['$', '`', '\\']) {
+                return Err(not_plain());
+            }
+            close
         }
+        _ => rest.find([' ', '\t']).unwrap_or(rest.len()),
+    };
+    let word = &rest[..len];
+    let after = &rest[len..];
+    let after_ok = after.trim_start_matches([' ', '\t']);
+    let comment_ok =
+        after_ok.is_empty() || (after_ok.starts_with('#') && after.len() > after_ok.len());
+    let word_ok = Quote::of(word) != Quote::Bare
+        || !word.contains(['"', '\'', '$', '`', '\\', ';', '&', '|', '<', '>', '(', ')']);
+    if !(comment_ok && word_ok) {
+        return Err(not_plain());
     }
-    Ok(out.concat())
-}
-
-/// A value for a POSIX shell: bare when it only holds safe characters, else single-quoted.
-pub fn shell_quote(v: &str) -> String {
-    if !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-@:+,=".contains(c))
-    {
-        v.to_owned()
-    } else {
-        format!("'{}'", v.replace('\'', r"'\''"))
-    }
+    Ok(Splice {
+        range: v_start..v_start + len,
+        text: shell_word(value, Quote::of(word)),
+    })
 }
 
 /// `nginx/prod.conf`: `server_name` (apex and www) and `root`. Each directive must appear once.
 pub fn nginx_conf(template: &str, domain: &DomainName, root: &str) -> anyhow::Result<String> {
-    ensure!(
-        nginx_safe(root),
-        "webroot `{root}` has characters nginx would misread"
-    );
-    let mut out = set_directive(
-        template,
-        "server_name",
-        &format!("{} {}", domain, domain.www()),
-    )?;
-    out = set_directive(&out, "root", root)?;
-    Ok(out)
+    let splices = vec![
+        directive(
+            template,
+            "server_name",
+            &[domain.as_str(), domain.www().as_str()],
+        )?,
+        directive(template, "root", &[root])?,
+    ];
+    Ok(apply(template, splices))
 }
 
-/// Nginx values from validated parts: no spaces, quotes, semicolons, braces or `$`.
-fn nginx_safe(v: &str) -> bool {
-    !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-@:+".contains(c))
-}
-
-fn set_directive(text: &str, directive: &str, value: &str) -> anyhow::Result<String> {
+/// The arguments of the single `directive` line, replaced by `args`, each in the quoting of
+/// the template's first argument where it holds it and joined as the template joined its own.
+/// Everything from the `;` on (a comment, the line end) stays.
+fn directive(text: &str, directive: &str, args: &[&str]) -> anyhow::Result<Splice> {
     let is_it = |l: &str| {
         let t = l.trim_start();
         t.starts_with(directive) && t[directive.len()..].starts_with([' ', '\t'])
@@ -198,20 +434,82 @@ fn set_directive(text: &str, directive: &str, value: &str) -> anyhow::Result<Str
     if hits != 1 {
         bail!("nginx/prod.conf must have exactly one `{directive}` directive, found {hits}");
     }
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        if is_it(line) {
-            let indent: String = line
-                .chars()
-                .take_while(|c| c.is_whitespace() && *c != '\n')
-                .collect();
-            let eol = if line.ends_with('\n') { "\n" } else { "" };
-            out.push_str(&format!("{indent}{directive} {value};{eol}"));
-        } else {
-            out.push_str(line);
+    let start = text
+        .split_inclusive('\n')
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l.len();
+            Some((start, l))
+        })
+        .find(|(_, l)| is_it(l))
+        .map(|(s, _)| s)
+        .expect("counted above");
+    let line = line_of(text, start);
+    let l = &text[line.clone()];
+    let a_start = line.start + (l.len() - l.trim_start().len()) + directive.len();
+    let tokens = nginx_args(&text[a_start..line.end]).ok_or_else(|| {
+        anyhow::anyhow!(
+            "nginx/prod.conf: `{}` is not one `{directive} ...;` directive with plain or quoted arguments (a `{{provider}}` placeholder must be quoted)",
+            l.trim()
+        )
+    })?;
+    let (first, last) = (&tokens[0], &tokens[tokens.len() - 1]);
+    let style = Quote::of(&text[a_start + first.start..a_start + first.end]);
+    let sep = match tokens.get(1) {
+        Some(second) => &text[a_start + first.end..a_start + second.start],
+        None => " ",
+    };
+    let words = args
+        .iter()
+        .map(|a| {
+            nginx_word(a, style).with_context(|| {
+                format!("`{a}` has characters nginx would misread in `{directive}`")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Splice {
+        range: a_start + first.start..a_start + last.end,
+        text: words.join(sep),
+    })
+}
+
+/// The arguments of a directive (`rest`: the line after its name) up to its `;`, as byte
+/// ranges in `rest`; `None` unless it is blanks, one or more bare or quoted words, `;`.
+fn nginx_args(rest: &str) -> Option<Vec<Range<usize>>> {
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    let b = rest.as_bytes();
+    loop {
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        match b.get(i)? {
+            b';' => return (!tokens.is_empty()).then_some(tokens),
+            q @ (b'"' | b'\'') => {
+                let close = rest[i + 1..].find(*q as char)? + i + 2;
+                if rest[i..close].contains('\\') {
+                    return None;
+                }
+                tokens.push(i..close);
+                i = close;
+            }
+            _ => {
+                let start = i;
+                while i < b.len()
+                    && !matches!(
+                        b[i],
+                        b' ' | b'\t' | b';' | b'{' | b'}' | b'"' | b'\'' | b'#' | b'\r' | b'\n'
+                    )
+                {
+                    i += 1;
+                }
+                if i == start {
+                    return None;
+                }
+                tokens.push(start..i);
+            }
         }
     }
-    Ok(out)
 }
 
 /// The brand-mail config: appends `brand <domain> <mode> dkim-selector=<selector>` unless the
@@ -340,7 +638,13 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(nginx_conf(conf, &d("merche.com"), "/var/www/x; include /etc/passwd").is_err());
+        // A root nginx would split is one quoted argument; one it would expand is refused.
+        let out = nginx_conf(conf, &d("merche.com"), "/var/www/x; include /etc/passwd").unwrap();
+        assert!(
+            out.contains("    root \"/var/www/x; include /etc/passwd\";\n"),
+            "{out}"
+        );
+        assert!(nginx_conf(conf, &d("merche.com"), "/var/www/$host").is_err());
     }
 
     #[test]

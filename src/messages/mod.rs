@@ -8,6 +8,7 @@
 //! - `approval.rs`: the approval card and the outcomes of its buttons;
 //! - `replies.rs`: the answers to slash commands;
 //! - `sites.rs`: site ownership;
+//! - `templates.rs`: what the deploy-config plan says about the template;
 //! - `text.rs`: making any text safe to post (truncate, fence, defuse, mentions).
 
 mod approval;
@@ -17,6 +18,7 @@ mod dns;
 mod replies;
 mod run;
 mod sites;
+mod templates;
 mod text;
 
 pub use approval::*;
@@ -26,6 +28,7 @@ pub use dns::*;
 pub use replies::*;
 pub use run::*;
 pub use sites::*;
+pub use templates::*;
 pub use text::*;
 
 #[cfg(test)]

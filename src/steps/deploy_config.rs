@@ -220,6 +220,7 @@ impl RepoWrite for DeployConfig {
         own_or_new(cx, repo, req).await?;
         let changes = changes(cx, repo, req)?;
         let mut diffs = String::new();
+        let mut left = Vec::new();
         for (path, (old, new)) in &changes {
             // A new site file is shown as a copy of its template file plus the edits, so the
             // diff holds only the values that change (runbook: templated, not forked).
@@ -227,6 +228,9 @@ impl RepoWrite for DeployConfig {
                 None => template_source(cx, repo, req, path)?,
                 Some(_) => None,
             };
+            if template.is_some() {
+                left.extend(templating::placeholders_left(path, new));
+            }
             diffs.push_str(&match (&template, old) {
                 (Some((tpath, ttext)), _) => templating::copy_diff(tpath, path, ttext, new),
                 (None, old) => templating::unified_diff(path, old.as_deref(), new),
@@ -243,7 +247,8 @@ impl RepoWrite for DeployConfig {
                 changes.len(),
                 domain_list(req)
             ),
-            diffs,
+            // First, so the approver reads it before the diffs (a long plan is cut to its top).
+            diffs: messages::placeholders_left(&left) + &diffs,
             files: changes
                 .into_iter()
                 .map(|(path, (_, text))| (path, text))

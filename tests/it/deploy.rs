@@ -62,6 +62,13 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         // The plan a person approved was the diff against the template.
         let plan = front.requests().into_iter().find(|r| r.step == "deploy-config").expect("deploy-config asked for approval");
         assert!(plan.detail.contains("copy deployments/@domains/_template/{provider}.com/services.yaml -> deployments/@domains/deploy-one.com/services.yaml"), "{}", plan.detail);
+        // The template's own `{provider}` in a comment is left, and the approver is told first.
+        assert!(
+            plan.detail.starts_with("left as in the template: {provider} on 1 line(s)")
+                && plan.detail.contains("deployments/@domains/deploy-one.com/services.yaml line 2: # Onboarding: cp -r _template/{provider}.com"),
+            "{}",
+            plan.detail
+        );
 
         // services.yaml in origin: the template with exactly domain, feature and alias changed.
         let site = "deployments/@domains/deploy-one.com";
@@ -74,7 +81,8 @@ async fn the_deploy_config_is_a_template_copy_with_only_values_changed_and_the_s
         let changed: Vec<(&str, &str)> = template.lines().zip(services.lines()).filter(|(a, b)| a != b).collect();
         assert_eq!(template.lines().count(), services.lines().count(), "lines were added or removed:\n{services}");
         assert_eq!(changed.len(), 3, "{changed:#?}");
-        assert!(services.contains("domain: deploy-one.com          # apex domain served by this site"), "{services}");
+        // The comment keeps its column: two spaces fewer for a name two letters longer.
+        assert!(services.contains("domain: deploy-one.com        # apex domain served by this site"), "{services}");
         assert!(services.contains("feature: agency-site") && services.contains("- www.deploy-one.com"));
         assert!(services.contains("held_back: true             # stays true until TLS is live"), "{services}");
         let deploy_sh = at(&format!("{site}/deploy.sh")).unwrap();
@@ -272,4 +280,59 @@ async fn the_stub_deploy_is_refused_while_dns_does_not_point_at_the_vps() {
         );
     })
     .await
+}
+
+/// nginx itself accepts the site file edited from every template style of the corpus
+/// (tests/fixtures/templates), quoted arguments and CRLF line ends included, with a root that
+/// needs quoting (`nginx -t`, as deploy-stub's `--nginx` runs it on the VPS).
+#[test]
+fn nginx_accepts_the_site_file_edited_from_every_template_style() {
+    crate::support::harness::blocking(Duration::from_secs(60), || {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut styles = 0;
+        for entry in std::fs::read_dir(&corpus).unwrap() {
+            let template = entry.unwrap().path().join("template/nginx/prod.conf");
+            let Ok(text) = std::fs::read_to_string(&template) else {
+                continue;
+            };
+            let domain = onboard_bot::domain::DomainName::parse("merche.com").unwrap();
+            let site = onboard_bot::templating::nginx_conf(&text, &domain, "/var/www/merche site")
+                .unwrap();
+            let site_path = tmp.path().join("site.conf");
+            std::fs::write(&site_path, &site).unwrap();
+            let main = tmp.path().join("nginx.conf");
+            std::fs::write(
+                &main,
+                format!(
+                    "error_log stderr;\npid {}/nginx.pid;\nevents {{}}\nhttp {{ access_log off; include {}; }}\n",
+                    tmp.path().display(),
+                    site_path.display()
+                ),
+            )
+            .unwrap();
+            let out = Command::new("nginx")
+                .arg("-p")
+                .arg(tmp.path())
+                .arg("-c")
+                .arg(&main)
+                .args(["-q", "-T"])
+                .output()
+                .unwrap();
+            let dump = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}: {}\n{site}",
+                template.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                dump.contains("merche.com") && dump.contains("merche site"),
+                "{dump}"
+            );
+            styles += 1;
+        }
+        assert!(styles >= 6, "{styles} template styles");
+    });
 }

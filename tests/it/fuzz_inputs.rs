@@ -113,15 +113,45 @@ fn editors_keep_yaml_valid_and_values_exact() {
     });
 }
 
+/// `text` without its quoted strings.
+fn unquoted(text: &str) -> String {
+    let mut out = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
 #[test]
 fn nginx_and_shell_edits_cannot_be_steered() {
     blocking(LIMIT, || {
         proptest!(|(root in nasty(), value in nasty())| {
             let domain = DomainName::parse("fuzz.com").unwrap();
-            if let Ok(out) = templating::nginx_conf(TEMPLATE_NGINX, &domain, &root) {
-                // Accepted roots add no directive: the same number of `;` and braces as the template.
-                prop_assert_eq!(out.matches(';').count(), TEMPLATE_NGINX.matches(';').count());
-                prop_assert_eq!(out.matches('{').count(), TEMPLATE_NGINX.matches('{').count());
+            match templating::nginx_conf(TEMPLATE_NGINX, &domain, &root) {
+                Ok(out) => {
+                    // Accepted roots add no directive: outside quotes, the same number of `;`
+                    // and braces as the template, and the root line is the one argument.
+                    prop_assert_eq!(unquoted(&out).matches(';').count(), TEMPLATE_NGINX.matches(';').count());
+                    prop_assert_eq!(unquoted(&out).matches('{').count(), TEMPLATE_NGINX.matches('{').count());
+                    let line = out.lines().find(|l| l.trim_start().starts_with("root ")).unwrap();
+                    let arg = line.trim_start()["root ".len()..].strip_suffix(';').unwrap();
+                    let inner = arg.strip_prefix('"').and_then(|a| a.strip_suffix('"'))
+                        .or_else(|| arg.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')))
+                        .unwrap_or(arg);
+                    prop_assert_eq!(inner, root.as_str());
+                }
+                // Refused: something no nginx quoting holds as it is.
+                Err(_) => prop_assert!(
+                    root.is_empty() || root.contains(['$', '\\']) || root.chars().any(char::is_control)
+                        || (root.contains('"') && root.contains('\'')),
+                    "refused {root:?}"
+                ),
             }
             match templating::deploy_sh(TEMPLATE_DEPLOY, &value, "/x") {
                 Err(_) => prop_assert!(value.chars().any(char::is_control), "refused a printable value {value:?}"),
