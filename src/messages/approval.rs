@@ -1,7 +1,7 @@
 //! Approvals in words: the card an approver reads, its buttons' outcomes, refusals.
 
 use super::chat::{Card, PLAN_INLINE_MAX};
-use super::text::{fence, mention, truncate};
+use super::text::{defuse, fence, mention, truncate};
 use crate::frontend::ApprovalRequest;
 
 /// The plan shown for approval.
@@ -90,14 +90,38 @@ pub fn approval_ping(approver_role_ids: &[u64]) -> String {
         .to_owned()
 }
 
-/// The approval message's text once someone decided.
-pub fn approval_decided(approved: bool, actor_id: &str) -> String {
+/// The approval message's text once someone decided; a rejection with its reason.
+pub fn approval_decided(approved: bool, actor_id: &str, reason: Option<&str>) -> String {
     if approved {
         format!("✓ approved by {}", mention(actor_id))
     } else {
-        format!("✗ rejected by {}", mention(actor_id))
+        match reason {
+            Some(r) => format!("✗ rejected by {}: {}", mention(actor_id), reason_line(r)),
+            None => format!("✗ rejected by {}", mention(actor_id)),
+        }
     }
 }
+
+/// The longest reason a rejection form takes (Discord's text input allows up to 4000).
+pub const REJECT_REASON_MAX: usize = 1000;
+
+/// A rejection's reason as one line that pings nobody and stays short.
+pub fn reason_line(reason: &str) -> String {
+    let one_line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&defuse(&one_line), 300)
+}
+
+/// The title of the form Reject opens (Discord allows 45 characters).
+pub fn reject_form_title(step: &str) -> String {
+    truncate(&format!("Reject {step}"), 45)
+}
+
+/// The label of the form's one input (Discord allows 45 characters).
+pub const REJECT_REASON_LABEL: &str = "Why is this plan rejected?";
+
+/// The hint inside the form's input.
+pub const REJECT_REASON_PLACEHOLDER: &str =
+    "Recorded in the audit trail and shown in the run's thread";
 
 /// An approval message whose plan changed before it was decided.
 pub fn approval_superseded() -> String {
@@ -127,6 +151,9 @@ pub fn approval_refused(reason: &ApprovalRefusal) -> String {
         ApprovalRefusal::RunOver(status) => {
             format!("This run is {} and waits for no decision.", status.replace('_', " "))
         }
+        ApprovalRefusal::NoReason => {
+            "A rejection needs a reason: click Reject again and say why.".into()
+        }
     }
 }
 
@@ -138,6 +165,8 @@ pub enum ApprovalRefusal {
     Stale,
     AlreadyDecided(String),
     RunOver(String),
+    /// A reject form submitted with a blank reason.
+    NoReason,
 }
 
 impl ApprovalRefusal {
@@ -149,6 +178,7 @@ impl ApprovalRefusal {
             Self::Stale => "stale_plan",
             Self::AlreadyDecided(_) => "already_decided",
             Self::RunOver(_) => "run_over",
+            Self::NoReason => "no_reason",
         }
     }
 }
@@ -160,4 +190,14 @@ pub fn takeover_refused(only_reason_missing: bool) -> String {
     } else {
         "Only an approver may take a run over from the process executing it; ask one, or resume without `take_over`.".into()
     }
+}
+
+/// The console's question for each plan it shows.
+pub fn console_approval_prompt() -> &'static str {
+    "[a]pprove, [r]eject (with a reason) or show the [d]iff again? "
+}
+
+/// The console asks why, after a reject.
+pub fn console_reject_reason_prompt() -> &'static str {
+    "reason for rejecting (recorded in the audit trail): "
 }

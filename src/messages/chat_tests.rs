@@ -307,6 +307,7 @@ fn refusals_and_errors_snapshot() {
         ApprovalRefusal::Stale,
         ApprovalRefusal::AlreadyDecided("discord:1".into()),
         ApprovalRefusal::RunOver("cancelled".into()),
+        ApprovalRefusal::NoReason,
     ]
     .iter()
     .map(approval_refused)
@@ -315,12 +316,17 @@ fn refusals_and_errors_snapshot() {
     insta::assert_snapshot!(
         "approval_refusals",
         format!(
-            "{all}\n{}\n{}\n{}\n{}\n{}\n{}",
+            "{all}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             internal_error("e-1a2b3c"),
             run_internal_error(view().id, "e-1a2b3c"),
             input_refused("slug", "`Bad` contains `B`"),
-            approval_decided(true, "discord:1100000000000000040"),
-            approval_decided(false, "console:root"),
+            approval_decided(true, "discord:1100000000000000040", None),
+            approval_decided(false, "console:root", None),
+            approval_decided(
+                false,
+                "discord:1100000000000000040",
+                Some("wrong  e-mail:\n@everyone ```look``` <@1>")
+            ),
             approval_ping(&[20, 21]),
         )
     );

@@ -1687,3 +1687,120 @@ async fn dns_check_answers_with_an_embed_per_record_coloured_by_its_verdict() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_asks_for_a_reason_shown_in_the_thread_the_audit_trail_and_status() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-reason.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-reason", "name": "Reason Person", "email": "r@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, approve_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        let reject_id = approve_id.replacen(":a:", ":r:", 1);
+
+        // Reject opens a form (callback type 9) asking why; a blank reason decides nothing.
+        let click = fake.click_button(fake.approver(), message, &reject_id);
+        let form = fake.interaction_response(&click).await;
+        assert_eq!(form.kind, 9, "Reject answers with a form: {form:?}");
+        assert!(
+            form.data["custom_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("ob1f:"),
+            "{form:?}"
+        );
+        let blank = fake.submit_modal(fake.approver(), &click, &[("reason", "   ")]);
+        assert_eq!(fake.interaction_response(&blank).await.kind, 6);
+        let refusal = fake.followup(&blank, 0, T).await;
+        assert!(
+            refusal.content.contains("needs a reason"),
+            "{}",
+            refusal.content
+        );
+        let json = fake
+            .state()
+            .messages
+            .get(&message.get())
+            .unwrap()
+            .json
+            .clone();
+        assert!(
+            open_approve(&json).is_some(),
+            "still open after a blank reason"
+        );
+
+        // With a reason: the message says who rejected and why, the run stops rejected.
+        let reason = "wrong e-mail, ask the Provider again";
+        let click = fake.click_button(fake.approver(), message, &reject_id);
+        assert_eq!(fake.interaction_response(&click).await.kind, 9);
+        let submit = fake.submit_modal(fake.approver(), &click, &[("reason", reason)]);
+        assert_eq!(fake.interaction_response(&submit).await.kind, 6);
+        let want = format!("✗ rejected by <@{}>: {reason}", fake.approver());
+        fake.wait_for_message(|m| m.id == message && m.content == want, T)
+            .await;
+        let end = fake
+            .wait_for_message(
+                |m| m.channel_id == thread.id && m.content.starts_with("✗ run rejected"),
+                T,
+            )
+            .await;
+        assert!(end.content.contains(reason), "{}", end.content);
+        assert_eq!(user_count(&dbs, "dc-reason").await, 0);
+
+        // The audit trail and the approvals table hold the reason.
+        let state = dbs.state_admin().await;
+        let (actor, detail): (String, Value) = sqlx::query_as(
+            "SELECT actor, detail FROM audit_events WHERE kind = 'approval.rejected'",
+        )
+        .fetch_one(&state)
+        .await
+        .unwrap();
+        assert_eq!(actor, format!("discord:{}", fake.approver()));
+        assert_eq!(detail["reason"], reason);
+        assert_eq!(detail["how"], "discord reject form");
+        let (run_id, stored): (uuid::Uuid, Option<String>) =
+            sqlx::query_as("SELECT run_id, reason FROM approvals WHERE NOT approved")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(stored.as_deref(), Some(reason));
+        let refused: Vec<String> =
+            sqlx::query_scalar("SELECT outcome FROM audit_events WHERE kind = 'approval.refused'")
+                .fetch_all(&state)
+                .await
+                .unwrap();
+        assert_eq!(refused, vec!["no_reason".to_string()]);
+
+        // /status of the run shows it.
+        let s = fake.send_command(
+            fake.requester(),
+            "status",
+            json!({"run": run_id.to_string()}),
+        );
+        assert!(fake.interaction_response(&s).await.is_ephemeral());
+        let status = fake.original_response(&s, T).await;
+        assert!(
+            status.content.contains("rejected") && status.content.contains(reason),
+            "{}",
+            status.content
+        );
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}

@@ -244,12 +244,13 @@ impl DiscordFrontend {
         button: &ApprovalButton,
         approved: bool,
         actor: &Actor,
+        reason: Option<&str>,
     ) {
         self.close_clicked(
             channel,
             message,
             button,
-            messages::approval_decided(approved, &actor.id),
+            messages::approval_decided(approved, &actor.id, reason),
         )
         .await;
     }
