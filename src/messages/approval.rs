@@ -133,6 +133,57 @@ pub fn approval_closed(why: &str) -> String {
     format!("closed: {why}")
 }
 
+/// A duration as people say it: `45s`, `5m`, `1h 30m`, `2d 3h`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
+    let parts: Vec<String> = [(days, "d"), (hours, "h"), (mins, "m"), (secs, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .take(2)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Why a step stopped when its approval expired (the run's end message, `/status`).
+pub fn approval_expired_note(step: &str, ttl: std::time::Duration) -> String {
+    format!(
+        "{step}: approval expired: no decision within {}; resume the run to be asked again",
+        human_duration(ttl)
+    )
+}
+
+/// An approval message whose plan waited too long: its buttons are disabled with this.
+pub fn approval_expired() -> String {
+    "⌛ expired: no decision came in time; resume the run (`/resume`) to be asked again".into()
+}
+
+/// The reminder posted in the run's thread when a plan has waited `waited` (once).
+pub fn approval_reminder(
+    approver_role_ids: &[u64],
+    step: &str,
+    waited: std::time::Duration,
+    left: std::time::Duration,
+) -> String {
+    let roles: Vec<String> = approver_role_ids
+        .iter()
+        .map(|r| format!("<@&{r}>"))
+        .collect();
+    format!(
+        "{} reminder: the plan of {step} has waited {} for a decision; it expires in {}.",
+        roles.join(" "),
+        human_duration(waited),
+        human_duration(left)
+    )
+    .trim_start()
+    .to_owned()
+}
+
 /// Why a click on Approve or Reject was refused (shown only to the clicker).
 pub fn approval_refused(reason: &ApprovalRefusal) -> String {
     match reason {
@@ -151,6 +202,9 @@ pub fn approval_refused(reason: &ApprovalRefusal) -> String {
         ApprovalRefusal::RunOver(status) => {
             format!("This run is {} and waits for no decision.", status.replace('_', " "))
         }
+        ApprovalRefusal::Expired => {
+            "This approval expired: no decision came in time, so the run stopped. Resume it (`/resume`) to be asked again.".into()
+        }
         ApprovalRefusal::NoReason => {
             "A rejection needs a reason: click Reject again and say why.".into()
         }
@@ -165,6 +219,8 @@ pub enum ApprovalRefusal {
     Stale,
     AlreadyDecided(String),
     RunOver(String),
+    /// The plan waited longer than `approvals.ttl_secs`; the run stopped.
+    Expired,
     /// A reject form submitted with a blank reason.
     NoReason,
 }
@@ -179,6 +235,7 @@ impl ApprovalRefusal {
             Self::AlreadyDecided(_) => "already_decided",
             Self::RunOver(_) => "run_over",
             Self::NoReason => "no_reason",
+            Self::Expired => "expired",
         }
     }
 }
