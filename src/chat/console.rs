@@ -172,25 +172,35 @@ impl PromptAnswer {
     }
 }
 
-/// Asks until the person approves, or rejects with a reason; `d` shows the plan again.
+/// Asks on the terminal until the person approves, or rejects with a reason.
 fn ask_on_terminal(detail: &str) -> anyhow::Result<(bool, Option<String>)> {
-    let read = |prompt: &str| -> anyhow::Result<Option<String>> {
-        eprint!("{prompt}");
-        std::io::stderr().flush().ok();
+    ask(detail, &mut std::io::stdin().lock(), &mut std::io::stderr())
+}
+
+/// The approval dialogue: `a` approves; `r` rejects and asks for the reason until one is
+/// given; `d` shows the plan again; anything else asks again. The end of the input decides
+/// nothing: it is a rejection saying so.
+fn ask(
+    detail: &str,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> anyhow::Result<(bool, Option<String>)> {
+    let mut read = |out: &mut dyn Write, prompt: &str| -> anyhow::Result<Option<String>> {
+        write!(out, "{prompt}")?;
+        out.flush().ok();
         let mut line = String::new();
-        // End of input: no answer will come.
-        Ok((std::io::stdin().lock().read_line(&mut line)? > 0).then_some(line))
+        Ok((input.read_line(&mut line)? > 0).then_some(line))
     };
     loop {
-        let Some(line) = read(messages::console_approval_prompt())? else {
+        let Some(line) = read(out, messages::console_approval_prompt())? else {
             return Ok((false, Some("the terminal closed before an answer".into())));
         };
         match PromptAnswer::parse(&line) {
             PromptAnswer::Approve => return Ok((true, None)),
-            PromptAnswer::ShowDiff => eprintln!("{detail}"),
+            PromptAnswer::ShowDiff => writeln!(out, "{detail}")?,
             PromptAnswer::Unclear => {}
             PromptAnswer::Reject => loop {
-                let Some(reason) = read(messages::console_reject_reason_prompt())? else {
+                let Some(reason) = read(out, messages::console_reject_reason_prompt())? else {
                     return Ok((false, Some("the terminal closed before a reason".into())));
                 };
                 let reason = reason.trim();
@@ -204,7 +214,33 @@ fn ask_on_terminal(detail: &str) -> anyhow::Result<(bool, Option<String>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::PromptAnswer;
+    use super::{PromptAnswer, ask};
+
+    fn dialogue(typed: &str) -> ((bool, Option<String>), String) {
+        let mut out = Vec::new();
+        let decided = ask("+ the plan", &mut typed.as_bytes(), &mut out).unwrap();
+        (decided, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn the_dialogue_approves_rejects_with_a_reason_and_shows_the_plan() {
+        assert_eq!(dialogue("a\n").0, (true, None));
+        // A rejection asks why until it is told; the plan is shown again on `d`.
+        let (decided, shown) = dialogue("what?\nd\nr\n\n  \nwrong e-mail\n");
+        assert_eq!(decided, (false, Some("wrong e-mail".into())));
+        assert_eq!(shown.matches("[a]pprove").count(), 3, "{shown}");
+        assert_eq!(shown.matches("reason for rejecting").count(), 3, "{shown}");
+        assert!(shown.contains("+ the plan\n"), "{shown}");
+        // The input ends: nothing is approved.
+        assert_eq!(
+            dialogue("").0,
+            (false, Some("the terminal closed before an answer".into()))
+        );
+        assert_eq!(
+            dialogue("r\n").0,
+            (false, Some("the terminal closed before a reason".into()))
+        );
+    }
 
     #[test]
     fn prompt_answers() {
