@@ -19,7 +19,7 @@ use crate::commands::onboard::OnboardArgs;
 use crate::commands::resume::ResumeArgs;
 use crate::commands::runs::{RunsListArgs, RunsShowArgs};
 use crate::commands::verify::VerifyArgs;
-use crate::commands::{self, Caller, CommandError, ConsoleRunArgs, Reply, RunToExecute};
+use crate::commands::{self, Answers, Caller, CommandError, ConsoleRunArgs, Reply, RunToExecute};
 use crate::config::Config;
 use crate::engine::{Engine, LeaseLost};
 use crate::state;
@@ -145,8 +145,11 @@ pub enum RunsCommand {
         #[command(flatten)]
         args: ResumeArgs,
         /// Approve every plan without asking.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reject_reason")]
         yes: bool,
+        /// Reject the first plan asked for, with this reason, without asking.
+        #[arg(long, value_name = "REASON")]
+        reject_reason: Option<String>,
         /// Required against a config marked production: why the console resumes the run.
         #[arg(long, value_name = "REASON")]
         break_glass: Option<String>,
@@ -229,14 +232,14 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
         Command::Serve => serve(config).await?,
         Command::Onboard { args, run } => {
             let request = args.parse(&config.onboarding)?;
-            let engine = engine(config, run.yes).await?;
+            let engine = engine(config, run.answers()?).await?;
             let reply =
                 commands::onboard::run(&engine, &caller, request, run.start_options()).await;
             answer(Some(&engine), reply).await
         }
         Command::DnsCheck { args } => {
             let request = args.parse()?;
-            let engine = engine(config, false).await?;
+            let engine = engine(config, Answers::Ask).await?;
             let reply = commands::dns_check::run(&engine, &request, |line| eprintln!("{line}"));
             answer(Some(&engine), reply.await).await
         }
@@ -248,19 +251,24 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
             command: CertCommand::Issue { args, run },
         } => {
             let input = args.parse()?;
-            let engine = engine(config, run.yes).await?;
+            let engine = engine(config, run.answers()?).await?;
             let reply = commands::cert::issue(&engine, &caller, input, run.start_options()).await;
             answer(Some(&engine), reply).await
         }
         Command::Verify { args, run } => {
             let request = args.parse()?;
-            let engine = engine(config, run.yes).await?;
+            let engine = engine(config, run.answers()?).await?;
             let reply = commands::verify::run(&engine, &caller, request, run.start_options()).await;
             answer(Some(&engine), reply).await
         }
         Command::Runs { command } => {
-            let yes = matches!(command, RunsCommand::Resume { yes: true, .. });
-            let engine = engine(config, yes).await?;
+            let answers = match &command {
+                RunsCommand::Resume {
+                    yes, reject_reason, ..
+                } => Answers::from_flags(*yes, reject_reason.as_deref())?,
+                _ => Answers::Ask,
+            };
+            let engine = engine(config, answers).await?;
             let reply = match command {
                 RunsCommand::List { args } => commands::runs::list(&engine, &args).await,
                 RunsCommand::Show { args } => commands::runs::show(&engine, args.parse()?).await,
@@ -280,7 +288,7 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
             answer(Some(&engine), reply).await
         }
         Command::Locks { command } => {
-            let engine = engine(config, false).await?;
+            let engine = engine(config, Answers::Ask).await?;
             let reply = match command {
                 LocksCommand::List => commands::locks::list(&engine).await,
                 LocksCommand::TakeOver { args } => {
@@ -291,7 +299,7 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
         }
         Command::Audit { args } => {
             let request = args.parse()?;
-            let engine = engine(config, false).await?;
+            let engine = engine(config, Answers::Ask).await?;
             let reply = commands::audit::run(&engine, &caller, &request).await;
             answer(Some(&engine), reply).await
         }
@@ -309,9 +317,9 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
     })
 }
 
-/// The engine for a console command; `yes` approves every plan without asking.
-async fn engine(config: Arc<Config>, yes: bool) -> anyhow::Result<Engine> {
-    Engine::new(config, Arc::new(Console::new(yes))).await
+/// The engine for a console command, answering plans as `answers` says.
+async fn engine(config: Arc<Config>, answers: Answers) -> anyhow::Result<Engine> {
+    Engine::new(config, Arc::new(Console::new(answers))).await
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {

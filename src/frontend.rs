@@ -136,6 +136,17 @@ pub trait ChatFrontend: Send + Sync {
     /// clicks); the engine cancels the future when the run is cancelled.
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision>;
 
+    /// The plan of `req` has waited `waited` for its decision and expires in `left`: remind
+    /// the approvers (once per request; the engine decides when). The `request_approval`
+    /// future is still waiting. Failing to remind must not fail the run.
+    async fn remind(
+        &self,
+        _req: &ApprovalRequest,
+        _waited: std::time::Duration,
+        _left: std::time::Duration,
+    ) {
+    }
+
     /// Posts the audit chain's head where the database cannot reach it (Discord: the audit
     /// channel; the console: the terminal). Failing to post must not fail the run.
     async fn anchor(&self, _head: &crate::state::audit::Anchor) {}

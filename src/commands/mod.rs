@@ -30,18 +30,57 @@ pub struct ConsoleRunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Approve every plan without asking (recorded in the audit trail as `console --yes`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reject_reason")]
     pub yes: bool,
+    /// Reject the first plan asked for, with this reason (recorded in the audit trail), without
+    /// asking: the run stops before that write, resumable.
+    #[arg(long, value_name = "REASON")]
+    pub reject_reason: Option<String>,
     /// Required against a config marked production: why the console is used instead of Discord.
     #[arg(long, value_name = "REASON")]
     pub break_glass: Option<String>,
 }
 
 impl ConsoleRunArgs {
+    /// How the console answers the plans of this run.
+    pub fn answers(&self) -> Result<Answers, InputError> {
+        Answers::from_flags(self.yes, self.reject_reason.as_deref())
+    }
+
     pub fn start_options(&self) -> StartOptions {
         StartOptions {
             dry_run: self.dry_run,
             break_glass: self.break_glass.clone(),
+        }
+    }
+}
+
+/// How the console answers the plans it is asked to approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answers {
+    /// Ask on the terminal (refuse without one).
+    Ask,
+    /// `--yes`: approve every plan.
+    Yes,
+    /// `--reject-reason R`: reject the first plan, with this reason.
+    Reject(String),
+}
+
+impl Answers {
+    /// From the flags as typed; a blank reason is refused (a rejection says why).
+    pub fn from_flags(yes: bool, reject_reason: Option<&str>) -> Result<Self, InputError> {
+        match (yes, reject_reason.map(str::trim)) {
+            (_, Some("")) => Err(InputError::new(
+                "reject-reason",
+                "give the reason for rejecting the plan (it is recorded in the audit trail)",
+            )),
+            (true, Some(_)) => Err(InputError::new(
+                "reject-reason",
+                "--yes and --reject-reason cannot both be given",
+            )),
+            (_, Some(r)) => Ok(Self::Reject(r.to_owned())),
+            (true, None) => Ok(Self::Yes),
+            (false, None) => Ok(Self::Ask),
         }
     }
 }
@@ -186,6 +225,26 @@ pub async fn start(
 pub fn parse_run_id(raw: &str) -> Result<Uuid, InputError> {
     Uuid::try_parse(raw.trim().trim_matches('`'))
         .map_err(|_| InputError::new("run", format!("`{}` is not a run id", raw.trim())))
+}
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_needs_a_reason_and_excludes_yes() {
+        assert_eq!(Answers::from_flags(false, None), Ok(Answers::Ask));
+        assert_eq!(Answers::from_flags(true, None), Ok(Answers::Yes));
+        assert_eq!(
+            Answers::from_flags(false, Some(" wrong e-mail ")),
+            Ok(Answers::Reject("wrong e-mail".into()))
+        );
+        assert_eq!(
+            Answers::from_flags(false, Some("  ")).unwrap_err().field,
+            "reject-reason"
+        );
+        assert!(Answers::from_flags(true, Some("no")).is_err());
+    }
 }
 
 #[cfg(test)]

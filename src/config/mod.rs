@@ -45,6 +45,8 @@ pub struct Config {
     /// `host:port` the authoritative primary reports for itself.
     pub tenant_authoritative: String,
     pub engine: EngineConfig,
+    /// Expiry and reminders of approvals.
+    pub approvals: ApprovalsConfig,
     pub onboarding: OnboardingConfig,
     pub vps: VpsConfig,
     pub dns: DnsConfig,
@@ -151,6 +153,18 @@ impl Config {
         if raw.engine.retries > 20 || raw.engine.step_timeout_secs == 0 {
             bail!("{file}: engine.retries must be at most 20 and engine.step_timeout_secs above 0");
         }
+        if raw.approvals.ttl_secs == 0 {
+            bail!(
+                "{file}: approvals.ttl_secs must be at least 1 (seconds a plan waits for a decision)"
+            );
+        }
+        if raw.approvals.remind_after_secs >= raw.approvals.ttl_secs {
+            bail!(
+                "{file}: approvals.remind_after_secs ({}) must be below approvals.ttl_secs ({}), or 0 for no reminder",
+                raw.approvals.remind_after_secs,
+                raw.approvals.ttl_secs
+            );
+        }
         let vps = VpsConfig {
             name: raw.vps.name,
             ssh_host: raw.vps.ssh_host,
@@ -242,6 +256,7 @@ impl Config {
             tenant_db,
             tenant_authoritative: raw.tenant_db.authoritative,
             engine: raw.engine,
+            approvals: raw.approvals,
             onboarding,
             vps,
             dns: raw.dns,

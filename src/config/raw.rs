@@ -5,7 +5,8 @@ use serde::Deserialize;
 
 use super::Environment;
 use super::sections::{
-    CertConfig, DeployConfig, DnsConfig, EngineConfig, OnboardingConfig, OpsConfig, TenantTable,
+    ApprovalsConfig, CertConfig, DeployConfig, DnsConfig, EngineConfig, OnboardingConfig,
+    OpsConfig, TenantTable,
 };
 
 /// Where a secret comes from: `{env: VAR}` or `{file: path}`, exactly one. The value itself
@@ -68,6 +69,8 @@ pub(crate) struct RawConfig {
     pub(crate) tenant_db: RawTenantDb,
     #[serde(default)]
     pub(crate) engine: EngineConfig,
+    #[serde(default)]
+    pub(crate) approvals: ApprovalsConfig,
     #[serde(default)]
     pub(crate) onboarding: OnboardingConfig,
     pub(crate) vps: RawVps,

@@ -58,6 +58,38 @@ impl EngineConfig {
     }
 }
 
+/// How long a plan waits for its decision, and who is reminded meanwhile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// Seconds a plan waits for a decision before its approval expires: the run stops as
+    /// `expired` (resumable: `/resume` asks again) and its buttons are disabled. At least 1.
+    pub ttl_secs: u64,
+    /// Seconds after which the approver roles are reminded, once, in the run's thread; 0: never.
+    /// Below `ttl_secs`.
+    pub remind_after_secs: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 86_400,
+            remind_after_secs: 3_600,
+        }
+    }
+}
+
+impl ApprovalsConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs)
+    }
+
+    /// When to remind, if at all.
+    pub fn remind_after(&self) -> Option<Duration> {
+        (self.remind_after_secs > 0).then(|| Duration::from_secs(self.remind_after_secs))
+    }
+}
+
 /// The platform repo's layout and how a site is deployed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

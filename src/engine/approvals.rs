@@ -63,12 +63,7 @@ impl Engine {
             plan_hash: hash.into(),
             started_by: run.started_by.clone(),
         };
-        let decision = self
-            .inner
-            .frontend
-            .request_approval(&req)
-            .await
-            .map_err(StepStop::Internal)?;
+        let decision = self.wait_for_decision(run, view, idx, &req).await?;
         // A front-end may hand back a decision that was already recorded (a click stored while
         // no run was waiting for it): record each decision once.
         let known = runs::decision_for(&self.inner.pool, run.id, name, hash).await?;
@@ -77,6 +72,65 @@ impl Engine {
         }
         runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
         Ok(())
+    }
+
+    /// Waits for the front-end's decision on `req`, reminding the approvers once after
+    /// `approvals.remind_after_secs`; after `approvals.ttl_secs` the approval expires: the
+    /// step is parked as "approval expired" and the run stops, resumable (a resume asks again).
+    async fn wait_for_decision(
+        &self,
+        run: &RunRecord,
+        view: &mut RunView,
+        idx: usize,
+        req: &ApprovalRequest,
+    ) -> Result<Decision, StepStop> {
+        let cfg = &self.inner.config.approvals;
+        let (ttl, remind_after) = (cfg.ttl(), cfg.remind_after());
+        let t0 = Instant::now();
+        let asked = self.inner.frontend.request_approval(req);
+        tokio::pin!(asked);
+        let expiry = tokio::time::sleep(ttl);
+        tokio::pin!(expiry);
+        let reminder = tokio::time::sleep(remind_after.unwrap_or(ttl));
+        tokio::pin!(reminder);
+        let mut reminded = remind_after.is_none();
+        loop {
+            tokio::select! {
+                decision = &mut asked => return decision.map_err(StepStop::Internal),
+                _ = &mut reminder, if !reminded => {
+                    reminded = true;
+                    let waited = t0.elapsed();
+                    self.audit_step(
+                        run,
+                        &req.step,
+                        AuditKind::ApprovalReminded,
+                        Outcome::Waiting,
+                        json!({"plan_hash": req.plan_hash, "waited_secs": waited.as_secs()}),
+                        t0,
+                    )
+                    .await?;
+                    self.inner
+                        .frontend
+                        .remind(req, waited, ttl.saturating_sub(waited))
+                        .await;
+                }
+                _ = &mut expiry => break,
+            }
+        }
+        // The front-end's wait ends here (its future is dropped with this function).
+        let message = crate::messages::approval_expired_note(&req.step, ttl);
+        self.audit_step(
+            run,
+            &req.step,
+            AuditKind::ApprovalExpired,
+            Outcome::Expired,
+            json!({"plan_hash": req.plan_hash, "ttl_secs": ttl.as_secs()}),
+            t0,
+        )
+        .await?;
+        self.set_step(run, view, idx, StepStatus::Parked, None, None, &message)
+            .await?;
+        Err(StepStop::Expired(message))
     }
 
     /// Stores a decision and its audit event (who, when, how, which plan) in one transaction.

@@ -214,6 +214,9 @@ impl Engine {
                 Err(StepStop::Rejected(msg)) => {
                     return self.finish(&run, &view, RunEnd::Rejected, msg).await;
                 }
+                Err(StepStop::Expired(msg)) => {
+                    return self.finish(&run, &view, RunEnd::Expired, msg).await;
+                }
                 Err(StepStop::Failed(msg)) => {
                     return self.finish(&run, &view, RunEnd::Failed, msg).await;
                 }
@@ -452,6 +455,7 @@ pub(super) enum RunEnd {
     Done,
     Failed,
     Rejected,
+    Expired,
     Cancelled,
 }
 
@@ -461,6 +465,7 @@ impl RunEnd {
             Self::Done => RunStatus::Done,
             Self::Failed => RunStatus::Failed,
             Self::Rejected => RunStatus::Rejected,
+            Self::Expired => RunStatus::Expired,
             Self::Cancelled => RunStatus::Cancelled,
         }
     }
@@ -470,6 +475,7 @@ impl RunEnd {
             Self::Done => AuditKind::RunDone,
             Self::Failed => AuditKind::RunFailed,
             Self::Rejected => AuditKind::RunRejected,
+            Self::Expired => AuditKind::RunExpired,
             Self::Cancelled => AuditKind::RunCancelled,
         }
     }
@@ -479,6 +485,7 @@ impl RunEnd {
             Self::Done => Outcome::Done,
             Self::Failed => Outcome::Failed,
             Self::Rejected => Outcome::Rejected,
+            Self::Expired => Outcome::Expired,
             Self::Cancelled => Outcome::Cancelled,
         }
     }

@@ -316,6 +316,8 @@ pub(super) enum StepStop {
     /// This process lost its claim on the run (taken over, lease lapsed).
     LeaseLost(String),
     Rejected(String),
+    /// No decision came within `approvals.ttl_secs`; the run stops, resumable.
+    Expired(String),
     Failed(String),
     Internal(anyhow::Error),
 }

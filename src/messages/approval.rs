@@ -1,7 +1,7 @@
 //! Approvals in words: the card an approver reads, its buttons' outcomes, refusals.
 
 use super::chat::{Card, PLAN_INLINE_MAX};
-use super::text::{fence, mention, truncate};
+use super::text::{defuse, fence, mention, truncate};
 use crate::frontend::ApprovalRequest;
 
 /// The plan shown for approval.
@@ -90,14 +90,38 @@ pub fn approval_ping(approver_role_ids: &[u64]) -> String {
         .to_owned()
 }
 
-/// The approval message's text once someone decided.
-pub fn approval_decided(approved: bool, actor_id: &str) -> String {
+/// The approval message's text once someone decided; a rejection with its reason.
+pub fn approval_decided(approved: bool, actor_id: &str, reason: Option<&str>) -> String {
     if approved {
         format!("✓ approved by {}", mention(actor_id))
     } else {
-        format!("✗ rejected by {}", mention(actor_id))
+        match reason {
+            Some(r) => format!("✗ rejected by {}: {}", mention(actor_id), reason_line(r)),
+            None => format!("✗ rejected by {}", mention(actor_id)),
+        }
     }
 }
+
+/// The longest reason a rejection form takes (Discord's text input allows up to 4000).
+pub const REJECT_REASON_MAX: usize = 1000;
+
+/// A rejection's reason as one line that pings nobody and stays short.
+pub fn reason_line(reason: &str) -> String {
+    let one_line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&defuse(&one_line), 300)
+}
+
+/// The title of the form Reject opens (Discord allows 45 characters).
+pub fn reject_form_title(step: &str) -> String {
+    truncate(&format!("Reject {step}"), 45)
+}
+
+/// The label of the form's one input (Discord allows 45 characters).
+pub const REJECT_REASON_LABEL: &str = "Why is this plan rejected?";
+
+/// The hint inside the form's input.
+pub const REJECT_REASON_PLACEHOLDER: &str =
+    "Recorded in the audit trail and shown in the run's thread";
 
 /// An approval message whose plan changed before it was decided.
 pub fn approval_superseded() -> String {
@@ -107,6 +131,57 @@ pub fn approval_superseded() -> String {
 /// An approval message that can no longer be decided (run cancelled or finished).
 pub fn approval_closed(why: &str) -> String {
     format!("closed: {why}")
+}
+
+/// A duration as people say it: `45s`, `5m`, `1h 30m`, `2d 3h`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
+    let parts: Vec<String> = [(days, "d"), (hours, "h"), (mins, "m"), (secs, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .take(2)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Why a step stopped when its approval expired (the run's end message, `/status`).
+pub fn approval_expired_note(step: &str, ttl: std::time::Duration) -> String {
+    format!(
+        "{step}: approval expired: no decision within {}; resume the run to be asked again",
+        human_duration(ttl)
+    )
+}
+
+/// An approval message whose plan waited too long: its buttons are disabled with this.
+pub fn approval_expired() -> String {
+    "⌛ expired: no decision came in time; resume the run (`/resume`) to be asked again".into()
+}
+
+/// The reminder posted in the run's thread when a plan has waited `waited` (once).
+pub fn approval_reminder(
+    approver_role_ids: &[u64],
+    step: &str,
+    waited: std::time::Duration,
+    left: std::time::Duration,
+) -> String {
+    let roles: Vec<String> = approver_role_ids
+        .iter()
+        .map(|r| format!("<@&{r}>"))
+        .collect();
+    format!(
+        "{} reminder: the plan of {step} has waited {} for a decision; it expires in {}.",
+        roles.join(" "),
+        human_duration(waited),
+        human_duration(left)
+    )
+    .trim_start()
+    .to_owned()
 }
 
 /// Why a click on Approve or Reject was refused (shown only to the clicker).
@@ -127,6 +202,12 @@ pub fn approval_refused(reason: &ApprovalRefusal) -> String {
         ApprovalRefusal::RunOver(status) => {
             format!("This run is {} and waits for no decision.", status.replace('_', " "))
         }
+        ApprovalRefusal::Expired => {
+            "This approval expired: no decision came in time, so the run stopped. Resume it (`/resume`) to be asked again.".into()
+        }
+        ApprovalRefusal::NoReason => {
+            "A rejection needs a reason: click Reject again and say why.".into()
+        }
     }
 }
 
@@ -138,6 +219,10 @@ pub enum ApprovalRefusal {
     Stale,
     AlreadyDecided(String),
     RunOver(String),
+    /// The plan waited longer than `approvals.ttl_secs`; the run stopped.
+    Expired,
+    /// A reject form submitted with a blank reason.
+    NoReason,
 }
 
 impl ApprovalRefusal {
@@ -149,6 +234,8 @@ impl ApprovalRefusal {
             Self::Stale => "stale_plan",
             Self::AlreadyDecided(_) => "already_decided",
             Self::RunOver(_) => "run_over",
+            Self::NoReason => "no_reason",
+            Self::Expired => "expired",
         }
     }
 }
@@ -160,4 +247,14 @@ pub fn takeover_refused(only_reason_missing: bool) -> String {
     } else {
         "Only an approver may take a run over from the process executing it; ask one, or resume without `take_over`.".into()
     }
+}
+
+/// The console's question for each plan it shows.
+pub fn console_approval_prompt() -> &'static str {
+    "[a]pprove, [r]eject (with a reason) or show the [d]iff again? "
+}
+
+/// The console asks why, after a reject.
+pub fn console_reject_reason_prompt() -> &'static str {
+    "reason for rejecting (recorded in the audit trail): "
 }

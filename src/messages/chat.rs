@@ -37,7 +37,7 @@ fn run_colour(status: Option<RunStatus>, run: &RunView) -> u32 {
     match status {
         Some(RunStatus::Done) => 0x2ecc71,
         Some(RunStatus::Failed) => 0xe74c3c,
-        Some(RunStatus::Rejected | RunStatus::Cancelled) => 0x95a5a6,
+        Some(RunStatus::Rejected | RunStatus::Cancelled | RunStatus::Expired) => 0x95a5a6,
         _ if run
             .steps
             .iter()
@@ -166,6 +166,7 @@ pub fn run_finished(status: RunStatus, message: &str) -> String {
         RunStatus::Done => "✓",
         RunStatus::Failed => "✗",
         RunStatus::Rejected => "✗",
+        RunStatus::Expired => "⌛",
         RunStatus::Cancelled => "-",
         _ => "…",
     };

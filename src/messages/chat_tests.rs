@@ -300,6 +300,34 @@ fn a_fence_cut_to_fit_stays_one_block() {
 }
 
 #[test]
+fn expiry_and_reminder_snapshot() {
+    use std::time::Duration;
+    assert_eq!(human_duration(Duration::from_secs(0)), "0s");
+    assert_eq!(human_duration(Duration::from_secs(45)), "45s");
+    assert_eq!(human_duration(Duration::from_secs(5400)), "1h 30m");
+    assert_eq!(human_duration(Duration::from_secs(86_400 + 3_661)), "1d 1h");
+    insta::assert_snapshot!(
+        "approval_expiry",
+        [
+            approval_expired_note("create-person", Duration::from_secs(86_400)),
+            approval_expired(),
+            approval_reminder(
+                &[20, 21],
+                "cert",
+                Duration::from_secs(3_600),
+                Duration::from_secs(82_800)
+            ),
+            approval_reminder(&[], "cert", Duration::from_secs(1), Duration::from_secs(2)),
+            run_finished(
+                crate::state::runs::RunStatus::Expired,
+                &approval_expired_note("cert", Duration::from_secs(2))
+            ),
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
 fn refusals_and_errors_snapshot() {
     let all = [
         ApprovalRefusal::NotApprover,
@@ -307,6 +335,8 @@ fn refusals_and_errors_snapshot() {
         ApprovalRefusal::Stale,
         ApprovalRefusal::AlreadyDecided("discord:1".into()),
         ApprovalRefusal::RunOver("cancelled".into()),
+        ApprovalRefusal::NoReason,
+        ApprovalRefusal::Expired,
     ]
     .iter()
     .map(approval_refused)
@@ -315,12 +345,17 @@ fn refusals_and_errors_snapshot() {
     insta::assert_snapshot!(
         "approval_refusals",
         format!(
-            "{all}\n{}\n{}\n{}\n{}\n{}\n{}",
+            "{all}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             internal_error("e-1a2b3c"),
             run_internal_error(view().id, "e-1a2b3c"),
             input_refused("slug", "`Bad` contains `B`"),
-            approval_decided(true, "discord:1100000000000000040"),
-            approval_decided(false, "console:root"),
+            approval_decided(true, "discord:1100000000000000040", None),
+            approval_decided(false, "console:root", None),
+            approval_decided(
+                false,
+                "discord:1100000000000000040",
+                Some("wrong  e-mail:\n@everyone ```look``` <@1>")
+            ),
             approval_ping(&[20, 21]),
         )
     );

@@ -14,12 +14,13 @@ use crate::state::runs::RunStatus;
 use crate::state::stats;
 
 /// Every run status, so each series exists (at 0) before its first run.
-const RUN_STATUSES: [RunStatus; 7] = [
+const RUN_STATUSES: [RunStatus; 8] = [
     RunStatus::Running,
     RunStatus::WaitingApproval,
     RunStatus::Parked,
     RunStatus::Failed,
     RunStatus::Rejected,
+    RunStatus::Expired,
     RunStatus::Done,
     RunStatus::Cancelled,
 ];

@@ -26,6 +26,8 @@ pub enum RunStatus {
     Parked,
     Failed,
     Rejected,
+    /// A plan waited longer than `approvals.ttl_secs` for its decision; resumable.
+    Expired,
     Done,
     Cancelled,
 }
@@ -38,6 +40,7 @@ impl RunStatus {
             Self::Parked => "parked",
             Self::Failed => "failed",
             Self::Rejected => "rejected",
+            Self::Expired => "expired",
             Self::Done => "done",
             Self::Cancelled => "cancelled",
         }
@@ -50,6 +53,7 @@ impl RunStatus {
             "parked" => Self::Parked,
             "failed" => Self::Failed,
             "rejected" => Self::Rejected,
+            "expired" => Self::Expired,
             "done" => Self::Done,
             "cancelled" => Self::Cancelled,
             other => anyhow::bail!("unknown run status {other}"),

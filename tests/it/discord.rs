@@ -1687,3 +1687,264 @@ async fn dns_check_answers_with_an_embed_per_record_coloured_by_its_verdict() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_asks_for_a_reason_shown_in_the_thread_the_audit_trail_and_status() {
+    init_tracing();
+    within(Duration::from_secs(120), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-reason.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-reason", "name": "Reason Person", "email": "r@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, approve_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        let reject_id = approve_id.replacen(":a:", ":r:", 1);
+
+        // Reject opens a form (callback type 9) asking why; a blank reason decides nothing.
+        let click = fake.click_button(fake.approver(), message, &reject_id);
+        let form = fake.interaction_response(&click).await;
+        assert_eq!(form.kind, 9, "Reject answers with a form: {form:?}");
+        assert!(
+            form.data["custom_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("ob1f:"),
+            "{form:?}"
+        );
+        let blank = fake.submit_modal(fake.approver(), &click, &[("reason", "   ")]);
+        assert_eq!(fake.interaction_response(&blank).await.kind, 6);
+        let refusal = fake.followup(&blank, 0, T).await;
+        assert!(
+            refusal.content.contains("needs a reason"),
+            "{}",
+            refusal.content
+        );
+        let json = fake
+            .state()
+            .messages
+            .get(&message.get())
+            .unwrap()
+            .json
+            .clone();
+        assert!(
+            open_approve(&json).is_some(),
+            "still open after a blank reason"
+        );
+
+        // With a reason: the message says who rejected and why, the run stops rejected.
+        let reason = "wrong e-mail, ask the Provider again";
+        let click = fake.click_button(fake.approver(), message, &reject_id);
+        assert_eq!(fake.interaction_response(&click).await.kind, 9);
+        let submit = fake.submit_modal(fake.approver(), &click, &[("reason", reason)]);
+        assert_eq!(fake.interaction_response(&submit).await.kind, 6);
+        let want = format!("✗ rejected by <@{}>: {reason}", fake.approver());
+        fake.wait_for_message(|m| m.id == message && m.content == want, T)
+            .await;
+        let end = fake
+            .wait_for_message(
+                |m| m.channel_id == thread.id && m.content.starts_with("✗ run rejected"),
+                T,
+            )
+            .await;
+        assert!(end.content.contains(reason), "{}", end.content);
+        assert_eq!(user_count(&dbs, "dc-reason").await, 0);
+
+        // The audit trail and the approvals table hold the reason.
+        let state = dbs.state_admin().await;
+        let (actor, detail): (String, Value) = sqlx::query_as(
+            "SELECT actor, detail FROM audit_events WHERE kind = 'approval.rejected'",
+        )
+        .fetch_one(&state)
+        .await
+        .unwrap();
+        assert_eq!(actor, format!("discord:{}", fake.approver()));
+        assert_eq!(detail["reason"], reason);
+        assert_eq!(detail["how"], "discord reject form");
+        let (run_id, stored): (uuid::Uuid, Option<String>) =
+            sqlx::query_as("SELECT run_id, reason FROM approvals WHERE NOT approved")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(stored.as_deref(), Some(reason));
+        let refused: Vec<String> =
+            sqlx::query_scalar("SELECT outcome FROM audit_events WHERE kind = 'approval.refused'")
+                .fetch_all(&state)
+                .await
+                .unwrap();
+        assert_eq!(refused, vec!["no_reason".to_string()]);
+
+        // /status of the run shows it.
+        let s = fake.send_command(
+            fake.requester(),
+            "status",
+            json!({"run": run_id.to_string()}),
+        );
+        assert!(fake.interaction_response(&s).await.is_ephemeral());
+        let status = fake.original_response(&s, T).await;
+        assert!(
+            status.content.contains("rejected") && status.content.contains(reason),
+            "{}",
+            status.content
+        );
+
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_reminds_then_expires_and_resume_asks_again() {
+    use onboard_bot::chat::discord::custom_id::ApprovalButton;
+    use onboard_bot::frontend::{Actor, Decision};
+    use onboard_bot::messages::ApprovalRefusal;
+    init_tracing();
+    within(Duration::from_secs(180), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-expire.com"]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["dc-expire.com"]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        // Seconds, not a day: the test waits on what the thread shows, never on a clock.
+        let with_ttl = |ttl: u64, remind: u64| {
+            let discord = fake.config_section(tmp.path());
+            let approvals =
+                format!("\napprovals:\n  ttl_secs: {ttl}\n  remind_after_secs: {remind}\n");
+            dbs.config(tmp.path(), |t| t + &discord + &approvals)
+        };
+        let bot = start_bot(&fake, &with_ttl(4, 1)).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-expire", "name": "Expire Person", "email": "x@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+
+        // Once, the approver roles are pinged in the thread.
+        let reminder = fake
+            .wait_for_message(
+                |m| m.channel_id == thread.id && m.content.contains("reminder: the plan of create-person"),
+                T,
+            )
+            .await;
+        assert_eq!(reminder.mention_roles, vec![fake.approver_role_id()]);
+
+        // Then the approval expires: its buttons are disabled with "expired", the run stops.
+        fake.wait_for_message(|m| m.id == message && m.content.starts_with("⌛ expired"), T)
+            .await;
+        let json = fake.state().messages.get(&message.get()).unwrap().json.clone();
+        assert!(open_approve(&json).is_none(), "buttons disabled once expired");
+        let end = fake
+            .wait_for_message(
+                |m| m.channel_id == thread.id && m.content.starts_with("⌛ run expired"),
+                T,
+            )
+            .await;
+        assert!(end.content.contains("create-person: approval expired"), "{}", end.content);
+        let reminders = fake
+            .messages_in(thread.id)
+            .iter()
+            .filter(|m| m.content.contains("reminder:"))
+            .count();
+        assert_eq!(reminders, 1, "reminded once");
+        let state = dbs.state_admin().await;
+        let (run_id, status): (uuid::Uuid, String) =
+            sqlx::query_as("SELECT id, status FROM runs WHERE subject = 'dc-expire'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(status, "expired");
+        let kinds: Vec<String> = sqlx::query_scalar(
+            "SELECT kind FROM audit_events WHERE run_id = $1 AND kind IN ('approval.reminded', 'approval.expired', 'run.expired') ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        assert_eq!(kinds, ["approval.reminded", "approval.expired", "run.expired"]);
+        assert_eq!(user_count(&dbs, "dc-expire").await, 0);
+
+        // A click that reaches the bot after the expiry (a client showing the old buttons) is
+        // told so and decides nothing.
+        let hash = custom_id.split(':').nth(4).unwrap();
+        let button = ApprovalButton::new(true, run_id, "create-person", hash);
+        let late = Decision {
+            approved: true,
+            actor: Actor {
+                id: format!("discord:{}", fake.approver()),
+                display: "approver".into(),
+            },
+            how: "discord button".into(),
+            reason: None,
+        };
+        assert_eq!(
+            bot.data
+                .frontend
+                .deliver(&button, late, &bot.data.engine)
+                .await
+                .unwrap(),
+            Err(ApprovalRefusal::Expired)
+        );
+        let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM approvals")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(decisions, 0);
+
+        // An expired run is not resumed by a restart by itself; /resume asks again (here with
+        // a day to answer), and the approval then applies.
+        bot.shutdown().await;
+        let bot = start_bot(&fake, &with_ttl(86_400, 0)).await;
+        let h = fake.send_command(fake.requester(), "resume", json!({"run": run_id.to_string()}));
+        assert!(fake.interaction_response(&h).await.is_ephemeral());
+        // The same plan, so the same buttons, on a fresh message.
+        let (again, again_id) = fake
+            .wait_for("a fresh approval message", T, |st| {
+                messages_json(st, thread.id).iter().find_map(|m| {
+                    let id = open_approve(m)?;
+                    (id_of(m) != message).then(|| (id_of(m), id))
+                })
+            })
+            .await;
+        assert_eq!(again_id, custom_id);
+        approve(&fake, fake.approver(), again, &again_id).await;
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert_eq!(user_count(&dbs, "dc-expire").await, 1);
+        let c = fake.send_command(
+            fake.requester(),
+            "cancel",
+            json!({"run": run_id.to_string(), "reason": "test over"}),
+        );
+        assert!(fake.interaction_response(&c).await.is_ephemeral());
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}

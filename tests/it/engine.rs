@@ -671,3 +671,84 @@ async fn runs_show_of_an_unknown_id_is_the_users_mistake_and_says_where_to_look(
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_rejects_with_a_reason_given_by_reject_reason() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        lab.serve_domains(&["cli-reject.com"]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["cli-reject.com"]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.write_config(tmp.path(), |t| t);
+        let onboard = |extra: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+                .args([
+                    "onboard",
+                    "--slug",
+                    "cli-reject",
+                    "--name",
+                    "Cli Reject",
+                    "--email",
+                    "cli@example.com",
+                ])
+                .args(extra)
+                .arg("--config")
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        // A blank reason, or a reason with --yes, is bad input: nothing starts.
+        for extra in [
+            &["--reject-reason", "  "][..],
+            &["--yes", "--reject-reason", "no"][..],
+        ] {
+            let out = onboard(extra);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{extra:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The first plan asked for is rejected with the reason: exit 1, nothing written.
+        let out = onboard(&["--reject-reason", "the e-mail is a typo"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("the e-mail is a typo"), "{stderr}");
+        // One run: the refused ones above started nothing.
+        let state = dbs.state_admin().await;
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(runs, 1);
+        let (status, error): (String, Option<String>) =
+            sqlx::query_as("SELECT status, error FROM runs WHERE subject = 'cli-reject'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(status, "rejected");
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or_default()
+                .ends_with(": the e-mail is a typo"),
+            "{error:?}"
+        );
+        let detail: serde_json::Value =
+            sqlx::query_scalar("SELECT detail FROM audit_events WHERE kind = 'approval.rejected'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(detail["reason"], "the e-mail is a typo");
+        assert_eq!(detail["how"], "console --reject-reason");
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = 'cli-reject'")
+            .fetch_one(&dbs.platform_admin().await)
+            .await
+            .unwrap();
+        assert_eq!(users, 0);
+    })
+    .await
+}

@@ -125,8 +125,9 @@ impl DiscordFrontend {
         }
     }
 
-    /// Closes every open approval message of a run (it finished or was cancelled).
-    pub(super) async fn close_run_approvals(&self, run_id: Uuid, why: &str) {
+    /// Closes every open approval message of a run (it finished, expired or was cancelled),
+    /// with `text` in place of the buttons.
+    pub(super) async fn close_run_approvals(&self, run_id: Uuid, text: &str) {
         let open: Vec<Posted> = {
             let mut posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
             let keys: Vec<StepKey> = posted.keys().filter(|k| k.0 == run_id).cloned().collect();
@@ -137,7 +138,7 @@ impl DiscordFrontend {
                 .collect()
         };
         for p in open {
-            self.close_message(&p, messages::approval_closed(why)).await;
+            self.close_message(&p, text.to_owned()).await;
         }
     }
 
@@ -186,6 +187,9 @@ impl DiscordFrontend {
         let Some(run) = engine.run_record(button.run_id).await? else {
             return Ok(Err(R::RunOver("unknown".into())));
         };
+        if run.status == RunStatus::Expired {
+            return Ok(Err(R::Expired));
+        }
         if !matches!(
             run.status,
             RunStatus::Running | RunStatus::WaitingApproval | RunStatus::Parked
@@ -236,6 +240,41 @@ impl DiscordFrontend {
         Ok(Ok(()))
     }
 
+    /// The plan of `req` has waited long: the approver roles are reminded in the thread,
+    /// pinged (a reminder nobody sees is no reminder).
+    pub(super) async fn remind_approvers(
+        &self,
+        req: &ApprovalRequest,
+        waited: std::time::Duration,
+        left: std::time::Duration,
+    ) {
+        let Some(thread) = self.thread_of(req.run_id) else {
+            warn!(run_id = %req.run_id, "no thread to remind the approvers in");
+            return;
+        };
+        let roles = self
+            .cfg
+            .approver_role_ids
+            .iter()
+            .filter(|r| **r != 0)
+            .map(|r| RoleId::new(*r));
+        let msg = CreateMessage::new()
+            .content(messages::approval_reminder(
+                &self.cfg.approver_role_ids,
+                &req.step,
+                waited,
+                left,
+            ))
+            .allowed_mentions(CreateAllowedMentions::new().roles(roles));
+        if let Err(e) = retry("posting an approval reminder", || {
+            thread.send_message(&self.http, msg.clone())
+        })
+        .await
+        {
+            warn!(run_id = %req.run_id, error = ?e, "gave up posting an approval reminder");
+        }
+    }
+
     /// After a decision: the message says who decided, its buttons are disabled.
     pub async fn show_decided(
         &self,
@@ -244,12 +283,13 @@ impl DiscordFrontend {
         button: &ApprovalButton,
         approved: bool,
         actor: &Actor,
+        reason: Option<&str>,
     ) {
         self.close_clicked(
             channel,
             message,
             button,
-            messages::approval_decided(approved, &actor.id),
+            messages::approval_decided(approved, &actor.id, reason),
         )
         .await;
     }

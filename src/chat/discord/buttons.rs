@@ -1,9 +1,12 @@
-//! Approve and Reject clicks: acknowledged at once, checked against the approver roles and the
-//! two-person rule, refused ephemerally (and audited), or handed to the engine.
+//! Approve and Reject clicks: acknowledged at once (Reject by opening a form for the reason),
+//! checked against the approver roles and the two-person rule, refused ephemerally (and
+//! audited), or handed to the engine.
 
 use serde_json::json;
 use serenity::all::{
-    ComponentInteraction, CreateAllowedMentions, CreateInteractionResponseFollowup, RoleId,
+    Builder as _, ChannelId, ComponentInteraction, CreateActionRow, CreateAllowedMentions,
+    CreateInputText, CreateInteractionResponse, CreateInteractionResponseFollowup, CreateModal,
+    InputTextStyle, MessageId, ModalInteraction, RoleId,
 };
 use tracing::{info, warn};
 
@@ -36,45 +39,153 @@ pub async fn on_click(
     data: &Data,
     c: &ComponentInteraction,
 ) -> anyhow::Result<()> {
-    // Acknowledge first: Discord's 3 seconds hold whatever the database does next.
-    c.defer(&ctx.http).await?;
     let Some(button) = ApprovalButton::decode(&c.data.custom_id) else {
+        c.defer(&ctx.http).await?;
         warn!(
             custom_id = c.data.custom_id,
             "a click on a component this bot does not know"
         );
         return Ok(());
     };
-    let actor = Actor {
-        id: format!("discord:{}", c.user.id),
-        display: c.user.name.clone(),
-    };
     let roles: &[RoleId] = c.member.as_ref().map(|m| m.roles.as_slice()).unwrap_or(&[]);
+    let approver_roles = &data.frontend.config().approver_role_ids;
+    // Reject by an approver opens the form for the reason. A form must be the first answer to
+    // the click, so only what needs no I/O is checked first (the role); the rest is checked
+    // when the form comes back.
+    if !button.approve && check_decider(false, "", roles, approver_roles, "", false).is_ok() {
+        c.create_response(
+            &ctx.http,
+            CreateInteractionResponse::Modal(reject_form(&button)),
+        )
+        .await?;
+        return Ok(());
+    }
+    // Acknowledge first: Discord's 3 seconds hold whatever the database does next.
+    c.defer(&ctx.http).await?;
+    let click = Click {
+        actor: actor_of(&c.user),
+        roles,
+        channel: c.channel_id,
+        message: c.message.id,
+        token: &c.token,
+        how: "discord button",
+    };
+    decide(ctx, data, &button, &click, None).await
+}
+
+/// A submitted reject form: the rejection, with its reason, decided as a click would be.
+pub async fn on_reject_form(
+    ctx: &serenity::all::Context,
+    data: &Data,
+    m: &ModalInteraction,
+    button: &ApprovalButton,
+) -> anyhow::Result<()> {
+    // The form came from the approval message: acknowledging updates that message.
+    m.defer(&ctx.http).await?;
+    let Some(message) = m.message.as_ref().map(|msg| msg.id) else {
+        warn!(
+            custom_id = m.data.custom_id,
+            "a reject form with no message behind it"
+        );
+        return Ok(());
+    };
+    let roles: &[RoleId] = m.member.as_ref().map(|m| m.roles.as_slice()).unwrap_or(&[]);
+    let click = Click {
+        actor: actor_of(&m.user),
+        roles,
+        channel: m.channel_id,
+        message,
+        token: &m.token,
+        how: "discord reject form",
+    };
+    let reason = super::commands::modal_value(m, REASON_INPUT).unwrap_or_default();
+    decide(ctx, data, button, &click, Some(reason)).await
+}
+
+/// The custom_id of the reject form's text input.
+const REASON_INPUT: &str = "reason";
+
+/// The form Reject opens: one required paragraph, the reason.
+fn reject_form(button: &ApprovalButton) -> CreateModal {
+    CreateModal::new(
+        button.encode_reject_form(),
+        messages::reject_form_title(&button.step),
+    )
+    .components(vec![CreateActionRow::InputText(
+        CreateInputText::new(
+            InputTextStyle::Paragraph,
+            messages::REJECT_REASON_LABEL,
+            REASON_INPUT,
+        )
+        .placeholder(messages::REJECT_REASON_PLACEHOLDER)
+        .min_length(1)
+        .max_length(messages::REJECT_REASON_MAX as u16)
+        .required(true),
+    )])
+}
+
+fn actor_of(user: &serenity::all::User) -> Actor {
+    Actor {
+        id: format!("discord:{}", user.id),
+        display: user.name.clone(),
+    }
+}
+
+/// Who clicked, where, and the interaction to answer on.
+struct Click<'a> {
+    actor: Actor,
+    roles: &'a [RoleId],
+    channel: ChannelId,
+    message: MessageId,
+    token: &'a str,
+    how: &'static str,
+}
+
+/// A decision on the plan of `button` (a rejection with its `reason`): checked against the
+/// roles and the two-person rule, then handed to the engine; a refusal is audited and told
+/// only to the clicker.
+async fn decide(
+    ctx: &serenity::all::Context,
+    data: &Data,
+    button: &ApprovalButton,
+    click: &Click<'_>,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let actor = &click.actor;
     let run = data.engine.run_record(button.run_id).await?;
     let cfg = data.frontend.config();
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     let checked = match &run {
         None => Err(ApprovalRefusal::RunOver("unknown".into())),
         Some(run) => check_decider(
             button.approve,
             &actor.id,
-            roles,
+            click.roles,
             &cfg.approver_role_ids,
             &run.started_by,
             cfg.two_person_rule,
         ),
-    };
+    }
+    .and_then(|()| {
+        if button.approve || reason.is_some() {
+            Ok(())
+        } else {
+            Err(ApprovalRefusal::NoReason)
+        }
+    });
     let verdict = match checked {
         Err(r) => Err(r),
         Ok(()) => {
             let decision = Decision {
                 approved: button.approve,
                 actor: actor.clone(),
-                how: "discord button".into(),
-                reason: (!button.approve)
-                    .then(|| format!("rejected in Discord by {}", actor.display)),
+                how: click.how.into(),
+                reason: reason.clone(),
             };
             data.frontend
-                .deliver(&button, decision, &data.engine)
+                .deliver(button, decision, &data.engine)
                 .await?
         }
     };
@@ -82,7 +193,14 @@ pub async fn on_click(
         Ok(()) => {
             info!(run_id = %button.run_id, step = button.step, approved = button.approve, actor = actor.id, "decision taken");
             data.frontend
-                .show_decided(c.channel_id, c.message.id, &button, button.approve, &actor)
+                .show_decided(
+                    click.channel,
+                    click.message,
+                    button,
+                    button.approve,
+                    actor,
+                    reason.as_deref(),
+                )
                 .await;
         }
         Err(refusal) => {
@@ -101,7 +219,7 @@ pub async fn on_click(
                     detail: json!({
                         "action": if button.approve { "approve" } else { "reject" },
                         "plan_hash_prefix": button.hash_prefix,
-                        "how": "discord button",
+                        "how": click.how,
                         "actor_name": actor.display,
                     }),
                     duration_ms: None,
@@ -112,18 +230,16 @@ pub async fn on_click(
                 ApprovalRefusal::Stale | ApprovalRefusal::RunOver(_)
             ) {
                 data.frontend
-                    .show_superseded(c.channel_id, c.message.id, &button)
+                    .show_superseded(click.channel, click.message, button)
                     .await;
             }
             info!(run_id = %button.run_id, step = button.step, actor = actor.id, refusal = refusal.key(), "click refused");
-            c.create_followup(
-                &ctx.http,
-                CreateInteractionResponseFollowup::new()
-                    .content(messages::approval_refused(&refusal))
-                    .ephemeral(true)
-                    .allowed_mentions(CreateAllowedMentions::new()),
-            )
-            .await?;
+            CreateInteractionResponseFollowup::new()
+                .content(messages::approval_refused(&refusal))
+                .ephemeral(true)
+                .allowed_mentions(CreateAllowedMentions::new())
+                .execute(&ctx.http, (None, click.token))
+                .await?;
         }
     }
     Ok(())

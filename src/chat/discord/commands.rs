@@ -210,7 +210,7 @@ pub async fn onboard(
     Ok(())
 }
 
-fn modal_value(m: &ModalInteraction, id: &str) -> Option<String> {
+pub(super) fn modal_value(m: &ModalInteraction, id: &str) -> Option<String> {
     m.data
         .components
         .iter()

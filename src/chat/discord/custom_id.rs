@@ -1,7 +1,9 @@
 //! The custom_id of the Approve and Reject buttons: everything a click needs to find its plan
 //! again, so buttons keep working after a restart (Discord allows 100 characters).
 //!
-//! Format: `ob1:<a|r>:<run id, 32 hex>:<step>:<plan hash prefix, 16 hex>`.
+//! Format: `ob1:<a|r>:<run id, 32 hex>:<step>:<plan hash prefix, 16 hex>`. The form Reject
+//! opens for the reason has the same fields under its own tag, `ob1f:<run>:<step>:<hash>`, so
+//! its submission finds the plan without any state in the process that opened it.
 
 use uuid::Uuid;
 
@@ -10,6 +12,8 @@ pub const MAX_LEN: usize = 100;
 /// How much of the plan hash a button carries: enough to tell plans apart, short enough to fit.
 pub const HASH_PREFIX_LEN: usize = 16;
 const TAG: &str = "ob1";
+/// The tag of the reject form's custom_id.
+const FORM_TAG: &str = "ob1f";
 
 /// What a button click asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +79,22 @@ impl ApprovalButton {
         })
     }
 
+    /// The custom_id of the form that asks for the reason of a rejection of this plan.
+    pub fn encode_reject_form(&self) -> String {
+        format!(
+            "{FORM_TAG}:{}:{}:{}",
+            self.run_id.simple(),
+            self.step,
+            self.hash_prefix
+        )
+    }
+
+    /// The rejection a submitted reject form stands for; `None` for any other custom_id.
+    pub fn decode_reject_form(custom_id: &str) -> Option<Self> {
+        let rest = custom_id.strip_prefix(FORM_TAG)?.strip_prefix(':')?;
+        Self::decode(&format!("{TAG}:r:{rest}"))
+    }
+
     /// Whether `plan_hash` is the plan this button was made for.
     pub fn matches(&self, plan_hash: &str) -> bool {
         plan_hash.starts_with(&self.hash_prefix)
@@ -109,6 +129,19 @@ mod tests {
                 .unwrap()
                 .approve
         );
+        let form = b.encode_reject_form();
+        assert!(form.len() <= MAX_LEN);
+        assert_eq!(
+            ApprovalButton::decode_reject_form(&form),
+            Some(b.with_verdict(false))
+        );
+        assert_eq!(
+            ApprovalButton::decode(&form),
+            None,
+            "a form is not a button"
+        );
+        assert_eq!(ApprovalButton::decode_reject_form(&id), None);
+        assert_eq!(ApprovalButton::decode_reject_form("ob1fx:nope"), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::config::DiscordConfig;
 use crate::engine::{Engine, WeakEngine};
 use crate::frontend::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
 use crate::messages::{self, Card};
-use crate::state::runs::StepStatus;
+use crate::state::runs::{RunStatus, StepStatus};
 
 /// At most one edit of a run's progress embed per this interval (Discord allows about five
 /// message writes per 5 s per channel; step outcome messages need some of them too).
@@ -392,11 +392,14 @@ impl ChatFrontend for DiscordFrontend {
                 self.set_card(&rc, messages::progress_card(run, Some((*status, message))));
                 self.say(rc.chat.thread, messages::run_finished(*status, message))
                     .await;
-                self.close_run_approvals(
-                    run.id,
-                    &format!("the run is {}", status.as_str().replace('_', " ")),
-                )
-                .await;
+                let closed = match status {
+                    RunStatus::Expired => messages::approval_expired(),
+                    _ => messages::approval_closed(&format!(
+                        "the run is {}",
+                        status.as_str().replace('_', " ")
+                    )),
+                };
+                self.close_run_approvals(run.id, &closed).await;
                 // Dropping the last handle makes the progress task flush once more and stop.
                 self.runs
                     .lock()
@@ -417,6 +420,10 @@ impl ChatFrontend for DiscordFrontend {
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision> {
         let rc = self.ensure_attached(req.run_id).await?;
         self.ask(rc, req).await
+    }
+
+    async fn remind(&self, req: &ApprovalRequest, waited: Duration, left: Duration) {
+        self.remind_approvers(req, waited, left).await;
     }
 }
 

@@ -320,7 +320,10 @@ async fn on_event(
         } => buttons::on_click(ctx, data, c).await,
         FullEvent::InteractionCreate {
             interaction: Interaction::Modal(m),
-        } => commands::on_modal(ctx, data, m).await,
+        } => match custom_id::ApprovalButton::decode_reject_form(&m.data.custom_id) {
+            Some(button) => buttons::on_reject_form(ctx, data, m, &button).await,
+            None => commands::on_modal(ctx, data, m).await,
+        },
         FullEvent::Ready { .. } => {
             crate::ops::set_gateway_connected(true);
             let unfinished = data

@@ -17,6 +17,7 @@ pub enum AuditKind {
     RunFailed,
     RunRejected,
     RunCancelled,
+    RunExpired,
     StepPlanned,
     StepAlreadyDone,
     StepParked,
@@ -32,13 +33,15 @@ pub enum AuditKind {
     ApprovalReasked,
     ApprovalUnbacked,
     ApprovalRefused,
+    ApprovalReminded,
+    ApprovalExpired,
     LockTakenOver,
     CommandRefused,
 }
 
 impl AuditKind {
     /// Every kind, for the tests and for whoever lists them.
-    pub const ALL: [AuditKind; 29] = [
+    pub const ALL: [AuditKind; 32] = [
         Self::RunStarted,
         Self::RunRefused,
         Self::RunResumed,
@@ -68,6 +71,9 @@ impl AuditKind {
         Self::ApprovalRefused,
         Self::LockTakenOver,
         Self::CommandRefused,
+        Self::RunExpired,
+        Self::ApprovalReminded,
+        Self::ApprovalExpired,
     ];
 
     /// The stored text (`run.started`): hashed into the chain, never to change.
@@ -85,6 +91,7 @@ impl AuditKind {
             Self::RunFailed => "run.failed",
             Self::RunRejected => "run.rejected",
             Self::RunCancelled => "run.cancelled",
+            Self::RunExpired => "run.expired",
             Self::StepPlanned => "step.planned",
             Self::StepAlreadyDone => "step.already_done",
             Self::StepParked => "step.parked",
@@ -100,6 +107,8 @@ impl AuditKind {
             Self::ApprovalReasked => "approval.reasked",
             Self::ApprovalUnbacked => "approval.unbacked",
             Self::ApprovalRefused => "approval.refused",
+            Self::ApprovalReminded => "approval.reminded",
+            Self::ApprovalExpired => "approval.expired",
             Self::LockTakenOver => "lock.taken_over",
             Self::CommandRefused => "command.refused",
         }
@@ -149,10 +158,11 @@ pub enum Outcome {
     PlanChanged,
     Locked,
     NotOnRecord,
+    Expired,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Self::Ok,
         Self::Done,
         Self::Failed,
@@ -166,6 +176,7 @@ impl Outcome {
         Self::PlanChanged,
         Self::Locked,
         Self::NotOnRecord,
+        Self::Expired,
     ];
 
     /// The stored text (`ok`): hashed into the chain, never to change.
@@ -184,6 +195,7 @@ impl Outcome {
             Self::PlanChanged => "plan_changed",
             Self::Locked => "locked",
             Self::NotOnRecord => "not_on_record",
+            Self::Expired => "expired",
         }
     }
 
@@ -243,6 +255,9 @@ mod tests {
             "approval.refused",
             "lock.taken_over",
             "command.refused",
+            "run.expired",
+            "approval.reminded",
+            "approval.expired",
         ];
         assert_eq!(AuditKind::ALL.map(AuditKind::as_str), kinds);
         for k in AuditKind::ALL {
@@ -263,6 +278,7 @@ mod tests {
             "plan_changed",
             "locked",
             "not_on_record",
+            "expired",
         ];
         assert_eq!(Outcome::ALL.map(Outcome::as_str), outcomes);
         for o in Outcome::ALL {
