@@ -59,11 +59,13 @@ pub async fn run(
     let (report, mail) = engine
         .dns_check(req, |n, r| progress(attempt_line(n, r)))
         .await?;
+    let written = engine.dns_writes(req.domain.as_str()).await?;
     Ok(Reply::Listing(Listing {
         title: format!("dns-check {}", req.domain),
         text: format!(
-            "{}mail plan checked: {}\n",
+            "{}{}mail plan checked: {}\n",
             crate::dnscheck::render(&report),
+            crate::messages::dns_written_by_bot(&written),
             mail.name()
         ),
         ok: report.all_ok(),
