@@ -130,6 +130,14 @@ impl Engine {
         Ok(format!("run {run_id} cancelled; its locks are released"))
     }
 
+    /// The DNS records the bot wrote for `domain` (dns-records into a zone of `dns.update`).
+    pub async fn dns_writes(
+        &self,
+        domain: &str,
+    ) -> anyhow::Result<Vec<crate::state::dns_writes::DnsWrite>> {
+        crate::state::dns_writes::for_domain(&self.inner.pool, domain).await
+    }
+
     /// Asks runs parked on `domain` (in any process) to re-check now instead of at their next
     /// scheduled check.
     pub async fn nudge_domain(&self, domain: &str) -> anyhow::Result<()> {

@@ -53,8 +53,9 @@ pub fn dns_report_file(domain: &str) -> String {
     format!("dns-check-{domain}.txt")
 }
 
-/// The `/dns-check` embed for `view`, with the mail plan it was checked for.
-pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
+/// The `/dns-check` embed for `view`, with the mail plan it was checked for and the records the
+/// bot wrote itself (`messages::dns_written_by_bot`, empty when none).
+pub fn dns_card(view: &View, mail_plan: &str, written: &str) -> ReportCard {
     let mut complete = true;
     let headline = format!(
         "**{}** · mail plan checked: {mail_plan}",
@@ -84,6 +85,17 @@ pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
         fields.push(CardField {
             name: "Other problems".into(),
             value: truncate(&problem_lines(&view.problems), FIELD_VALUE_MAX),
+        });
+    }
+    if let Some((_, lines)) = written
+        .split_once('\n')
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let block = fence(lines.trim_end(), FIELD_VALUE_MAX);
+        complete &= block.chars().count() < FIELD_VALUE_MAX;
+        fields.push(CardField {
+            name: "Written by the bot (dns.update)".into(),
+            value: block,
         });
     }
     let title = truncate(&format!("DNS check for {}", view.domain), 256);

@@ -61,7 +61,7 @@ fn report(edit: impl FnOnce(&mut BTreeMap<(String, Rtype), Answer>)) -> Report {
 
 fn both(r: &Report) -> String {
     let view = dnscheck::view(r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     format!(
         "--- console ---\n{}--- embed (complete: {}) ---\ntitle: {}\ncolour: {:06x}\ndescription:\n{}\n{}footer: {}\n",
         dnscheck::table(&view),
@@ -82,7 +82,7 @@ fn both(r: &Report) -> String {
 fn a_good_zone_is_green_with_one_field_per_record() {
     let r = report(|_| {});
     let view = dnscheck::view(&r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     assert_eq!(card.card.colour, verdict_colour(dnscheck::Verdict::Ok));
     assert_eq!(card.card.fields.len(), r.records.len());
     assert!(card.complete);
@@ -104,7 +104,7 @@ fn a_broken_zone_is_red_and_each_row_shows_its_own_problem() {
         );
     });
     let view = dnscheck::view(&r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     assert_eq!(card.card.colour, verdict_colour(dnscheck::Verdict::Failing));
     let apex_a = view
         .rows
@@ -147,7 +147,7 @@ fn an_embed_stays_inside_discords_limits_and_says_the_rest_is_attached() {
         a.insert(("_dmarc.merche.com".into(), Rtype::TXT), recs(&refs));
         a.insert(("merche.com".into(), Rtype::A), recs(&["10.9.9.9"]));
     });
-    let card = dns_card(&dnscheck::view(&r), "mailbox");
+    let card = dns_card(&dnscheck::view(&r), "mailbox", "");
     let c = &card.card;
     let total = c.title.chars().count()
         + c.description.chars().count()
@@ -186,7 +186,7 @@ fn dns_text_cannot_ping_or_break_out_of_the_embed() {
             recs(&["v=spf1 @everyone ``` <@123> -all", "v=spf1 a -all"]),
         );
     });
-    let card = dns_card(&dnscheck::view(&r), "mailbox");
+    let card = dns_card(&dnscheck::view(&r), "mailbox", "");
     for f in &card.card.fields {
         assert!(
             !f.value.contains("@everyone") && !f.value.contains("<@1"),

@@ -12,6 +12,7 @@ mod crash_matrix;
 mod deploy;
 mod discord;
 mod dns_check;
+mod dns_update;
 mod engine;
 mod fake_discord_smoke;
 mod faults;
