@@ -50,12 +50,13 @@ pub(super) fn diagnose(
 ) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     let push_as =
-        |out: &mut Vec<Diagnosis>, blocking: bool, name: &str, problem: String, fix: String| {
+        |out: &mut Vec<Diagnosis>, severity: Severity, name: &str, problem: String, fix: String| {
             let d = Diagnosis {
                 name: name.to_owned(),
                 problem,
                 fix,
-                blocking,
+                severity,
+                record: None,
             };
             if !out.contains(&d) {
                 out.push(d);
@@ -70,6 +71,11 @@ pub(super) fn diagnose(
             .collect();
         if !trouble.is_empty() {
             let blocking = *role == Role::Authoritative;
+            let severity = if blocking {
+                Severity::Blocking
+            } else {
+                Severity::Resolver
+            };
             let role = if blocking {
                 "authoritative"
             } else {
@@ -77,7 +83,7 @@ pub(super) fn diagnose(
             };
             push_as(
                 &mut out,
-                blocking,
+                severity,
                 domain,
                 format!("{role} server {server}: {}", trouble.join("; ")),
                 match answers.values().find(|a| a.is_server_trouble()) {
@@ -89,7 +95,7 @@ pub(super) fn diagnose(
         }
     }
     let push = |out: &mut Vec<Diagnosis>, name: &str, problem: String, fix: String| {
-        push_as(out, true, name, problem, fix)
+        push_as(out, Severity::Blocking, name, problem, fix)
     };
     let auth: Vec<&BTreeMap<(String, Rtype), Answer>> = obs
         .iter()

@@ -26,7 +26,7 @@ use crate::domain::{DomainName, MailPlan};
 
 pub use diagnose::{check_dmarc, spf_lookups};
 pub use render::render;
-pub use report::{Diagnosis, RecordReport, Report, Status};
+pub use report::{Diagnosis, RecordReport, Report, Severity, Status};
 pub use verdict::evaluate;
 
 /// The record types the runbook uses.

@@ -112,6 +112,7 @@ pub fn evaluate(
             status,
             found,
             ttl,
+            problems: Vec::new(),
         });
     }
     let diagnoses = diagnose(domain, expected, obs, &records);
@@ -125,5 +126,6 @@ pub fn evaluate(
         records,
         diagnoses,
         snippet,
+        remove: Vec::new(),
     }
 }

@@ -64,7 +64,7 @@ impl Step for DnsRecords {
         }
         let mut reason = String::from("waiting for DNS: these records are missing or wrong\n");
         for r in reports.iter().filter(|r| !r.authoritative_ok()) {
-            for d in r.diagnoses.iter().filter(|d| d.blocking) {
+            for d in r.diagnoses.iter().filter(|d| d.blocking()) {
                 reason.push_str(&format!("- {} (fix: {})\n", d.problem, d.fix));
             }
             for l in &r.snippet {
