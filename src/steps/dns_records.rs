@@ -33,7 +33,7 @@ fn summary(reports: &[Report]) -> String {
             let ok = r
                 .records
                 .iter()
-                .filter(|x| x.status == dnscheck::Status::Ok)
+                .filter(|x| matches!(x.status, dnscheck::Status::Ok | dnscheck::Status::Warning))
                 .count();
             format!("{}: {ok}/{} records ok", r.domain, r.records.len())
         })
@@ -69,6 +69,12 @@ impl Step for DnsRecords {
             }
             for l in &r.snippet {
                 reason.push_str(&format!("  {l}\n"));
+            }
+            if !r.remove.is_empty() {
+                reason.push_str("and remove these records:\n");
+                for l in &r.remove {
+                    reason.push_str(&format!("  {l}\n"));
+                }
             }
         }
         Ok(Plan::Wait {
