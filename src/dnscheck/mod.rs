@@ -1,6 +1,7 @@
-//! /dns-check's pure logic: the records a Provider's domain must have, and what the answers
-//! of each server mean (ok, missing, wrong value, not yet propagated, server trouble), with a
-//! one-line fix per problem and a zone-file snippet of what to add.
+//! /dns-check's pure logic: the records a Provider's domain must have, the follow-up queries
+//! their answers call for, and what the answers of each server mean (ok, missing, wrong value,
+//! invalid, not yet propagated, server trouble), with a one-line fix per problem and the
+//! zone-file lines of what to add and what to remove.
 //!
 //! Queries live in `adapters::dns`; everything here is a function of its inputs.
 //!

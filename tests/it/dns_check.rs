@@ -427,6 +427,19 @@ async fn an_onboarding_parks_on_dns_and_continues_once_the_records_hold() {
             message.contains("waiting for DNS") && message.contains("10.1.2.3"),
             "{message}"
         );
+        // The record to change: its new value to add, its old one to remove.
+        let (add, remove) = message
+            .split_once("and remove these records:\n")
+            .expect(&message);
+        assert!(
+            add.contains("parked-one.com. 300 IN A 127.0.0.1"),
+            "{message}"
+        );
+        assert_eq!(
+            remove.trim(),
+            "parked-one.com. 300 IN A 10.1.2.3",
+            "{message}"
+        );
         // The operator fixes the record at the registrar, then runs /dns-check.
         lab.put_zone("parked-one.com", &Lab::zone_text("parked-one.com", ""));
         engine.nudge_domain("parked-one.com").await.unwrap();
