@@ -379,6 +379,7 @@ pub(super) fn diagnose(
     // A CNAME beside other records at one name (RFC 1034 §3.6.2 forbids it; some DNS hosts
     // let it through): resolvers see one or the other.
     let mut names: Vec<&str> = expected.iter().map(|e| e.name.as_str()).collect();
+    names.sort();
     names.dedup();
     for name in names.into_iter().filter(|n| *n != domain) {
         let Some((to, ttl)) = auth.cname(name) else {
