@@ -506,10 +506,12 @@ mod tests {
                     status: *status,
                     found: vec![],
                     ttl: None,
+                    problems: vec![],
                 })
                 .collect(),
             diagnoses: vec![],
             snippet: vec![],
+            remove: vec![],
         }
     }
 
@@ -569,6 +571,7 @@ mod tests {
             status: Status::Missing,
             found: vec![],
             ttl: None,
+            problems: vec![],
         });
         let mut held = Held::new();
         held.insert(

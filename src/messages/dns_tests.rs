@@ -13,6 +13,7 @@ fn recs(v: &[&str]) -> Answer {
     Answer::Records {
         values: v.iter().map(|s| s.to_string()).collect(),
         ttl: 300,
+        via: None,
     }
 }
 

@@ -103,7 +103,7 @@ fn summary(reports: &[Report]) -> String {
             let ok = r
                 .records
                 .iter()
-                .filter(|x| x.status == dnscheck::Status::Ok)
+                .filter(|x| matches!(x.status, dnscheck::Status::Ok | dnscheck::Status::Warning))
                 .count();
             format!("{}: {ok}/{} records ok", r.domain, r.records.len())
         })
@@ -116,11 +116,17 @@ fn summary(reports: &[Report]) -> String {
 fn waiting_for(domains: &[&Domain]) -> String {
     let mut reason = String::new();
     for r in domains.iter().map(|d| &d.report) {
-        for d in r.diagnoses.iter().filter(|d| d.blocking) {
+        for d in r.diagnoses.iter().filter(|d| d.blocking()) {
             reason.push_str(&format!("- {} (fix: {})\n", d.problem, d.fix));
         }
         for l in &r.snippet {
             reason.push_str(&format!("  {l}\n"));
+        }
+        if !r.remove.is_empty() {
+            reason.push_str("and remove these records:\n");
+            for l in &r.remove {
+                reason.push_str(&format!("  {l}\n"));
+            }
         }
     }
     reason
