@@ -478,3 +478,90 @@ async fn a_zone_not_in_dns_update_parks_as_before() {
     })
     .await
 }
+
+/// One run, two domains: one in `dns.update`, one a person must create. The bot writes the
+/// first on approval; the check that follows finds the second still missing, so the step parks
+/// (as a run waiting on DNS does), and it goes on once the person's records hold. Before, the
+/// run failed there ("applied, but the check failed") and only a resume parked it.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_the_bot_cannot_write_park_the_step_after_it_wrote_the_others() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let listed = fresh_zone("upd-mixed-w");
+        let unlisted = fresh_zone("upd-mixed-p");
+        lab.put_zone(&listed, &bare_zone(&listed, ""));
+        lab.put_zone(&unlisted, &bare_zone(&unlisted, ""));
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config_with_zone(
+            &dbs,
+            tmp.path(),
+            &listed,
+            "onboard-bot-lab",
+            &lab.dir.join("secrets/dns_update.key"),
+        );
+        let cfg = Arc::new({
+            let mut c = (*cfg).clone();
+            c.engine.recheck_secs = 3600;
+            c
+        });
+        let front = front(|_| {});
+        let engine = Engine::new(cfg, front.clone()).await.unwrap();
+        let slug = listed.trim_end_matches(".com").to_owned();
+        let runner = {
+            let engine = engine.clone();
+            let mut req = request(&slug, &listed);
+            if let onboard_bot::request::Request::Onboard(o) = &mut req {
+                o.domains.push(DomainName::parse(&unlisted).unwrap());
+            } else {
+                panic!("an onboarding request");
+            }
+            tokio::spawn(async move {
+                engine
+                    .run(req, &scripted::actor("ops"), StartOptions::default())
+                    .await
+                    .unwrap()
+            })
+        };
+        let parked = front
+            .wait_for_event(|e| {
+                matches!(
+                    e,
+                    RunEvent::Step {
+                        status: StepStatus::Parked,
+                        ..
+                    } | RunEvent::Finished { .. }
+                )
+            })
+            .await;
+        let RunEvent::Step { message, .. } = parked else {
+            panic!("the run ended instead of parking: {parked:?}")
+        };
+        assert!(
+            message.contains(&unlisted) && !message.contains(&format!("- {listed} A")),
+            "it waits for the person's records only: {message}"
+        );
+        let written = engine.dns_writes(&listed).await.unwrap();
+        assert!(!written.is_empty(), "the bot wrote the listed zone first");
+        assert!(knot_check(&listed).await.authoritative_ok());
+        // The person adds theirs; the nudge makes the run go on.
+        lab.put_zone(&unlisted, &Lab::zone_text(&unlisted, ""));
+        engine.nudge_domain(&unlisted).await.unwrap();
+        let (_, outcome) = runner.await.unwrap();
+        assert_eq!(
+            outcome.status,
+            RunStatus::Rejected,
+            "stopped by the test after DNS, not failed at the DNS check: {outcome:?}"
+        );
+        assert_eq!(
+            front
+                .requests()
+                .iter()
+                .filter(|r| r.step == "dns-records")
+                .count(),
+            1,
+            "the write was asked for once"
+        );
+    })
+    .await
+}
