@@ -124,7 +124,8 @@ fn rdata_text(data: &hickory_resolver::proto::rr::RData) -> Option<String> {
     })
 }
 
-fn record_type(t: Rtype) -> RecordType {
+/// The wire type of a record type of the runbook (also the update client's).
+pub(crate) fn record_type(t: Rtype) -> RecordType {
     match t {
         Rtype::A => RecordType::A,
         Rtype::AAAA => RecordType::AAAA,

@@ -40,15 +40,7 @@ pub enum UpdateError {
     Transient(anyhow::Error),
 }
 
-fn rtype(t: Rtype) -> RecordType {
-    match t {
-        Rtype::A => RecordType::A,
-        Rtype::AAAA => RecordType::AAAA,
-        Rtype::CNAME => RecordType::CNAME,
-        Rtype::MX => RecordType::MX,
-        Rtype::TXT => RecordType::TXT,
-    }
-}
+use super::dns::record_type as rtype;
 
 fn fqdn(name: &str) -> Result<Name, String> {
     Name::from_ascii(format!("{}.", name.trim_end_matches('.')))

@@ -382,4 +382,4 @@ pub enum Role {
 pub type Observations = BTreeMap<(SocketAddr, Role), BTreeMap<(String, Rtype), Answer>>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@ fn server(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn recs(v: &[&str]) -> Answer {
+pub(crate) fn recs(v: &[&str]) -> Answer {
     Answer::Records {
         values: v.iter().map(|s| s.to_string()).collect(),
         ttl: 300,
@@ -26,7 +26,8 @@ fn setup(mail: MailPlan) -> (Vec<Expected>, MailPattern) {
     )
 }
 
-fn good_answers() -> BTreeMap<(String, Rtype), Answer> {
+/// Every record of merche.com with a mailbox, as a good zone answers (also the messages' tests').
+pub(crate) fn good_answers() -> BTreeMap<(String, Rtype), Answer> {
     let mut a = BTreeMap::new();
     a.insert(("merche.com".into(), Rtype::A), recs(&["127.0.0.1"]));
     a.insert(("merche.com".into(), Rtype::CNAME), Answer::NoData);

@@ -1,6 +1,8 @@
 //! The `/dns-check` embed and the console table, laid out from one view (snapshots).
 
 use std::collections::BTreeMap;
+
+use crate::dnscheck::tests::recs;
 use std::net::SocketAddr;
 
 use super::*;
@@ -8,14 +10,6 @@ use crate::dnscheck::{
     self, Answer, MailPattern, Observations, Report, Role, Rtype, evaluate, expected_records,
 };
 use crate::domain::{DomainName, MailPlan};
-
-fn recs(v: &[&str]) -> Answer {
-    Answer::Records {
-        values: v.iter().map(|s| s.to_string()).collect(),
-        ttl: 300,
-        via: None,
-    }
-}
 
 /// merche.com with a mailbox, checked on one authoritative server and one resolver; `edit`
 /// changes the authoritative answers.
@@ -28,24 +22,7 @@ fn report(edit: impl FnOnce(&mut BTreeMap<(String, Rtype), Answer>)) -> Report {
         MailPlan::Mailbox,
         &p,
     );
-    let mut a = BTreeMap::new();
-    a.insert(("merche.com".into(), Rtype::A), recs(&["127.0.0.1"]));
-    a.insert(("merche.com".into(), Rtype::CNAME), Answer::NoData);
-    a.insert(("www.merche.com".into(), Rtype::A), recs(&["127.0.0.1"]));
-    a.insert(("www.merche.com".into(), Rtype::CNAME), Answer::NoData);
-    a.insert(
-        ("merche.com".into(), Rtype::MX),
-        recs(&["10 mail.merche.com"]),
-    );
-    a.insert(("merche.com".into(), Rtype::TXT), recs(&["v=spf1 mx -all"]));
-    a.insert(
-        ("default._domainkey.merche.com".into(), Rtype::TXT),
-        recs(&["v=DKIM1; k=rsa; p=abc"]),
-    );
-    a.insert(
-        ("_dmarc.merche.com".into(), Rtype::TXT),
-        recs(&["v=DMARC1; p=quarantine"]),
-    );
+    let mut a = crate::dnscheck::tests::good_answers();
     let resolver = a.clone();
     edit(&mut a);
     let mut obs = Observations::new();
