@@ -237,6 +237,109 @@ async fn answers_tell_records_reached_through_a_cname() {
     .await
 }
 
+/// The lab's knot in front of which a CNAME is added at `name` (to `target`): knot refuses to
+/// load a zone with a CNAME beside other records (RFC 1034 §3.6.2), yet some DNS hosts serve
+/// one. Every other query is passed to knot as it is; the CNAME query at `name` is answered
+/// here, on the wire, as such a host would.
+async fn knot_with_a_cname_at(name: &str, target: &str) -> SocketAddr {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::CNAME;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let owner = Name::from_ascii(format!("{name}.")).unwrap();
+    let target = Name::from_ascii(format!("{target}.")).unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let asked = query.queries.first().cloned();
+            let reply = match asked {
+                Some(q)
+                    if q.query_type() == RecordType::CNAME
+                        && q.name().to_lowercase() == owner.to_lowercase() =>
+                {
+                    let mut m = Message::new(
+                        query.metadata.id,
+                        MessageType::Response,
+                        query.metadata.op_code,
+                    );
+                    m.metadata.authoritative = true;
+                    m.metadata.recursion_desired = query.metadata.recursion_desired;
+                    m.add_query(q);
+                    m.add_answer(Record::from_rdata(
+                        owner.clone(),
+                        300,
+                        RData::CNAME(CNAME(target.clone())),
+                    ));
+                    m.to_vec().unwrap()
+                }
+                _ => {
+                    let knot = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    knot.send_to(&buf[..n], KNOT).await.unwrap();
+                    let mut answer = [0u8; 4096];
+                    let Ok(Ok(len)) =
+                        tokio::time::timeout(Duration::from_secs(2), knot.recv(&mut answer)).await
+                    else {
+                        continue;
+                    };
+                    answer[..len].to_vec()
+                }
+            };
+            let _ = sock.send_to(&reply, peer).await;
+        }
+    });
+    addr
+}
+
+/// A CNAME beside other records, served on the wire: the DMARC row is not ok, it shows the
+/// problem, and the CNAME is among the records to remove.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cname_beside_other_records_on_the_wire_is_diagnosed_and_removed() {
+    within(Duration::from_secs(60), async {
+        let lab = Lab::get();
+        let z = "dns-cname-beside.com";
+        lab.put_zone(
+            z,
+            &mail_zone(
+                z,
+                "@ TXT \"v=spf1 mx -all\"",
+                "_dmarc TXT \"v=DMARC1; p=quarantine\"",
+                true,
+            ),
+        );
+        let dmarc = format!("_dmarc.{z}");
+        let front = knot_with_a_cname_at(&dmarc, "dmarc.provider.example").await;
+        let servers = DnsConfig {
+            authoritative: vec![front],
+            resolvers: vec![],
+            timeout_secs: 2,
+        };
+        let report = check(servers, z, MailPlan::Mailbox).await;
+        let rendered = dnscheck::render(&report);
+        let r = row(&report, &dmarc, Rtype::TXT);
+        assert_eq!(r.status, Status::Invalid, "{rendered}");
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains(&format!("CNAME beside other records at {dmarc}"))),
+            "{rendered}"
+        );
+        assert!(
+            report
+                .remove
+                .iter()
+                .any(|l| l.starts_with(&format!("{dmarc}.")) && l.contains("CNAME")),
+            "{rendered}"
+        );
+        assert!(!report.authoritative_ok(), "{rendered}");
+    })
+    .await
+}
+
 /// A DNS server that answers every query with SERVFAIL.
 async fn servfail_server() -> SocketAddr {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
