@@ -1,6 +1,7 @@
 //! /dns-check against the lab's authoritative server (knot), plus a SERVFAIL responder, a
-//! silent server and a closed port; and an onboarding run parked on DNS that continues once
-//! the records hold.
+//! silent server and a closed port, a front to knot that serves a CNAME beside other records
+//! (which knot refuses to load); and an onboarding run parked on DNS that continues once the
+//! records hold.
 
 use crate::support::harness::within;
 use crate::support::{lab, scripted};
