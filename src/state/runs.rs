@@ -375,3 +375,23 @@ pub async fn mail_plan_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result
     .await?
     .flatten())
 }
+
+/// The steps of a run that wrote, or may have written: done, interrupted in their apply or
+/// check, or with an apply or an approval in the audit trail (an apply that failed half-way).
+/// What an abandon undoes; each compensation plans from what it finds, so one that finds
+/// nothing of its step is "already done".
+pub async fn applied_steps(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Vec<String>> {
+    use super::audit::AuditKind;
+    Ok(sqlx::query_scalar(
+        "SELECT s.name FROM step_runs s WHERE s.run_id = $1 AND (
+             s.status IN ('done', 'applying', 'checking')
+             OR EXISTS (SELECT 1 FROM audit_events a WHERE a.run_id = s.run_id AND a.step = s.name
+                        AND a.kind IN ($2, $3)))
+         ORDER BY s.idx",
+    )
+    .bind(run_id)
+    .bind(AuditKind::StepApplied.as_str())
+    .bind(AuditKind::ApprovalGranted.as_str())
+    .fetch_all(pool)
+    .await?)
+}
