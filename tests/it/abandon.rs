@@ -1,0 +1,286 @@
+//! /abandon in the lab: an onboarding undone step by step, each compensation planned, approved,
+//! applied, checked and audited; the lab's live state as before the onboarding (no tenant rows,
+//! no site in the repo head, no nginx site, no certificate, no webroot) while the git history
+//! and the audit trail keep both; a tenant with a booking refuses the database compensation and
+//! says why; the slug is free again for a fresh onboarding.
+
+use crate::support::harness::within;
+use crate::support::{lab, onboarding, scripted};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab::{Lab, git, origin_file};
+use onboard_bot::commands::onboard::OnboardArgs;
+use onboard_bot::config::OnboardingConfig;
+use onboard_bot::engine::{Engine, StartOptions};
+use onboard_bot::frontend::Decision;
+use onboard_bot::request::Request;
+use onboard_bot::state::runs::RunStatus;
+use scripted::Scripted;
+
+const TIMEOUT: Duration = Duration::from_secs(400);
+
+fn owns_org(slug: &str) -> Request {
+    OnboardArgs {
+        slug: slug.into(),
+        name: "Abandon Person".into(),
+        email: format!("{slug}@example.com"),
+        mode: "person-owns-org".into(),
+        org: Some(format!("{slug}-org")),
+        org_name: Some("Abandon Org".into()),
+        mail: onboard_bot::domain::MailPlan::Mailbox,
+        feature: Some("agency-site".into()),
+        ..Default::default()
+    }
+    .parse(&OnboardingConfig::default())
+    .unwrap()
+}
+
+fn mail_zone(domain: &str) -> String {
+    Lab::zone_text(
+        domain,
+        &format!(
+            "@ MX 10 mail.{domain}.\nmail A 127.0.0.1\n@ TXT \"v=spf1 mx -all\"\ndefault._domainkey TXT \"v=DKIM1; k=rsa; p=AAAA\"\n_dmarc TXT \"v=DMARC1; p=quarantine\"\n"
+        ),
+    )
+}
+
+/// Approves every plan but the first of `step`, which it rejects.
+fn reject_at(step: &'static str) -> Scripted {
+    Scripted::new(move |r, _| {
+        if r.step == step {
+            Decision {
+                approved: false,
+                actor: scripted::actor("approver-1"),
+                how: "test".into(),
+                reason: Some("stop here".into()),
+            }
+        } else {
+            scripted::approve("approver-1")
+        }
+    })
+}
+
+/// What the lab VPS has of `domain`: nginx site, its link, webroot, certificate lineage.
+fn on_vps(lab: &Lab, domain: &str) -> Vec<String> {
+    let vps = lab.dir.join("vps");
+    [
+        vps.join("nginx/sites-available").join(domain),
+        vps.join("nginx/sites-enabled").join(domain),
+        vps.join("www").join(domain),
+        vps.join("letsencrypt/live").join(domain),
+    ]
+    .into_iter()
+    .filter(|p| p.symlink_metadata().is_ok())
+    .map(|p| p.display().to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_onboarding_is_abandoned_to_the_state_before_it_and_onboarded_again() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let domain = "abandon-full.com";
+        lab.put_zone(domain, &mail_zone(domain));
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let front = Arc::new(Scripted::approve_all());
+        let engine = Engine::new(dbs.config(tmp.path(), |t| t), front.clone())
+            .await
+            .unwrap();
+        let platform = lab.admin(&dbs.platform).await;
+        let brand_file = "deployments/@domains/quinn.www/scripts/agency-brands.conf";
+        // The onboarding's commit is the first to touch origin: the state before it.
+        let brand_before = origin_file(tmp.path(), brand_file);
+        let ops = scripted::actor("ops");
+
+        let (onboard_id, out) = engine
+            .run(owns_org("abandon-full"), &ops, StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        assert_eq!(
+            on_vps(&lab, domain).len(),
+            4,
+            "the onboarding deployed and certified the site"
+        );
+        assert!(
+            origin_file(tmp.path(), brand_file)
+                .unwrap()
+                .contains(&format!("brand {domain} mailbox"))
+        );
+
+        let request = engine
+            .abandon_request(onboard_id, &ops, "the Provider pulled out")
+            .await
+            .unwrap();
+        let (abandon_id, out) = engine
+            .run(request, &ops, StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        let steps: Vec<String> = engine
+            .run_steps(abandon_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "undo-release",
+                "undo-site",
+                "undo-cert",
+                "undo-deploy-config",
+                "undo-database",
+                "dns-leftovers",
+                "forget-site"
+            ]
+        );
+        // Every production write of the abandon was shown exactly and approved.
+        let asked: Vec<_> = front
+            .requests()
+            .into_iter()
+            .filter(|r| r.run_id == abandon_id)
+            .collect();
+        let asked_steps: Vec<&str> = asked.iter().map(|r| r.step.as_str()).collect();
+        assert_eq!(
+            asked_steps,
+            [
+                "undo-release",
+                "undo-site",
+                "undo-cert",
+                "undo-deploy-config",
+                "undo-database"
+            ]
+        );
+        let db_plan = &asked
+            .iter()
+            .find(|r| r.step == "undo-database")
+            .unwrap()
+            .detail;
+        assert!(
+            db_plan.contains("DELETE FROM org_members")
+                && db_plan.contains("DELETE FROM orgs")
+                && db_plan.contains("DELETE FROM users"),
+            "{db_plan}"
+        );
+        let cert_plan = &asked.iter().find(|r| r.step == "undo-cert").unwrap().detail;
+        assert!(
+            cert_plan.contains(&format!("delete --cert-name {domain}"))
+                && cert_plan.contains("not revoked"),
+            "{cert_plan}"
+        );
+
+        // The lab's live state is as before the onboarding.
+        assert_eq!(onboarding::users(&platform, "abandon-full").await, 0);
+        let orgs: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orgs WHERE slug = 'abandon-full-org'")
+                .fetch_one(&platform)
+                .await
+                .unwrap();
+        assert_eq!(orgs, 0);
+        assert_eq!(
+            origin_file(
+                tmp.path(),
+                &format!("deployments/@domains/{domain}/services.yaml")
+            ),
+            None
+        );
+        assert_eq!(origin_file(tmp.path(), brand_file), brand_before);
+        assert_eq!(on_vps(&lab, domain), Vec::<String>::new());
+        // The history keeps both the onboarding and its undoing.
+        let log = git(
+            &tmp.path().join("origin.git"),
+            &["log", "--format=%s", "main"],
+        );
+        assert!(
+            log.contains("onboard abandon-full: deploy config for")
+                && log.contains("abandon abandon-full: remove the deploy config"),
+            "{log}"
+        );
+        // The DNS leftovers name the records to remove at the registrar.
+        let records = engine.audit_of_run(abandon_id).await.unwrap();
+        let leftovers = records
+            .iter()
+            .find(|e| e.step.as_deref() == Some("dns-leftovers"))
+            .expect("dns-leftovers audited");
+        assert!(
+            leftovers
+                .detail
+                .to_string()
+                .contains(&format!("{domain}.\\tIN\\tA")),
+            "{}",
+            leftovers.detail
+        );
+        for step in &steps {
+            assert!(
+                records.iter().any(|e| e.step.as_deref() == Some(step)),
+                "{step} is not in the audit trail"
+            );
+        }
+        let (_, breaks) = engine.verify_audit_chain(&[]).await.unwrap();
+        assert!(breaks.is_empty(), "{breaks:?}");
+
+        // The slug and the domain are free again: a fresh onboarding goes through.
+        let (_, again) = engine
+            .run(owns_org("abandon-full"), &ops, StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(again.status, RunStatus::Done, "{again:?}");
+        assert_eq!(onboarding::users(&platform, "abandon-full").await, 1);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_with_a_booking_refuses_the_database_compensation_and_says_why() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let domain = "abandon-booked.com";
+        lab.serve_domains(&[domain]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        // Stopped before its deploy config: only the database steps applied.
+        let front = Arc::new(reject_at("deploy-config"));
+        let engine = Engine::new(dbs.config(tmp.path(), |t| t), front.clone()).await.unwrap();
+        let platform = lab.admin(&dbs.platform).await;
+        let ops = scripted::actor("ops");
+        let request = onboarding::request(onboarding::person_only("abandon-booked", "Booked Person"));
+        let (onboard_id, out) = engine.run(request, &ops, StartOptions::default()).await.unwrap();
+        assert_eq!(out.status, RunStatus::Rejected, "{out:?}");
+        assert_eq!(onboarding::users(&platform, "abandon-booked").await, 1);
+        sqlx::query("INSERT INTO bookings (user_id, starts_at, note) SELECT id, now(), 'first client' FROM users WHERE slug = 'abandon-booked'")
+            .execute(&platform)
+            .await
+            .unwrap();
+
+        // The onboarding was stopped (rejected): the abandon cancels it first.
+        let request = engine.abandon_request(onboard_id, &ops, "wrong person").await.unwrap();
+        let onboarding_run = engine.run_record(onboard_id).await.unwrap().unwrap();
+        assert_eq!(onboarding_run.status, RunStatus::Cancelled);
+        let (abandon_id, out) = engine.run(request, &ops, StartOptions::default()).await.unwrap();
+        let steps: Vec<String> = engine.run_steps(abandon_id).await.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(steps, ["undo-database", "dns-leftovers", "forget-site"]);
+        assert_eq!(out.status, RunStatus::Failed, "{out:?}");
+        assert!(
+            out.message.contains("nothing was deleted") && out.message.contains("1 row(s) of public.bookings (by user_id)"),
+            "{}",
+            out.message
+        );
+        assert_eq!(onboarding::users(&platform, "abandon-booked").await, 1, "nothing cascaded");
+
+        // Once the booking is gone, the abandon resumes to its end.
+        sqlx::query("DELETE FROM bookings WHERE note = 'first client'").execute(&platform).await.unwrap();
+        let out = engine.execute(abandon_id).await.unwrap();
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        assert_eq!(onboarding::users(&platform, "abandon-booked").await, 0);
+        let (_, breaks) = engine.verify_audit_chain(&[]).await.unwrap();
+        assert!(breaks.is_empty(), "{breaks:?}");
+    })
+    .await
+}
