@@ -284,3 +284,102 @@ async fn a_tenant_with_a_booking_refuses_the_database_compensation_and_says_why(
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_onboarding_stopped_after_each_applying_step_is_abandoned_to_nothing() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        // (the step whose plan is rejected, the abandon's steps): each stop leaves what the
+        // steps before it applied, and only that is undone.
+        let stops: [(&'static str, &[&str]); 5] = [
+            ("create-org", &["undo-database"]),
+            ("deploy-stub", &["undo-deploy-config", "undo-database"]),
+            (
+                "cert",
+                &["undo-site", "undo-deploy-config", "undo-database"],
+            ),
+            (
+                "sync-back",
+                &[
+                    "undo-site",
+                    "undo-cert",
+                    "undo-deploy-config",
+                    "undo-database",
+                ],
+            ),
+            (
+                "release",
+                &[
+                    "undo-site",
+                    "undo-cert",
+                    "undo-deploy-config",
+                    "undo-database",
+                ],
+            ),
+        ];
+        for (n, (stop, undo)) in stops.into_iter().enumerate() {
+            let slug = format!("abandon-stop{n}");
+            let domain = format!("{slug}.com");
+            lab.serve_domains(&[&domain]);
+            let dbs = lab.fresh().await;
+            dbs.own_vps_sites(&[&domain]).await;
+            let tmp = tempfile::tempdir().unwrap();
+            let front = Arc::new(reject_at(stop));
+            let engine = Engine::new(dbs.config(tmp.path(), |t| t), front.clone())
+                .await
+                .unwrap();
+            let platform = lab.admin(&dbs.platform).await;
+            let ops = scripted::actor("ops");
+            let request = onboarding::request(onboarding::in_mode(
+                &slug,
+                "Stop Person",
+                &format!("{slug}@example.com"),
+                "person-owns-org",
+                Some(&format!("{slug}-org")),
+                Some("Stop Org"),
+            ));
+            let (onboard_id, out) = engine
+                .run(request, &ops, StartOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(out.status, RunStatus::Rejected, "{stop}: {out:?}");
+
+            let request = engine
+                .abandon_request(onboard_id, &ops, "stopped half-way")
+                .await
+                .unwrap();
+            let (abandon_id, out) = engine
+                .run(request, &ops, StartOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(out.status, RunStatus::Done, "{stop}: {out:?}");
+            let steps: Vec<String> = engine
+                .run_steps(abandon_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            let want: Vec<&str> = undo
+                .iter()
+                .copied()
+                .chain(["dns-leftovers", "forget-site"])
+                .collect();
+            assert_eq!(steps, want, "{stop}");
+
+            assert_eq!(onboarding::users(&platform, &slug).await, 0, "{stop}");
+            assert_eq!(
+                origin_file(
+                    tmp.path(),
+                    &format!("deployments/@domains/{domain}/services.yaml")
+                ),
+                None,
+                "{stop}"
+            );
+            assert_eq!(on_vps(&lab, &domain), Vec::<String>::new(), "{stop}");
+            let (_, breaks) = engine.verify_audit_chain(&[]).await.unwrap();
+            assert!(breaks.is_empty(), "{stop}: {breaks:?}");
+        }
+    })
+    .await
+}
