@@ -515,6 +515,7 @@ mod tests {
                 "status",
                 "resume",
                 "cancel",
+                "abandon",
                 "audit"
             ]
         );
@@ -573,6 +574,7 @@ mod tests {
                 "status",
                 "resume",
                 "cancel",
+                "abandon",
                 "audit"
             ]
         );
