@@ -383,3 +383,107 @@ async fn an_onboarding_stopped_after_each_applying_step_is_abandoned_to_nothing(
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_abandons_with_a_reason_and_refuses_without_one() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let domain = "abandon-console.com";
+        lab.serve_domains(&[domain]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.write_config(tmp.path(), |t| t);
+        let platform = lab.admin(&dbs.platform).await;
+        let bin = env!("CARGO_BIN_EXE_onboard-bot");
+        // Stopped at its first plan (rejected): a run that wrote nothing is abandoned too.
+        let out = std::process::Command::new(bin)
+            .args([
+                "onboard",
+                "--slug",
+                "abandon-console",
+                "--name",
+                "Console Person",
+                "--email",
+                "c@example.com",
+                "--reject-reason",
+                "stop",
+                "--config",
+            ])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let state = dbs.state_admin().await;
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs WHERE runbook = 'onboard'")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+
+        let blank = std::process::Command::new(bin)
+            .args([
+                "runs",
+                "abandon",
+                &id.to_string(),
+                "--reason",
+                " ",
+                "--yes",
+                "--config",
+            ])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(
+            blank.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&blank.stderr)
+        );
+        assert!(String::from_utf8_lossy(&blank.stderr).contains("reason"));
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE runbook = 'abandon'")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(runs, 0, "a refused abandon starts nothing");
+
+        let ok = std::process::Command::new(bin)
+            .args([
+                "runs",
+                "abandon",
+                &id.to_string(),
+                "--reason",
+                "typo in the slug",
+                "--yes",
+                "--config",
+            ])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM runs WHERE runbook = 'abandon'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(status, "done");
+        let onboarding: String =
+            sqlx::query_scalar("SELECT status FROM runs WHERE runbook = 'onboard'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(onboarding, "cancelled");
+        assert_eq!(onboarding::users(&platform, "abandon-console").await, 0);
+        // The abandon is recorded with its reason.
+        let reason: String =
+            sqlx::query_scalar("SELECT input->>'reason' FROM runs WHERE runbook = 'abandon'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        assert_eq!(reason, "typo in the slug");
+    })
+    .await
+}
