@@ -260,6 +260,11 @@ impl Engine {
                 "run {run_id} has an input this version cannot read"
             )));
         };
+        if let Some(done) = runs::abandoned_by(pool, run_id).await? {
+            return Err(StartError::Refused(crate::messages::abandon_done_already(
+                run_id, done,
+            )));
+        }
         let applied = runs::applied_steps(pool, run_id).await?;
         if applied.iter().any(|s| s == "adopt-site") {
             return Err(StartError::Refused(crate::messages::abandon_adopted(

@@ -131,6 +131,14 @@ pub fn abandon_not_an_onboarding(run: uuid::Uuid, runbook: &str, dry_run: bool) 
     }
 }
 
+/// `/abandon` of an onboarding an earlier abandon undid: its slug and domains may be another
+/// onboarding's by now.
+pub fn abandon_done_already(run: uuid::Uuid, by: uuid::Uuid) -> String {
+    format!(
+        "run {run} was already abandoned (run {by}); nothing was started. Its slug and domains are free, and may belong to a newer onboarding: abandon that one instead."
+    )
+}
+
 /// `/abandon` of an onboarding that adopted an existing site.
 pub fn abandon_adopted(run: uuid::Uuid) -> String {
     format!(
@@ -146,10 +154,11 @@ mod abandon_tests {
     fn abandon_refusals_say_why() {
         let run = uuid::Uuid::nil();
         insta::assert_snapshot!(format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             abandon_not_an_onboarding(run, "cert", false),
             abandon_not_an_onboarding(run, "onboard", true),
-            abandon_adopted(run)
+            abandon_adopted(run),
+            abandon_done_already(run, run)
         ));
     }
 }

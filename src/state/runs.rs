@@ -395,3 +395,14 @@ pub async fn applied_steps(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Vec<St
     .fetch_all(pool)
     .await?)
 }
+
+/// The abandon run that undid onboarding `run_id` to its end, if one did.
+pub async fn abandoned_by(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM runs WHERE runbook = 'abandon' AND status = 'done' AND NOT dry_run
+           AND input->>'run_id' = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(run_id.to_string())
+    .fetch_optional(pool)
+    .await?)
+}

@@ -200,6 +200,10 @@ impl Step for UndoSite {
         let mut evidence = Vec::new();
         for domain in &onboard(cx)?.domains {
             let site = Site::of(cx, domain);
+            let link = enabled_link(site.vps_nginx_site()).unwrap_or_default();
+            if exists(cx, "-L", &link).await? {
+                return Ok(CheckReport::failed(format!("{link} is still on the VPS")));
+            }
             for path in [site.vps_nginx_site(), site.webroot()] {
                 if exists(cx, "-e", path).await? {
                     return Ok(CheckReport::failed(format!("{path} is still on the VPS")));

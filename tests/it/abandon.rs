@@ -191,7 +191,8 @@ async fn a_finished_onboarding_is_abandoned_to_the_state_before_it_and_onboarded
             None
         );
         assert_eq!(origin_file(tmp.path(), brand_file), brand_before);
-        assert_eq!(on_vps(&lab, domain), Vec::<String>::new());
+        let site_plan = &asked.iter().find(|r| r.step == "undo-site").unwrap().detail;
+        assert_eq!(on_vps(&lab, domain), Vec::<String>::new(), "{site_plan}");
         // The history keeps both the onboarding and its undoing.
         let log = git(
             &tmp.path().join("origin.git"),
@@ -232,6 +233,15 @@ async fn a_finished_onboarding_is_abandoned_to_the_state_before_it_and_onboarded
             .unwrap();
         assert_eq!(again.status, RunStatus::Done, "{again:?}");
         assert_eq!(onboarding::users(&platform, "abandon-full").await, 1);
+        // The first onboarding, abandoned already, is not abandoned again: that would take the
+        // new onboarding's site down.
+        let refused = engine
+            .abandon_request(onboard_id, &ops, "again")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("already abandoned"), "{refused}");
+        assert_eq!(on_vps(&lab, domain).len(), 4);
     })
     .await
 }
