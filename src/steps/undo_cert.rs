@@ -1,6 +1,6 @@
 //! Abandon: `certbot delete --cert-name ...` on the VPS for each certificate lineage of the
-//! onboarding's domains, under the per-VPS certbot lock. The certificate is not revoked (it
-//! expires by itself; the plan says so).
+//! onboarding's domains, under the per-VPS certbot lock. The certificate is revoked first
+//! only with `cert.revoke_on_abandon` (off by default; the plan says which).
 
 use std::time::Duration;
 
@@ -49,15 +49,20 @@ async fn lineages(cx: &StepContext) -> Result<Vec<String>, StepError> {
     Ok(out)
 }
 
+/// `certbot delete`, or with `cert.revoke_on_abandon` `certbot revoke --delete-after-revoke`.
 fn delete_args(cx: &StepContext, lineage: &str) -> Vec<String> {
     let cfg = &cx.services.config.cert;
-    let mut args = vec![
-        cfg.certbot.clone(),
-        "delete".into(),
+    let mut args = vec![cfg.certbot.clone()];
+    if cfg.revoke_on_abandon {
+        args.extend(["revoke".into(), "--delete-after-revoke".into()]);
+    } else {
+        args.push("delete".into());
+    }
+    args.extend([
         "--cert-name".into(),
         lineage.to_owned(),
         "--non-interactive".into(),
-    ];
+    ]);
     args.extend(cfg.extra_args.iter().cloned());
     args
 }
@@ -69,7 +74,7 @@ impl Step for UndoCert {
     }
 
     fn description(&self) -> &'static str {
-        "Undo the certificate: certbot delete --cert-name {domain} on the VPS, under the certbot lock (not revoked)"
+        "Undo the certificate: certbot delete --cert-name {domain} on the VPS, under the certbot lock (revoked first only with cert.revoke_on_abandon)"
     }
 
     fn writes_production(&self) -> bool {
@@ -91,9 +96,11 @@ impl Step for UndoCert {
                 delete_args(cx, l).join(" ")
             ));
         }
-        detail.push_str(
-            "The certificate is not revoked (revocation is off): it stays valid at the CA until it expires, and no server holds its key any more.\n",
-        );
+        detail.push_str(if cx.services.config.cert.revoke_on_abandon {
+            "The certificate is revoked at the CA first (cert.revoke_on_abandon), then deleted.\n"
+        } else {
+            "The certificate is not revoked (cert.revoke_on_abandon is off): it stays valid at the CA until it expires, and no server holds its key any more.\n"
+        });
         Ok(Plan::Change {
             summary: format!("delete the certificate(s) {} on {vps}", lineages.join(", ")),
             detail,
@@ -121,7 +128,8 @@ impl Step for UndoCert {
             }
             if !out.success {
                 return Err(StepError::refused(format!(
-                    "certbot delete --cert-name {lineage} failed: {}",
+                    "`{}` failed: {}",
+                    certbot.join(" "),
                     super::cert::useful_lines(&format!("{}{}", out.stdout, out.stderr))
                 )));
             }

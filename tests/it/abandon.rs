@@ -497,3 +497,58 @@ async fn the_console_abandons_with_a_reason_and_refuses_without_one() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_revoke_on_abandon_the_certificate_is_revoked_then_deleted() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let slug = "abandon-revoke";
+        let domain = "abandon-revoke.com";
+        lab.serve_domains(&[domain]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let revoke = |t: String| {
+            t.replace(
+                "cert:\n  certbot: certbot\n",
+                "cert:\n  certbot: certbot\n  revoke_on_abandon: true\n",
+            )
+        };
+        let front = Arc::new(reject_at("sync-back"));
+        let engine = Engine::new(dbs.config(tmp.path(), revoke), front.clone())
+            .await
+            .unwrap();
+        let ops = scripted::actor("ops");
+        let request = onboarding::request(onboarding::person_only(slug, "Revoke Person"));
+        let (onboard_id, out) = engine
+            .run(request, &ops, StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(out.status, RunStatus::Rejected, "{out:?}");
+        assert_eq!(on_vps(&lab, domain).len(), 4);
+
+        let request = engine
+            .abandon_request(onboard_id, &ops, "certificate for a typo")
+            .await
+            .unwrap();
+        let (abandon_id, out) = engine
+            .run(request, &ops, StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        let plan = front
+            .requests()
+            .into_iter()
+            .find(|r| r.run_id == abandon_id && r.step == "undo-cert")
+            .expect("undo-cert asked");
+        assert!(
+            plan.detail.contains(&format!(
+                "certbot revoke --delete-after-revoke --cert-name {domain}"
+            )) && plan.detail.contains("revoked at the CA first"),
+            "{}",
+            plan.detail
+        );
+        assert_eq!(on_vps(&lab, domain), Vec::<String>::new());
+    })
+    .await
+}
