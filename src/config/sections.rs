@@ -148,6 +148,9 @@ pub struct CertConfig {
     pub timeout_secs: u64,
     /// PEM file of the roots a served certificate must chain to; the system's when unset.
     pub trusted_roots: Option<PathBuf>,
+    /// Whether an abandon revokes the onboarding's certificate at the CA before deleting it
+    /// (`certbot revoke --delete-after-revoke`); off: it is only deleted from the VPS.
+    pub revoke_on_abandon: bool,
 }
 
 impl Default for CertConfig {
@@ -159,6 +162,7 @@ impl Default for CertConfig {
             lock_file: "/var/lock/onboard-bot-certbot.lock".into(),
             timeout_secs: 600,
             trusted_roots: None,
+            revoke_on_abandon: false,
         }
     }
 }

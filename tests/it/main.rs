@@ -3,6 +3,7 @@
 
 mod support;
 
+mod abandon;
 mod bench_ack;
 mod cert;
 mod cert_faults;
