@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::cert::flock_args;
 use super::common::{Site, onboard};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::{http, ssh};
@@ -104,14 +105,25 @@ async fn todo(cx: &StepContext, domain: &DomainName) -> Result<Vec<Command>, Ste
         ))
     })?;
     let nginx = nginx(cx)?;
+    // The site file and its link go under the VPS's certbot lock: certbot's nginx plugin reads
+    // every site and writes back what it changed, so one running meanwhile (another domain's
+    // certificate) could bring a removed site back.
+    let locked_rm = |path: &str| {
+        let rm = ["rm", "-f", "--", path].map(str::to_owned);
+        let args = flock_args(cx, Some(cx.services.config.cert.timeout_secs), &rm);
+        Command {
+            program: "flock".into(),
+            args,
+        }
+    };
     let mut out = Vec::new();
     let mut reload = false;
     if exists(cx, "-L", &link).await? || exists(cx, "-e", &link).await? {
-        out.push(Command::new("rm", &["-f", "--", &link]));
+        out.push(locked_rm(&link));
         reload = true;
     }
     if exists(cx, "-e", conf).await? {
-        out.push(Command::new("rm", &["-f", "--", conf]));
+        out.push(locked_rm(conf));
         reload = true;
     }
     if !reload && http_status(cx, domain.as_str()).await != Ok(404) {
@@ -182,7 +194,13 @@ impl Step for UndoSite {
             for c in todo(cx, domain).await? {
                 let session = cx.services.vps().await?;
                 let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
-                let out = ssh::run(&session, &c.program, &args, SSH_TIMEOUT).await?;
+                // A command under the certbot lock may wait for a certbot to finish.
+                let timeout = if c.program == "flock" {
+                    SSH_TIMEOUT + Duration::from_secs(cx.services.config.cert.timeout_secs)
+                } else {
+                    SSH_TIMEOUT
+                };
+                let out = ssh::run(&session, &c.program, &args, timeout).await?;
                 if !out.success {
                     return Err(StepError::refused(format!(
                         "`{}` failed on the VPS: {}; the run can be resumed once it passes",
