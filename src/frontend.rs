@@ -108,6 +108,11 @@ pub struct ApprovalRequest {
     pub detail: String,
     pub plan_hash: String,
     pub started_by: String,
+    /// How many distinct people must approve this plan (`approvals.required`).
+    pub required: u32,
+    /// Who has approved it already (actor ids, oldest first): each counts once, so a front-end
+    /// waits for someone else and does not hand back their decision again.
+    pub approved_by: Vec<String>,
 }
 
 /// A person's decision on a plan.

@@ -6,8 +6,11 @@ use crate::frontend::ApprovalRequest;
 
 /// The plan shown for approval.
 pub fn approval_text(req: &ApprovalRequest) -> String {
+    let quorum = quorum_line(req)
+        .map(|q| format!("\n{q}"))
+        .unwrap_or_default();
     format!(
-        "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}\n\n{detail}\n── plan {hash} ──",
+        "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}{quorum}\n\n{detail}\n── plan {hash} ──",
         step = req.step,
         run = req.run_id,
         subject = req.subject,
@@ -15,6 +18,61 @@ pub fn approval_text(req: &ApprovalRequest) -> String {
         summary = req.summary,
         detail = req.detail,
         hash = &req.plan_hash[..12.min(req.plan_hash.len())],
+    )
+}
+
+/// How many approvers a plan needs and who approved it so far; `None` when one is enough.
+fn quorum_line(req: &ApprovalRequest) -> Option<String> {
+    (req.required > 1).then(|| {
+        if req.approved_by.is_empty() {
+            format!("needs {} different approvers", req.required)
+        } else {
+            format!(
+                "needs {} different approvers: {}",
+                req.required,
+                approved_so_far(&req.approved_by, req.required)
+            )
+        }
+    })
+}
+
+/// `1 of 2 approved by @x`: the approvals a plan has of those it needs.
+pub fn approved_so_far(approved_by: &[String], required: u32) -> String {
+    let who: Vec<String> = approved_by.iter().map(|a| mention(a)).collect();
+    format!(
+        "{} of {required} approved by {}",
+        approved_by.len(),
+        who.join(", ")
+    )
+}
+
+/// A step's log line when it asks again for the approvers it still lacks.
+pub fn quorum_progress(approved_by: &[String], required: u32) -> String {
+    let missing = (required as usize).saturating_sub(approved_by.len());
+    format!(
+        "{}; waiting for {missing} more approver{}",
+        approved_so_far(approved_by, required),
+        if missing == 1 { "" } else { "s" }
+    )
+}
+
+/// Why a run stopped when the same person approved a plan twice (each approver counts once).
+pub fn quorum_same_person(step: &str, actor_id: &str, required: u32) -> String {
+    format!(
+        "{step}: needs {required} different approvers, and {} approved it already; their approval stands. \
+         Nothing was applied: resume the run (`/resume` or `runs resume ID`) for another approver to decide.",
+        mention(actor_id)
+    )
+}
+
+/// The approval message's text after an approval that does not complete the quorum: the
+/// buttons stay open for the next approver.
+pub fn approval_partial(approved_by: &[String], required: u32) -> String {
+    let missing = (required as usize).saturating_sub(approved_by.len());
+    format!(
+        "✓ {}: waiting for {missing} more approver{}",
+        approved_so_far(approved_by, required),
+        if missing == 1 { "" } else { "s" }
     )
 }
 
@@ -29,7 +87,7 @@ pub struct ApprovalCard {
 /// The plan to approve: what, why, the exact change; long plans as an attached file.
 pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCard {
     let head = format!(
-        "{}\n**{}**\nrun started by {}; only an approver{} may approve.",
+        "{}\n**{}**\nrun started by {}; only an approver{} may approve.{}",
         req.step_description,
         truncate(&req.summary, 500),
         mention(&req.started_by),
@@ -37,7 +95,10 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
             " other than the person who started it"
         } else {
             ""
-        }
+        },
+        quorum_line(req)
+            .map(|q| format!("\nThis plan {q}; each person counts once."))
+            .unwrap_or_default()
     );
     // The plan's block gets what the embed's 4096 leave after the head, so cutting it to fit
     // never cuts a fence.
@@ -100,6 +161,11 @@ pub fn approval_decided(approved: bool, actor_id: &str, reason: Option<&str>) ->
             None => format!("✗ rejected by {}", mention(actor_id)),
         }
     }
+}
+
+/// The approval message's text once the last approver a plan needs approved it.
+pub fn approval_quorum_met(approved_by: &[String], required: u32) -> String {
+    format!("✓ {}", approved_so_far(approved_by, required))
 }
 
 /// The longest reason a rejection form takes (Discord's text input allows up to 4000).
@@ -196,6 +262,9 @@ pub fn approval_refused(reason: &ApprovalRefusal) -> String {
         ApprovalRefusal::Stale => {
             "This plan is out of date: the step planned again and got a different plan. Decide on the newest approval message in the thread.".into()
         }
+        ApprovalRefusal::AlreadyApproved => {
+            "You already approved this plan; each approver counts once, so it waits for someone else with an approver role.".into()
+        }
         ApprovalRefusal::AlreadyDecided(by) => {
             format!("This plan was already decided by {}.", mention(by))
         }
@@ -217,6 +286,8 @@ pub enum ApprovalRefusal {
     NotApprover,
     SelfApproval,
     Stale,
+    /// The clicker approved this plan already (a step needing several approvers).
+    AlreadyApproved,
     AlreadyDecided(String),
     RunOver(String),
     /// The plan waited longer than `approvals.ttl_secs`; the run stopped.
@@ -232,6 +303,7 @@ impl ApprovalRefusal {
             Self::NotApprover => "not_approver",
             Self::SelfApproval => "two_person_rule",
             Self::Stale => "stale_plan",
+            Self::AlreadyApproved => "already_approved",
             Self::AlreadyDecided(_) => "already_decided",
             Self::RunOver(_) => "run_over",
             Self::NoReason => "no_reason",

@@ -40,6 +40,8 @@ fn request(detail: String) -> ApprovalRequest {
         detail,
         plan_hash: "0123456789abcdef0123456789abcdef".into(),
         started_by: "discord:1100000000000000042".into(),
+        required: 1,
+        approved_by: Vec::new(),
     }
 }
 
@@ -83,6 +85,42 @@ fn approval_card_inline_and_attached() {
             .description
             .contains("attached as `plan-create-person-0123456789ab.txt`")
     );
+}
+
+#[test]
+fn a_plan_needing_two_approvers_says_who_approved_so_far() {
+    let mut req = request("INSERT INTO orgs (slug) VALUES ($1)".into());
+    req.required = 2;
+    let first = approval_card(&req, true);
+    req.approved_by = vec!["discord:1100000000000000077".into()];
+    let second = approval_card(&req, true);
+    let by = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    insta::assert_snapshot!(
+        "approval_quorum",
+        [
+            first.card.description,
+            second.card.description,
+            approval_text(&req),
+            approval_partial(&by(&["discord:1100000000000000077"]), 2),
+            approval_quorum_met(
+                &by(&["discord:1100000000000000077", "discord:1100000000000000078"]),
+                2
+            ),
+            quorum_progress(&by(&["console:ops"]), 3),
+            quorum_same_person("create-org", "console:ops", 2),
+        ]
+        .join("\n---\n")
+    );
+    // One approver: nothing about a quorum anywhere.
+    req.required = 1;
+    req.approved_by.clear();
+    assert!(
+        !approval_card(&req, true)
+            .card
+            .description
+            .contains("approvers")
+    );
+    assert!(!approval_text(&req).contains("approvers"));
 }
 
 #[test]
@@ -333,6 +371,7 @@ fn refusals_and_errors_snapshot() {
         ApprovalRefusal::NotApprover,
         ApprovalRefusal::SelfApproval,
         ApprovalRefusal::Stale,
+        ApprovalRefusal::AlreadyApproved,
         ApprovalRefusal::AlreadyDecided("discord:1".into()),
         ApprovalRefusal::RunOver("cancelled".into()),
         ApprovalRefusal::NoReason,

@@ -248,20 +248,24 @@ pub async fn head(pool: &PgPool) -> anyhow::Result<Option<Anchor>> {
             .await?;
     Ok(row.map(|(id, hash)| Anchor { id, hash }))
 }
-/// The decision event of a plan, as the chain has it: the newest `approval.granted` or
-/// `approval.rejected` for (run, step, plan hash) that no later event voided (a plan change
-/// voids grants of other plans; a resumed rejected run voids rejections).
+/// One person's decision event on a plan, as the chain has it: the newest `approval.granted`
+/// or `approval.rejected` by `actor` for (run, step, plan hash) that no later event voided (a
+/// plan change voids grants of other plans; a resumed rejected run voids rejections). A plan
+/// that needs several approvers has one such event per approver.
 pub fn standing_decision<'a>(
     events: &'a [Event],
     step: &str,
     plan_hash: &str,
+    actor: &str,
 ) -> Option<&'a Event> {
     let mut standing: Option<&Event> = None;
     for e in events {
         let hash_of = |k: &str| e.detail.get(k).and_then(Value::as_str);
         match AuditKind::parse(&e.kind) {
             Some(AuditKind::ApprovalGranted | AuditKind::ApprovalRejected)
-                if e.step.as_deref() == Some(step) && hash_of("plan_hash") == Some(plan_hash) =>
+                if e.step.as_deref() == Some(step)
+                    && hash_of("plan_hash") == Some(plan_hash)
+                    && e.actor == actor =>
             {
                 standing = Some(e)
             }
@@ -449,14 +453,34 @@ mod tests {
             serde_json::json!({"plan_hash": "h1"}),
         );
         assert_eq!(
-            standing_decision(std::slice::from_ref(&granted), "cert", "h1").map(|e| e.id),
+            standing_decision(std::slice::from_ref(&granted), "cert", "h1", "a").map(|e| e.id),
             Some(1)
         );
-        assert!(standing_decision(std::slice::from_ref(&granted), "cert", "h2").is_none());
-        assert!(standing_decision(std::slice::from_ref(&granted), "deploy-stub", "h1").is_none());
-        assert!(standing_decision(&[granted.clone(), voided.clone()], "cert", "h1").is_none());
+        assert!(standing_decision(std::slice::from_ref(&granted), "cert", "h2", "a").is_none());
+        assert!(
+            standing_decision(std::slice::from_ref(&granted), "deploy-stub", "h1", "a").is_none()
+        );
+        assert!(
+            standing_decision(std::slice::from_ref(&granted), "cert", "h1", "b").is_none(),
+            "a's approval is not b's"
+        );
+        let by_b = Event {
+            id: 9,
+            actor: "b".into(),
+            ..granted.clone()
+        };
+        let both = [granted.clone(), by_b];
         assert_eq!(
-            standing_decision(&[granted, voided, again], "cert", "h1").map(|e| e.id),
+            standing_decision(&both, "cert", "h1", "a").map(|e| e.id),
+            Some(1)
+        );
+        assert_eq!(
+            standing_decision(&both, "cert", "h1", "b").map(|e| e.id),
+            Some(9)
+        );
+        assert!(standing_decision(&[granted.clone(), voided.clone()], "cert", "h1", "a").is_none());
+        assert_eq!(
+            standing_decision(&[granted, voided, again], "cert", "h1", "a").map(|e| e.id),
             Some(3)
         );
         let rejected = ev(
@@ -465,6 +489,6 @@ mod tests {
             serde_json::json!({"plan_hash": "h1"}),
         );
         let reasked = ev(5, "approval.reasked", serde_json::json!({}));
-        assert!(standing_decision(&[rejected, reasked], "cert", "h1").is_none());
+        assert!(standing_decision(&[rejected, reasked], "cert", "h1", "a").is_none());
     }
 }

@@ -1006,6 +1006,8 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             },
             plan_hash: hash.repeat(64 / hash.len()),
             started_by: started_by.clone(),
+            required: 1,
+            approved_by: Vec::new(),
         };
         let open_approvals = |st: &State, thread: ChannelId| {
             messages_json(st, thread)
@@ -1214,8 +1216,9 @@ async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
             frontend
                 .deliver(&button, decision(fake.approver()), &engine)
                 .await
-                .unwrap(),
-            Ok(())
+                .unwrap()
+                .map(|d| d.closes),
+            Ok(true)
         );
         let recorded = runs::decision_for(engine.pool(), run_id, "create-person", &hash)
             .await
@@ -1934,6 +1937,168 @@ async fn an_unanswered_approval_reminds_then_expires_and_resume_asks_again() {
         assert_eq!(user_count(&dbs, "dc-expire").await, 1);
         let c = fake.send_command(
             fake.requester(),
+            "cancel",
+            json!({"run": run_id.to_string(), "reason": "test over"}),
+        );
+        assert!(fake.interaction_response(&c).await.is_ephemeral());
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_needing_two_approvers_counts_each_person_once() {
+    init_tracing();
+    within(Duration::from_secs(180), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-quorum.com"]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["dc-quorum.com"]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let discord = fake.config_section(tmp.path());
+        let cfg = dbs.config(tmp.path(), |t| {
+            t + &discord + "\napprovals:\n  required:\n    create-person: 2\n"
+        });
+        let bot = start_bot(&fake, &cfg).await;
+        let second = fake.add_user("second-approver", &[fake.approver_role_id()]);
+        let third = fake.add_user("third-approver", &[fake.approver_role_id()]);
+
+        // An approver starts the run: the two-person rule keeps them out of the count.
+        let thread = onboard(
+            &fake,
+            fake.approver(),
+            json!({"slug": "dc-quorum", "name": "Quorum Person", "email": "q@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        assert!(custom_id.contains(":create-person:"), "{custom_id}");
+        let card = fake.message(message).unwrap();
+        let text = card.embeds[0].description.clone().unwrap_or_default();
+        assert!(text.contains("needs 2 different approvers"), "{text}");
+
+        let click = |who: UserId| {
+            let h = fake.click_button(who, message, &custom_id);
+            let fake = &fake;
+            async move {
+                assert_eq!(fake.interaction_response(&h).await.kind, 6);
+                h
+            }
+        };
+        let refused = click(fake.approver()).await;
+        let refusal = fake.followup(&refused, 0, T).await;
+        assert!(refusal.content.contains("two-person rule"), "{}", refusal.content);
+
+        // The first approval is counted; the message says so and stays open.
+        click(second).await;
+        let partial = fake
+            .wait_for_message(
+                |m| m.id == message && m.content.contains("1 of 2 approved by"),
+                T,
+            )
+            .await;
+        assert!(
+            partial.content.contains(&format!("<@{second}>")),
+            "{}",
+            partial.content
+        );
+        let open = |fake: &FakeDiscord| {
+            let json = fake.state().messages.get(&message.get()).unwrap().json.clone();
+            open_approve(&json).is_some()
+        };
+        assert!(open(&fake), "the buttons stay open for the next approver");
+
+        // The same person again: told so, counted once; the step still waits.
+        let again = click(second).await;
+        let told = fake.followup(&again, 0, T).await;
+        assert!(told.content.contains("You already approved"), "{}", told.content);
+        assert!(
+            told.flags
+                .is_some_and(|f| f.contains(serenity::all::MessageFlags::EPHEMERAL)),
+            "told only to the clicker"
+        );
+        assert!(open(&fake));
+        assert_eq!(user_count(&dbs, "dc-quorum").await, 0);
+        let state = dbs.state_admin().await;
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-quorum'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(status, "waiting_approval");
+
+        // A second person completes the quorum: the step applies, the message closes.
+        click(third).await;
+        let done = fake
+            .wait_for_message(
+                |m| m.id == message && m.content.contains("2 of 2 approved by"),
+                T,
+            )
+            .await;
+        assert!(
+            done.content.contains(&format!("<@{second}>, <@{third}>")),
+            "{}",
+            done.content
+        );
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert!(!open(&fake), "closed once decided");
+        assert_eq!(user_count(&dbs, "dc-quorum").await, 1);
+        let approvals_of_step = fake
+            .messages_in(thread.id)
+            .iter()
+            .filter(|m| {
+                m.components.iter().flat_map(|r| &r.components).any(|c| {
+                    matches!(c, serenity::all::ActionRowComponent::Button(b)
+                        if matches!(&b.data, serenity::all::ButtonKind::NonLink { custom_id, .. }
+                            if custom_id.contains(":create-person:")))
+                })
+            })
+            .count();
+        assert_eq!(approvals_of_step, 1, "one message for the plan, asked twice");
+        let recorded: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT actor, approved FROM approvals WHERE run_id = $1 AND step = 'create-person' ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        assert_eq!(
+            recorded,
+            [
+                (format!("discord:{second}"), true),
+                (format!("discord:{third}"), true)
+            ]
+        );
+        let refusals: Vec<String> = sqlx::query_scalar(
+            "SELECT outcome FROM audit_events WHERE run_id = $1 AND kind = 'approval.refused' ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        assert_eq!(refusals, ["two_person_rule", "already_approved"]);
+
+        let c = fake.send_command(
+            fake.approver(),
             "cancel",
             json!({"run": run_id.to_string(), "reason": "test over"}),
         );

@@ -190,18 +190,30 @@ async fn decide(
         }
     };
     match verdict {
-        Ok(()) => {
-            info!(run_id = %button.run_id, step = button.step, approved = button.approve, actor = actor.id, "decision taken");
+        Ok(d) if !d.closes => {
+            info!(run_id = %button.run_id, step = button.step, actor = actor.id, approvals = d.approved_by.len(), required = d.required, "approval counted; the plan waits for more approvers");
             data.frontend
-                .show_decided(
-                    click.channel,
-                    click.message,
-                    button,
-                    button.approve,
-                    actor,
-                    reason.as_deref(),
-                )
+                .show_partial(click.channel, click.message, &d)
                 .await;
+        }
+        Ok(d) => {
+            info!(run_id = %button.run_id, step = button.step, approved = button.approve, actor = actor.id, "decision taken");
+            if button.approve && d.required > 1 {
+                data.frontend
+                    .show_quorum_met(click.channel, click.message, button, &d)
+                    .await;
+            } else {
+                data.frontend
+                    .show_decided(
+                        click.channel,
+                        click.message,
+                        button,
+                        button.approve,
+                        actor,
+                        reason.as_deref(),
+                    )
+                    .await;
+            }
         }
         Err(refusal) => {
             let subject = run
