@@ -74,6 +74,7 @@ impl Engine {
             started_by: run.started_by.clone(),
             required,
             approved_by,
+            why_asked: self.why_asked_alone(run, name, hash).await?,
         };
         let decision = self.wait_for_decision(run, view, idx, &req).await?;
         // Each approver counts once: the same person approving again (the console, where one
@@ -268,7 +269,7 @@ impl Engine {
         let unmatched = decisions.iter().find_map(|a| {
             let problem = match audit::standing_decision(&events, step, hash, &a.actor) {
                 None => "has no approval event in the audit trail".to_owned(),
-                Some(e) if (e.kind == AuditKind::ApprovalGranted) != a.approved => format!(
+                Some(e) if audit::is_grant(&e.kind) != a.approved => format!(
                     "does not match its audit event #{} ({} by {})",
                     e.id, e.kind, e.actor
                 ),

@@ -12,6 +12,7 @@ mod fault;
 mod lease;
 mod queries;
 mod step;
+mod up_front;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -2,13 +2,19 @@
 
 use super::chat::{Card, PLAN_INLINE_MAX};
 use super::text::{defuse, fence, mention, truncate};
-use crate::frontend::ApprovalRequest;
+use crate::frontend::{ApprovalRequest, UpFrontPlan};
 
 /// The plan shown for approval.
 pub fn approval_text(req: &ApprovalRequest) -> String {
     let quorum = quorum_line(req)
         .map(|q| format!("\n{q}"))
         .unwrap_or_default();
+    let quorum = quorum
+        + &req
+            .why_asked
+            .as_ref()
+            .map(|w| format!("\nasked on its own, {w}"))
+            .unwrap_or_default();
     format!(
         "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}{quorum}\n\n{detail}\n── plan {hash} ──",
         step = req.step,
@@ -99,7 +105,11 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
         quorum_line(req)
             .map(|q| format!("\nThis plan {q}; each person counts once."))
             .unwrap_or_default()
-    );
+    ) + &req
+        .why_asked
+        .as_ref()
+        .map(|w| format!("\nAsked on its own, {w}."))
+        .unwrap_or_default();
     // The plan's block gets what the embed's 4096 leave after the head, so cutting it to fit
     // never cuts a fence.
     let room = 4000usize.saturating_sub(head.chars().count() + 1);
@@ -161,6 +171,19 @@ pub fn approval_decided(approved: bool, actor_id: &str, reason: Option<&str>) ->
             None => format!("✗ rejected by {}", mention(actor_id)),
         }
     }
+}
+
+/// Why a step is asked for on its own: its plan could not be known up front.
+pub fn asked_alone_unknown(why: &str) -> String {
+    format!(
+        "not covered by Approve all: its plan could not be known before the earlier writes ({})",
+        truncate(why.lines().next().unwrap_or_default(), 200)
+    )
+}
+
+/// Why a step is asked for on its own: its plan changed since the whole plan was shown.
+pub fn asked_alone_changed() -> String {
+    "not covered by Approve all: its plan changed since the whole plan was shown".into()
 }
 
 /// The approval message's text once the last approver a plan needs approved it.
@@ -329,4 +352,110 @@ pub fn console_approval_prompt() -> &'static str {
 /// The console asks why, after a reject.
 pub fn console_reject_reason_prompt() -> &'static str {
     "reason for rejecting (recorded in the audit trail): "
+}
+
+/// The whole plan of a run, shown before its first production write: each write in order with
+/// its plan, or why it cannot be known yet; what Approve all covers. The plans go inline when
+/// they fit the embed, else into one attached file the card names.
+pub fn up_front_card(plan: &UpFrontPlan, two_person_rule: bool) -> ApprovalCard {
+    let covered = plan.covered().len();
+    let mut list = String::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let line = match &s.plan {
+            Ok(p) => format!(
+                "{}. **{}** — {} (plan {})\n",
+                i + 1,
+                s.step,
+                truncate(&p.summary, 200),
+                &p.plan_hash[..12.min(p.plan_hash.len())]
+            ),
+            Err(why) => format!(
+                "{}. **{}** — asked on its own when its turn comes: {}\n",
+                i + 1,
+                s.step,
+                truncate(&defuse(why.lines().next().unwrap_or_default()), 200)
+            ),
+        };
+        list.push_str(&line);
+    }
+    let head = format!(
+        "Every production write of this run, in order. **Approve all** approves the {covered} plan{} known now, each applied only if, planned again right before its write, it still has the hash shown; the others, and any plan that changes, are asked for on their own. Run started by {}; only an approver{} may approve.",
+        if covered == 1 { "" } else { "s" },
+        mention(&plan.started_by),
+        if two_person_rule {
+            " other than the person who started it"
+        } else {
+            ""
+        }
+    );
+    let full: String = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let p = s.plan.as_ref().ok()?;
+            Some(format!(
+                "── {} (plan {}) ──\n{}\n{}\n",
+                s.step, p.plan_hash, p.summary, p.detail
+            ))
+        })
+        .collect();
+    let file = format!("plan-all-{}.txt", &plan.hash[..12.min(plan.hash.len())]);
+    let blocks: String = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let p = s.plan.as_ref().ok()?;
+            Some(format!(
+                "**{}**\n{}",
+                s.step,
+                fence(&p.detail, PLAN_INLINE_MAX + 20)
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inline = format!("{head}\n{list}\n{blocks}");
+    // The embed allows 4096 characters and 6000 for the whole message: plans that do not fit
+    // with room to spare go into the file, and the card says so.
+    let (description, attachment) = if inline.chars().count() <= 3800 {
+        (inline, None)
+    } else {
+        (
+            truncate(
+                &format!(
+                    "{head}\n{list}\nThe full plans are attached as `{file}`; Approve all covers exactly them."
+                ),
+                3800,
+            ),
+            Some((file, full)),
+        )
+    };
+    ApprovalCard {
+        card: Card {
+            title: truncate(&format!("The whole plan · {}", plan.subject), 256),
+            description,
+            footer: format!(
+                "run {} · plan {}",
+                plan.run_id,
+                &plan.hash[..12.min(plan.hash.len())]
+            ),
+            colour: 0xf1c40f,
+            fields: Vec::new(),
+        },
+        attachment,
+    }
+}
+
+/// The whole plan's message once someone pressed Approve all: who, and what it approved.
+pub fn approve_all_done(actor_id: &str, steps: &[String]) -> String {
+    format!(
+        "✓ Approve all by {}: {}",
+        mention(actor_id),
+        steps.join(", ")
+    )
+}
+
+/// The whole plan's message text: it waits for nobody, so it pings nobody (each step's own
+/// approval message pings the approver roles).
+pub fn up_front_intro() -> String {
+    "The whole plan of this run: approve each write as it comes, or the known ones at once with **Approve all**.".into()
 }

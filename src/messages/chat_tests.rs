@@ -42,6 +42,7 @@ fn request(detail: String) -> ApprovalRequest {
         started_by: "discord:1100000000000000042".into(),
         required: 1,
         approved_by: Vec::new(),
+        why_asked: None,
     }
 }
 

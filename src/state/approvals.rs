@@ -173,3 +173,32 @@ pub async fn record_with_event(
     tx.commit().await?;
     Ok(inserted)
 }
+
+/// Stores one person's Approve all: an approval row for each (step, plan hash) pair they have
+/// not decided yet, and the one audit event `event` builds from the pairs stored, in one
+/// transaction: both or neither. Returns the pairs stored (none: nothing was written).
+pub async fn record_all_with_event(
+    pool: &PgPool,
+    key: &AuditKey,
+    run_id: Uuid,
+    pairs: &[(String, String)],
+    actor: &str,
+    frontend: &str,
+    event: impl FnOnce(&[(String, String)]) -> NewEvent,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::new();
+    for (step, hash) in pairs {
+        let id = record_decision(&mut tx, run_id, step, hash, true, actor, frontend, None).await?;
+        if id.is_some() {
+            stored.push((step.clone(), hash.clone()));
+        }
+    }
+    if stored.is_empty() {
+        tx.rollback().await?;
+        return Ok(stored);
+    }
+    audit::append_in(&mut tx, key, event(&stored)).await?;
+    tx.commit().await?;
+    Ok(stored)
+}

@@ -248,6 +248,24 @@ pub async fn head(pool: &PgPool) -> anyhow::Result<Option<Anchor>> {
             .await?;
     Ok(row.map(|(id, hash)| Anchor { id, hash }))
 }
+/// Whether an event grants approval: one plan's `approval.granted`, or an Approve all's
+/// `approval.granted_all` (which grants each plan it lists).
+pub fn is_grant(kind: &str) -> bool {
+    matches!(
+        AuditKind::parse(kind),
+        Some(AuditKind::ApprovalGranted | AuditKind::ApprovalGrantedAll)
+    )
+}
+
+/// Whether an `approval.granted_all` event lists `plan_hash` for `step` in its `covers`.
+fn covers(e: &Event, step: &str, plan_hash: &str) -> bool {
+    e.detail["covers"].as_array().is_some_and(|pairs| {
+        pairs
+            .iter()
+            .any(|p| p["step"].as_str() == Some(step) && p["plan_hash"].as_str() == Some(plan_hash))
+    })
+}
+
 /// One person's decision event on a plan, as the chain has it: the newest `approval.granted`
 /// or `approval.rejected` by `actor` for (run, step, plan hash) that no later event voided (a
 /// plan change voids grants of other plans; a resumed rejected run voids rejections). A plan
@@ -269,11 +287,17 @@ pub fn standing_decision<'a>(
             {
                 standing = Some(e)
             }
+            // An Approve all by this person that lists exactly this plan of the step.
+            Some(AuditKind::ApprovalGrantedAll)
+                if e.actor == actor && covers(e, step, plan_hash) =>
+            {
+                standing = Some(e)
+            }
             Some(AuditKind::ApprovalVoided)
                 if e.step.as_deref() == Some(step)
                     && hash_of("new_plan_hash") != Some(plan_hash) =>
             {
-                standing = standing.filter(|d| d.kind != AuditKind::ApprovalGranted)
+                standing = standing.filter(|d| !is_grant(&d.kind))
             }
             Some(AuditKind::ApprovalReasked) => {
                 standing = standing.filter(|d| d.kind != AuditKind::ApprovalRejected)

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::custom_id::ApprovalButton;
+use super::custom_id::{ApprovalButton, ApproveAllButton};
 use super::frontend::{DiscordFrontend, Pending, PlanKey, Posted, RunChat, StepKey, embed, retry};
 use crate::frontend::{Actor, ApprovalRequest, Decision};
 use crate::messages;
@@ -515,6 +515,164 @@ pub struct Delivered {
     pub approved_by: Vec<String>,
     pub required: u32,
     pub closes: bool,
+}
+
+impl DiscordFrontend {
+    /// The run's whole plan, posted in its thread with Approve all (when anything is known).
+    pub(super) async fn post_up_front(&self, plan: &crate::frontend::UpFrontPlan) {
+        let Some(thread) = self.thread_of(plan.run_id) else {
+            warn!(run_id = %plan.run_id, "no thread to show the whole plan in");
+            return;
+        };
+        let a = messages::up_front_card(plan, self.cfg.two_person_rule);
+        let button = ApproveAllButton::new(plan.run_id, &plan.hash);
+        let mut msg = CreateMessage::new()
+            .content(messages::up_front_intro())
+            .embed(embed(&a.card))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !plan.covered().is_empty() {
+            msg = msg.components(approve_all_buttons(&button, true));
+        }
+        if let Some((name, text)) = a.attachment {
+            msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
+        }
+        match retry("posting the whole plan", || {
+            thread.send_message(&self.http, msg.clone())
+        })
+        .await
+        {
+            Ok(m) if !plan.covered().is_empty() => {
+                self.up_front
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(plan.run_id, (thread, m.id));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(run_id = %plan.run_id, error = ?e, "gave up posting the whole plan"),
+        }
+    }
+
+    /// An Approve all by someone allowed to decide: the engine records it; each covered step
+    /// waiting here for exactly that plan gets the decision, and its message says so.
+    pub async fn deliver_all(
+        &self,
+        button: &ApproveAllButton,
+        decision: Decision,
+        engine: &crate::engine::Engine,
+    ) -> anyhow::Result<Result<Vec<String>, messages::ApprovalRefusal>> {
+        let pairs = match engine
+            .approve_all(button.run_id, &button.hash_prefix, &decision)
+            .await?
+        {
+            Ok(pairs) => pairs,
+            Err(r) => return Ok(Err(r)),
+        };
+        for (step, hash) in &pairs {
+            let key = (button.run_id, step.clone());
+            let waiting = {
+                let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                match pending.get(&key) {
+                    Some(p) if p.hash == *hash && !p.approved_by.contains(&decision.actor.id) => {
+                        pending.remove(&key)
+                    }
+                    _ => None,
+                }
+            };
+            let Some(p) = waiting else { continue };
+            let step_button = ApprovalButton::new(true, button.run_id, step, hash);
+            let plan_key = (button.run_id, step.clone(), step_button.hash_prefix.clone());
+            let d = self.note_decided(&plan_key, &decision, &p.approved_by, p.required);
+            let _ = p.tx.send(decision.clone());
+            let open = self
+                .posted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|x| x.open && x.button.matches(hash))
+                        .cloned()
+                });
+            if let Some(m) = open {
+                if d.closes {
+                    self.close_clicked(
+                        m.channel,
+                        m.message,
+                        &m.button,
+                        messages::approval_decided(true, &decision.actor.id, None),
+                    )
+                    .await;
+                } else {
+                    self.show_partial(m.channel, m.message, &d).await;
+                }
+            }
+        }
+        Ok(Ok(pairs.into_iter().map(|(s, _)| s).collect()))
+    }
+
+    /// The whole plan's message after an Approve all: who, and what it approved. It stays open
+    /// when a step it lists needs more approvers.
+    pub async fn show_approved_all(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApproveAllButton,
+        actor: &Actor,
+        steps: &[String],
+        keep_open: bool,
+    ) {
+        let mut edit = EditMessage::new()
+            .content(messages::approve_all_done(&actor.id, steps))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !keep_open {
+            edit = edit.components(approve_all_buttons(button, false));
+            self.up_front
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&button.run_id);
+        }
+        if let Err(e) = retry("showing an Approve all", || {
+            channel.edit_message(&self.http, message, edit.clone())
+        })
+        .await
+        {
+            warn!(message = %message, error = ?e, "gave up showing an Approve all");
+        }
+    }
+
+    /// Closes the run's whole-plan message (the run is over).
+    pub(super) async fn close_up_front(&self, run_id: Uuid, text: &str) {
+        let Some((channel, message)) = self
+            .up_front
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id)
+        else {
+            return;
+        };
+        let button = ApproveAllButton::new(run_id, "");
+        let edit = EditMessage::new()
+            .content(text)
+            .components(approve_all_buttons(&button, false))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if let Err(e) = retry("closing the whole plan", || {
+            channel.edit_message(&self.http, message, edit.clone())
+        })
+        .await
+        {
+            warn!(message = %message, error = ?e, "gave up closing the whole plan");
+        }
+    }
+}
+
+/// The Approve all button of a run's whole plan.
+fn approve_all_buttons(button: &ApproveAllButton, enabled: bool) -> Vec<CreateActionRow> {
+    vec![CreateActionRow::Buttons(vec![
+        CreateButton::new(button.encode())
+            .label("Approve all")
+            .style(ButtonStyle::Success)
+            .disabled(!enabled),
+    ])]
 }
 
 /// Keeps the pending entry only as long as the engine waits (the run may be cancelled).

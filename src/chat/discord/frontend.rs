@@ -116,6 +116,8 @@ pub struct DiscordFrontend {
     pub(super) decided: Mutex<HashMap<PlanKey, Decided>>,
     /// Bumped on every attach, so a command can wait for its run's thread.
     pub(super) attached: watch::Sender<u64>,
+    /// Each run's whole-plan message with its Approve all, while it is open.
+    pub(super) up_front: Mutex<HashMap<Uuid, (ChannelId, MessageId)>>,
 }
 
 impl DiscordFrontend {
@@ -130,6 +132,7 @@ impl DiscordFrontend {
             pending: Mutex::default(),
             decided: Mutex::default(),
             attached: watch::channel(0).0,
+            up_front: Mutex::default(),
         }
     }
 
@@ -415,6 +418,7 @@ impl ChatFrontend for DiscordFrontend {
                     )),
                 };
                 self.close_run_approvals(run.id, &closed).await;
+                self.close_up_front(run.id, &closed).await;
                 // Dropping the last handle makes the progress task flush once more and stop.
                 self.runs
                     .lock()
@@ -439,6 +443,10 @@ impl ChatFrontend for DiscordFrontend {
 
     async fn remind(&self, req: &ApprovalRequest, waited: Duration, left: Duration) {
         self.remind_approvers(req, waited, left).await;
+    }
+
+    async fn present_up_front(&self, plan: &crate::frontend::UpFrontPlan) {
+        self.post_up_front(plan).await;
     }
 }
 
