@@ -416,7 +416,13 @@ pub fn up_front_card(plan: &UpFrontPlan, two_person_rule: bool) -> ApprovalCard 
     let inline = format!("{head}\n{list}\n{blocks}");
     // The embed allows 4096 characters and 6000 for the whole message: plans that do not fit
     // with room to spare go into the file, and the card says so.
-    let (description, attachment) = if inline.chars().count() <= 3800 {
+    // A plan is never cut short inline: one longer than an approval card shows goes whole
+    // into the file.
+    let each_fits = plan.steps.iter().all(|s| match &s.plan {
+        Ok(p) => p.detail.chars().count() <= PLAN_INLINE_MAX,
+        Err(_) => true,
+    });
+    let (description, attachment) = if each_fits && inline.chars().count() <= 3800 {
         (inline, None)
     } else {
         (

@@ -125,6 +125,79 @@ fn a_plan_needing_two_approvers_says_who_approved_so_far() {
 }
 
 #[test]
+fn the_whole_plan_lists_every_write_and_what_approve_all_covers() {
+    use crate::frontend::{PlannedWrite, UpFrontPlan, UpFrontStep};
+    let planned = |step: &str, hash: &str, detail: String| UpFrontStep {
+        step: step.into(),
+        description: format!("{step}'s description"),
+        plan: Ok(PlannedWrite {
+            plan_hash: hash.repeat(32),
+            summary: format!("{step}: the change"),
+            detail,
+        }),
+    };
+    let unknown = |step: &str, why: &str| UpFrontStep {
+        step: step.into(),
+        description: String::new(),
+        plan: Err(why.into()),
+    };
+    let mut plan = UpFrontPlan {
+        run_id: view().id,
+        subject: "merche-biche".into(),
+        started_by: "discord:1100000000000000042".into(),
+        hash: "ab".repeat(32),
+        steps: vec![
+            planned(
+                "create-person",
+                "01",
+                "INSERT INTO users (slug) VALUES ($1)\n  $1 = 'merche-biche'".into(),
+            ),
+            planned("deploy-config", "02", "+ held_back: true".into()),
+            unknown(
+                "sync-back",
+                "cannot read the site file on the VPS: certbot has not run\nsecond line",
+            ),
+        ],
+    };
+    assert_eq!(plan.covered().len(), 2);
+    let short = up_front_card(&plan, true);
+    assert!(short.attachment.is_none());
+    insta::assert_snapshot!(
+        "up_front_card",
+        format!(
+            "{}\n---\n{}\n---\n{}\n---\n{}\n---\n{}\n---\n{}",
+            short.card.title,
+            short.card.description,
+            short.card.footer,
+            up_front_intro(),
+            approve_all_done("discord:1100000000000000077", &["create-person".into()]),
+            asked_alone_changed()
+        )
+    );
+    // Long plans: the card lists the writes and names the file that holds every plan whole.
+    plan.steps[1] = planned(
+        "deploy-config",
+        "02",
+        (0..2000).map(|i| format!("+ line {i}\n")).collect(),
+    );
+    let long = up_front_card(&plan, true);
+    let (name, text) = long.attachment.expect("long plans go into a file");
+    assert_eq!(name, "plan-all-abababababab.txt");
+    assert!(text.contains("+ line 1999") && text.contains("$1 = 'merche-biche'"));
+    assert!(
+        long.card
+            .description
+            .contains("attached as `plan-all-abababababab.txt`")
+    );
+    assert!(long.card.description.chars().count() <= 4096);
+    assert!(
+        long.card
+            .description
+            .contains("**sync-back** — asked on its own")
+    );
+}
+
+#[test]
 fn texts_stay_inside_discord_limits() {
     let mut v = view();
     v.subject = "x".repeat(300);

@@ -462,8 +462,19 @@ impl DiscordFrontend {
                     .iter()
                     .filter(|r| **r != 0)
                     .map(|r| RoleId::new(*r));
+                // A plan some approvers approved already (a restart, an Approve all) says so
+                // from the start, as the message of a click does.
+                let content = if req.approved_by.is_empty() {
+                    messages::approval_ping(&self.cfg.approver_role_ids)
+                } else {
+                    format!(
+                        "{}\n{}",
+                        messages::approval_ping(&self.cfg.approver_role_ids),
+                        messages::approval_partial(&req.approved_by, req.required)
+                    )
+                };
                 let mut msg = CreateMessage::new()
-                    .content(messages::approval_ping(&self.cfg.approver_role_ids))
+                    .content(content)
                     .embed(embed(&a.card))
                     .components(buttons(&button, true))
                     .allowed_mentions(CreateAllowedMentions::new().roles(roles));
