@@ -136,6 +136,8 @@ pub struct UpFrontStep {
     pub step: String,
     pub description: String,
     pub plan: Result<PlannedWrite, String>,
+    /// What a plan made ahead presumes of the earlier writes (see `Step::plan_ahead`).
+    pub presumes: Option<String>,
 }
 
 /// A plan known up front: what Approve all covers, if it still has this hash when applied.

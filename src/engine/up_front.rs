@@ -42,7 +42,15 @@ impl Engine {
                 continue;
             }
             let name = step.name();
-            let plan = match self.attempt(step.as_ref(), "plan", || step.plan(cx)).await {
+            let mut presumes = None;
+            let planned = self
+                .attempt(step.as_ref(), "plan", || step.plan_ahead(cx))
+                .await
+                .map(|(plan, p)| {
+                    presumes = p;
+                    plan
+                });
+            let plan = match planned {
                 Ok(plan @ Plan::Change { .. }) => {
                     let hash = plan.hash(name);
                     let Plan::Change { summary, detail } = plan else {
@@ -61,6 +69,7 @@ impl Engine {
             steps.push(UpFrontStep {
                 step: name.into(),
                 description: step.description().into(),
+                presumes: presumes.filter(|_| plan.is_ok()),
                 plan,
             });
         }
@@ -78,7 +87,7 @@ impl Engine {
             .steps
             .iter()
             .map(|s| match &s.plan {
-                Ok(p) => json!({"step": s.step, "plan_hash": p.plan_hash, "summary": p.summary}),
+                Ok(p) => json!({"step": s.step, "plan_hash": p.plan_hash, "summary": p.summary, "presumes": s.presumes}),
                 Err(why) => json!({"step": s.step, "why": why}),
             })
             .collect();

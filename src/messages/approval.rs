@@ -363,11 +363,15 @@ pub fn up_front_card(plan: &UpFrontPlan, two_person_rule: bool) -> ApprovalCard 
     for (i, s) in plan.steps.iter().enumerate() {
         let line = match &s.plan {
             Ok(p) => format!(
-                "{}. **{}** — {} (plan {})\n",
+                "{}. **{}** — {} (plan {}){}\n",
                 i + 1,
                 s.step,
                 truncate(&p.summary, 200),
-                &p.plan_hash[..12.min(p.plan_hash.len())]
+                &p.plan_hash[..12.min(p.plan_hash.len())],
+                s.presumes
+                    .as_ref()
+                    .map(|w| format!("; {}", truncate(w, 300)))
+                    .unwrap_or_default()
             ),
             Err(why) => format!(
                 "{}. **{}** — asked on its own when its turn comes: {}\n",
@@ -464,4 +468,14 @@ pub fn approve_all_done(actor_id: &str, steps: &[String]) -> String {
 /// approval message pings the approver roles).
 pub fn up_front_intro() -> String {
     "The whole plan of this run: approve each write as it comes, or the known ones at once with **Approve all**.".into()
+}
+
+/// What the certificate's plan ahead presumes of deploy-stub.
+pub fn cert_presumes() -> &'static str {
+    "planned as it will be once deploy-stub has installed the nginx site; the site and `nginx -t` are checked again right before certbot"
+}
+
+/// What the release's plan ahead presumes of deploy-config and the certificate.
+pub fn release_presumes() -> &'static str {
+    "planned on services.yaml as deploy-config writes it; applied only once TLS is live"
 }

@@ -135,11 +135,13 @@ fn the_whole_plan_lists_every_write_and_what_approve_all_covers() {
             summary: format!("{step}: the change"),
             detail,
         }),
+        presumes: (step == "cert").then(|| cert_presumes().to_owned()),
     };
     let unknown = |step: &str, why: &str| UpFrontStep {
         step: step.into(),
         description: String::new(),
         plan: Err(why.into()),
+        presumes: None,
     };
     let mut plan = UpFrontPlan {
         run_id: view().id,
@@ -153,13 +155,14 @@ fn the_whole_plan_lists_every_write_and_what_approve_all_covers() {
                 "INSERT INTO users (slug) VALUES ($1)\n  $1 = 'merche-biche'".into(),
             ),
             planned("deploy-config", "02", "+ held_back: true".into()),
+            planned("cert", "03", "run on vps-0: certbot --nginx".into()),
             unknown(
                 "sync-back",
                 "cannot read the site file on the VPS: certbot has not run\nsecond line",
             ),
         ],
     };
-    assert_eq!(plan.covered().len(), 2);
+    assert_eq!(plan.covered().len(), 3);
     let short = up_front_card(&plan, true);
     assert!(short.attachment.is_none());
     insta::assert_snapshot!(
