@@ -3,6 +3,8 @@
 //! approval of each plan it lists, recorded as one `approval.granted_all` event naming the
 //! (step, plan hash) pairs and a row per pair; a step applies on it only if its plan, planned
 //! again right before the write, still has the listed hash, and the chain backs the event.
+//! Each step is planned with `Step::plan_ahead`: as it will be once the earlier writes are
+//! done, where a step can say so (cert, release), else as now.
 
 use std::time::Instant;
 
