@@ -195,9 +195,15 @@ pub trait ChatFrontend: Send + Sync {
     ) {
     }
 
+    /// Whether this front-end shows a run's whole plan with an Approve all: the engine plans it
+    /// up front only for one that does (Discord; the console asks step by step).
+    fn shows_up_front(&self) -> bool {
+        false
+    }
+
     /// Shows every production write of a run, planned up front, with an Approve all. The
-    /// engine goes on asking for each step's approval as before; a front-end without Approve
-    /// all shows nothing. Failing to show must not fail the run.
+    /// engine goes on asking for each step's approval as before. Failing to show must not fail
+    /// the run.
     async fn present_up_front(&self, _plan: &UpFrontPlan) {}
 
     /// Posts the audit chain's head where the database cannot reach it (Discord: the audit

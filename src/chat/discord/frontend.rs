@@ -445,6 +445,10 @@ impl ChatFrontend for DiscordFrontend {
         self.remind_approvers(req, waited, left).await;
     }
 
+    fn shows_up_front(&self) -> bool {
+        true
+    }
+
     async fn present_up_front(&self, plan: &crate::frontend::UpFrontPlan) {
         self.post_up_front(plan).await;
     }
