@@ -230,7 +230,8 @@ impl Engine {
             Request::Verify(r) => (!sites::slug_on_record(&self.inner.pool, r.slug.as_str())
                 .await?)
                 .then(|| crate::messages::slug_not_on_record(r.slug.as_str())),
-            Request::Onboard(_) => None,
+            // The command built it from a run on record.
+            Request::Onboard(_) | Request::Abandon(_) => None,
         };
         if let Some(why) = not_on_record {
             self.audit(NewEvent {

@@ -18,19 +18,33 @@ use crate::domain::{DomainName, Email, MailPlan};
 use crate::templating;
 // The one place steps name the engine's request types (they are the run's input).
 pub use crate::report::Precondition;
-pub use crate::request::{OnboardRequest, Request};
+pub use crate::request::{AbandonRequest, OnboardRequest, Request};
 
-/// The onboarding request of this run; the engine only gives onboarding steps to onboard runs.
+/// The line an abandon's commits end with: which onboarding is undone, and why.
+pub fn abandon_note(cx: &StepContext) -> Result<String, StepError> {
+    let a = abandon(cx)?;
+    Ok(format!("Abandons run {}: {}", a.run_id, a.reason))
+}
+
+/// The abandon request of this run; the engine only gives compensations to abandon runs.
+pub fn abandon(cx: &StepContext) -> Result<&AbandonRequest, StepError> {
+    cx.request
+        .as_abandon()
+        .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an abandon run")))
+}
+
+/// The onboarding request of this run, or of the onboarding an abandon run undoes; the engine
+/// only gives onboarding steps and their compensations to those runs.
 pub fn onboard(cx: &StepContext) -> Result<&OnboardRequest, StepError> {
     cx.request
-        .as_onboard()
+        .tenant()
         .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an onboarding run")))
 }
 
 /// The domains a run certifies and the contact email for the ACME account.
 pub fn cert_targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> {
     match cx.request.as_ref() {
-        Request::Onboard(r) => Ok(r
+        Request::Onboard(r) | Request::Abandon(AbandonRequest { onboarding: r, .. }) => Ok(r
             .domains
             .iter()
             .map(|d| (d.clone(), r.email.clone()))
@@ -237,6 +251,8 @@ pub struct RepoEdits {
     pub diffs: String,
     /// Each file to write, with its whole new text.
     pub files: Vec<(String, String)>,
+    /// Each file to remove, with the text it has now (the plan pins it).
+    pub removed: Vec<(String, String)>,
     /// What the plan says when there is nothing to write or push.
     pub done: String,
 }
@@ -259,6 +275,7 @@ impl RepoEdits {
                 .into_iter()
                 .map(|(path, _, text)| (path, text))
                 .collect(),
+            removed: Vec::new(),
             done: done.into(),
         }
     }
@@ -360,13 +377,13 @@ async fn planned(
     cx: &StepContext,
     w: &dyn RepoWrite,
     co: &Checkout<'_>,
-) -> Result<(Plan, Vec<(String, String)>), StepError> {
+) -> Result<(Plan, Vec<(String, String)>, Vec<String>), StepError> {
     co.sync().await?;
     let edits = w.edits(cx, co).await?;
     let unpushed = co.unpushed().await?;
-    if edits.files.is_empty() && unpushed.is_empty() {
+    if edits.files.is_empty() && edits.removed.is_empty() && unpushed.is_empty() {
         let evidence = edits.done;
-        return Ok((Plan::AlreadyDone { evidence }, Vec::new()));
+        return Ok((Plan::AlreadyDone { evidence }, Vec::new(), Vec::new()));
     }
     w.ready(cx).await?;
     let mut detail = edits.diffs;
@@ -378,12 +395,19 @@ async fn planned(
             detail.push_str(&written_as(path, text));
         }
     }
+    if !edits.removed.is_empty() {
+        detail.push_str("\nfiles removed, as they are now:\n");
+        for (path, text) in &edits.removed {
+            detail.push_str(&written_as(path, text));
+        }
+    }
     if !unpushed.is_empty() {
         detail.push('\n');
         detail.push_str(&unpushed);
     }
     let summary = edits.summary;
-    Ok((Plan::Change { summary, detail }, edits.files))
+    let removed = edits.removed.into_iter().map(|r| r.0).collect();
+    Ok((Plan::Change { summary, detail }, edits.files, removed))
 }
 
 /// A repo-writing step's plan.
@@ -402,7 +426,7 @@ pub async fn repo_apply(
     approved: &ApprovedPlan,
 ) -> Result<String, StepError> {
     let co = cx.services.repo.lock().await;
-    let (now, files) = planned(cx, w, &co).await?;
+    let (now, files, removed) = planned(cx, w, &co).await?;
     approved.ensure_current(step, &now)?;
     w.before_commit(cx, &co).await?;
     let message = commit_message(
@@ -411,7 +435,7 @@ pub async fn repo_apply(
         approved.approver().unwrap_or("nobody"),
         w.note(cx)?.as_deref(),
     );
-    Ok(co.write_commit_push(&files, &message).await?)
+    Ok(co.write_commit_push(&files, &removed, &message).await?)
 }
 
 #[cfg(test)]
