@@ -510,7 +510,7 @@ mod tests {
             ..Default::default()
         };
         check_required_approvals(&with(&[("default", 2), ("create-org", 2), ("cert", 3)])).unwrap();
-        for bad in ["dns-records", "preflight", "create-orgs"] {
+        for bad in ["preflight", "create-orgs", "no-such-step"] {
             let err = check_required_approvals(&with(&[(bad, 2)]))
                 .unwrap_err()
                 .to_string();
