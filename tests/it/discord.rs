@@ -1977,6 +1977,12 @@ async fn abandon_cancels_a_waiting_onboarding_and_undoes_it_in_a_thread_of_its_o
             panic!("the run ended before asking for approval");
         };
         approve(&fake, fake.approver(), message, &custom_id).await;
+        // The message says who approved as soon as the click is taken; the write follows.
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
         assert_eq!(user_count(&dbs, "dc-abandon").await, 1);
         // The onboarding goes on and waits for the next approval: it is still running.
         let clicked = HashSet::from([custom_id]);
