@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::chat::console::Console;
+use crate::commands::abandon::AbandonArgs;
 use crate::commands::audit::AuditArgs;
 use crate::commands::cancel::CancelArgs;
 use crate::commands::cert::{CertIssueArgs, CertStatusArgs};
@@ -159,6 +160,14 @@ pub enum RunsCommand {
         #[command(flatten)]
         args: CancelArgs,
     },
+    /// Undo an onboarding: its applied steps compensated in reverse order, each planned,
+    /// approved, applied and checked (a run still going is cancelled first).
+    Abandon {
+        #[command(flatten)]
+        args: AbandonArgs,
+        #[command(flatten)]
+        run: ConsoleRunArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +275,7 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
                 RunsCommand::Resume {
                     yes, reject_reason, ..
                 } => Answers::from_flags(*yes, reject_reason.as_deref())?,
+                RunsCommand::Abandon { run, .. } => run.answers()?,
                 _ => Answers::Ask,
             };
             let engine = engine(config, answers).await?;
@@ -283,6 +293,10 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
                 }
                 RunsCommand::Cancel { args } => {
                     commands::cancel::run(&engine, &caller, args.parse()?).await
+                }
+                RunsCommand::Abandon { args, run } => {
+                    let input = args.parse()?;
+                    commands::abandon::run(&engine, &caller, input, run.start_options()).await
                 }
             };
             answer(Some(&engine), reply).await

@@ -40,6 +40,33 @@ pub struct VerifyRequest {
     pub slug: Slug,
 }
 
+/// `/abandon`: undo what an onboarding run applied, step by step, in reverse order. Built by
+/// the engine from the onboarding's record (its request, the steps it applied, the ids it
+/// created), so the compensations act on what that run did and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbandonRequest {
+    /// The onboarding run undone.
+    pub run_id: uuid::Uuid,
+    /// Why (recorded in the audit trail and shown in the run's thread).
+    pub reason: String,
+    /// The onboarding's own request.
+    pub onboarding: OnboardRequest,
+    /// The onboarding's steps that wrote (or may have written: an apply interrupted), by their
+    /// stored names, in the onboarding's order.
+    pub applied: Vec<String>,
+    /// The `users.id` the onboarding recorded, if any.
+    pub user_id: Option<uuid::Uuid>,
+    /// The `orgs.id` the onboarding recorded, if any.
+    pub org_id: Option<uuid::Uuid>,
+}
+
+impl AbandonRequest {
+    /// Whether the onboarding applied the step of this stored name.
+    pub fn applied(&self, step: &str) -> bool {
+        self.applied.iter().any(|s| s == step)
+    }
+}
+
 /// `/dns-check`: which records a domain needs and whether they hold (starts no run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsCheckRequest {
@@ -57,6 +84,7 @@ pub enum Request {
     Onboard(OnboardRequest),
     Cert(CertRequest),
     Verify(VerifyRequest),
+    Abandon(AbandonRequest),
 }
 
 impl Request {
@@ -66,6 +94,7 @@ impl Request {
             Request::Onboard(_) => "onboard",
             Request::Cert(_) => "cert",
             Request::Verify(_) => "verify",
+            Request::Abandon(_) => "abandon",
         }
     }
 
@@ -75,6 +104,7 @@ impl Request {
             Request::Onboard(r) => r.slug.to_string(),
             Request::Cert(r) => r.domain.to_string(),
             Request::Verify(r) => r.slug.to_string(),
+            Request::Abandon(r) => r.onboarding.slug.to_string(),
         }
     }
 
@@ -82,6 +112,8 @@ impl Request {
     pub fn lock_keys(&self) -> Vec<crate::state::locks::LockKey> {
         use crate::state::locks::LockKey;
         match self {
+            // The onboarding's own keys: nobody onboards over a Provider being undone.
+            Request::Abandon(r) => Request::Onboard(r.onboarding.clone()).lock_keys(),
             Request::Onboard(r) => {
                 let mut keys = vec![LockKey::Slug(r.slug.clone())];
                 if let Some(org) = r
@@ -103,7 +135,23 @@ impl Request {
     pub fn as_onboard(&self) -> Option<&OnboardRequest> {
         match self {
             Request::Onboard(r) => Some(r),
+            Request::Cert(_) | Request::Verify(_) | Request::Abandon(_) => None,
+        }
+    }
+
+    /// The onboarding a run acts on: its own, or the one an abandon undoes.
+    pub fn tenant(&self) -> Option<&OnboardRequest> {
+        match self {
+            Request::Onboard(r) => Some(r),
+            Request::Abandon(r) => Some(&r.onboarding),
             Request::Cert(_) | Request::Verify(_) => None,
+        }
+    }
+
+    pub fn as_abandon(&self) -> Option<&AbandonRequest> {
+        match self {
+            Request::Abandon(r) => Some(r),
+            _ => None,
         }
     }
 }

@@ -544,6 +544,16 @@ pub fn brand_mail_conf(
     Ok(out)
 }
 
+/// The brand-mail config without the `brand <domain> ...` line(s) [`brand_mail_conf`] adds;
+/// every other byte kept. The text unchanged when the domain is not listed.
+pub fn brand_mail_conf_without(text: &str, domain: &DomainName) -> String {
+    text.split_inclusive('\n')
+        .filter(|l| {
+            !(l.starts_with("brand ") && l.split_whitespace().nth(1) == Some(domain.as_str()))
+        })
+        .collect()
+}
+
 /// A unified diff of one file, for the plan a person approves.
 pub fn unified_diff(path: &str, old: Option<&str>, new: &str) -> String {
     let old_text = old.unwrap_or("");
@@ -645,6 +655,20 @@ mod tests {
             "{out}"
         );
         assert!(nginx_conf(conf, &d("merche.com"), "/var/www/$host").is_err());
+    }
+
+    #[test]
+    fn brand_mail_line_is_removed_and_nothing_else() {
+        let text = "# brands\nbrand quinn.com mailbox dkim-selector=mail\n";
+        let added = brand_mail_conf(text, &d("merche.com"), "mailbox", "mail").unwrap();
+        assert_eq!(brand_mail_conf_without(&added, &d("merche.com")), text);
+        // Another domain's line, and a domain only named in a comment, stay.
+        assert_eq!(brand_mail_conf_without(text, &d("merche.com")), text);
+        let commented = "# brand merche.com was here\nbrand quinn.com forward dkim-selector=m";
+        assert_eq!(
+            brand_mail_conf_without(commented, &d("merche.com")),
+            commented
+        );
     }
 
     #[test]

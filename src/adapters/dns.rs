@@ -11,7 +11,8 @@ use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::config::DnsConfig;
 use crate::dnscheck::{
-    Answer, Expected, MailPattern, Observations, Report, Role, Rtype, evaluate, queries,
+    Answer, Expected, MailPattern, Observations, Report, Role, Rtype, evaluate, follow_ups,
+    in_zone, queries,
 };
 
 /// A resolver that asks exactly one server, without cache or retries elsewhere.
@@ -123,7 +124,8 @@ fn rdata_text(data: &hickory_resolver::proto::rr::RData) -> Option<String> {
     })
 }
 
-fn record_type(t: Rtype) -> RecordType {
+/// The wire type of a record type of the runbook (also the update client's).
+pub(crate) fn record_type(t: Rtype) -> RecordType {
     match t {
         Rtype::A => RecordType::A,
         Rtype::AAAA => RecordType::AAAA,
@@ -164,7 +166,16 @@ pub async fn observe(
                                 recs.iter().filter_map(|r| rdata_text(&r.data)).collect();
                             values.sort();
                             values.dedup();
-                            Answer::Records { values, ttl }
+                            // Records the asked name holds itself, or the CNAME target's.
+                            let owner = |r: &&hickory_resolver::proto::rr::Record| {
+                                r.name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+                            };
+                            let via = recs
+                                .iter()
+                                .map(owner)
+                                .find(|o| *o != name)
+                                .filter(|_| recs.iter().all(|r| owner(r) != name));
+                            Answer::Records { values, ttl, via }
                         }
                     }
                     Err(e) => classify(&e),
@@ -218,6 +229,60 @@ pub async fn servers_for(cfg: &DnsConfig, domain: &str) -> anyhow::Result<Vec<(S
     Ok(out)
 }
 
+/// How many rounds of follow-up queries a check asks at most: enough for SPF includes nested
+/// past the 10-lookup limit.
+const FOLLOW_UP_ROUNDS: usize = 12;
+
+/// Every answer the check of `domain` needs: the records themselves from every server, then
+/// the follow-ups their answers call for (`dnscheck::follow_ups`), round after round until
+/// nothing new comes up. A follow-up in the zone is asked of the authoritative servers; one
+/// outside it of the resolvers (of the authoritative servers when there are none).
+pub async fn observe_domain(
+    servers: &[(SocketAddr, Role)],
+    expected: &[Expected],
+    domain: &str,
+    timeout: Duration,
+) -> anyhow::Result<Observations> {
+    let first = queries(expected);
+    let mut obs = observe(servers, &first, timeout).await?;
+    let auth: Vec<(SocketAddr, Role)> = servers
+        .iter()
+        .copied()
+        .filter(|(_, r)| *r == Role::Authoritative)
+        .collect();
+    let resolvers: Vec<(SocketAddr, Role)> = servers
+        .iter()
+        .copied()
+        .filter(|(_, r)| *r == Role::Recursive)
+        .collect();
+    let outside = if resolvers.is_empty() {
+        &auth
+    } else {
+        &resolvers
+    };
+    let mut asked: std::collections::BTreeSet<(String, Rtype)> = first.into_iter().collect();
+    for _ in 0..FOLLOW_UP_ROUNDS {
+        let next: Vec<(String, Rtype)> = follow_ups(domain, expected, &obs)
+            .into_iter()
+            .filter(|q| asked.insert(q.clone()))
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        let (inside, out): (Vec<_>, Vec<_>) =
+            next.into_iter().partition(|(n, _)| in_zone(n, domain));
+        for (to, qs) in [(&auth, inside), (outside, out)] {
+            if qs.is_empty() {
+                continue;
+            }
+            for (server, answers) in observe(to, &qs, timeout).await? {
+                obs.entry(server).or_default().extend(answers);
+            }
+        }
+    }
+    Ok(obs)
+}
+
 /// The whole check of one domain.
 pub async fn check_domain(
     cfg: &DnsConfig,
@@ -226,9 +291,10 @@ pub async fn check_domain(
     pattern: &MailPattern,
 ) -> anyhow::Result<Report> {
     let servers = servers_for(cfg, domain).await?;
-    let obs = observe(
+    let obs = observe_domain(
         &servers,
-        &queries(expected),
+        expected,
+        domain,
         Duration::from_secs(cfg.timeout_secs),
     )
     .await?;

@@ -2,6 +2,7 @@
 //! real server for each, and the tests use those.
 
 pub mod dns;
+pub mod dns_update;
 mod error;
 pub mod http;
 pub mod repo;

@@ -275,9 +275,11 @@ impl Checkout<'_> {
     /// Stages `paths`, commits them when anything changed, and pushes every unpushed commit.
     /// Returns the commit at HEAD.
     async fn commit_and_push(&self, paths: &[String], message: &str) -> Result<String, Error> {
-        let mut add = vec!["add", "--"];
-        add.extend(paths.iter().map(String::as_str));
-        self.git(&add).await?;
+        if !paths.is_empty() {
+            let mut add = vec!["add", "--"];
+            add.extend(paths.iter().map(String::as_str));
+            self.git(&add).await?;
+        }
         let staged = self.git(&["diff", "--cached", "--name-only"]).await?;
         if !staged.trim().is_empty() {
             self.git(&["commit", "--quiet", "-m", message]).await?;
@@ -293,24 +295,32 @@ impl Checkout<'_> {
         Ok(self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned())
     }
 
-    /// Writes `files` (path, text), commits them with `message` and pushes; on any failure the
+    /// Writes `files` (path, text), removes `removed` (files or whole directories), commits
+    /// them with `message` and pushes; on any failure the
     /// working tree is restored and the commit made here undone, so a failed step leaves
     /// nothing half-written. (A push refused because origin moved is retried by the engine: the
     /// retry fetches, plans again and writes only if the plan is still the approved one.)
     pub async fn write_commit_push(
         &self,
         files: &[(String, String)],
+        removed: &[String],
         message: &str,
     ) -> Result<String, Error> {
-        let paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        let mut paths: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
         let before = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
         let result = async {
             for (path, text) in files {
                 self.write(path, text)?;
             }
+            for path in removed {
+                self.path(path)?;
+                self.git(&["rm", "-r", "-q", "--ignore-unmatch", "--", path])
+                    .await?;
+            }
             self.commit_and_push(&paths, message).await
         }
         .await;
+        paths.extend(removed.iter().cloned());
         if result.is_err() {
             self.git(&["reset", "--quiet", "--mixed", &before])
                 .await

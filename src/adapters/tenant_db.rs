@@ -217,6 +217,117 @@ pub async fn insert_member(
     Ok(())
 }
 
+/// Abandon: the membership an onboarding created.
+pub const DELETE_MEMBER: &str = "DELETE FROM org_members WHERE org_id = $1 AND user_id = $2";
+
+/// Abandon: the org an onboarding created.
+pub const DELETE_ORG: &str = "DELETE FROM orgs WHERE id = $1";
+
+/// Abandon: the Person an onboarding created.
+pub const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+
+/// Rows of one table that refer to a row by one column (a foreign key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    /// `schema.table`, as the catalog names it.
+    pub table: String,
+    pub column: String,
+    pub rows: i64,
+    /// The key's `ON DELETE` action cascades, sets null or sets a default: a delete would
+    /// change those rows rather than fail.
+    pub changes_on_delete: bool,
+}
+
+/// Every foreign key that refers to a row of `table` (`users` or `orgs`), with how many rows
+/// refer to `id` through it. Read from the catalog, so a table the platform adds is counted
+/// too. The bot's role must see the referring rows' key columns (in the lab: a column grant
+/// and a read policy); a count it may not make is an error, never a zero.
+pub async fn references(
+    conn: &mut PgConnection,
+    table: &str,
+    id: Uuid,
+) -> Result<Vec<Reference>, Error> {
+    let keys = sqlx::query(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(r.relname) AS tbl,
+                quote_ident(a.attname) AS col, n.nspname || '.' || r.relname AS shown,
+                a.attname AS column, c.confdeltype::text AS action
+         FROM pg_constraint c
+         JOIN pg_class r ON r.oid = c.conrelid
+         JOIN pg_namespace n ON n.oid = r.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.contype = 'f' AND c.confrelid = to_regclass($1) AND cardinality(c.conkey) = 1
+         ORDER BY 3, 4",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for k in keys {
+        let (tbl, col): (String, String) = (k.get("tbl"), k.get("col"));
+        // Identifiers quoted by the server itself (quote_ident), the value bound.
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {tbl} WHERE {col} = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| {
+            Error::refused(format!(
+                "cannot count the rows of {} that refer to {table} {id} ({e}); the bot's role needs to read {}.{}. Nothing was deleted.",
+                k.get::<String, _>("shown"),
+                k.get::<String, _>("shown"),
+                k.get::<String, _>("column")
+            ))
+        })?;
+        let action: String = k.get("action");
+        out.push(Reference {
+            table: k.get("shown"),
+            column: k.get("column"),
+            rows,
+            changes_on_delete: matches!(action.as_str(), "c" | "n" | "d"),
+        });
+    }
+    Ok(out)
+}
+
+pub async fn delete_member(conn: &mut PgConnection, org: Uuid, user: Uuid) -> Result<u64, Error> {
+    Ok(sqlx::query(DELETE_MEMBER)
+        .bind(org)
+        .bind(user)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+pub async fn delete_org(conn: &mut PgConnection, org: Uuid) -> Result<u64, Error> {
+    Ok(sqlx::query(DELETE_ORG)
+        .bind(org)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+pub async fn delete_user(conn: &mut PgConnection, user: Uuid) -> Result<u64, Error> {
+    Ok(sqlx::query(DELETE_USER)
+        .bind(user)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+pub async fn find_user_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, Error> {
+    let row = sqlx::query("SELECT id, slug, email, display_name FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| UserRow {
+        id: r.get("id"),
+        slug: r.get("slug"),
+        email: r.get("email"),
+        display_name: r.get("display_name"),
+    }))
+}
+
 /// Renders a statement with its bound values as SQL comments: what a person approves.
 pub fn show_sql(sql: &str, params: &[(&str, String)]) -> String {
     let mut out = format!("{sql};");

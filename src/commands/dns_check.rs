@@ -59,16 +59,18 @@ pub async fn run(
     let (report, mail) = engine
         .dns_check(req, |n, r| progress(attempt_line(n, r)))
         .await?;
+    let written = engine.dns_writes(req.domain.as_str()).await?;
+    let written = crate::messages::dns_written_by_bot(&written);
     let view = crate::dnscheck::view(&report);
     Ok(Reply::Listing(Listing {
         title: format!("dns-check {}", req.domain),
         text: format!(
-            "{}mail plan checked: {}\n",
+            "{}{written}mail plan checked: {}\n",
             crate::dnscheck::table(&view),
             mail.name()
         ),
         ok: report.all_ok(),
-        card: Some(crate::messages::dns_card(&view, mail.name())),
+        card: Some(crate::messages::dns_card(&view, mail.name(), &written)),
     }))
 }
 

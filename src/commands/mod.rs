@@ -4,6 +4,7 @@
 //! (`cli.rs`) only render those. Commands reach the outside world through the engine (and
 //! `config check`, which tries each connection, through the adapters).
 
+pub mod abandon;
 pub mod audit;
 pub mod cancel;
 pub mod cert;

@@ -50,6 +50,8 @@ pub struct Config {
     pub onboarding: OnboardingConfig,
     pub vps: VpsConfig,
     pub dns: DnsConfig,
+    /// `dns.update`: the zones the bot writes its records into itself.
+    pub dns_update: DnsUpdateConfig,
     pub repo: RepoConfig,
     /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
     pub mail: crate::dnscheck::MailPattern,
@@ -89,6 +91,65 @@ impl std::fmt::Debug for MigrateConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MigrateConfig({}, password redacted)", self.user)
     }
+}
+
+/// One `dns.update` entry, checked: a zone name, a known algorithm, a base64 secret of at
+/// least 16 bytes.
+fn dns_update_zone(
+    cx: &Resolver<'_>,
+    i: usize,
+    raw: &raw::RawDnsUpdateZone,
+) -> anyhow::Result<DnsUpdateZone> {
+    let file = cx.file;
+    let key = format!("dns.update[{i}]");
+    let zone = DomainName::parse(&raw.zone)
+        .map_err(|e| anyhow!("{file}: {key}.zone: `{}`: {e}", raw.zone))?
+        .as_str()
+        .to_owned();
+    let name = raw
+        .key
+        .name
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let name_ok = !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if !name_ok {
+        bail!(
+            "{file}: {key}.key.name: `{}` is not a DNS name (the key's name as the server knows it)",
+            raw.key.name
+        );
+    }
+    let algorithm = TsigAlgorithm::parse(&raw.key.algorithm).ok_or_else(|| {
+        anyhow!(
+            "{file}: {key}.key.algorithm: `{}` is not hmac-sha256, hmac-sha384 or hmac-sha512",
+            raw.key.algorithm
+        )
+    })?;
+    let secret = cx.secret(&format!("{key}.key.secret"), &raw.key.secret)?;
+    match data_encoding::BASE64.decode(secret.expose_secret().trim().as_bytes()) {
+        Ok(bytes) if bytes.len() >= 16 => {}
+        Ok(_) => bail!(
+            "{file}: {key}.key.secret is shorter than 16 bytes: generate one with `openssl rand -base64 32` (or keymgr/tsig-keygen)"
+        ),
+        Err(_) => {
+            bail!("{file}: {key}.key.secret is not base64 (the form knot and BIND print keys in)")
+        }
+    }
+    Ok(DnsUpdateZone {
+        zone,
+        server: raw.server,
+        key: TsigKey {
+            name,
+            algorithm,
+            secret,
+        },
+    })
 }
 
 impl Config {
@@ -242,6 +303,20 @@ impl Config {
                 "{file}: set both {MIGRATE_USER_ENV} and {MIGRATE_PASSWORD_ENV} (the owner role of the bot's tables), or neither"
             ),
         };
+        let dns_update = DnsUpdateConfig {
+            zones: raw
+                .dns
+                .update
+                .iter()
+                .enumerate()
+                .map(|(i, z)| dns_update_zone(&cx, i, z))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        for (i, z) in dns_update.zones.iter().enumerate() {
+            if dns_update.zones[..i].iter().any(|o| o.zone == z.zone) {
+                bail!("{file}: dns.update lists the zone {} twice", z.zone);
+            }
+        }
         let discord = raw
             .discord
             .map(|d| -> anyhow::Result<DiscordConfig> {
@@ -267,7 +342,8 @@ impl Config {
             approvals: raw.approvals,
             onboarding,
             vps,
-            dns: raw.dns,
+            dns: raw.dns.servers,
+            dns_update,
             repo,
             mail: raw.mail,
             deploy: {

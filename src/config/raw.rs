@@ -74,7 +74,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) onboarding: OnboardingConfig,
     pub(crate) vps: RawVps,
-    pub(crate) dns: DnsConfig,
+    pub(crate) dns: RawDns,
     pub(crate) repo: RawRepo,
     #[serde(default)]
     pub(crate) mail: crate::dnscheck::MailPattern,
@@ -91,6 +91,46 @@ pub(crate) struct RawConfig {
     pub(crate) audit: RawAudit,
     #[serde(default)]
     pub(crate) migrate: Option<RawMigrate>,
+}
+
+/// `dns:` as written: the servers to ask, and the zones the bot may change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDns {
+    #[serde(flatten)]
+    pub(crate) servers: DnsConfig,
+    /// Zones the bot writes its records into itself (RFC 2136 updates signed with TSIG).
+    #[serde(default)]
+    pub(crate) update: Vec<RawDnsUpdateZone>,
+}
+
+/// One zone the bot may change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDnsUpdateZone {
+    /// The zone's apex, e.g. `merche-biche.com`: its domain and every name under it.
+    pub(crate) zone: String,
+    /// `ip:port` of the zone's primary server, which takes the updates.
+    pub(crate) server: std::net::SocketAddr,
+    /// The TSIG key the updates are signed with.
+    pub(crate) key: RawTsigKey,
+}
+
+/// A TSIG key as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTsigKey {
+    /// The key's name, as the server knows it.
+    pub(crate) name: String,
+    /// `hmac-sha256` (the default), `hmac-sha384` or `hmac-sha512`.
+    #[serde(default = "default_tsig_algorithm")]
+    pub(crate) algorithm: String,
+    /// The key itself, base64 as knot and BIND print it: `{env: VAR}` or `{file: path}`.
+    pub(crate) secret: SecretSource,
+}
+
+pub(crate) fn default_tsig_algorithm() -> String {
+    "hmac-sha256".into()
 }
 
 /// The audit trail's key and anchors.

@@ -174,6 +174,9 @@ pub struct CertConfig {
     pub timeout_secs: u64,
     /// PEM file of the roots a served certificate must chain to; the system's when unset.
     pub trusted_roots: Option<PathBuf>,
+    /// Whether an abandon revokes the onboarding's certificate at the CA before deleting it
+    /// (`certbot revoke --delete-after-revoke`); off: it is only deleted from the VPS.
+    pub revoke_on_abandon: bool,
 }
 
 impl Default for CertConfig {
@@ -185,6 +188,7 @@ impl Default for CertConfig {
             lock_file: "/var/lock/onboard-bot-certbot.lock".into(),
             timeout_secs: 600,
             trusted_roots: None,
+            revoke_on_abandon: false,
         }
     }
 }
@@ -277,6 +281,95 @@ pub struct DnsConfig {
     /// Seconds before one query times out.
     #[serde(default = "super::raw::default_connect_timeout")]
     pub timeout_secs: u64,
+}
+
+/// The zones the bot may change (`dns.update`), each with its primary server and TSIG key.
+#[derive(Debug, Clone, Default)]
+pub struct DnsUpdateConfig {
+    pub zones: Vec<DnsUpdateZone>,
+}
+
+impl DnsUpdateConfig {
+    /// The listed zone `domain` belongs to (the longest match); `None` when the bot may not
+    /// change its records.
+    pub fn zone_for(&self, domain: &str) -> Option<&DnsUpdateZone> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.zones
+            .iter()
+            .filter(|z| domain == z.zone || domain.ends_with(&format!(".{}", z.zone)))
+            .max_by_key(|z| z.zone.len())
+    }
+}
+
+/// One zone the bot writes records into.
+#[derive(Debug, Clone)]
+pub struct DnsUpdateZone {
+    /// The apex, lowercase, without the final dot.
+    pub zone: String,
+    /// The primary server, which takes the updates.
+    pub server: std::net::SocketAddr,
+    pub key: TsigKey,
+}
+
+/// A TSIG key: its name, its algorithm, and the secret (never printed).
+#[derive(Clone)]
+pub struct TsigKey {
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    /// Base64, as configured; decoded when signing.
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TsigKey({} {}, secret redacted)",
+            self.name, self.algorithm
+        )
+    }
+}
+
+impl TsigKey {
+    /// The key's bytes (the config checked the base64 when it loaded).
+    pub fn secret_bytes(&self) -> Vec<u8> {
+        data_encoding::BASE64
+            .decode(self.secret.expose_secret().trim().as_bytes())
+            .unwrap_or_default()
+    }
+}
+
+/// The TSIG algorithms the bot signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Some(Self::HmacSha256),
+            "hmac-sha384" => Some(Self::HmacSha384),
+            "hmac-sha512" => Some(Self::HmacSha512),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::HmacSha384 => "hmac-sha384",
+            Self::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
+impl std::fmt::Display for TsigAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A validated database connection.

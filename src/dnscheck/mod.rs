@@ -1,6 +1,7 @@
-//! /dns-check's pure logic: the records a Provider's domain must have, and what the answers
-//! of each server mean (ok, missing, wrong value, not yet propagated, server trouble), with a
-//! one-line fix per problem and a zone-file snippet of what to add.
+//! /dns-check's pure logic: the records a Provider's domain must have, the follow-up queries
+//! their answers call for, and what the answers of each server mean (ok, missing, wrong value,
+//! invalid, not yet propagated, server trouble), with a one-line fix per problem and the
+//! zone-file lines of what to add and what to remove.
 //!
 //! Queries live in `adapters::dns`; everything here is a function of its inputs.
 //!
@@ -24,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{DomainName, MailPlan};
 
-pub use diagnose::{check_dmarc, spf_lookups};
+pub use diagnose::{SpfCount, check_dmarc, spf_lookups, spf_lookups_through};
 pub use render::{Problem, Row, Verdict, View, render, table, view};
-pub use report::{Diagnosis, RecordReport, Report, Status};
+pub use report::{Diagnosis, RecordReport, Report, Severity, Status};
 pub use verdict::evaluate;
 
 /// The record types the runbook uses.
@@ -216,20 +217,115 @@ pub fn normalize_mx(s: &str) -> String {
     }
 }
 
-/// The queries needed to judge `expected` (CNAME at the apex and at www included).
+/// The queries needed to judge `expected`: each record, and the CNAME at each of its names
+/// (a CNAME is followed, or is a problem beside other records).
 pub fn queries(expected: &[Expected]) -> Vec<(String, Rtype)> {
     let mut q: Vec<(String, Rtype)> = Vec::new();
     for e in expected {
         q.push((e.name.clone(), e.rtype));
-        if matches!(e.want, Want::AOrCname { .. })
-            || (e.rtype == Rtype::A && matches!(e.want, Want::Values(_)))
+        q.push((e.name.clone(), Rtype::CNAME));
+    }
+    q.sort();
+    q.dedup();
+    q
+}
+
+/// Whether `name` is in the zone of `domain` (the apex or below it): its authoritative
+/// servers answer for it; other names are asked of the resolvers.
+pub fn in_zone(name: &str, domain: &str) -> bool {
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// The answer to `(name, t)`: the first usable one from an authoritative server, else from a
+/// resolver (names out of the zone are asked of the resolvers). `None`: nobody could say.
+fn known<'a>(obs: &'a Observations, name: &str, t: Rtype) -> Option<&'a Answer> {
+    let key = (name.to_owned(), t);
+    [Role::Authoritative, Role::Recursive]
+        .into_iter()
+        .flat_map(|role| {
+            obs.iter()
+                .filter(move |((_, r), _)| *r == role)
+                .filter_map(|(_, answers)| answers.get(&key))
+        })
+        .find(|a| !a.is_server_trouble())
+}
+
+/// The values of a known answer (empty for no data or no such name); `None` when unknown.
+fn known_values(obs: &Observations, name: &str, t: Rtype) -> Option<Vec<String>> {
+    match known(obs, name, t)? {
+        Answer::Records { values, .. } => Some(values.clone()),
+        _ => Some(Vec::new()),
+    }
+}
+
+/// The queries the first answers call for, beyond [`queries`]: what a CNAME's target holds,
+/// the addresses of the MX targets, the SPF records its includes and redirect name (RFC 7208
+/// §4.6.4), and the authorization of each other domain DMARC reports go to (RFC 7489 §7.1).
+/// Asked again with the new answers until nothing new comes up.
+pub fn follow_ups(domain: &str, expected: &[Expected], obs: &Observations) -> Vec<(String, Rtype)> {
+    let mut q: Vec<(String, Rtype)> = Vec::new();
+    for e in expected {
+        if let Some(target) =
+            known_values(obs, &e.name, Rtype::CNAME).and_then(|v| v.into_iter().next())
         {
-            q.push((e.name.clone(), Rtype::CNAME));
+            q.push((target, e.rtype));
+        }
+        match (&e.want, e.rtype) {
+            (_, Rtype::MX) => {
+                for mx in known_values(obs, &e.name, Rtype::MX).unwrap_or_default() {
+                    let host = mx_host(&mx).to_owned();
+                    q.push((host.clone(), Rtype::A));
+                    q.push((host, Rtype::AAAA));
+                }
+            }
+            (Want::TxtTag { tag: "v=spf1", .. }, _) => {
+                for spf in known_values(obs, &e.name, Rtype::TXT)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|v| report::txt_has_tag(v, "v=spf1"))
+                {
+                    let count =
+                        diagnose::spf_lookups_through(spf, &|n| known_values(obs, n, Rtype::TXT));
+                    q.extend(count.unresolved.into_iter().map(|n| (n, Rtype::TXT)));
+                }
+            }
+            (
+                Want::TxtTag {
+                    tag: "v=DMARC1", ..
+                },
+                _,
+            ) => {
+                for dmarc in known_values(obs, &e.name, Rtype::TXT)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|v| report::txt_has_tag(v, "v=DMARC1"))
+                {
+                    q.extend(
+                        diagnose::dmarc_report_domains(dmarc, domain)
+                            .into_iter()
+                            .map(|d| (dmarc_authorization(domain, &d), Rtype::TXT)),
+                    );
+                }
+            }
+            _ => {}
         }
     }
     q.sort();
     q.dedup();
     q
+}
+
+/// Where `receiver` authorizes DMARC reports about `domain` (RFC 7489 §7.1).
+pub fn dmarc_authorization(domain: &str, receiver: &str) -> String {
+    format!("{domain}._report._dmarc.{receiver}")
+}
+
+/// The host of a normalised MX value (`10 mail.example.com` → `mail.example.com`).
+fn mx_host(mx: &str) -> &str {
+    mx.split_once(' ').map_or(mx, |(_, h)| h)
 }
 
 /// What one server said to one query.
@@ -239,6 +335,9 @@ pub enum Answer {
     Records {
         values: Vec<String>,
         ttl: u32,
+        /// The name that holds them when it is not the name asked about: the records were
+        /// reached through a CNAME there. `None`: the asked name holds them itself.
+        via: Option<String>,
     },
     /// The name exists but has no record of this type.
     NoData,
@@ -261,7 +360,7 @@ impl Answer {
 
     fn describe(&self) -> String {
         match self {
-            Answer::Records { values, ttl } => format!("{} (TTL {ttl})", values.join(", ")),
+            Answer::Records { values, ttl, .. } => format!("{} (TTL {ttl})", values.join(", ")),
             Answer::NoData => "no record of this type (the name exists)".into(),
             Answer::NxDomain => "NXDOMAIN (the name does not exist)".into(),
             Answer::ServFail => "SERVFAIL".into(),
@@ -283,4 +382,4 @@ pub enum Role {
 pub type Observations = BTreeMap<(SocketAddr, Role), BTreeMap<(String, Rtype), Answer>>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

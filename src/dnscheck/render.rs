@@ -10,6 +10,8 @@ use super::*;
 pub enum Verdict {
     /// Every record holds everywhere, no problem found.
     Ok,
+    /// Every record holds everywhere; a warning asks someone to look (nothing waits for it).
+    Warning,
     /// Every record holds on the authoritative servers; only warnings, or resolvers that have
     /// not seen them yet.
     Waiting,
@@ -21,8 +23,10 @@ pub enum Verdict {
 
 impl Verdict {
     fn of(report: &Report) -> Self {
-        if report.all_ok() {
+        if report.all_ok() && report.diagnoses.is_empty() {
             Verdict::Ok
+        } else if report.all_ok() {
+            Verdict::Warning
         } else if !report.records.is_empty()
             && report
                 .records
@@ -41,6 +45,7 @@ impl Verdict {
     pub fn words(self) -> &'static str {
         match self {
             Verdict::Ok => "every record holds",
+            Verdict::Warning => "every record holds; see the warnings",
             Verdict::Waiting => "the records hold on the authoritative servers; see the notes",
             Verdict::Failing => "records are missing or wrong",
             Verdict::ServerTrouble => "no authoritative server answered usably",
@@ -53,8 +58,7 @@ impl Verdict {
 pub struct Problem {
     pub problem: String,
     pub fix: String,
-    /// False for a warning: the domain works, but someone should look.
-    pub blocking: bool,
+    pub severity: Severity,
 }
 
 /// One record's row: its verdict, what each server answered, and the problems that name it.
@@ -63,7 +67,7 @@ pub struct Row {
     pub name: String,
     pub rtype: Rtype,
     pub status: Status,
-    /// `ok`, `wait` or `FAIL`: never `ok` while a blocking problem names the record.
+    /// `ok`, `warn`, `wait` or `FAIL`: never `ok` while a problem names the record.
     pub mark: &'static str,
     pub ttl: Option<u32>,
     /// One line per server: its role, address and answer.
@@ -79,8 +83,10 @@ pub struct View {
     pub rows: Vec<Row>,
     /// Problems that name no expected record (server trouble, a record at another name).
     pub problems: Vec<Problem>,
-    /// Zone-file lines of the records to add or change.
+    /// Zone-file lines of the records to add (new values of records to change included).
     pub snippet: Vec<String>,
+    /// Zone-file lines of the existing records to remove.
+    pub remove: Vec<String>,
 }
 
 /// Builds the view of one report: the single source of the console table and the embed.
@@ -94,17 +100,18 @@ pub fn view(report: &Report) -> View {
                 .diagnoses
                 .iter()
                 .enumerate()
-                .filter(|(_, d)| d.name == r.expected.name && d.rtype == Some(r.expected.rtype))
+                .filter(|(_, d)| d.record.as_ref() == Some(&r.key()))
                 .map(|(i, d)| {
                     attached[i] = true;
                     problem(d)
                 })
                 .collect();
-            let blocked = problems.iter().any(|p| p.blocking);
+            let blocked = problems.iter().any(|p| p.severity == Severity::Blocking);
             let mark = match r.status {
-                Status::Ok if blocked => "FAIL",
+                _ if blocked => "FAIL",
                 Status::Ok => "ok",
-                Status::NotYetPropagated if !blocked => "wait",
+                Status::Warning => "warn",
+                Status::NotYetPropagated => "wait",
                 _ => "FAIL",
             };
             Row {
@@ -141,6 +148,7 @@ pub fn view(report: &Report) -> View {
         rows,
         problems,
         snippet: report.snippet.clone(),
+        remove: report.remove.clone(),
     }
 }
 
@@ -148,7 +156,7 @@ fn problem(d: &Diagnosis) -> Problem {
     Problem {
         problem: d.problem.clone(),
         fix: d.fix.clone(),
-        blocking: d.blocking,
+        severity: d.severity,
     }
 }
 
@@ -175,8 +183,11 @@ pub fn table(view: &View) -> String {
         }
         for p in &r.problems {
             out.push_str(&format!(
-                "         {} {}\n           fix: {}\n",
-                if p.blocking { "!" } else { "warning:" },
+                "         {}{}\n           fix: {}\n",
+                match p.severity {
+                    Severity::Blocking => "! ",
+                    other => severity_word(other),
+                },
                 p.problem,
                 p.fix
             ));
@@ -185,8 +196,8 @@ pub fn table(view: &View) -> String {
     if !view.problems.is_empty() {
         out.push_str("Problems:\n");
         for p in &view.problems {
-            let warn = if p.blocking { "" } else { "warning: " };
-            out.push_str(&format!("  - {warn}{}\n    fix: {}\n", p.problem, p.fix));
+            let word = severity_word(p.severity);
+            out.push_str(&format!("  - {word}{}\n    fix: {}\n", p.problem, p.fix));
         }
     }
     if !view.snippet.is_empty() {
@@ -195,5 +206,20 @@ pub fn table(view: &View) -> String {
             out.push_str(&format!("  {l}\n"));
         }
     }
+    if !view.remove.is_empty() {
+        out.push_str("Remove these existing records:\n");
+        for l in &view.remove {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
     out
+}
+
+/// How a problem's severity is written before it (a blocking one needs no word).
+pub fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Blocking => "",
+        Severity::Resolver => "resolver: ",
+        Severity::Warning => "warning: ",
+    }
 }

@@ -130,6 +130,14 @@ impl Engine {
         Ok(format!("run {run_id} cancelled; its locks are released"))
     }
 
+    /// The DNS records the bot wrote for `domain` (dns-records into a zone of `dns.update`).
+    pub async fn dns_writes(
+        &self,
+        domain: &str,
+    ) -> anyhow::Result<Vec<crate::state::dns_writes::DnsWrite>> {
+        crate::state::dns_writes::for_domain(&self.inner.pool, domain).await
+    }
+
     /// Asks runs parked on `domain` (in any process) to re-check now instead of at their next
     /// scheduled check.
     pub async fn nudge_domain(&self, domain: &str) -> anyhow::Result<()> {
@@ -223,5 +231,76 @@ impl Engine {
             }
         });
         Ok(())
+    }
+}
+
+impl Engine {
+    /// `/abandon`: the request that undoes onboarding `run_id`, built from its record (its
+    /// request, the steps it applied, the ids it created). A run still going is cancelled
+    /// first, and this waits until it has stopped. Refused for anything but a real onboarding,
+    /// and for one that adopted a site (it was someone's before: undoing it is a person's call).
+    pub async fn abandon_request(
+        &self,
+        run_id: Uuid,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<Request, StartError> {
+        let pool = &self.inner.pool;
+        let Some(mut run) = runs::get(pool, run_id).await? else {
+            return Err(StartError::Refused(format!("no run {run_id}")));
+        };
+        if run.runbook != "onboard" || run.dry_run {
+            return Err(StartError::Refused(
+                crate::messages::abandon_not_an_onboarding(run_id, &run.runbook, run.dry_run),
+            ));
+        }
+        let Ok(Request::Onboard(onboarding)) = serde_json::from_value::<Request>(run.input.clone())
+        else {
+            return Err(StartError::Internal(anyhow!(
+                "run {run_id} has an input this version cannot read"
+            )));
+        };
+        if let Some(done) = runs::abandoned_by(pool, run_id).await? {
+            return Err(StartError::Refused(crate::messages::abandon_done_already(
+                run_id, done,
+            )));
+        }
+        let applied = runs::applied_steps(pool, run_id).await?;
+        if applied.iter().any(|s| s == "adopt-site") {
+            return Err(StartError::Refused(crate::messages::abandon_adopted(
+                run_id,
+            )));
+        }
+        if !run.status.is_terminal() {
+            self.cancel(run_id, actor, &format!("abandoned: {reason}"))
+                .await?;
+            // The executor stops at its next await point and records the cancellation.
+            let deadline = Instant::now() + Duration::from_secs(EXECUTOR_LEASE_SECS as u64 + 30);
+            while !run.status.is_terminal() {
+                if Instant::now() >= deadline {
+                    return Err(StartError::Refused(format!(
+                        "run {run_id} was asked to cancel but is still {}; try again once it has stopped",
+                        run.status.as_str()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                run = self.load_run(run_id).await?;
+            }
+        }
+        // Read again: a step may have finished while the run was being cancelled.
+        let applied = runs::applied_steps(pool, run_id).await?;
+        let id = |key: &str| {
+            run.outputs
+                .get(key)
+                .and_then(|v| serde_json::from_value::<Uuid>(v.clone()).ok())
+        };
+        Ok(Request::Abandon(crate::request::AbandonRequest {
+            run_id,
+            reason: reason.to_owned(),
+            onboarding,
+            applied,
+            user_id: id("user_id"),
+            org_id: id("org_id"),
+        }))
     }
 }

@@ -231,7 +231,8 @@ impl Engine {
             Request::Verify(r) => (!sites::slug_on_record(&self.inner.pool, r.slug.as_str())
                 .await?)
                 .then(|| crate::messages::slug_not_on_record(r.slug.as_str())),
-            Request::Onboard(_) => None,
+            // The command built it from a run on record.
+            Request::Onboard(_) | Request::Abandon(_) => None,
         };
         if let Some(why) = not_on_record {
             self.audit(NewEvent {
@@ -510,7 +511,7 @@ mod tests {
             ..Default::default()
         };
         check_required_approvals(&with(&[("default", 2), ("create-org", 2), ("cert", 3)])).unwrap();
-        for bad in ["dns-records", "preflight", "create-orgs"] {
+        for bad in ["preflight", "create-orgs", "no-such-step"] {
             let err = check_required_approvals(&with(&[(bad, 2)]))
                 .unwrap_err()
                 .to_string();

@@ -29,6 +29,10 @@ impl Engine {
         let park_deadline =
             Instant::now() + Duration::from_secs(self.inner.config.engine.park_deadline_secs);
         let mut parked_reason: Option<String> = None;
+        // The evidence of a check that failed right after this step applied: the step plans
+        // once more, and a plan to wait (what is left is a person's, e.g. records outside the
+        // zones the bot may write) parks it as any wait does; any other plan fails it.
+        let mut unchecked_apply: Option<String> = None;
         loop {
             self.set_step(run, view, idx, StepStatus::Planning, None, None, "")
                 .await?;
@@ -54,6 +58,12 @@ impl Engine {
             };
             let hash = plan.hash(name);
             match &plan {
+                Plan::AlreadyDone { .. } | Plan::Change { .. } if unchecked_apply.is_some() => {
+                    let evidence = unchecked_apply.take().unwrap_or_default();
+                    return Err(StepStop::Failed(format!(
+                        "{name}: applied, but the check failed: {evidence}"
+                    )));
+                }
                 Plan::AlreadyDone { evidence } => {
                     let evidence = self.inner.redactor.redact(evidence);
                     let already_done = Transition {
@@ -69,6 +79,7 @@ impl Engine {
                     return Ok(());
                 }
                 Plan::Wait { reason, recheck } => {
+                    unchecked_apply = None;
                     let reason = self.inner.redactor.redact(reason);
                     if run.dry_run {
                         // A dry run reports what it would wait for and goes on planning.
@@ -246,9 +257,16 @@ impl Engine {
                             t0,
                         )
                         .await?;
-                        return Err(StepStop::Failed(format!(
-                            "{name}: applied, but the check failed: {evidence}"
-                        )));
+                        self.log_line(
+                            view,
+                            idx,
+                            format!(
+                                "applied; not everything holds yet ({evidence}): planning again"
+                            ),
+                        )
+                        .await;
+                        unchecked_apply = Some(evidence);
+                        continue;
                     }
                     let done = Transition {
                         status: StepStatus::Done,

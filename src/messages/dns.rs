@@ -8,7 +8,7 @@
 
 use super::chat::{Card, CardField};
 use super::text::{defuse, fence, truncate};
-use crate::dnscheck::{Problem, Row, Verdict, View};
+use crate::dnscheck::{Problem, Row, Severity, Verdict, View};
 
 /// Discord's limit on all of an embed's text together.
 const EMBED_TOTAL_MAX: usize = 6000;
@@ -34,6 +34,7 @@ pub struct ReportCard {
 pub fn verdict_colour(v: Verdict) -> u32 {
     match v {
         Verdict::Ok => 0x2ecc71,
+        Verdict::Warning => 0xe67e22,
         Verdict::Waiting => 0xf1c40f,
         Verdict::Failing => 0xe74c3c,
         Verdict::ServerTrouble => 0x95a5a6,
@@ -43,6 +44,7 @@ pub fn verdict_colour(v: Verdict) -> u32 {
 fn mark_icon(mark: &str) -> &'static str {
     match mark {
         "ok" => "✅",
+        "warn" => "⚠️",
         "wait" => "⏳",
         _ => "❌",
     }
@@ -53,23 +55,33 @@ pub fn dns_report_file(domain: &str) -> String {
     format!("dns-check-{domain}.txt")
 }
 
-/// The `/dns-check` embed for `view`, with the mail plan it was checked for.
-pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
+/// The `/dns-check` embed for `view`, with the mail plan it was checked for and the records the
+/// bot wrote itself (`messages::dns_written_by_bot`, empty when none).
+pub fn dns_card(view: &View, mail_plan: &str, written: &str) -> ReportCard {
     let mut complete = true;
     let headline = format!(
         "**{}** · mail plan checked: {mail_plan}",
         verdict_headline(view.verdict)
     );
     let mut description = headline.clone();
-    if !view.snippet.is_empty() {
-        let snippet = view.snippet.join("\n");
-        if snippet.chars().count() + 8 > SNIPPET_MAX {
+    // The records to add, then those to remove, sharing the snippet's room.
+    let blocks = [
+        ("Add these records at the DNS provider:", &view.snippet),
+        ("Remove these existing records:", &view.remove),
+    ];
+    let lines: usize = blocks
+        .iter()
+        .map(|(_, l)| l.join("\n").chars().count() + 10)
+        .sum();
+    for (title, block) in blocks.iter().filter(|(_, l)| !l.is_empty()) {
+        let text = block.join("\n");
+        let room = if lines > SNIPPET_MAX {
             complete = false;
-        }
-        description.push_str(&format!(
-            "\n\nAdd these records at the DNS provider:\n{}",
-            fence(&snippet, SNIPPET_MAX)
-        ));
+            SNIPPET_MAX / 2
+        } else {
+            SNIPPET_MAX
+        };
+        description.push_str(&format!("\n\n{title}\n{}", fence(&text, room)));
     }
     let mut fields: Vec<CardField> = Vec::new();
     for row in view.rows.iter().take(RECORD_FIELDS_MAX) {
@@ -84,6 +96,17 @@ pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
         fields.push(CardField {
             name: "Other problems".into(),
             value: truncate(&problem_lines(&view.problems), FIELD_VALUE_MAX),
+        });
+    }
+    if let Some((_, lines)) = written
+        .split_once('\n')
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let block = fence(lines.trim_end(), FIELD_VALUE_MAX);
+        complete &= block.chars().count() < FIELD_VALUE_MAX;
+        fields.push(CardField {
+            name: "Written by the bot (dns.update)".into(),
+            value: block,
         });
     }
     let title = truncate(&format!("DNS check for {}", view.domain), 256);
@@ -103,9 +126,9 @@ pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
             *field = record_field(row, false).0;
         }
     }
-    if over(&card) && !view.snippet.is_empty() {
+    if over(&card) && !(view.snippet.is_empty() && view.remove.is_empty()) {
         card.description = format!(
-            "{headline}\n\nThe records to add are in the attached file, `{}`.",
+            "{headline}\n\nThe records to add and remove are in the attached file, `{}`.",
             dns_report_file(&view.domain)
         );
     }
@@ -139,6 +162,7 @@ pub fn dns_card(view: &View, mail_plan: &str) -> ReportCard {
 fn verdict_headline(v: Verdict) -> String {
     let icon = match v {
         Verdict::Ok => "✅",
+        Verdict::Warning => "⚠️",
         Verdict::Waiting => "⏳",
         Verdict::Failing => "❌",
         Verdict::ServerTrouble => "⚠️",
@@ -185,12 +209,12 @@ fn problem_lines(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(|p| {
-            format!(
-                "{} {}\n↳ fix: {}",
-                if p.blocking { "❗" } else { "⚠️ warning:" },
-                defuse(&p.problem),
-                defuse(&p.fix)
-            )
+            let lead = match p.severity {
+                Severity::Blocking => "❗",
+                Severity::Resolver => "⚠️ resolver:",
+                Severity::Warning => "⚠️ warning:",
+            };
+            format!("{lead} {}\n↳ fix: {}", defuse(&p.problem), defuse(&p.fix))
         })
         .collect::<Vec<_>>()
         .join("\n")

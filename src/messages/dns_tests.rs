@@ -1,6 +1,8 @@
 //! The `/dns-check` embed and the console table, laid out from one view (snapshots).
 
 use std::collections::BTreeMap;
+
+use crate::dnscheck::tests::recs;
 use std::net::SocketAddr;
 
 use super::*;
@@ -8,13 +10,6 @@ use crate::dnscheck::{
     self, Answer, MailPattern, Observations, Report, Role, Rtype, evaluate, expected_records,
 };
 use crate::domain::{DomainName, MailPlan};
-
-fn recs(v: &[&str]) -> Answer {
-    Answer::Records {
-        values: v.iter().map(|s| s.to_string()).collect(),
-        ttl: 300,
-    }
-}
 
 /// merche.com with a mailbox, checked on one authoritative server and one resolver; `edit`
 /// changes the authoritative answers.
@@ -27,24 +22,7 @@ fn report(edit: impl FnOnce(&mut BTreeMap<(String, Rtype), Answer>)) -> Report {
         MailPlan::Mailbox,
         &p,
     );
-    let mut a = BTreeMap::new();
-    a.insert(("merche.com".into(), Rtype::A), recs(&["127.0.0.1"]));
-    a.insert(("merche.com".into(), Rtype::CNAME), Answer::NoData);
-    a.insert(("www.merche.com".into(), Rtype::A), recs(&["127.0.0.1"]));
-    a.insert(("www.merche.com".into(), Rtype::CNAME), Answer::NoData);
-    a.insert(
-        ("merche.com".into(), Rtype::MX),
-        recs(&["10 mail.merche.com"]),
-    );
-    a.insert(("merche.com".into(), Rtype::TXT), recs(&["v=spf1 mx -all"]));
-    a.insert(
-        ("default._domainkey.merche.com".into(), Rtype::TXT),
-        recs(&["v=DKIM1; k=rsa; p=abc"]),
-    );
-    a.insert(
-        ("_dmarc.merche.com".into(), Rtype::TXT),
-        recs(&["v=DMARC1; p=quarantine"]),
-    );
+    let mut a = crate::dnscheck::tests::good_answers();
     let resolver = a.clone();
     edit(&mut a);
     let mut obs = Observations::new();
@@ -61,7 +39,7 @@ fn report(edit: impl FnOnce(&mut BTreeMap<(String, Rtype), Answer>)) -> Report {
 
 fn both(r: &Report) -> String {
     let view = dnscheck::view(r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     format!(
         "--- console ---\n{}--- embed (complete: {}) ---\ntitle: {}\ncolour: {:06x}\ndescription:\n{}\n{}footer: {}\n",
         dnscheck::table(&view),
@@ -82,7 +60,7 @@ fn both(r: &Report) -> String {
 fn a_good_zone_is_green_with_one_field_per_record() {
     let r = report(|_| {});
     let view = dnscheck::view(&r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     assert_eq!(card.card.colour, verdict_colour(dnscheck::Verdict::Ok));
     assert_eq!(card.card.fields.len(), r.records.len());
     assert!(card.complete);
@@ -104,7 +82,7 @@ fn a_broken_zone_is_red_and_each_row_shows_its_own_problem() {
         );
     });
     let view = dnscheck::view(&r);
-    let card = dns_card(&view, "mailbox");
+    let card = dns_card(&view, "mailbox", "");
     assert_eq!(card.card.colour, verdict_colour(dnscheck::Verdict::Failing));
     let apex_a = view
         .rows
@@ -147,7 +125,7 @@ fn an_embed_stays_inside_discords_limits_and_says_the_rest_is_attached() {
         a.insert(("_dmarc.merche.com".into(), Rtype::TXT), recs(&refs));
         a.insert(("merche.com".into(), Rtype::A), recs(&["10.9.9.9"]));
     });
-    let card = dns_card(&dnscheck::view(&r), "mailbox");
+    let card = dns_card(&dnscheck::view(&r), "mailbox", "");
     let c = &card.card;
     let total = c.title.chars().count()
         + c.description.chars().count()
@@ -186,7 +164,7 @@ fn dns_text_cannot_ping_or_break_out_of_the_embed() {
             recs(&["v=spf1 @everyone ``` <@123> -all", "v=spf1 a -all"]),
         );
     });
-    let card = dns_card(&dnscheck::view(&r), "mailbox");
+    let card = dns_card(&dnscheck::view(&r), "mailbox", "");
     for f in &card.card.fields {
         assert!(
             !f.value.contains("@everyone") && !f.value.contains("<@1"),

@@ -141,3 +141,30 @@ pub fn resume_leased_elsewhere(
 pub fn no_such_run(run_id: uuid::Uuid, hint: &str) -> String {
     format!("No run `{run_id}`: check the id with {hint}.")
 }
+
+/// `/dns-check`'s note of the records the bot wrote itself (dns-records, into a zone of
+/// `dns.update`), each with the run and when; empty when it wrote none for the domain.
+pub fn dns_written_by_bot(writes: &[crate::state::dns_writes::DnsWrite]) -> String {
+    if writes.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("Written by the bot (dns.update):\n");
+    for w in writes {
+        s.push_str(&format!(
+            "  {}. {} IN {} {}: run {}, {} UTC, zone {} at {}",
+            w.name,
+            w.ttl,
+            w.rtype,
+            w.value,
+            w.run_id,
+            w.written_at.format("%Y-%m-%d %H:%M"),
+            w.zone,
+            w.server
+        ));
+        if !w.replaced.is_empty() {
+            s.push_str(&format!(" (replaced {})", w.replaced.join(", ")));
+        }
+        s.push('\n');
+    }
+    s
+}

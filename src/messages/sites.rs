@@ -119,3 +119,46 @@ pub fn no_owner_email(domain: &str, owner: &str) -> String {
         "email: the onboarding that made {domain} `{owner}`'s site recorded no email; give one (--email / email)"
     )
 }
+
+/// `/abandon` of a run that is not an onboarding that wrote (a cert or verify run, a dry run).
+pub fn abandon_not_an_onboarding(run: uuid::Uuid, runbook: &str, dry_run: bool) -> String {
+    if dry_run {
+        format!("run {run} is a dry run: it wrote nothing, so there is nothing to abandon")
+    } else {
+        format!(
+            "run {run} is a {runbook} run: only an onboarding can be abandoned (its undoing is built from what it applied)"
+        )
+    }
+}
+
+/// `/abandon` of an onboarding an earlier abandon undid: its slug and domains may be another
+/// onboarding's by now.
+pub fn abandon_done_already(run: uuid::Uuid, by: uuid::Uuid) -> String {
+    format!(
+        "run {run} was already abandoned (run {by}); nothing was started. Its slug and domains are free, and may belong to a newer onboarding: abandon that one instead."
+    )
+}
+
+/// `/abandon` of an onboarding that adopted an existing site.
+pub fn abandon_adopted(run: uuid::Uuid) -> String {
+    format!(
+        "run {run} adopted a site that existed before it: abandoning it would take down a site that was someone's. Nothing was started; undo it by hand, with the audit trail of the adoption."
+    )
+}
+
+#[cfg(test)]
+mod abandon_tests {
+    use super::*;
+
+    #[test]
+    fn abandon_refusals_say_why() {
+        let run = uuid::Uuid::nil();
+        insta::assert_snapshot!(format!(
+            "{}\n{}\n{}\n{}",
+            abandon_not_an_onboarding(run, "cert", false),
+            abandon_not_an_onboarding(run, "onboard", true),
+            abandon_adopted(run),
+            abandon_done_already(run, run)
+        ));
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod dns_writes;
 pub mod executor;
 pub mod locks;
 pub mod notify;

@@ -375,3 +375,34 @@ pub async fn mail_plan_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result
     .await?
     .flatten())
 }
+
+/// The steps of a run that wrote, or may have written: done, interrupted in their apply or
+/// check, or with an apply or an approval in the audit trail (an apply that failed half-way).
+/// What an abandon undoes; each compensation plans from what it finds, so one that finds
+/// nothing of its step is "already done".
+pub async fn applied_steps(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Vec<String>> {
+    use super::audit::AuditKind;
+    Ok(sqlx::query_scalar(
+        "SELECT s.name FROM step_runs s WHERE s.run_id = $1 AND (
+             s.status IN ('done', 'applying', 'checking')
+             OR EXISTS (SELECT 1 FROM audit_events a WHERE a.run_id = s.run_id AND a.step = s.name
+                        AND a.kind IN ($2, $3)))
+         ORDER BY s.idx",
+    )
+    .bind(run_id)
+    .bind(AuditKind::StepApplied.as_str())
+    .bind(AuditKind::ApprovalGranted.as_str())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The abandon run that undid onboarding `run_id` to its end, if one did.
+pub async fn abandoned_by(pool: &PgPool, run_id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM runs WHERE runbook = 'abandon' AND status = 'done' AND NOT dry_run
+           AND input->>'run_id' = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(run_id.to_string())
+    .fetch_optional(pool)
+    .await?)
+}

@@ -164,3 +164,17 @@ pub async fn slug_on_record(pool: &PgPool, slug: &str) -> anyhow::Result<bool> {
     .fetch_one(pool)
     .await?)
 }
+
+/// Releases `domain`'s record when it is `slug`'s (an abandoned onboarding): the domain is
+/// free for a new onboarding. The record's history stays in the audit trail.
+pub async fn release(pool: &PgPool, domain: &str, slug: &str) -> anyhow::Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM sites WHERE domain = $1 AND slug = $2")
+            .bind(domain)
+            .bind(slug)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}

@@ -97,7 +97,7 @@ async fn preconditions(
 
 /// `flock` on the VPS's certbot lock file, then certbot: without waiting (`-n`), or waiting
 /// up to `wait` seconds for another certbot to finish.
-fn flock_args(cx: &StepContext, wait: Option<u64>, certbot: &[String]) -> Vec<String> {
+pub(super) fn flock_args(cx: &StepContext, wait: Option<u64>, certbot: &[String]) -> Vec<String> {
     let cfg = &cx.services.config.cert;
     let mut args: Vec<String> = match wait {
         None => vec!["-n".into()],
@@ -143,7 +143,7 @@ pub fn useful_lines(output: &str) -> String {
 }
 
 /// certbot's exit code when the VPS lock is held (flock -E).
-const LOCK_BUSY: i32 = 75;
+pub(super) const LOCK_BUSY: i32 = 75;
 
 #[async_trait]
 impl Step for Cert {

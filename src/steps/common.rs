@@ -18,19 +18,33 @@ use crate::domain::{DomainName, Email, MailPlan};
 use crate::templating;
 // The one place steps name the engine's request types (they are the run's input).
 pub use crate::report::Precondition;
-pub use crate::request::{OnboardRequest, Request};
+pub use crate::request::{AbandonRequest, OnboardRequest, Request};
 
-/// The onboarding request of this run; the engine only gives onboarding steps to onboard runs.
+/// The line an abandon's commits end with: which onboarding is undone, and why.
+pub fn abandon_note(cx: &StepContext) -> Result<String, StepError> {
+    let a = abandon(cx)?;
+    Ok(format!("Abandons run {}: {}", a.run_id, a.reason))
+}
+
+/// The abandon request of this run; the engine only gives compensations to abandon runs.
+pub fn abandon(cx: &StepContext) -> Result<&AbandonRequest, StepError> {
+    cx.request
+        .as_abandon()
+        .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an abandon run")))
+}
+
+/// The onboarding request of this run, or of the onboarding an abandon run undoes; the engine
+/// only gives onboarding steps and their compensations to those runs.
 pub fn onboard(cx: &StepContext) -> Result<&OnboardRequest, StepError> {
     cx.request
-        .as_onboard()
+        .tenant()
         .ok_or_else(|| StepError::Internal(anyhow::anyhow!("not an onboarding run")))
 }
 
 /// The domains a run certifies and the contact email for the ACME account.
 pub fn cert_targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepError> {
     match cx.request.as_ref() {
-        Request::Onboard(r) => Ok(r
+        Request::Onboard(r) | Request::Abandon(AbandonRequest { onboarding: r, .. }) => Ok(r
             .domains
             .iter()
             .map(|d| (d.clone(), r.email.clone()))
@@ -237,6 +251,8 @@ pub struct RepoEdits {
     pub diffs: String,
     /// Each file to write, with its whole new text.
     pub files: Vec<(String, String)>,
+    /// Each file to remove, with the text it has now (the plan pins it).
+    pub removed: Vec<(String, String)>,
     /// What the plan says when there is nothing to write or push.
     pub done: String,
 }
@@ -259,6 +275,7 @@ impl RepoEdits {
                 .into_iter()
                 .map(|(path, _, text)| (path, text))
                 .collect(),
+            removed: Vec::new(),
             done: done.into(),
         }
     }
@@ -360,7 +377,7 @@ impl<W: RepoWrite> Step for W {
         match self.edits_ahead(cx, &co).await? {
             // As `planned` writes it once the earlier writes are pushed (nothing unpushed then,
             // and `ready` is asked again at the real plan).
-            Some((edits, presumes)) if !edits.files.is_empty() => {
+            Some((edits, presumes)) if !edits.files.is_empty() || !edits.removed.is_empty() => {
                 Ok((plan_of(edits, String::new()), Some(presumes)))
             }
             _ => Ok((planned(cx, self, &co).await?.0, None)),
@@ -383,17 +400,18 @@ async fn planned(
     cx: &StepContext,
     w: &dyn RepoWrite,
     co: &Checkout<'_>,
-) -> Result<(Plan, Vec<(String, String)>), StepError> {
+) -> Result<(Plan, Vec<(String, String)>, Vec<String>), StepError> {
     co.sync().await?;
     let edits = w.edits(cx, co).await?;
     let unpushed = co.unpushed().await?;
-    if edits.files.is_empty() && unpushed.is_empty() {
+    if edits.files.is_empty() && edits.removed.is_empty() && unpushed.is_empty() {
         let evidence = edits.done;
-        return Ok((Plan::AlreadyDone { evidence }, Vec::new()));
+        return Ok((Plan::AlreadyDone { evidence }, Vec::new(), Vec::new()));
     }
     w.ready(cx).await?;
     let files = edits.files.clone();
-    Ok((plan_of(edits, unpushed), files))
+    let removed = edits.removed.iter().map(|r| r.0.clone()).collect();
+    Ok((plan_of(edits, unpushed), files, removed))
 }
 
 /// A repo write's plan: the diffs, the files as written, and the commits left unpushed.
@@ -404,6 +422,12 @@ fn plan_of(edits: RepoEdits, unpushed: String) -> Plan {
         // from the edits is in a copy too).
         detail.push_str("\nfiles as written:\n");
         for (path, text) in &edits.files {
+            detail.push_str(&written_as(path, text));
+        }
+    }
+    if !edits.removed.is_empty() {
+        detail.push_str("\nfiles removed, as they are now:\n");
+        for (path, text) in &edits.removed {
             detail.push_str(&written_as(path, text));
         }
     }
@@ -431,7 +455,7 @@ pub async fn repo_apply(
     approved: &ApprovedPlan,
 ) -> Result<String, StepError> {
     let co = cx.services.repo.lock().await;
-    let (now, files) = planned(cx, w, &co).await?;
+    let (now, files, removed) = planned(cx, w, &co).await?;
     approved.ensure_current(step, &now)?;
     w.before_commit(cx, &co).await?;
     let message = commit_message(
@@ -440,7 +464,7 @@ pub async fn repo_apply(
         approved.approver().unwrap_or("nobody"),
         w.note(cx)?.as_deref(),
     );
-    Ok(co.write_commit_push(&files, &message).await?)
+    Ok(co.write_commit_push(&files, &removed, &message).await?)
 }
 
 #[cfg(test)]

@@ -253,6 +253,7 @@ impl RepoWrite for DeployConfig {
                 .into_iter()
                 .map(|(path, (_, text))| (path, text))
                 .collect(),
+            removed: Vec::new(),
             done: format!("{} in the repo and pushed", sites.join(", ")),
         })
     }

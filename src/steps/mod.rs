@@ -12,13 +12,20 @@ pub mod create_org;
 pub mod create_person;
 pub mod deploy_config;
 pub mod deploy_stub;
+pub mod dns_leftovers;
 pub mod dns_records;
+pub mod forget_site;
 pub mod join_org;
 pub mod ownership;
 pub mod preflight;
 pub mod release;
 mod runbook;
 pub mod sync_back;
+pub mod undo_cert;
+pub mod undo_database;
+pub mod undo_deploy_config;
+pub mod undo_release;
+pub mod undo_site;
 pub mod verify;
 
 use std::sync::Arc;
@@ -389,6 +396,14 @@ steps! {
     SyncBack => "sync-back", sync_back::SyncBack;
     Release => "release", release::Release;
     Verify => "verify", verify::Verify;
+    // Abandon: each compensation beside the step it undoes, run in reverse order.
+    UndoRelease => "undo-release", undo_release::UndoRelease;
+    UndoSite => "undo-site", undo_site::UndoSite;
+    UndoCert => "undo-cert", undo_cert::UndoCert;
+    UndoDeployConfig => "undo-deploy-config", undo_deploy_config::UndoDeployConfig;
+    UndoDatabase => "undo-database", undo_database::UndoDatabase;
+    DnsLeftovers => "dns-leftovers", dns_leftovers::DnsLeftovers;
+    ForgetSite => "forget-site", forget_site::ForgetSite;
 }
 
 impl StepName {
@@ -490,6 +505,18 @@ mod tests {
                 }));
             }
         }
+        let onboarding = requests[2].as_onboard().unwrap().clone();
+        requests.push(Request::Abandon(crate::request::AbandonRequest {
+            run_id: uuid::Uuid::nil(),
+            reason: "typo".into(),
+            onboarding,
+            applied: StepName::ALL
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect(),
+            user_id: None,
+            org_id: None,
+        }));
         let mut used = std::collections::HashSet::new();
         for request in &requests {
             for name in request.steps() {

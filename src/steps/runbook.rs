@@ -35,6 +35,33 @@ impl Request {
             }
             Request::Cert(_) => vec![StepName::Cert, StepName::SyncBack, StepName::Release],
             Request::Verify(_) => vec![StepName::Verify],
+            Request::Abandon(r) => {
+                // The onboarding's writes undone in reverse order, each only if it applied.
+                let mut steps = Vec::new();
+                if r.applied("release") {
+                    // Held back again before anything is taken down.
+                    steps.push(StepName::UndoRelease);
+                }
+                if r.applied("sync-back") || r.applied("deploy-stub") {
+                    // The site comes down before its certificate goes (nginx -t needs the
+                    // files a site names).
+                    steps.push(StepName::UndoSite);
+                }
+                if r.applied("cert") {
+                    steps.push(StepName::UndoCert);
+                }
+                if r.applied("deploy-config") {
+                    steps.push(StepName::UndoDeployConfig);
+                }
+                if ["create-person", "create-org", "join-org"]
+                    .iter()
+                    .any(|s| r.applied(s))
+                {
+                    steps.push(StepName::UndoDatabase);
+                }
+                steps.extend([StepName::DnsLeftovers, StepName::ForgetSite]);
+                steps
+            }
         }
     }
 }

@@ -43,8 +43,10 @@ async fn tenant(cx: &StepContext) -> Result<Tenant, StepError> {
     let (slug, mode) = match cx.request.as_ref() {
         Request::Onboard(r) => (r.slug.clone(), Some(r.mode.clone())),
         Request::Verify(r) => (r.slug.clone(), None),
-        Request::Cert(_) => {
-            return Err(StepError::Internal(anyhow::anyhow!("verify in a cert run")));
+        Request::Cert(_) | Request::Abandon(_) => {
+            return Err(StepError::Internal(anyhow::anyhow!(
+                "verify in a cert or abandon run"
+            )));
         }
     };
     let mut conn = tenant_conn(cx).await?;

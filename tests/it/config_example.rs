@@ -38,9 +38,22 @@ fn the_example_config_loads() {
         ] {
             text = text.replace(&format!("{{file: {file}}}"), &own);
         }
+        // A TSIG key is base64.
+        let tsig = dir.path().join("tsig");
+        std::fs::write(&tsig, "ZXhhbXBsZS10c2lnLWtleS0zMi1ieXRlcy1sb25nLi4=\n").unwrap();
+        let text = text.replace(
+            "{file: /run/secrets/dns_update_tsig}",
+            &format!("{{file: {}}}", tsig.display()),
+        );
         let cfg = Config::parse(&text, Path::new("/etc/onboard-bot/bot.yaml"))
             .unwrap_or_else(|e| panic!("config/bot.example.yaml does not load: {e:#}"));
         assert!(cfg.discord.is_some() && cfg.verify.is_some());
+        assert!(
+            cfg.dns_update
+                .zone_for("www.quinn-hosted.example")
+                .is_some(),
+            "the example shows a zone the bot may change"
+        );
         assert_eq!(
             cfg.ops.listen,
             Some("127.0.0.1:9090".parse().unwrap()),

@@ -82,6 +82,7 @@ async fn start_bot(fake: &FakeDiscord, cfg: &Arc<Config>) -> Bot {
             "verify",
             "status",
             "cancel",
+            "abandon",
             "audit",
         ],
         T,
@@ -1520,7 +1521,7 @@ async fn only_operators_start_and_read_runs_and_members_are_not_shown_the_comman
         // Registered so that the guild hides every command from members by default.
         let manage_guild = serenity::all::Permissions::MANAGE_GUILD.bits().to_string();
         let registered = fake.registered_commands_json();
-        assert_eq!(registered.len(), 8, "{registered:?}");
+        assert_eq!(registered.len(), 9, "{registered:?}");
         for c in &registered {
             assert_eq!(
                 c["default_member_permissions"],
@@ -1549,6 +1550,7 @@ async fn only_operators_start_and_read_runs_and_members_are_not_shown_the_comman
             ("cert issue", json!({"domain": "dc-operator.com", "email": "a@example.com"})),
             ("resume", json!({"run": run})),
             ("cancel", json!({"run": run})),
+            ("abandon", json!({"run": run, "reason": "no"})),
             ("status", json!({})),
             ("audit", json!({"subject": "quinn"})),
         ];
@@ -1598,7 +1600,7 @@ async fn only_operators_start_and_read_runs_and_members_are_not_shown_the_comman
             .collect();
         assert_eq!(
             commands,
-            ["onboard", "onboard", "verify", "cert issue", "resume", "cancel", "status", "audit"]
+            ["onboard", "onboard", "verify", "cert issue", "resume", "cancel", "abandon", "status", "audit"]
         );
         for (subject, actor, outcome, _) in &events {
             assert_eq!(actor, &format!("discord:{member}"));
@@ -1947,6 +1949,81 @@ async fn an_unanswered_approval_reminds_then_expires_and_resume_asks_again() {
             T,
         )
         .await;
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandon_cancels_a_waiting_onboarding_and_undoes_it_in_a_thread_of_its_own() {
+    init_tracing();
+    within(Duration::from_secs(180), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-abandon.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-abandon", "name": "Abandon Person", "email": "ab@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        approve(&fake, fake.approver(), message, &custom_id).await;
+        // The message says who approved as soon as the click is taken; the write follows.
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert_eq!(user_count(&dbs, "dc-abandon").await, 1);
+        // The onboarding goes on and waits for the next approval: it is still running.
+        let clicked = HashSet::from([custom_id]);
+        let Next::Approval(..) = next_in_thread(&fake, thread.id, &clicked).await else {
+            panic!("the run ended before its deploy config");
+        };
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-abandon'")
+                .fetch_one(&dbs.state_admin().await)
+                .await
+                .unwrap();
+
+        let h = fake.send_command(
+            fake.requester(),
+            "abandon",
+            json!({"run": run_id.to_string(), "reason": "typo in the domain"}),
+        );
+        let resp = fake.interaction_response(&h).await;
+        assert!(resp.is_deferred() && resp.is_ephemeral(), "{resp:?}");
+        // The onboarding is cancelled first, in its own thread.
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+        let undo = fake
+            .wait_for_thread(|t| t.name.starts_with("abandon dc-abandon "), T)
+            .await;
+        let reply = fake.original_response(&h, T).await;
+        assert!(
+            reply.content.contains(&format!("<#{}>", undo.id)),
+            "{}",
+            reply.content
+        );
+        // Its one production write (the users row) is shown and approved like any other.
+        let (end, asked) = approve_until_end(&fake, undo.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(user_count(&dbs, "dc-abandon").await, 0);
+
         bot.shutdown().await;
         fake.finish();
     })

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod abandon;
 mod bench_ack;
 mod cert;
 mod cert_faults;
@@ -12,6 +13,7 @@ mod crash_matrix;
 mod deploy;
 mod discord;
 mod dns_check;
+mod dns_update;
 mod engine;
 mod fake_discord_smoke;
 mod faults;

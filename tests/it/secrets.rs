@@ -303,3 +303,102 @@ async fn a_remote_url_with_credentials_never_shows_them_in_errors_logs_or_the_au
     })
     .await
 }
+
+/// The TSIG secret of a `dns.update` zone signs the update and shows nowhere: not on the
+/// console, not in the logs (at trace level, every crate's, text and JSON), not in the state
+/// database (plans, approvals, audit events, step rows). The key here is wrong for the lab's
+/// knot, so the update is refused (BADSIG) and the run stops at dns-records, resumable.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tsig_secret_of_a_dns_update_zone_shows_nowhere() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let slug = format!(
+            "secret-tsig-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let zone = format!("{slug}.com");
+        lab.put_zone(
+            &zone,
+            &format!(
+                "$ORIGIN {zone}.\n$TTL 300\n@ SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 300\n@ NS ns1.lab.test.\n"
+            ),
+        );
+        let dbs = lab.fresh().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let raw: Vec<u8> = uuid::Uuid::new_v4()
+            .as_bytes()
+            .iter()
+            .chain(uuid::Uuid::new_v4().as_bytes())
+            .copied()
+            .collect();
+        let secret = data_encoding::BASE64.encode(&raw);
+        let hex = data_encoding::HEXLOWER.encode(&raw);
+        let secret_file = tmp.path().join("tsig.key");
+        std::fs::write(&secret_file, &secret).unwrap();
+        let cfg = dbs.write_config(tmp.path(), |t| {
+            assert!(t.contains("  update:\n"), "config/lab.yaml lists dns.update");
+            t.replacen(
+                "  update:\n",
+                &format!(
+                    "  update:\n    - {{zone: {zone}, server: \"127.0.0.1:53\", key: {{name: onboard-bot-lab, algorithm: hmac-sha256, secret: {{file: {}}}}}}}\n",
+                    secret_file.display()
+                ),
+                1,
+            )
+        });
+        let trace = [("RUST_LOG", "trace")];
+        let onboard = bot(
+            &[
+                "onboard", "--slug", &slug, "--name", "Secret Tsig", "--email",
+                "tsig@example.com", "--yes",
+            ],
+            &cfg,
+            &trace,
+        )
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&onboard.stdout);
+        let stderr = String::from_utf8_lossy(&onboard.stderr);
+        assert_eq!(
+            onboard.status.code(),
+            Some(1),
+            "the update is refused:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("BADSIG") || stderr.contains("BADSIG"),
+            "the server's answer, in words:\n{stdout}\n{stderr}"
+        );
+        let state = dbs.state_admin().await;
+        let run_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM runs")
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        let resume = bot(
+            &["runs", "resume", &run_id.to_string(), "--yes", "--log-format", "json"],
+            &cfg,
+            &trace,
+        )
+        .await
+        .unwrap();
+        let resume_out = String::from_utf8_lossy(&resume.stdout);
+        let resume_err = String::from_utf8_lossy(&resume.stderr);
+        let audit = bot(&["audit", &slug], &cfg, &[]).await.unwrap();
+        let audit_out = String::from_utf8_lossy(&audit.stdout);
+        let recorded = state_text(&state).await;
+        assert!(
+            recorded.contains("dns-records"),
+            "the run reached the DNS step:\n{recorded}"
+        );
+        for (what, text) in [
+            ("stdout of onboard", &*stdout),
+            ("stderr of onboard", &*stderr),
+            ("stdout of resume", &*resume_out),
+            ("stderr of resume", &*resume_err),
+            ("the audit listing", &*audit_out),
+            ("the state database", recorded.as_str()),
+        ] {
+            assert_clean(what, text, &[&secret, &hex, &secret[..16]], &[]);
+        }
+    })
+    .await
+}

@@ -17,6 +17,7 @@ use tracing::{error, info};
 
 use super::access::operators_only;
 use super::{Context, Data, Error, reference_id};
+use crate::commands::abandon::AbandonArgs;
 use crate::commands::audit::AuditArgs;
 use crate::commands::cancel::CancelArgs;
 use crate::commands::cert::{CertIssueArgs, CertStatusArgs};
@@ -51,6 +52,7 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
         status(),
         resume(),
         cancel(),
+        abandon(),
         audit(),
     ];
     for c in &mut commands {
@@ -454,6 +456,22 @@ pub async fn cancel(
     answer(ctx, run.await).await
 }
 
+/// Undo an onboarding step by step, each step approved (a run still going is cancelled first).
+#[poise::command(slash_command, guild_only, check = "operators_only")]
+pub async fn abandon(
+    ctx: Context<'_>,
+    #[description = "The onboarding run id"] run: String,
+    #[description = "Why (recorded in the audit trail and the commits)"] reason: String,
+) -> Result<(), Error> {
+    ctx.defer_ephemeral().await?;
+    let run = async {
+        let input = AbandonArgs { run, reason }.parse()?;
+        let opts = StartOptions::default();
+        commands::abandon::run(&ctx.data().engine, &caller_of(ctx), input, opts).await
+    };
+    answer(ctx, run.await).await
+}
+
 /// The audit trail of a slug or domain.
 #[poise::command(slash_command, guild_only, check = "operators_only")]
 pub async fn audit(
@@ -497,6 +515,7 @@ mod tests {
                 "status",
                 "resume",
                 "cancel",
+                "abandon",
                 "audit"
             ]
         );
@@ -555,6 +574,7 @@ mod tests {
                 "status",
                 "resume",
                 "cancel",
+                "abandon",
                 "audit"
             ]
         );
