@@ -108,6 +108,54 @@ pub struct ApprovalRequest {
     pub detail: String,
     pub plan_hash: String,
     pub started_by: String,
+    /// How many distinct people must approve this plan (`approvals.required`).
+    pub required: u32,
+    /// Who has approved it already (actor ids, oldest first): each counts once, so a front-end
+    /// waits for someone else and does not hand back their decision again.
+    pub approved_by: Vec<String>,
+    /// Why this plan is asked for on its own though the run's whole plan was shown with
+    /// Approve all (not known up front, or changed since); `None` otherwise.
+    pub why_asked: Option<String>,
+}
+
+/// Every production write a run will make, planned before the first one is applied, for one
+/// Approve all.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpFrontPlan {
+    pub run_id: Uuid,
+    pub subject: String,
+    pub started_by: String,
+    /// SHA-256 over the listed steps and their plan hashes: what an Approve all click names.
+    pub hash: String,
+    pub steps: Vec<UpFrontStep>,
+}
+
+/// One write of an [`UpFrontPlan`]: its plan, or why it cannot be known yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpFrontStep {
+    pub step: String,
+    pub description: String,
+    pub plan: Result<PlannedWrite, String>,
+    /// What a plan made ahead presumes of the earlier writes (see `Step::plan_ahead`).
+    pub presumes: Option<String>,
+}
+
+/// A plan known up front: what Approve all covers, if it still has this hash when applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedWrite {
+    pub plan_hash: String,
+    pub summary: String,
+    pub detail: String,
+}
+
+impl UpFrontPlan {
+    /// The (step, plan hash) pairs an Approve all covers.
+    pub fn covered(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .filter_map(|s| Some((s.step.clone(), s.plan.as_ref().ok()?.plan_hash.clone())))
+            .collect()
+    }
 }
 
 /// A person's decision on a plan.
@@ -146,6 +194,17 @@ pub trait ChatFrontend: Send + Sync {
         _left: std::time::Duration,
     ) {
     }
+
+    /// Whether this front-end shows a run's whole plan with an Approve all: the engine plans it
+    /// up front only for one that does (Discord; the console asks step by step).
+    fn shows_up_front(&self) -> bool {
+        false
+    }
+
+    /// Shows every production write of a run, planned up front, with an Approve all. The
+    /// engine goes on asking for each step's approval as before. Failing to show must not fail
+    /// the run.
+    async fn present_up_front(&self, _plan: &UpFrontPlan) {}
 
     /// Posts the audit chain's head where the database cannot reach it (Discord: the audit
     /// channel; the console: the terminal). Failing to post must not fail the run.

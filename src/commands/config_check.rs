@@ -19,6 +19,11 @@ pub async fn run(config: &Config) -> Result<Reply, CommandError> {
             if ok { "OK   " } else { "FAIL " }
         ));
     };
+    // Step names are known above the config layer: checked here as the engine checks them.
+    match crate::engine::check_required_approvals(&config.approvals) {
+        Ok(()) => line(true, "approvals", approvals_line(config)),
+        Err(e) => line(false, "approvals", format!("{e:#}")),
+    }
     match state::connect(&config.state_db).await {
         Ok(pool) => match state::stats::server_version(&pool).await {
             Ok(v) => line(
@@ -75,4 +80,24 @@ pub async fn run(config: &Config) -> Result<Reply, CommandError> {
         ok: !failed,
         card: None,
     }))
+}
+
+/// `one approver per plan` or `create-org: 2, cert: 2, otherwise 1`.
+fn approvals_line(config: &Config) -> String {
+    let a = &config.approvals;
+    let per_step: Vec<String> = a
+        .required_steps()
+        .map(|s| format!("{s}: {}", a.required_for(s)))
+        .collect();
+    let default = a.required_for("default");
+    let default = if default == 1 {
+        "one approver per plan".to_owned()
+    } else {
+        format!("{default} approvers per plan")
+    };
+    if per_step.is_empty() {
+        default
+    } else {
+        format!("{}; otherwise {default}", per_step.join(", "))
+    }
 }

@@ -226,6 +226,14 @@ impl Config {
                 raw.approvals.ttl_secs
             );
         }
+        for (key, n) in &raw.approvals.required {
+            if !(1..=sections::MAX_REQUIRED).contains(n) {
+                bail!(
+                    "{file}: approvals.required.{key}: {n} approvers; give a count from 1 to {}",
+                    sections::MAX_REQUIRED
+                );
+            }
+        }
         let vps = VpsConfig {
             name: raw.vps.name,
             ssh_host: raw.vps.ssh_host,
@@ -576,6 +584,37 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
         );
         let one = r#"[{name: bookings, insert: "INSERT INTO bookings (user_id, org_id, note) VALUES ($1, $2, $3) RETURNING id"}]"#;
         Config::parse(&verify(one), Path::new("bot.yaml")).unwrap();
+    }
+
+    #[test]
+    fn approvals_required_per_step_with_a_default() {
+        // SAFETY-free: tests in this module use a variable nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
+        let with = |required: &str| format!("{MINIMAL}approvals:\n  required: {required}\n");
+        let cfg = Config::parse(MINIMAL, Path::new("bot.yaml")).unwrap();
+        assert_eq!(
+            cfg.approvals.required_for("cert"),
+            1,
+            "one approver unless told"
+        );
+        let cfg = Config::parse(&with("{create-org: 2, cert: 3}"), Path::new("bot.yaml")).unwrap();
+        assert_eq!(cfg.approvals.required_for("create-org"), 2);
+        assert_eq!(cfg.approvals.required_for("cert"), 3);
+        assert_eq!(cfg.approvals.required_for("create-person"), 1);
+        let cfg = Config::parse(&with("{default: 2, cert: 1}"), Path::new("bot.yaml")).unwrap();
+        assert_eq!(cfg.approvals.required_for("create-person"), 2);
+        assert_eq!(cfg.approvals.required_for("cert"), 1);
+        assert_eq!(cfg.approvals.required_steps().collect::<Vec<_>>(), ["cert"]);
+        for bad in ["{cert: 0}", "{default: 10}"] {
+            let err = Config::parse(&with(bad), Path::new("bot.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("bot.yaml") && err.contains("approvals.required."),
+                "{err}"
+            );
+        }
     }
 
     #[test]

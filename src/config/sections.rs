@@ -68,13 +68,21 @@ pub struct ApprovalsConfig {
     /// Seconds after which the approver roles are reminded, once, in the run's thread; 0: never.
     /// Below `ttl_secs`.
     pub remind_after_secs: u64,
+    /// How many distinct people must approve a plan before it is applied: `default` for every
+    /// production write, then a count per step name (`create-org: 2`). Each count 1 to
+    /// [`MAX_REQUIRED`]; a missing `default` is 1.
+    pub required: std::collections::BTreeMap<String, u32>,
 }
+
+/// The most approvers a step may require: more is a typo, not a policy.
+pub const MAX_REQUIRED: u32 = 9;
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 86_400,
             remind_after_secs: 3_600,
+            required: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -87,6 +95,24 @@ impl ApprovalsConfig {
     /// When to remind, if at all.
     pub fn remind_after(&self) -> Option<Duration> {
         (self.remind_after_secs > 0).then(|| Duration::from_secs(self.remind_after_secs))
+    }
+
+    /// How many distinct approvers a plan of `step` needs (at least 1).
+    pub fn required_for(&self, step: &str) -> u32 {
+        self.required
+            .get(step)
+            .or_else(|| self.required.get("default"))
+            .copied()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The step names `required` gives a count for (`default` left out).
+    pub fn required_steps(&self) -> impl Iterator<Item = &str> {
+        self.required
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "default")
     }
 }
 

@@ -22,8 +22,10 @@ impl Engine {
         summary: &str,
         detail: &str,
         hash: &str,
+        approved_by: Vec<String>,
     ) -> Result<(), StepStop> {
         let name = step.name();
+        let required = self.inner.config.approvals.required_for(name);
         let t0 = Instant::now();
         let voided = runs::void_other_approvals(&self.inner.pool, run.id, name, hash).await?;
         if voided > 0 {
@@ -43,6 +45,14 @@ impl Engine {
             )
             .await;
         }
+        if !approved_by.is_empty() {
+            self.log_line(
+                view,
+                idx,
+                crate::messages::quorum_progress(&approved_by, required),
+            )
+            .await;
+        }
         runs::set_status(&self.inner.pool, run.id, RunStatus::WaitingApproval, None).await?;
         let waiting = Transition {
             status: StepStatus::WaitingApproval,
@@ -50,7 +60,7 @@ impl Engine {
             note: summary,
             kind: AuditKind::ApprovalRequested,
             outcome: Outcome::Waiting,
-            detail: json!({"plan_hash": hash, "summary": summary, "detail": detail}),
+            detail: json!({"plan_hash": hash, "summary": summary, "detail": detail, "required": required, "approved_by": approved_by}),
         };
         self.transition(run, view, idx, name, t0, waiting).await?;
         let req = ApprovalRequest {
@@ -62,12 +72,29 @@ impl Engine {
             detail: detail.into(),
             plan_hash: hash.into(),
             started_by: run.started_by.clone(),
+            required,
+            approved_by,
+            why_asked: self.why_asked_alone(run, name, hash).await?,
         };
         let decision = self.wait_for_decision(run, view, idx, &req).await?;
+        // Each approver counts once: the same person approving again (the console, where one
+        // person answers every prompt) cannot make up a quorum. The run stops, resumable; the
+        // approval already given stands for the next approver to join.
+        if decision.approved && req.approved_by.contains(&decision.actor.id) {
+            runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
+            return Err(StepStop::Failed(crate::messages::quorum_same_person(
+                name,
+                &decision.actor.id,
+                required,
+            )));
+        }
         // A front-end may hand back a decision that was already recorded (a click stored while
         // no run was waiting for it): record each decision once.
-        let known = runs::decision_for(&self.inner.pool, run.id, name, hash).await?;
-        if known.is_none_or(|k| k.actor != decision.actor.id || k.approved != decision.approved) {
+        let known = runs::decisions_for(&self.inner.pool, run.id, name, hash).await?;
+        if !known
+            .iter()
+            .any(|k| k.actor == decision.actor.id && k.approved == decision.approved)
+        {
             self.record_decision(run, name, hash, &decision).await?;
         }
         runs::set_status(&self.inner.pool, run.id, RunStatus::Running, None).await?;
@@ -134,7 +161,7 @@ impl Engine {
     }
 
     /// Stores a decision and its audit event (who, when, how, which plan) in one transaction.
-    /// A plan has one standing decision: a second, different one is refused.
+    /// A person has one standing decision on a plan: a second, different one is refused.
     pub async fn record_decision(
         &self,
         run: &RunRecord,
@@ -176,7 +203,11 @@ impl Engine {
         let stored =
             approvals::record_with_event(pool, &self.inner.config.audit_key, &new, ev).await?;
         if stored.is_none() {
-            return match runs::decision_for(pool, run.id, step, hash).await? {
+            let mine = runs::decisions_for(pool, run.id, step, hash)
+                .await?
+                .into_iter()
+                .find(|a| a.actor == d.actor.id);
+            return match mine {
                 Some(a) if a.actor == d.actor.id && a.approved == d.approved => Ok(()),
                 Some(a) => bail!(
                     "{step}: this plan was already {} by {}",
@@ -189,30 +220,66 @@ impl Engine {
         Ok(())
     }
 
-    /// A recorded decision counts only when the audit chain backs it: its `approval.*` event
-    /// (not voided since) names the same actor and verdict, and the chain verifies through
-    /// its head under the bot's key. A row someone wrote into `approvals` by hand, or an event
-    /// written without the key, stops the step instead of authorising it.
-    pub(super) async fn decision_backed(
+    /// Where a plan stands: the standing decisions on it, each checked against the chain
+    /// ([`Self::decisions_backed`]); any rejection stops the step; it is approved once
+    /// `approvals.required` distinct people approved it.
+    pub(super) async fn standing(
         &self,
         run: &RunRecord,
         step: &str,
         hash: &str,
-        a: &runs::Approval,
+    ) -> Result<Standing, StepStop> {
+        let decisions = runs::decisions_for(&self.inner.pool, run.id, step, hash).await?;
+        self.decisions_backed(run, step, hash, &decisions).await?;
+        if let Some(r) = decisions.iter().find(|a| !a.approved) {
+            return Ok(Standing::Rejected(r.clone()));
+        }
+        // One row per person is what the database keeps; dedup anyway, a count of people is
+        // what the policy asks for.
+        let mut approvers: Vec<String> = Vec::new();
+        for a in decisions {
+            if !approvers.contains(&a.actor) {
+                approvers.push(a.actor);
+            }
+        }
+        let required = self.inner.config.approvals.required_for(step) as usize;
+        Ok(if approvers.len() >= required {
+            Standing::Approved(approvers)
+        } else {
+            Standing::Waiting(approvers)
+        })
+    }
+
+    /// A recorded decision counts only when the audit chain backs it: its `approval.*` event
+    /// by the same person (not voided since) has the same verdict, and the chain verifies
+    /// through its head under the bot's key. A row someone wrote into `approvals` by hand, or
+    /// an event written without the key, stops the step instead of authorising it.
+    async fn decisions_backed(
+        &self,
+        run: &RunRecord,
+        step: &str,
+        hash: &str,
+        decisions: &[runs::Approval],
     ) -> Result<(), StepStop> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
         let pool = &self.inner.pool;
         let events = audit::for_run(pool, run.id).await?;
-        let problem = match audit::standing_decision(&events, step, hash) {
-            None => Some("has no approval event in the audit trail".to_owned()),
-            Some(e)
-                if e.actor != a.actor || (e.kind == AuditKind::ApprovalGranted) != a.approved =>
-            {
-                Some(format!(
+        let unmatched = decisions.iter().find_map(|a| {
+            let problem = match audit::standing_decision(&events, step, hash, &a.actor) {
+                None => "has no approval event in the audit trail".to_owned(),
+                Some(e) if audit::is_grant(&e.kind) != a.approved => format!(
                     "does not match its audit event #{} ({} by {})",
                     e.id, e.kind, e.actor
-                ))
-            }
-            Some(_) => {
+                ),
+                Some(_) => return None,
+            };
+            Some((a, problem))
+        });
+        let (a, problem) = match unmatched {
+            Some(found) => found,
+            None => {
                 let head = audit::head(pool).await?.map(|h| h.id).unwrap_or(0);
                 match self
                     .inner
@@ -220,16 +287,16 @@ impl Engine {
                     .verify_through(pool, &self.inner.config.audit_key, head)
                     .await?
                 {
-                    Ok(()) => None,
-                    Err(b) => Some(format!(
-                        "is in an audit chain that does not verify (event #{}: {})",
-                        b.id, b.problem
-                    )),
+                    Ok(()) => return Ok(()),
+                    Err(b) => (
+                        &decisions[0],
+                        format!(
+                            "is in an audit chain that does not verify (event #{}: {})",
+                            b.id, b.problem
+                        ),
+                    ),
                 }
             }
-        };
-        let Some(problem) = problem else {
-            return Ok(());
         };
         warn!(run_id = %run.id, step, approval = a.id, actor = %a.actor, problem, "an approval is not backed by the audit chain");
         self.audit(NewEvent {
@@ -247,4 +314,15 @@ impl Engine {
             step, &a.actor, &problem,
         )))
     }
+}
+
+/// Where a plan stands with its approvers.
+#[derive(Debug)]
+pub(super) enum Standing {
+    /// Enough distinct people approved it (their actor ids, oldest first).
+    Approved(Vec<String>),
+    /// Someone rejected it: the step stops.
+    Rejected(runs::Approval),
+    /// Not yet enough approvers; these have approved so far.
+    Waiting(Vec<String>),
 }

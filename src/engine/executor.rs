@@ -163,6 +163,7 @@ impl Engine {
         )
         .with_dry_run(run.dry_run)
         .with_state_db(pool.clone());
+        let mut shown_up_front = false;
         for record in &records {
             if record.status.is_finished() {
                 continue;
@@ -179,6 +180,20 @@ impl Engine {
                     .await;
             };
             log_sink.set_step(idx);
+            // Before the first production write: every remaining write, planned up front and
+            // shown with an Approve all (once per run).
+            if step.writes_production() && !shown_up_front {
+                shown_up_front = true;
+                let shown = tokio::select! {
+                    biased;
+                    _ = lease.lost.cancelled() => Err(StepStop::LeaseLost(lease.why().unwrap_or_default())),
+                    _ = cancel.cancelled() => Err(StepStop::Cancelled),
+                    r = self.plan_up_front(&run, &records, &cx) => r,
+                };
+                if let Err(e) = shown {
+                    warn!(run_id = %run.id, error = ?e, "the whole plan could not be shown up front; asking step by step");
+                }
+            }
             let outcome = tokio::select! {
                 biased;
                 _ = lease.lost.cancelled() => Err(StepStop::LeaseLost(lease.why().unwrap_or_default())),

@@ -12,6 +12,7 @@ mod fault;
 mod lease;
 mod queries;
 mod step;
+mod up_front;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -108,6 +109,26 @@ impl Inner {
     }
 }
 
+/// `approvals.required` names only steps that write to production: a count for any other
+/// name (a typo, a read-only step) would silently require nothing.
+pub fn check_required_approvals(cfg: &crate::config::ApprovalsConfig) -> anyhow::Result<()> {
+    for name in cfg.required_steps() {
+        let writes = steps::StepName::parse(name).is_some_and(|n| n.step().writes_production());
+        if !writes {
+            let known: Vec<&str> = steps::StepName::ALL
+                .iter()
+                .filter(|n| n.step().writes_production())
+                .map(|n| n.as_str())
+                .collect();
+            anyhow::bail!(
+                "approvals.required.{name}: not a step that writes to production; give `default` or one of: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// What is said of a run that has already ended, to whoever asks to execute or cancel it.
 fn already_ended(run: &RunRecord) -> String {
     format!("run {} is already {}", run.id, run.status.as_str())
@@ -135,6 +156,7 @@ impl WeakEngine {
 impl Engine {
     /// Connects to the state database, migrates it and starts listening for cancellations.
     pub async fn new(config: Arc<Config>, frontend: Arc<dyn ChatFrontend>) -> anyhow::Result<Self> {
+        check_required_approvals(&config.approvals)?;
         crate::state::migrate(&config).await?;
         let pool = crate::state::connect(&config.state_db).await?;
         let services = Arc::new(Services::new(config.clone()));
@@ -475,5 +497,28 @@ impl Engine {
             duration_ms: Some(since.elapsed().as_millis() as i64),
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_approvals_name_only_steps_that_write() {
+        let with = |steps: &[(&str, u32)]| crate::config::ApprovalsConfig {
+            required: steps.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            ..Default::default()
+        };
+        check_required_approvals(&with(&[("default", 2), ("create-org", 2), ("cert", 3)])).unwrap();
+        for bad in ["preflight", "create-orgs", "no-such-step"] {
+            let err = check_required_approvals(&with(&[(bad, 2)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("approvals.required.{bad}")) && err.contains("create-org"),
+                "{err}"
+            );
+        }
     }
 }

@@ -60,6 +60,22 @@ impl Engine {
         runs::decision_for(&self.inner.pool, run_id, step, plan_hash).await
     }
 
+    /// Every standing decision on exactly this plan of a run's step (one per person), oldest
+    /// first.
+    pub async fn decisions_for(
+        &self,
+        run_id: Uuid,
+        step: &str,
+        plan_hash: &str,
+    ) -> anyhow::Result<Vec<Approval>> {
+        runs::decisions_for(&self.inner.pool, run_id, step, plan_hash).await
+    }
+
+    /// How many distinct approvers a plan of `step` needs (`approvals.required`).
+    pub fn approvals_required(&self, step: &str) -> u32 {
+        self.inner.config.approvals.required_for(step)
+    }
+
     /// The audit events about a subject (slug or domain), oldest first.
     pub async fn audit_of_subject(&self, subject: &str) -> anyhow::Result<Vec<Event>> {
         audit::for_subject(&self.inner.pool, subject).await

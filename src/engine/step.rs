@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use serde_json::json;
 use tracing::{instrument, warn};
 
+use super::approvals::Standing;
 use super::executor::Transition;
 use super::*;
 
@@ -157,23 +158,27 @@ impl Engine {
                         return Ok(());
                     }
                     let approver = if step.writes_production() {
-                        let decision =
-                            runs::decision_for(&self.inner.pool, run.id, name, &hash).await?;
-                        if let Some(a) = &decision {
-                            self.decision_backed(run, name, &hash, a).await?;
-                        }
-                        match decision {
-                            Some(a) if a.approved => Some(a.actor),
-                            Some(a) => {
+                        match self.standing(run, name, &hash).await? {
+                            Standing::Approved(approvers) => Some(approvers.join(", ")),
+                            Standing::Rejected(a) => {
                                 return Err(StepStop::Rejected(format!(
                                     "{name}: plan rejected by {}{}",
                                     a.actor,
                                     a.reason.map(|r| format!(": {r}")).unwrap_or_default()
                                 )));
                             }
-                            None => {
-                                self.ask_approval(run, view, idx, step, &summary, &detail, &hash)
-                                    .await?;
+                            Standing::Waiting(approved_by) => {
+                                self.ask_approval(
+                                    run,
+                                    view,
+                                    idx,
+                                    step,
+                                    &summary,
+                                    &detail,
+                                    &hash,
+                                    approved_by,
+                                )
+                                .await?;
                                 // Re-plan before applying: if the world changed since the plan
                                 // was shown, its approval does not cover the new plan.
                                 continue;

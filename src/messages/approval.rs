@@ -2,12 +2,21 @@
 
 use super::chat::{Card, PLAN_INLINE_MAX};
 use super::text::{defuse, fence, mention, truncate};
-use crate::frontend::ApprovalRequest;
+use crate::frontend::{ApprovalRequest, UpFrontPlan};
 
 /// The plan shown for approval.
 pub fn approval_text(req: &ApprovalRequest) -> String {
+    let quorum = quorum_line(req)
+        .map(|q| format!("\n{q}"))
+        .unwrap_or_default();
+    let quorum = quorum
+        + &req
+            .why_asked
+            .as_ref()
+            .map(|w| format!("\nasked on its own, {w}"))
+            .unwrap_or_default();
     format!(
-        "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}\n\n{detail}\n── plan {hash} ──",
+        "── approval needed: {step} (run {run}, {subject}) ──\n{desc}\n{summary}{quorum}\n\n{detail}\n── plan {hash} ──",
         step = req.step,
         run = req.run_id,
         subject = req.subject,
@@ -15,6 +24,61 @@ pub fn approval_text(req: &ApprovalRequest) -> String {
         summary = req.summary,
         detail = req.detail,
         hash = &req.plan_hash[..12.min(req.plan_hash.len())],
+    )
+}
+
+/// How many approvers a plan needs and who approved it so far; `None` when one is enough.
+fn quorum_line(req: &ApprovalRequest) -> Option<String> {
+    (req.required > 1).then(|| {
+        if req.approved_by.is_empty() {
+            format!("needs {} different approvers", req.required)
+        } else {
+            format!(
+                "needs {} different approvers: {}",
+                req.required,
+                approved_so_far(&req.approved_by, req.required)
+            )
+        }
+    })
+}
+
+/// `1 of 2 approved by @x`: the approvals a plan has of those it needs.
+pub fn approved_so_far(approved_by: &[String], required: u32) -> String {
+    let who: Vec<String> = approved_by.iter().map(|a| mention(a)).collect();
+    format!(
+        "{} of {required} approved by {}",
+        approved_by.len(),
+        who.join(", ")
+    )
+}
+
+/// A step's log line when it asks again for the approvers it still lacks.
+pub fn quorum_progress(approved_by: &[String], required: u32) -> String {
+    let missing = (required as usize).saturating_sub(approved_by.len());
+    format!(
+        "{}; waiting for {missing} more approver{}",
+        approved_so_far(approved_by, required),
+        if missing == 1 { "" } else { "s" }
+    )
+}
+
+/// Why a run stopped when the same person approved a plan twice (each approver counts once).
+pub fn quorum_same_person(step: &str, actor_id: &str, required: u32) -> String {
+    format!(
+        "{step}: needs {required} different approvers, and {} approved it already; their approval stands. \
+         Nothing was applied: resume the run (`/resume` or `runs resume ID`) for another approver to decide.",
+        mention(actor_id)
+    )
+}
+
+/// The approval message's text after an approval that does not complete the quorum: the
+/// buttons stay open for the next approver.
+pub fn approval_partial(approved_by: &[String], required: u32) -> String {
+    let missing = (required as usize).saturating_sub(approved_by.len());
+    format!(
+        "✓ {}: waiting for {missing} more approver{}",
+        approved_so_far(approved_by, required),
+        if missing == 1 { "" } else { "s" }
     )
 }
 
@@ -29,7 +93,7 @@ pub struct ApprovalCard {
 /// The plan to approve: what, why, the exact change; long plans as an attached file.
 pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCard {
     let head = format!(
-        "{}\n**{}**\nrun started by {}; only an approver{} may approve.",
+        "{}\n**{}**\nrun started by {}; only an approver{} may approve.{}",
         req.step_description,
         truncate(&req.summary, 500),
         mention(&req.started_by),
@@ -37,8 +101,15 @@ pub fn approval_card(req: &ApprovalRequest, two_person_rule: bool) -> ApprovalCa
             " other than the person who started it"
         } else {
             ""
-        }
-    );
+        },
+        quorum_line(req)
+            .map(|q| format!("\nThis plan {q}; each person counts once."))
+            .unwrap_or_default()
+    ) + &req
+        .why_asked
+        .as_ref()
+        .map(|w| format!("\nAsked on its own, {w}."))
+        .unwrap_or_default();
     // The plan's block gets what the embed's 4096 leave after the head, so cutting it to fit
     // never cuts a fence.
     let room = 4000usize.saturating_sub(head.chars().count() + 1);
@@ -100,6 +171,24 @@ pub fn approval_decided(approved: bool, actor_id: &str, reason: Option<&str>) ->
             None => format!("✗ rejected by {}", mention(actor_id)),
         }
     }
+}
+
+/// Why a step is asked for on its own: its plan could not be known up front.
+pub fn asked_alone_unknown(why: &str) -> String {
+    format!(
+        "not covered by Approve all: its plan could not be known before the earlier writes ({})",
+        truncate(why.lines().next().unwrap_or_default(), 200)
+    )
+}
+
+/// Why a step is asked for on its own: its plan changed since the whole plan was shown.
+pub fn asked_alone_changed() -> String {
+    "not covered by Approve all: its plan changed since the whole plan was shown".into()
+}
+
+/// The approval message's text once the last approver a plan needs approved it.
+pub fn approval_quorum_met(approved_by: &[String], required: u32) -> String {
+    format!("✓ {}", approved_so_far(approved_by, required))
 }
 
 /// The longest reason a rejection form takes (Discord's text input allows up to 4000).
@@ -196,6 +285,9 @@ pub fn approval_refused(reason: &ApprovalRefusal) -> String {
         ApprovalRefusal::Stale => {
             "This plan is out of date: the step planned again and got a different plan. Decide on the newest approval message in the thread.".into()
         }
+        ApprovalRefusal::AlreadyApproved => {
+            "You already approved this plan; each approver counts once, so it waits for someone else with an approver role.".into()
+        }
         ApprovalRefusal::AlreadyDecided(by) => {
             format!("This plan was already decided by {}.", mention(by))
         }
@@ -217,6 +309,8 @@ pub enum ApprovalRefusal {
     NotApprover,
     SelfApproval,
     Stale,
+    /// The clicker approved this plan already (a step needing several approvers).
+    AlreadyApproved,
     AlreadyDecided(String),
     RunOver(String),
     /// The plan waited longer than `approvals.ttl_secs`; the run stopped.
@@ -232,6 +326,7 @@ impl ApprovalRefusal {
             Self::NotApprover => "not_approver",
             Self::SelfApproval => "two_person_rule",
             Self::Stale => "stale_plan",
+            Self::AlreadyApproved => "already_approved",
             Self::AlreadyDecided(_) => "already_decided",
             Self::RunOver(_) => "run_over",
             Self::NoReason => "no_reason",
@@ -257,4 +352,130 @@ pub fn console_approval_prompt() -> &'static str {
 /// The console asks why, after a reject.
 pub fn console_reject_reason_prompt() -> &'static str {
     "reason for rejecting (recorded in the audit trail): "
+}
+
+/// The whole plan of a run, shown before its first production write: each write in order with
+/// its plan, or why it cannot be known yet; what Approve all covers. The plans go inline when
+/// they fit the embed, else into one attached file the card names.
+pub fn up_front_card(plan: &UpFrontPlan, two_person_rule: bool) -> ApprovalCard {
+    let covered = plan.covered().len();
+    let mut list = String::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let line = match &s.plan {
+            Ok(p) => format!(
+                "{}. **{}** — {} (plan {}){}\n",
+                i + 1,
+                s.step,
+                truncate(&p.summary, 200),
+                &p.plan_hash[..12.min(p.plan_hash.len())],
+                s.presumes
+                    .as_ref()
+                    .map(|w| format!("; {}", truncate(w, 300)))
+                    .unwrap_or_default()
+            ),
+            Err(why) => format!(
+                "{}. **{}** — asked on its own when its turn comes: {}\n",
+                i + 1,
+                s.step,
+                truncate(&defuse(why.lines().next().unwrap_or_default()), 200)
+            ),
+        };
+        list.push_str(&line);
+    }
+    let head = format!(
+        "Every production write of this run, in order. **Approve all** approves the {covered} plan{} known now, each applied only if, planned again right before its write, it still has the hash shown; the others, and any plan that changes, are asked for on their own. Run started by {}; only an approver{} may approve.",
+        if covered == 1 { "" } else { "s" },
+        mention(&plan.started_by),
+        if two_person_rule {
+            " other than the person who started it"
+        } else {
+            ""
+        }
+    );
+    let full: String = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let p = s.plan.as_ref().ok()?;
+            Some(format!(
+                "── {} (plan {}) ──\n{}\n{}\n",
+                s.step, p.plan_hash, p.summary, p.detail
+            ))
+        })
+        .collect();
+    let file = format!("plan-all-{}.txt", &plan.hash[..12.min(plan.hash.len())]);
+    let blocks: String = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let p = s.plan.as_ref().ok()?;
+            Some(format!(
+                "**{}**\n{}",
+                s.step,
+                fence(&p.detail, PLAN_INLINE_MAX + 20)
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inline = format!("{head}\n{list}\n{blocks}");
+    // The embed allows 4096 characters and 6000 for the whole message: plans that do not fit
+    // with room to spare go into the file, and the card says so.
+    // A plan is never cut short inline: one longer than an approval card shows goes whole
+    // into the file.
+    let each_fits = plan.steps.iter().all(|s| match &s.plan {
+        Ok(p) => p.detail.chars().count() <= PLAN_INLINE_MAX,
+        Err(_) => true,
+    });
+    let (description, attachment) = if each_fits && inline.chars().count() <= 3800 {
+        (inline, None)
+    } else {
+        (
+            truncate(
+                &format!(
+                    "{head}\n{list}\nThe full plans are attached as `{file}`; Approve all covers exactly them."
+                ),
+                3800,
+            ),
+            Some((file, full)),
+        )
+    };
+    ApprovalCard {
+        card: Card {
+            title: truncate(&format!("The whole plan · {}", plan.subject), 256),
+            description,
+            footer: format!(
+                "run {} · plan {}",
+                plan.run_id,
+                &plan.hash[..12.min(plan.hash.len())]
+            ),
+            colour: 0xf1c40f,
+            fields: Vec::new(),
+        },
+        attachment,
+    }
+}
+
+/// The whole plan's message once someone pressed Approve all: who, and what it approved.
+pub fn approve_all_done(actor_id: &str, steps: &[String]) -> String {
+    format!(
+        "✓ Approve all by {}: {}",
+        mention(actor_id),
+        steps.join(", ")
+    )
+}
+
+/// The whole plan's message text: it waits for nobody, so it pings nobody (each step's own
+/// approval message pings the approver roles).
+pub fn up_front_intro() -> String {
+    "The whole plan of this run: approve each write as it comes, or the known ones at once with **Approve all**.".into()
+}
+
+/// What the certificate's plan ahead presumes of deploy-stub.
+pub fn cert_presumes() -> &'static str {
+    "planned as it will be once deploy-stub has installed the nginx site; the site and `nginx -t` are checked again right before certbot"
+}
+
+/// What the release's plan ahead presumes of deploy-config and the certificate.
+pub fn release_presumes() -> &'static str {
+    "planned on services.yaml as deploy-config writes it; applied only once TLS is live"
 }

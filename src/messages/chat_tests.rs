@@ -40,6 +40,9 @@ fn request(detail: String) -> ApprovalRequest {
         detail,
         plan_hash: "0123456789abcdef0123456789abcdef".into(),
         started_by: "discord:1100000000000000042".into(),
+        required: 1,
+        approved_by: Vec::new(),
+        why_asked: None,
     }
 }
 
@@ -82,6 +85,118 @@ fn approval_card_inline_and_attached() {
         a.card
             .description
             .contains("attached as `plan-create-person-0123456789ab.txt`")
+    );
+}
+
+#[test]
+fn a_plan_needing_two_approvers_says_who_approved_so_far() {
+    let mut req = request("INSERT INTO orgs (slug) VALUES ($1)".into());
+    req.required = 2;
+    let first = approval_card(&req, true);
+    req.approved_by = vec!["discord:1100000000000000077".into()];
+    let second = approval_card(&req, true);
+    let by = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    insta::assert_snapshot!(
+        "approval_quorum",
+        [
+            first.card.description,
+            second.card.description,
+            approval_text(&req),
+            approval_partial(&by(&["discord:1100000000000000077"]), 2),
+            approval_quorum_met(
+                &by(&["discord:1100000000000000077", "discord:1100000000000000078"]),
+                2
+            ),
+            quorum_progress(&by(&["console:ops"]), 3),
+            quorum_same_person("create-org", "console:ops", 2),
+        ]
+        .join("\n---\n")
+    );
+    // One approver: nothing about a quorum anywhere.
+    req.required = 1;
+    req.approved_by.clear();
+    assert!(
+        !approval_card(&req, true)
+            .card
+            .description
+            .contains("approvers")
+    );
+    assert!(!approval_text(&req).contains("approvers"));
+}
+
+#[test]
+fn the_whole_plan_lists_every_write_and_what_approve_all_covers() {
+    use crate::frontend::{PlannedWrite, UpFrontPlan, UpFrontStep};
+    let planned = |step: &str, hash: &str, detail: String| UpFrontStep {
+        step: step.into(),
+        description: format!("{step}'s description"),
+        plan: Ok(PlannedWrite {
+            plan_hash: hash.repeat(32),
+            summary: format!("{step}: the change"),
+            detail,
+        }),
+        presumes: (step == "cert").then(|| cert_presumes().to_owned()),
+    };
+    let unknown = |step: &str, why: &str| UpFrontStep {
+        step: step.into(),
+        description: String::new(),
+        plan: Err(why.into()),
+        presumes: None,
+    };
+    let mut plan = UpFrontPlan {
+        run_id: view().id,
+        subject: "merche-biche".into(),
+        started_by: "discord:1100000000000000042".into(),
+        hash: "ab".repeat(32),
+        steps: vec![
+            planned(
+                "create-person",
+                "01",
+                "INSERT INTO users (slug) VALUES ($1)\n  $1 = 'merche-biche'".into(),
+            ),
+            planned("deploy-config", "02", "+ held_back: true".into()),
+            planned("cert", "03", "run on vps-0: certbot --nginx".into()),
+            unknown(
+                "sync-back",
+                "cannot read the site file on the VPS: certbot has not run\nsecond line",
+            ),
+        ],
+    };
+    assert_eq!(plan.covered().len(), 3);
+    let short = up_front_card(&plan, true);
+    assert!(short.attachment.is_none());
+    insta::assert_snapshot!(
+        "up_front_card",
+        format!(
+            "{}\n---\n{}\n---\n{}\n---\n{}\n---\n{}\n---\n{}",
+            short.card.title,
+            short.card.description,
+            short.card.footer,
+            up_front_intro(),
+            approve_all_done("discord:1100000000000000077", &["create-person".into()]),
+            asked_alone_changed()
+        )
+    );
+    // Long plans: the card lists the writes and names the file that holds every plan whole.
+    plan.steps[1] = planned(
+        "deploy-config",
+        "02",
+        (0..2000).map(|i| format!("+ line {i}\n")).collect(),
+    );
+    let long = up_front_card(&plan, true);
+    let (name, text) = long.attachment.expect("long plans go into a file");
+    assert_eq!(name, "plan-all-abababababab.txt");
+    assert!(text.contains("+ line 1999") && text.contains("$1 = 'merche-biche'"));
+    assert!(
+        long.card
+            .description
+            .contains("attached as `plan-all-abababababab.txt`")
+    );
+    assert!(long.card.description.chars().count() <= 4096);
+    assert!(
+        long.card
+            .description
+            .contains("**sync-back** — asked on its own")
     );
 }
 
@@ -333,6 +448,7 @@ fn refusals_and_errors_snapshot() {
         ApprovalRefusal::NotApprover,
         ApprovalRefusal::SelfApproval,
         ApprovalRefusal::Stale,
+        ApprovalRefusal::AlreadyApproved,
         ApprovalRefusal::AlreadyDecided("discord:1".into()),
         ApprovalRefusal::RunOver("cancelled".into()),
         ApprovalRefusal::NoReason,

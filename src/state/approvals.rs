@@ -21,8 +21,8 @@ pub struct Approval {
     pub decided_at: DateTime<Utc>,
 }
 
-/// Stores a decision inside the caller's transaction; `None` when the plan already has a
-/// standing decision (the database keeps one per run, step and plan hash).
+/// Stores a decision inside the caller's transaction; `None` when this person already has a
+/// standing decision on the plan (the database keeps one per run, step, plan hash and actor).
 #[allow(clippy::too_many_arguments)]
 pub async fn record_decision(
     conn: &mut sqlx::PgConnection,
@@ -37,7 +37,7 @@ pub async fn record_decision(
     Ok(sqlx::query_scalar(
         "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (run_id, step, plan_hash) WHERE voided_at IS NULL DO NOTHING
+         ON CONFLICT (run_id, step, plan_hash, actor) WHERE voided_at IS NULL DO NOTHING
          RETURNING id",
     )
     .bind(run_id)
@@ -67,7 +67,30 @@ pub async fn decision_for(
     .bind(plan_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| Approval {
+    Ok(row.as_ref().map(approval_of))
+}
+
+/// Every standing (not voided) decision on exactly this plan, oldest first: one per person.
+pub async fn decisions_for(
+    pool: &PgPool,
+    run_id: Uuid,
+    step: &str,
+    plan_hash: &str,
+) -> anyhow::Result<Vec<Approval>> {
+    let rows = sqlx::query(
+        "SELECT * FROM approvals WHERE run_id = $1 AND step = $2 AND plan_hash = $3 AND voided_at IS NULL
+         ORDER BY id",
+    )
+    .bind(run_id)
+    .bind(step)
+    .bind(plan_hash)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(approval_of).collect())
+}
+
+fn approval_of(r: &sqlx::postgres::PgRow) -> Approval {
+    Approval {
         id: r.get("id"),
         run_id: r.get("run_id"),
         step: r.get("step"),
@@ -77,7 +100,7 @@ pub async fn decision_for(
         frontend: r.get("frontend"),
         reason: r.get("reason"),
         decided_at: r.get("decided_at"),
-    }))
+    }
 }
 
 /// Voids a run's standing rejections (a rejected run is resumed: ask again); returns how many.
@@ -123,7 +146,7 @@ pub struct NewDecision<'a> {
 }
 
 /// Stores a decision and its audit event in one transaction: both or neither. `None` (and
-/// nothing stored) when the plan already has a standing decision.
+/// nothing stored) when this person already has a standing decision on the plan.
 pub async fn record_with_event(
     pool: &PgPool,
     key: &AuditKey,
@@ -149,4 +172,33 @@ pub async fn record_with_event(
     audit::append_in(&mut tx, key, ev).await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// Stores one person's Approve all: an approval row for each (step, plan hash) pair they have
+/// not decided yet, and the one audit event `event` builds from the pairs stored, in one
+/// transaction: both or neither. Returns the pairs stored (none: nothing was written).
+pub async fn record_all_with_event(
+    pool: &PgPool,
+    key: &AuditKey,
+    run_id: Uuid,
+    pairs: &[(String, String)],
+    actor: &str,
+    frontend: &str,
+    event: impl FnOnce(&[(String, String)]) -> NewEvent,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::new();
+    for (step, hash) in pairs {
+        let id = record_decision(&mut tx, run_id, step, hash, true, actor, frontend, None).await?;
+        if id.is_some() {
+            stored.push((step.clone(), hash.clone()));
+        }
+    }
+    if stored.is_empty() {
+        tx.rollback().await?;
+        return Ok(stored);
+    }
+    audit::append_in(&mut tx, key, event(&stored)).await?;
+    tx.commit().await?;
+    Ok(stored)
 }

@@ -248,20 +248,48 @@ pub async fn head(pool: &PgPool) -> anyhow::Result<Option<Anchor>> {
             .await?;
     Ok(row.map(|(id, hash)| Anchor { id, hash }))
 }
-/// The decision event of a plan, as the chain has it: the newest `approval.granted` or
-/// `approval.rejected` for (run, step, plan hash) that no later event voided (a plan change
-/// voids grants of other plans; a resumed rejected run voids rejections).
+/// Whether an event grants approval: one plan's `approval.granted`, or an Approve all's
+/// `approval.granted_all` (which grants each plan it lists).
+pub fn is_grant(kind: &str) -> bool {
+    matches!(
+        AuditKind::parse(kind),
+        Some(AuditKind::ApprovalGranted | AuditKind::ApprovalGrantedAll)
+    )
+}
+
+/// Whether an `approval.granted_all` event lists `plan_hash` for `step` in its `covers`.
+fn covers(e: &Event, step: &str, plan_hash: &str) -> bool {
+    e.detail["covers"].as_array().is_some_and(|pairs| {
+        pairs
+            .iter()
+            .any(|p| p["step"].as_str() == Some(step) && p["plan_hash"].as_str() == Some(plan_hash))
+    })
+}
+
+/// One person's decision event on a plan, as the chain has it: the newest `approval.granted`
+/// or `approval.rejected` by `actor` for (run, step, plan hash) that no later event voided (a
+/// plan change voids grants of other plans; a resumed rejected run voids rejections). A plan
+/// that needs several approvers has one such event per approver.
 pub fn standing_decision<'a>(
     events: &'a [Event],
     step: &str,
     plan_hash: &str,
+    actor: &str,
 ) -> Option<&'a Event> {
     let mut standing: Option<&Event> = None;
     for e in events {
         let hash_of = |k: &str| e.detail.get(k).and_then(Value::as_str);
         match AuditKind::parse(&e.kind) {
             Some(AuditKind::ApprovalGranted | AuditKind::ApprovalRejected)
-                if e.step.as_deref() == Some(step) && hash_of("plan_hash") == Some(plan_hash) =>
+                if e.step.as_deref() == Some(step)
+                    && hash_of("plan_hash") == Some(plan_hash)
+                    && e.actor == actor =>
+            {
+                standing = Some(e)
+            }
+            // An Approve all by this person that lists exactly this plan of the step.
+            Some(AuditKind::ApprovalGrantedAll)
+                if e.actor == actor && covers(e, step, plan_hash) =>
             {
                 standing = Some(e)
             }
@@ -269,7 +297,7 @@ pub fn standing_decision<'a>(
                 if e.step.as_deref() == Some(step)
                     && hash_of("new_plan_hash") != Some(plan_hash) =>
             {
-                standing = standing.filter(|d| d.kind != AuditKind::ApprovalGranted)
+                standing = standing.filter(|d| !is_grant(&d.kind))
             }
             Some(AuditKind::ApprovalReasked) => {
                 standing = standing.filter(|d| d.kind != AuditKind::ApprovalRejected)
@@ -449,14 +477,34 @@ mod tests {
             serde_json::json!({"plan_hash": "h1"}),
         );
         assert_eq!(
-            standing_decision(std::slice::from_ref(&granted), "cert", "h1").map(|e| e.id),
+            standing_decision(std::slice::from_ref(&granted), "cert", "h1", "a").map(|e| e.id),
             Some(1)
         );
-        assert!(standing_decision(std::slice::from_ref(&granted), "cert", "h2").is_none());
-        assert!(standing_decision(std::slice::from_ref(&granted), "deploy-stub", "h1").is_none());
-        assert!(standing_decision(&[granted.clone(), voided.clone()], "cert", "h1").is_none());
+        assert!(standing_decision(std::slice::from_ref(&granted), "cert", "h2", "a").is_none());
+        assert!(
+            standing_decision(std::slice::from_ref(&granted), "deploy-stub", "h1", "a").is_none()
+        );
+        assert!(
+            standing_decision(std::slice::from_ref(&granted), "cert", "h1", "b").is_none(),
+            "a's approval is not b's"
+        );
+        let by_b = Event {
+            id: 9,
+            actor: "b".into(),
+            ..granted.clone()
+        };
+        let both = [granted.clone(), by_b];
         assert_eq!(
-            standing_decision(&[granted, voided, again], "cert", "h1").map(|e| e.id),
+            standing_decision(&both, "cert", "h1", "a").map(|e| e.id),
+            Some(1)
+        );
+        assert_eq!(
+            standing_decision(&both, "cert", "h1", "b").map(|e| e.id),
+            Some(9)
+        );
+        assert!(standing_decision(&[granted.clone(), voided.clone()], "cert", "h1", "a").is_none());
+        assert_eq!(
+            standing_decision(&[granted, voided, again], "cert", "h1", "a").map(|e| e.id),
             Some(3)
         );
         let rejected = ev(
@@ -465,6 +513,6 @@ mod tests {
             serde_json::json!({"plan_hash": "h1"}),
         );
         let reasked = ev(5, "approval.reasked", serde_json::json!({}));
-        assert!(standing_decision(&[rejected, reasked], "cert", "h1").is_none());
+        assert!(standing_decision(&[rejected, reasked], "cert", "h1", "a").is_none());
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 // Their old home: callers still reach them as `runs::...`.
 pub use super::approvals::{
-    Approval, decision_for, record_decision, void_other_approvals, void_rejections,
+    Approval, decision_for, decisions_for, record_decision, void_other_approvals, void_rejections,
 };
 pub use super::executor::{
     claim_executor, lease_lost, release_executor, renew_executor, request_takeover,

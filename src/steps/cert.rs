@@ -35,9 +35,12 @@ fn certbot_args(cx: &StepContext, domain: &DomainName, email: &Email) -> Vec<Str
 
 /// What must hold before certbot runs: DNS points here, the nginx site exists, `nginx -t`
 /// passes.
+/// `presume_site`: the nginx site and `nginx -t` are taken as they will be once deploy-stub
+/// has run (the plan ahead), not checked.
 async fn preconditions(
     cx: &StepContext,
     domain: &DomainName,
+    presume_site: bool,
 ) -> Result<Vec<Precondition>, StepError> {
     let cfg = &cx.services.config;
     let mut out: Vec<Precondition> = a_records(cx, domain, true)
@@ -49,9 +52,22 @@ async fn preconditions(
             found: r.found,
         })
         .collect();
-    let session = cx.services.vps().await?;
     let site = Site::of(cx, domain);
     let site = site.vps_nginx_site();
+    if presume_site {
+        out.push(Precondition {
+            what: format!("nginx site {site} exists"),
+            ok: true,
+            found: String::new(),
+        });
+        out.push(Precondition {
+            what: "`nginx -t` passes".into(),
+            ok: true,
+            found: String::new(),
+        });
+        return Ok(out);
+    }
+    let session = cx.services.vps().await?;
     let exists = ssh::run(&session, "test", &["-f", site], Duration::from_secs(30))
         .await?
         .success;
@@ -148,43 +164,15 @@ impl Step for Cert {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let mut detail = String::new();
-        let mut todo = Vec::new();
-        for (domain, email) in cert_targets(cx)? {
-            if let Some(s) = served_ok(cx, &domain).await {
-                detail.push_str(&format!(
-                    "{domain}: already serves a valid certificate from {} ({} days left)\n",
-                    s.issuer, s.days_left
-                ));
-                continue;
-            }
-            let pre = preconditions(cx, &domain).await?;
-            detail.push_str(&messages::preconditions(domain.as_str(), &pre));
-            if let Some(failed) = pre.iter().find(|p| !p.ok) {
-                return Err(StepError::refused(format!(
-                    "certbot refused for {domain}: precondition failed: {} ({})\n{detail}",
-                    failed.what, failed.found
-                )));
-            }
-            detail.push_str(&format!(
-                "  run on {}: {}\n",
-                cx.services.config.vps.name,
-                certbot_args(cx, &domain, &email).join(" ")
-            ));
-            todo.push(domain.to_string());
-        }
-        if todo.is_empty() {
-            return Ok(Plan::AlreadyDone {
-                evidence: detail.trim_end().to_owned(),
-            });
-        }
-        Ok(Plan::Change {
-            summary: format!(
-                "issue a certificate for {} (and www) with certbot",
-                todo.join(", ")
-            ),
-            detail,
-        })
+        plan_with(cx, false).await
+    }
+
+    /// Up front, before deploy-stub has installed the site: the plan as it will be then.
+    async fn plan_ahead(&self, cx: &StepContext) -> Result<(Plan, Option<String>), StepError> {
+        Ok((
+            plan_with(cx, true).await?,
+            Some(messages::cert_presumes().to_owned()),
+        ))
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
@@ -282,4 +270,46 @@ impl Step for Cert {
         }
         Ok(CheckReport::ok(evidence.join("; ")))
     }
+}
+
+/// The plan of the certificate: each domain's preconditions and certbot's command line.
+/// `presume_site`: see [`preconditions`].
+async fn plan_with(cx: &StepContext, presume_site: bool) -> Result<Plan, StepError> {
+    let mut detail = String::new();
+    let mut todo = Vec::new();
+    for (domain, email) in cert_targets(cx)? {
+        if let Some(s) = served_ok(cx, &domain).await {
+            detail.push_str(&format!(
+                "{domain}: already serves a valid certificate from {} ({} days left)\n",
+                s.issuer, s.days_left
+            ));
+            continue;
+        }
+        let pre = preconditions(cx, &domain, presume_site).await?;
+        detail.push_str(&messages::preconditions(domain.as_str(), &pre));
+        if let Some(failed) = pre.iter().find(|p| !p.ok) {
+            return Err(StepError::refused(format!(
+                "certbot refused for {domain}: precondition failed: {} ({})\n{detail}",
+                failed.what, failed.found
+            )));
+        }
+        detail.push_str(&format!(
+            "  run on {}: {}\n",
+            cx.services.config.vps.name,
+            certbot_args(cx, &domain, &email).join(" ")
+        ));
+        todo.push(domain.to_string());
+    }
+    if todo.is_empty() {
+        return Ok(Plan::AlreadyDone {
+            evidence: detail.trim_end().to_owned(),
+        });
+    }
+    Ok(Plan::Change {
+        summary: format!(
+            "issue a certificate for {} (and www) with certbot",
+            todo.join(", ")
+        ),
+        detail,
+    })
 }

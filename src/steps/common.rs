@@ -339,6 +339,16 @@ pub trait RepoWrite: Send + Sync {
 
     /// [`Step::check`].
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
+
+    /// The edits as they will be once the earlier writes of the run are done, and what that
+    /// presumes (see [`Step::plan_ahead`]); `None`: planned as now.
+    async fn edits_ahead(
+        &self,
+        _cx: &StepContext,
+        _repo: &Checkout<'_>,
+    ) -> Result<Option<(RepoEdits, String)>, StepError> {
+        Ok(None)
+    }
 }
 
 /// Every repo-writing step writes production (the platform repo deploys from it), plans with
@@ -359,6 +369,19 @@ impl<W: RepoWrite> Step for W {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         repo_plan(cx, self).await
+    }
+
+    async fn plan_ahead(&self, cx: &StepContext) -> Result<(Plan, Option<String>), StepError> {
+        let co = cx.services.repo.lock().await;
+        co.sync().await?;
+        match self.edits_ahead(cx, &co).await? {
+            // As `planned` writes it once the earlier writes are pushed (nothing unpushed then,
+            // and `ready` is asked again at the real plan).
+            Some((edits, presumes)) if !edits.files.is_empty() || !edits.removed.is_empty() => {
+                Ok((plan_of(edits, String::new()), Some(presumes)))
+            }
+            _ => Ok((planned(cx, self, &co).await?.0, None)),
+        }
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
@@ -386,6 +409,13 @@ async fn planned(
         return Ok((Plan::AlreadyDone { evidence }, Vec::new(), Vec::new()));
     }
     w.ready(cx).await?;
+    let files = edits.files.clone();
+    let removed = edits.removed.iter().map(|r| r.0.clone()).collect();
+    Ok((plan_of(edits, unpushed), files, removed))
+}
+
+/// A repo write's plan: the diffs, the files as written, and the commits left unpushed.
+fn plan_of(edits: RepoEdits, unpushed: String) -> Plan {
     let mut detail = edits.diffs;
     if !edits.files.is_empty() {
         // The diffs show what changes; these lines pin every byte written (a template line far
@@ -406,8 +436,7 @@ async fn planned(
         detail.push_str(&unpushed);
     }
     let summary = edits.summary;
-    let removed = edits.removed.into_iter().map(|r| r.0).collect();
-    Ok((Plan::Change { summary, detail }, edits.files, removed))
+    Plan::Change { summary, detail }
 }
 
 /// A repo-writing step's plan.

@@ -341,6 +341,14 @@ pub trait Step: Send + Sync {
         None
     }
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError>;
+    /// The plan this step will have once the earlier writes of its run are done, for the
+    /// whole plan shown before the first write, with what it presumes of those writes (`None`:
+    /// nothing; by default it is [`Step::plan`]). Approve all covers it only as it is: the step
+    /// still plans for real before its write and applies on it only if that plan has the same
+    /// hash, so a presumption that does not hold is asked for on its own.
+    async fn plan_ahead(&self, cx: &StepContext) -> Result<(Plan, Option<String>), StepError> {
+        Ok((self.plan(cx).await?, None))
+    }
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError>;
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError>;
 }

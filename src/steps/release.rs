@@ -9,12 +9,31 @@ use crate::templating;
 
 pub struct Release;
 
+/// The release's edits: each held-back services.yaml rewritten with `held_back: false`.
+fn release_edits(held: Vec<(String, String, String)>) -> RepoEdits {
+    RepoEdits::rewrites(
+        format!("release {} site(s): held_back: false", held.len()),
+        held.into_iter()
+            .map(|(path, old, new)| (path, Some(old), new))
+            .collect(),
+        "held_back is false for every site",
+    )
+}
+
 /// (path, current text, released text) for every site still held back.
 fn held(cx: &StepContext, repo: &Checkout<'_>) -> Result<Vec<(String, String, String)>, StepError> {
+    held_in(cx, |path| Ok(repo.read(path)?))
+}
+
+/// [`held`], each services.yaml read by `read`.
+fn held_in(
+    cx: &StepContext,
+    read: impl Fn(&str) -> Result<Option<String>, StepError>,
+) -> Result<Vec<(String, String, String)>, StepError> {
     let mut out = Vec::new();
     for (domain, _) in cert_targets(cx)? {
         let path = Site::of(cx, &domain).services_yaml();
-        let text = repo.read(&path)?.ok_or_else(|| {
+        let text = read(&path)?.ok_or_else(|| {
             StepError::refused(format!(
                 "{path} is not in the repo: run the deploy config first"
             ))
@@ -39,14 +58,26 @@ impl RepoWrite for Release {
     }
 
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
-        let held = held(cx, repo)?;
-        Ok(RepoEdits::rewrites(
-            format!("release {} site(s): held_back: false", held.len()),
-            held.into_iter()
-                .map(|(path, old, new)| (path, Some(old), new))
-                .collect(),
-            "held_back is false for every site",
-        ))
+        Ok(release_edits(held(cx, repo)?))
+    }
+
+    /// Before deploy-config has pushed: each services.yaml as deploy-config plans to write it.
+    async fn edits_ahead(
+        &self,
+        cx: &StepContext,
+        repo: &Checkout<'_>,
+    ) -> Result<Option<(RepoEdits, String)>, StepError> {
+        let config = RepoWrite::edits(&super::deploy_config::DeployConfig, cx, repo).await?;
+        let held = held_in(cx, |path| {
+            Ok(match config.files.iter().find(|(p, _)| p == path) {
+                Some((_, text)) => Some(text.clone()),
+                None => repo.read(path)?,
+            })
+        })?;
+        Ok(Some((
+            release_edits(held),
+            crate::messages::release_presumes().to_owned(),
+        )))
     }
 
     async fn ready(&self, cx: &StepContext) -> Result<(), StepError> {

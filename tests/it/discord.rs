@@ -1007,6 +1007,9 @@ async fn an_open_approval_of_an_older_plan_is_superseded_by_a_fresh_one() {
             },
             plan_hash: hash.repeat(64 / hash.len()),
             started_by: started_by.clone(),
+            required: 1,
+            approved_by: Vec::new(),
+            why_asked: None,
         };
         let open_approvals = |st: &State, thread: ChannelId| {
             messages_json(st, thread)
@@ -1215,8 +1218,9 @@ async fn a_click_with_no_run_waiting_is_recorded_for_the_resumed_run() {
             frontend
                 .deliver(&button, decision(fake.approver()), &engine)
                 .await
-                .unwrap(),
-            Ok(())
+                .unwrap()
+                .map(|d| d.closes),
+            Ok(true)
         );
         let recorded = runs::decision_for(engine.pool(), run_id, "create-person", &hash)
             .await
@@ -1974,6 +1978,12 @@ async fn abandon_cancels_a_waiting_onboarding_and_undoes_it_in_a_thread_of_its_o
             panic!("the run ended before asking for approval");
         };
         approve(&fake, fake.approver(), message, &custom_id).await;
+        // The message says who approved as soon as the click is taken; the write follows.
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
         assert_eq!(user_count(&dbs, "dc-abandon").await, 1);
         // The onboarding goes on and waits for the next approval: it is still running.
         let clicked = HashSet::from([custom_id]);
@@ -2014,6 +2024,382 @@ async fn abandon_cancels_a_waiting_onboarding_and_undoes_it_in_a_thread_of_its_o
         assert_eq!(asked.len(), 1, "{asked:?}");
         assert_eq!(user_count(&dbs, "dc-abandon").await, 0);
 
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_needing_two_approvers_counts_each_person_once() {
+    init_tracing();
+    within(Duration::from_secs(180), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-quorum.com"]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["dc-quorum.com"]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let discord = fake.config_section(tmp.path());
+        let cfg = dbs.config(tmp.path(), |t| {
+            t + &discord + "\napprovals:\n  required:\n    create-person: 2\n"
+        });
+        let bot = start_bot(&fake, &cfg).await;
+        let second = fake.add_user("second-approver", &[fake.approver_role_id()]);
+        let third = fake.add_user("third-approver", &[fake.approver_role_id()]);
+
+        // An approver starts the run: the two-person rule keeps them out of the count.
+        let thread = onboard(
+            &fake,
+            fake.approver(),
+            json!({"slug": "dc-quorum", "name": "Quorum Person", "email": "q@example.com"}),
+        )
+        .await;
+        let Next::Approval(message, custom_id) =
+            next_in_thread(&fake, thread.id, &HashSet::new()).await
+        else {
+            panic!("the run ended before asking for approval");
+        };
+        assert!(custom_id.contains(":create-person:"), "{custom_id}");
+        let card = fake.message(message).unwrap();
+        let text = card.embeds[0].description.clone().unwrap_or_default();
+        assert!(text.contains("needs 2 different approvers"), "{text}");
+
+        let click = |who: UserId| {
+            let h = fake.click_button(who, message, &custom_id);
+            let fake = &fake;
+            async move {
+                assert_eq!(fake.interaction_response(&h).await.kind, 6);
+                h
+            }
+        };
+        let refused = click(fake.approver()).await;
+        let refusal = fake.followup(&refused, 0, T).await;
+        assert!(refusal.content.contains("two-person rule"), "{}", refusal.content);
+
+        // The first approval is counted; the message says so and stays open.
+        click(second).await;
+        let partial = fake
+            .wait_for_message(
+                |m| m.id == message && m.content.contains("1 of 2 approved by"),
+                T,
+            )
+            .await;
+        assert!(
+            partial.content.contains(&format!("<@{second}>")),
+            "{}",
+            partial.content
+        );
+        let open = |fake: &FakeDiscord| {
+            let json = fake.state().messages.get(&message.get()).unwrap().json.clone();
+            open_approve(&json).is_some()
+        };
+        assert!(open(&fake), "the buttons stay open for the next approver");
+
+        // The same person again: told so, counted once; the step still waits.
+        let again = click(second).await;
+        let told = fake.followup(&again, 0, T).await;
+        assert!(told.content.contains("You already approved"), "{}", told.content);
+        assert!(
+            told.flags
+                .is_some_and(|f| f.contains(serenity::all::MessageFlags::EPHEMERAL)),
+            "told only to the clicker"
+        );
+        assert!(open(&fake));
+        assert_eq!(user_count(&dbs, "dc-quorum").await, 0);
+        let state = dbs.state_admin().await;
+        let run_id: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM runs WHERE subject = 'dc-quorum'")
+                .fetch_one(&state)
+                .await
+                .unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&state)
+            .await
+            .unwrap();
+        assert_eq!(status, "waiting_approval");
+
+        // A second person completes the quorum: the step applies, the message closes.
+        click(third).await;
+        let done = fake
+            .wait_for_message(
+                |m| m.id == message && m.content.contains("2 of 2 approved by"),
+                T,
+            )
+            .await;
+        assert!(
+            done.content.contains(&format!("<@{second}>, <@{third}>")),
+            "{}",
+            done.content
+        );
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            T,
+        )
+        .await;
+        assert!(!open(&fake), "closed once decided");
+        assert_eq!(user_count(&dbs, "dc-quorum").await, 1);
+        let approvals_of_step = fake
+            .messages_in(thread.id)
+            .iter()
+            .filter(|m| {
+                m.components.iter().flat_map(|r| &r.components).any(|c| {
+                    matches!(c, serenity::all::ActionRowComponent::Button(b)
+                        if matches!(&b.data, serenity::all::ButtonKind::NonLink { custom_id, .. }
+                            if custom_id.contains(":create-person:")))
+                })
+            })
+            .count();
+        assert_eq!(approvals_of_step, 1, "one message for the plan, asked twice");
+        let recorded: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT actor, approved FROM approvals WHERE run_id = $1 AND step = 'create-person' ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        assert_eq!(
+            recorded,
+            [
+                (format!("discord:{second}"), true),
+                (format!("discord:{third}"), true)
+            ]
+        );
+        let refusals: Vec<String> = sqlx::query_scalar(
+            "SELECT outcome FROM audit_events WHERE run_id = $1 AND kind = 'approval.refused' ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        assert_eq!(refusals, ["two_person_rule", "already_approved"]);
+
+        let c = fake.send_command(
+            fake.approver(),
+            "cancel",
+            json!({"run": run_id.to_string(), "reason": "test over"}),
+        );
+        assert!(fake.interaction_response(&c).await.is_ephemeral());
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("- run cancelled"),
+            T,
+        )
+        .await;
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+/// The enabled Approve all button of a message.
+fn open_approve_all(m: &Value) -> Option<String> {
+    buttons(m)
+        .iter()
+        .find(|b| b["label"] == "Approve all" && b["disabled"] != true)
+        .and_then(|b| b["custom_id"].as_str().map(String::from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_all_covers_the_plans_known_up_front() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-all.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-all", "name": "All Person", "email": "all@example.com"}),
+        )
+        .await;
+        let (whole, all_id) = fake
+            .wait_for("the whole plan with Approve all", T, |st| {
+                messages_json(st, thread.id)
+                    .iter()
+                    .find_map(|m| Some((m.clone(), open_approve_all(m)?)))
+            })
+            .await;
+        let card = whole["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        println!("whole plan:\n{card}");
+        let mut clicks = 1;
+        let h = fake.click_button(fake.approver(), id_of(&whole), &all_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        fake.wait_for_message(
+            |m| m.id == id_of(&whole) && m.content.starts_with("✓ Approve all by"),
+            T,
+        )
+        .await;
+        let (end, asked) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        clicks += asked.len();
+        // The figure scripts/bench prints next to the 7 clicks of one approval per write.
+        println!("approver clicks for a clean onboarding: {clicks} (asked on their own: {asked:?})");
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert_eq!(user_count(&dbs, "dc-all").await, 1);
+        // What Approve all covers is what the whole plan listed with a plan; the rest depends
+        // on earlier writes (the nginx site, certbot's file, the pushed config, the user) and
+        // was asked for on its own, each card saying why.
+        for step in ["create-person", "deploy-config", "deploy-stub", "cert", "release"] {
+            assert!(card.contains(&format!("**{step}** — ")) && !asked.contains(&step.to_string()), "{step}: {card}");
+        }
+        assert_eq!(asked, ["sync-back", "verify"]);
+        assert_eq!(clicks, 3, "one Approve all and two plans that depend on earlier writes");
+        assert!(card.contains("planned as it will be once deploy-stub"), "{card}");
+        assert!(card.contains("asked on its own when its turn comes"), "{card}");
+        // Discord's limits: the plans did not fit the embed, so they are attached whole.
+        let uploads = fake.uploads(id_of(&whole));
+        assert!(card.contains("attached as `plan-all-"), "{card}");
+        assert_eq!(uploads.len(), 1, "the whole plan as one file");
+        let state = dbs.state_admin().await;
+        let (actor, covers): (String, Value) = sqlx::query_as(
+            "SELECT actor, detail->'covers' FROM audit_events WHERE kind = 'approval.granted_all'",
+        )
+        .fetch_one(&state)
+        .await
+        .unwrap();
+        assert_eq!(actor, format!("discord:{}", fake.approver()));
+        let covered: Vec<&str> = covers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            covered,
+            ["create-person", "deploy-config", "deploy-stub", "cert", "release"]
+        );
+        // Each write names the approver, the covered ones backed by that one event.
+        let applied: Vec<(String, String)> = sqlx::query_as(
+            "SELECT step, detail->>'approved_by' FROM audit_events WHERE kind = 'step.applied' AND detail->>'approved_by' IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&state)
+        .await
+        .unwrap();
+        let by = format!("discord:{}", fake.approver());
+        assert!(applied.iter().all(|(_, a)| *a == by), "{applied:?}");
+        assert_eq!(applied.len(), 7, "every production write: {applied:?}");
+        let ask_events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_events WHERE kind = 'approval.requested' AND step IN ('deploy-config', 'deploy-stub', 'cert', 'release')",
+        )
+        .fetch_one(&state)
+        .await
+        .unwrap();
+        assert_eq!(ask_events, 0, "a covered step does not ask");
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_all_does_not_cover_a_plan_that_changed_and_counts_toward_a_quorum() {
+    use crate::support::lab::{origin_file, push_change};
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let lab = lab();
+        lab.serve_domains(&["dc-allchg.com"]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&["dc-allchg.com"]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeDiscord::start().await;
+        let discord = fake.config_section(tmp.path());
+        // create-person needs two approvers: Approve all is one of them, so the run waits at
+        // create-person while the template changes under the approved deploy-config plan.
+        let cfg = dbs.config(tmp.path(), |t| {
+            t + &discord + "\napprovals:\n  required:\n    create-person: 2\n"
+        });
+        let bot = start_bot(&fake, &cfg).await;
+        let second = fake.add_user("second-approver", &[fake.approver_role_id()]);
+        let third = fake.add_user("third-approver", &[fake.approver_role_id()]);
+        let thread = onboard(
+            &fake,
+            fake.approver(),
+            json!({"slug": "dc-allchg", "name": "Changed Person", "email": "c@example.com"}),
+        )
+        .await;
+        let (whole, all_id) = fake
+            .wait_for("the whole plan with Approve all", T, |st| {
+                messages_json(st, thread.id)
+                    .iter()
+                    .find_map(|m| Some((m.clone(), open_approve_all(m)?)))
+            })
+            .await;
+        let whole_id = id_of(&whole);
+
+        // The run's starter may not Approve all either (two-person rule).
+        let h = fake.click_button(fake.approver(), whole_id, &all_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        let refusal = fake.followup(&h, 0, T).await;
+        assert!(refusal.content.contains("two-person rule"), "{}", refusal.content);
+
+        let h = fake.click_button(second, whole_id, &all_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        fake.wait_for_message(
+            |m| m.id == whole_id && m.content.starts_with("✓ Approve all by"),
+            T,
+        )
+        .await;
+        // create-person's own message counts the Approve all: 1 of 2.
+        let (cp, cp_id) = fake
+            .wait_for("create-person at 1 of 2", T, |st| {
+                messages_json(st, thread.id).iter().find_map(|m| {
+                    let id = open_approve(m)?;
+                    (id.contains(":create-person:")
+                        && m["content"].as_str()?.contains("1 of 2 approved by"))
+                    .then(|| (id_of(m), id))
+                })
+            })
+            .await;
+        // The same person again, on the step's own button: counted once.
+        let h = fake.click_button(second, cp, &cp_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        assert!(fake.followup(&h, 0, T).await.content.contains("You already approved"));
+
+        // A person pushes to the template while the run waits: deploy-config's plan changes.
+        let template = "deployments/@domains/_template/{provider}.com/nginx/prod.conf";
+        let note = "# a person's note, pushed after the Approve all\n";
+        push_change(tmp.path(), template, |t| format!("{t}{note}"));
+        let h = fake.click_button(third, cp, &cp_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        fake.wait_for_message(|m| m.id == cp && m.content.contains("2 of 2 approved by"), T)
+            .await;
+
+        // deploy-config is asked for on its own, and says why.
+        let clicked = HashSet::from([cp_id.clone()]);
+        let Next::Approval(dc, dc_id) = next_in_thread(&fake, thread.id, &clicked).await else {
+            panic!("the run ended before deploy-config");
+        };
+        assert!(dc_id.contains(":deploy-config:"), "{dc_id}");
+        let dc_card = fake.message(dc).unwrap().embeds[0].description.clone().unwrap();
+        assert!(dc_card.contains("its plan changed since the whole plan was shown"), "{dc_card}");
+        let stale: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT plan_hash, voided_at IS NOT NULL FROM approvals WHERE step = 'deploy-config' ORDER BY id",
+        )
+        .fetch_all(&dbs.state_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert!(stale[0].1, "the Approve all of the old plan is void");
+        assert!(!dc_id.ends_with(&stale[0].0[..16]), "a new plan is asked for");
+        let site_conf = "deployments/@domains/dc-allchg.com/nginx/prod.conf";
+        assert!(origin_file(tmp.path(), site_conf).is_none(), "nothing stale was written");
+        approve(&fake, third, dc, &dc_id).await;
+        let conf = fake
+            .wait_for("deploy-config pushed", T, |_| origin_file(tmp.path(), site_conf))
+            .await;
+        assert!(conf.contains(note.trim_end()), "the approved new plan was written: {conf}");
+
+        let (end, asked) = approve_until_end(&fake, thread.id, third).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(!asked.contains(&"deploy-stub".to_string()), "still covered: {asked:?}");
+        assert_eq!(user_count(&dbs, "dc-allchg").await, 1);
         bot.shutdown().await;
         fake.finish();
     })

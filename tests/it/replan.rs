@@ -10,13 +10,12 @@ use crate::support::{lab, scripted};
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lab::{Lab, git};
+use lab::{Lab, git, push_change};
 use onboard_bot::commands::onboard::OnboardArgs;
 use onboard_bot::config::OnboardingConfig;
 use onboard_bot::engine::{Engine, StartOptions};
@@ -76,41 +75,6 @@ impl ChatFrontend for Hooked {
     async fn request_approval(&self, req: &ApprovalRequest) -> anyhow::Result<Decision> {
         self.inner.request_approval(req).await
     }
-}
-
-/// A person's push to the test's origin: `edit` changes the file at `path`.
-fn push_change(tmp: &Path, path: &str, edit: impl FnOnce(String) -> String) {
-    let origin = tmp.join("origin.git");
-    let clone: PathBuf = tmp.join("person");
-    if !clone.exists() {
-        git(
-            tmp,
-            &[
-                "clone",
-                "-q",
-                origin.to_str().unwrap(),
-                clone.to_str().unwrap(),
-            ],
-        );
-    }
-    git(&clone, &["pull", "-q", "--ff-only"]);
-    let file = clone.join(path);
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, edit(text)).unwrap();
-    git(&clone, &["add", path]);
-    git(
-        &clone,
-        &[
-            "-c",
-            "user.name=person",
-            "-c",
-            "user.email=p@example.com",
-            "commit",
-            "-qm",
-            "a person's change",
-        ],
-    );
-    git(&clone, &["push", "-q", "origin", "HEAD:main"]);
 }
 
 fn onboard(slug: &str, mode: &str, org: Option<&str>) -> Request {

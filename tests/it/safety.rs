@@ -156,7 +156,7 @@ async fn a_forged_approval_authorises_no_production_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_database_keeps_one_decision_per_plan() {
+async fn the_database_keeps_one_decision_per_person_and_plan() {
     within(TIMEOUT, async {
         let lab = Lab::get();
         let dbs = lab.fresh().await;
@@ -164,16 +164,28 @@ async fn the_database_keeps_one_decision_per_plan() {
         let cfg = dbs.config(tmp.path(), |t| t);
         let e = engine(cfg.clone(), Arc::new(Scripted::reject_all())).await;
         let (run, hash) = rejected_at_create_person(&e, "one-decision").await;
-        let second = sqlx::query(
-            "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend)
-             VALUES ($1, 'create-person', $2, true, 'test:someone-else', 'console')",
-        )
-        .bind(run)
-        .bind(&hash)
-        .execute(e.pool())
-        .await;
-        let err = second.expect_err("a second standing decision for one plan was stored");
-        assert!(err.to_string().contains("approvals_one_decision"), "{err}");
+        let insert = |actor: &'static str| {
+            sqlx::query(
+                "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend)
+                 VALUES ($1, 'create-person', $2, true, $3, 'console')",
+            )
+            .bind(run)
+            .bind(hash.clone())
+            .bind(actor)
+            .execute(e.pool())
+        };
+        let err = insert("test:approver-1")
+            .await
+            .expect_err("a second standing decision by one person on one plan was stored");
+        assert!(
+            err.to_string().contains("approvals_one_decision_per_actor"),
+            "{err}"
+        );
+        // Another person's decision on the same plan is a row of its own (a quorum counts
+        // them); written by hand, with no event in the chain, it authorises nothing.
+        insert("test:someone-else")
+            .await
+            .expect("another person's decision is stored");
     })
     .await
 }
@@ -481,6 +493,129 @@ async fn a_take_over_stops_the_first_process_and_every_write_happens_once() {
         .unwrap();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0]["reason"], "the first one hangs");
+    })
+    .await
+}
+
+/// A decision by `who`: approve, or reject with a reason.
+fn decision(who: &str, approved: bool) -> onboard_bot::frontend::Decision {
+    onboard_bot::frontend::Decision {
+        approved,
+        reason: (!approved).then(|| "test over".into()),
+        ..approve(who)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quorum_counts_each_approver_once_and_only_approvals_the_chain_backs() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let domain = "quorum-two.com";
+        lab.serve_domains(&[domain]);
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.config(tmp.path(), |t| {
+            t + "\napprovals:\n  required:\n    create-person: 2\n"
+        });
+        let platform = dbs.platform_admin().await;
+        let writer = onboard_bot::state::connect(&cfg.state_db).await.unwrap();
+
+        // The same person answers twice (the console: one person at every prompt): their
+        // approval counts once, the run stops with nothing applied.
+        let same = Arc::new(Scripted::new(|_, _| approve("approver-1")));
+        let e = engine(cfg.clone(), same.clone()).await;
+        let (run, outcome) = e
+            .run(
+                person("quorum-two"),
+                &scripted::actor("ops"),
+                StartOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, RunStatus::Failed, "{outcome:?}");
+        assert!(
+            outcome.message.contains("needs 2 different approvers"),
+            "{}",
+            outcome.message
+        );
+        assert_eq!(users(&platform, "quorum-two").await, 0);
+        let asked = same.requests();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert_eq!((asked[0].required, asked[0].approved_by.len()), (2, 0));
+        assert_eq!(asked[1].approved_by, ["test:approver-1"]);
+
+        // A second approval written into the database by hand (no event in the chain) makes
+        // up no quorum.
+        let hash: String = sqlx::query_scalar(
+            "SELECT plan_hash FROM approvals WHERE run_id = $1 AND step = 'create-person'",
+        )
+        .bind(run)
+        .fetch_one(e.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO approvals (run_id, step, plan_hash, approved, actor, frontend)
+             VALUES ($1, 'create-person', $2, true, 'test:mallory', 'console')",
+        )
+        .bind(run)
+        .bind(&hash)
+        .execute(&writer)
+        .await
+        .unwrap();
+        let outcome = e.execute(run).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Failed, "{outcome:?}");
+        assert!(
+            outcome.message.contains("refusing to apply"),
+            "{}",
+            outcome.message
+        );
+        assert!(
+            outcome.message.contains("test:mallory"),
+            "{}",
+            outcome.message
+        );
+        assert_eq!(
+            users(&platform, "quorum-two").await,
+            0,
+            "the forged row applied"
+        );
+        sqlx::query("UPDATE approvals SET voided_at = now() WHERE actor = 'test:mallory'")
+            .execute(&writer)
+            .await
+            .unwrap();
+        drop(e);
+
+        // Resumed, a second person approves: the step applies, naming both; the next plan
+        // (one approver) is rejected to end the test.
+        let other = Arc::new(Scripted::new(|req, _| {
+            decision("approver-2", req.step == "create-person")
+        }));
+        let e = engine(cfg.clone(), other.clone()).await;
+        let outcome = e.execute(run).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Rejected, "{outcome:?}");
+        assert_eq!(users(&platform, "quorum-two").await, 1);
+        let asked = other.requests();
+        assert_eq!(asked[0].step, "create-person");
+        assert_eq!(asked[0].approved_by, ["test:approver-1"]);
+        assert_eq!(asked[1].required, 1, "{:?}", asked[1]);
+        let events = e.audit_of_run(run).await.unwrap();
+        let granted: Vec<&str> = events
+            .iter()
+            .filter(|ev| {
+                ev.kind == "approval.granted" && ev.step.as_deref() == Some("create-person")
+            })
+            .map(|ev| ev.actor.as_str())
+            .collect();
+        assert_eq!(granted, ["test:approver-1", "test:approver-2"]);
+        let applied = events
+            .iter()
+            .find(|ev| ev.kind == "step.applied" && ev.step.as_deref() == Some("create-person"))
+            .expect("create-person applied");
+        assert_eq!(
+            applied.detail["approved_by"],
+            "test:approver-1, test:approver-2"
+        );
     })
     .await
 }

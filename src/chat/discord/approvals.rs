@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::custom_id::ApprovalButton;
-use super::frontend::{DiscordFrontend, Pending, Posted, RunChat, StepKey, embed, retry};
+use super::custom_id::{ApprovalButton, ApproveAllButton};
+use super::frontend::{DiscordFrontend, Pending, PlanKey, Posted, RunChat, StepKey, embed, retry};
 use crate::frontend::{Actor, ApprovalRequest, Decision};
 use crate::messages;
 use crate::state::runs::RunStatus;
@@ -36,6 +36,8 @@ impl DiscordFrontend {
                 Pending {
                     hash: req.plan_hash.clone(),
                     tx,
+                    required: req.required,
+                    approved_by: req.approved_by.clone(),
                 },
             );
         let _guard = PendingGuard {
@@ -45,10 +47,14 @@ impl DiscordFrontend {
         // A click recorded while no process waited (between a restart and this request): its
         // message already says who decided. Checked after the waiter is in place, so a click
         // is either seen here or delivered to the waiter.
+        // A decision by someone the request does not count yet: the engine already has the
+        // others, and handing back one of those would ask again for ever.
         if let Some(engine) = self.engine()
             && let Some(a) = engine
-                .decision_for(req.run_id, &req.step, &req.plan_hash)
+                .decisions_for(req.run_id, &req.step, &req.plan_hash)
                 .await?
+                .into_iter()
+                .find(|a| !req.approved_by.contains(&a.actor))
         {
             let actor = Actor {
                 id: a.actor.clone(),
@@ -143,47 +149,55 @@ impl DiscordFrontend {
     }
 
     /// A click by someone allowed to decide: hands the decision to the run waiting in this
-    /// process, or records it for the run to find when it resumes. `Err` says why not.
+    /// process, or records it for the run to find when it resumes. `Err` says why not. Each
+    /// person counts once on a plan that needs several approvers.
     pub async fn deliver(
         &self,
         button: &ApprovalButton,
         decision: Decision,
         engine: &crate::engine::Engine,
-    ) -> anyhow::Result<Result<(), messages::ApprovalRefusal>> {
+    ) -> anyhow::Result<Result<Delivered, messages::ApprovalRefusal>> {
         use messages::ApprovalRefusal as R;
         let key = (button.run_id, button.step.clone());
-        let decided_key = (
+        let plan_key: PlanKey = (
             button.run_id,
             button.step.clone(),
             button.hash_prefix.clone(),
         );
-        if let Some(by) = self
+        let actor = decision.actor.id.clone();
+        if let Some(d) = self
             .decided
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&decided_key)
+            .get(&plan_key)
         {
-            return Ok(Err(R::AlreadyDecided(by.clone())));
+            if let Some(by) = &d.closed_by {
+                return Ok(Err(R::AlreadyDecided(by.clone())));
+            }
+            if d.approvers.contains(&actor) {
+                return Ok(Err(R::AlreadyApproved));
+            }
         }
         // The run waiting here for exactly this plan.
         let waiting = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             match pending.get(&key) {
+                Some(p) if button.matches(&p.hash) && p.approved_by.contains(&actor) => {
+                    return Ok(Err(R::AlreadyApproved));
+                }
                 Some(p) if button.matches(&p.hash) => pending.remove(&key),
                 Some(_) => return Ok(Err(R::Stale)),
                 None => None,
             }
         };
         if let Some(p) = waiting {
-            self.decided
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(decided_key, decision.actor.id.clone());
+            let delivered = self.note_decided(&plan_key, &decision, &p.approved_by, p.required);
             let _ = p.tx.send(decision);
-            return Ok(Ok(()));
+            return Ok(Ok(delivered));
         }
-        // Nobody waits here (the bot restarted and the run has not asked again yet): record it
-        // against the plan the step is waiting with, for the resumed run to pick up.
+        // Nobody waits here (the bot restarted and the run has not asked again yet, or it is
+        // between two approvers of one plan): record it against the plan the step is waiting
+        // with, for the run to pick up.
         let Some(run) = engine.run_record(button.run_id).await? else {
             return Ok(Err(R::RunOver("unknown".into())));
         };
@@ -207,37 +221,83 @@ impl DiscordFrontend {
         else {
             return Ok(Err(R::Stale));
         };
-        if let Some(a) = engine.decision_for(run.id, &button.step, &full).await? {
-            return Ok(Err(R::AlreadyDecided(a.actor)));
+        let recorded = engine.decisions_for(run.id, &button.step, &full).await?;
+        let required = engine.approvals_required(&button.step);
+        if let Some(r) = recorded.iter().find(|a| !a.approved) {
+            return Ok(Err(R::AlreadyDecided(r.actor.clone())));
         }
-        self.decided
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(decided_key.clone(), decision.actor.id.clone());
+        if recorded.iter().any(|a| a.actor == actor) {
+            return Ok(Err(R::AlreadyApproved));
+        }
+        if recorded.len() >= required as usize {
+            let last = recorded.last().map(|a| a.actor.clone()).unwrap_or_default();
+            return Ok(Err(R::AlreadyDecided(last)));
+        }
+        let before: Vec<String> = recorded.into_iter().map(|a| a.actor).collect();
+        let delivered = self.note_decided(&plan_key, &decision, &before, required);
         if let Err(e) = engine
             .record_decision(&run, &button.step, &full, &decision)
             .await
         {
             // Not recorded: the next click may try again.
-            self.decided
+            if let Some(d) = self
+                .decided
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&decided_key);
+                .get_mut(&plan_key)
+            {
+                d.approvers.retain(|a| *a != actor);
+                if d.closed_by.as_deref() == Some(actor.as_str()) {
+                    d.closed_by = None;
+                }
+            }
             return Err(e);
         }
-        // The resumed run may have started waiting in the meantime, after it looked for a
-        // recorded decision: hand it over too rather than leave it waiting.
+        // The run may have started waiting in the meantime, after it looked for a recorded
+        // decision: hand it over too rather than leave it waiting.
         let late = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             match pending.get(&key) {
-                Some(p) if button.matches(&p.hash) => pending.remove(&key),
+                Some(p) if button.matches(&p.hash) && !p.approved_by.contains(&actor) => {
+                    pending.remove(&key)
+                }
                 _ => None,
             }
         };
         if let Some(p) = late {
             let _ = p.tx.send(decision);
         }
-        Ok(Ok(()))
+        Ok(Ok(delivered))
+    }
+
+    /// Notes a decision clicked in this process on a plan that `before` approved already
+    /// (recorded or handed over): who approved it so far and whether it is now decided.
+    fn note_decided(
+        &self,
+        plan_key: &PlanKey,
+        decision: &Decision,
+        before: &[String],
+        required: u32,
+    ) -> Delivered {
+        let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        let d = decided.entry(plan_key.clone()).or_default();
+        for a in before {
+            if !d.approvers.contains(a) {
+                d.approvers.push(a.clone());
+            }
+        }
+        if decision.approved && !d.approvers.contains(&decision.actor.id) {
+            d.approvers.push(decision.actor.id.clone());
+        }
+        let closes = !decision.approved || d.approvers.len() >= required as usize;
+        if closes {
+            d.closed_by = Some(decision.actor.id.clone());
+        }
+        Delivered {
+            approved_by: d.approvers.clone(),
+            required,
+            closes,
+        }
     }
 
     /// The plan of `req` has waited long: the approver roles are reminded in the thread,
@@ -292,6 +352,39 @@ impl DiscordFrontend {
             messages::approval_decided(approved, &actor.id, reason),
         )
         .await;
+    }
+
+    /// After the approval that completes a plan's quorum: the message says who approved it,
+    /// its buttons are disabled.
+    pub async fn show_quorum_met(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApprovalButton,
+        d: &Delivered,
+    ) {
+        self.close_clicked(
+            channel,
+            message,
+            button,
+            messages::approval_quorum_met(&d.approved_by, d.required),
+        )
+        .await;
+    }
+
+    /// After an approval that does not complete the quorum: the message says who approved so
+    /// far, and its buttons stay open for the next approver.
+    pub async fn show_partial(&self, channel: ChannelId, message: MessageId, d: &Delivered) {
+        let edit = EditMessage::new()
+            .content(messages::approval_partial(&d.approved_by, d.required))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if let Err(e) = retry("showing a partial approval", || {
+            channel.edit_message(&self.http, message, edit.clone())
+        })
+        .await
+        {
+            warn!(message = %message, error = ?e, "gave up showing a partial approval");
+        }
     }
 
     /// A stale message's buttons are disabled (a fresh approval is, or will be, posted).
@@ -369,8 +462,19 @@ impl DiscordFrontend {
                     .iter()
                     .filter(|r| **r != 0)
                     .map(|r| RoleId::new(*r));
+                // A plan some approvers approved already (a restart, an Approve all) says so
+                // from the start, as the message of a click does.
+                let content = if req.approved_by.is_empty() {
+                    messages::approval_ping(&self.cfg.approver_role_ids)
+                } else {
+                    format!(
+                        "{}\n{}",
+                        messages::approval_ping(&self.cfg.approver_role_ids),
+                        messages::approval_partial(&req.approved_by, req.required)
+                    )
+                };
                 let mut msg = CreateMessage::new()
-                    .content(messages::approval_ping(&self.cfg.approver_role_ids))
+                    .content(content)
                     .embed(embed(&a.card))
                     .components(buttons(&button, true))
                     .allowed_mentions(CreateAllowedMentions::new().roles(roles));
@@ -404,7 +508,8 @@ impl DiscordFrontend {
             .decided
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&decided)
+            .get(&decided)
+            .is_some_and(|d| d.closed_by.is_some())
         {
             posted.open = false;
         }
@@ -412,6 +517,173 @@ impl DiscordFrontend {
         drop(all);
         Ok(posted)
     }
+}
+
+/// What a delivered decision did to its plan: who has approved it, of how many needed, and
+/// whether it is now decided (the message closes) or waits for more approvers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub approved_by: Vec<String>,
+    pub required: u32,
+    pub closes: bool,
+}
+
+impl DiscordFrontend {
+    /// The run's whole plan, posted in its thread with Approve all (when anything is known).
+    pub(super) async fn post_up_front(&self, plan: &crate::frontend::UpFrontPlan) {
+        let Some(thread) = self.thread_of(plan.run_id) else {
+            warn!(run_id = %plan.run_id, "no thread to show the whole plan in");
+            return;
+        };
+        let a = messages::up_front_card(plan, self.cfg.two_person_rule);
+        let button = ApproveAllButton::new(plan.run_id, &plan.hash);
+        let mut msg = CreateMessage::new()
+            .content(messages::up_front_intro())
+            .embed(embed(&a.card))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !plan.covered().is_empty() {
+            msg = msg.components(approve_all_buttons(&button, true));
+        }
+        if let Some((name, text)) = a.attachment {
+            msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
+        }
+        match retry("posting the whole plan", || {
+            thread.send_message(&self.http, msg.clone())
+        })
+        .await
+        {
+            Ok(m) if !plan.covered().is_empty() => {
+                self.up_front
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(plan.run_id, (thread, m.id));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(run_id = %plan.run_id, error = ?e, "gave up posting the whole plan"),
+        }
+    }
+
+    /// An Approve all by someone allowed to decide: the engine records it; each covered step
+    /// waiting here for exactly that plan gets the decision, and its message says so.
+    pub async fn deliver_all(
+        &self,
+        button: &ApproveAllButton,
+        decision: Decision,
+        engine: &crate::engine::Engine,
+    ) -> anyhow::Result<Result<Vec<String>, messages::ApprovalRefusal>> {
+        let pairs = match engine
+            .approve_all(button.run_id, &button.hash_prefix, &decision)
+            .await?
+        {
+            Ok(pairs) => pairs,
+            Err(r) => return Ok(Err(r)),
+        };
+        for (step, hash) in &pairs {
+            let key = (button.run_id, step.clone());
+            let waiting = {
+                let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                match pending.get(&key) {
+                    Some(p) if p.hash == *hash && !p.approved_by.contains(&decision.actor.id) => {
+                        pending.remove(&key)
+                    }
+                    _ => None,
+                }
+            };
+            let Some(p) = waiting else { continue };
+            let step_button = ApprovalButton::new(true, button.run_id, step, hash);
+            let plan_key = (button.run_id, step.clone(), step_button.hash_prefix.clone());
+            let d = self.note_decided(&plan_key, &decision, &p.approved_by, p.required);
+            let _ = p.tx.send(decision.clone());
+            let open = self
+                .posted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|x| x.open && x.button.matches(hash))
+                        .cloned()
+                });
+            if let Some(m) = open {
+                if d.closes {
+                    self.close_clicked(
+                        m.channel,
+                        m.message,
+                        &m.button,
+                        messages::approval_decided(true, &decision.actor.id, None),
+                    )
+                    .await;
+                } else {
+                    self.show_partial(m.channel, m.message, &d).await;
+                }
+            }
+        }
+        Ok(Ok(pairs.into_iter().map(|(s, _)| s).collect()))
+    }
+
+    /// The whole plan's message after an Approve all: who, and what it approved. It stays open
+    /// when a step it lists needs more approvers.
+    pub async fn show_approved_all(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        button: &ApproveAllButton,
+        actor: &Actor,
+        steps: &[String],
+        keep_open: bool,
+    ) {
+        let mut edit = EditMessage::new()
+            .content(messages::approve_all_done(&actor.id, steps))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !keep_open {
+            edit = edit.components(approve_all_buttons(button, false));
+            self.up_front
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&button.run_id);
+        }
+        if let Err(e) = retry("showing an Approve all", || {
+            channel.edit_message(&self.http, message, edit.clone())
+        })
+        .await
+        {
+            warn!(message = %message, error = ?e, "gave up showing an Approve all");
+        }
+    }
+
+    /// Closes the run's whole-plan message (the run is over).
+    pub(super) async fn close_up_front(&self, run_id: Uuid, text: &str) {
+        let Some((channel, message)) = self
+            .up_front
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id)
+        else {
+            return;
+        };
+        let button = ApproveAllButton::new(run_id, "");
+        let edit = EditMessage::new()
+            .content(text)
+            .components(approve_all_buttons(&button, false))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if let Err(e) = retry("closing the whole plan", || {
+            channel.edit_message(&self.http, message, edit.clone())
+        })
+        .await
+        {
+            warn!(message = %message, error = ?e, "gave up closing the whole plan");
+        }
+    }
+}
+
+/// The Approve all button of a run's whole plan.
+fn approve_all_buttons(button: &ApproveAllButton, enabled: bool) -> Vec<CreateActionRow> {
+    vec![CreateActionRow::Buttons(vec![
+        CreateButton::new(button.encode())
+            .label("Approve all")
+            .style(ButtonStyle::Success)
+            .disabled(!enabled),
+    ])]
 }
 
 /// Keeps the pending entry only as long as the engine waits (the run may be cancelled).

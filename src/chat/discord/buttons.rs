@@ -11,7 +11,7 @@ use serenity::all::{
 use tracing::{info, warn};
 
 use super::Data;
-use super::custom_id::ApprovalButton;
+use super::custom_id::{ApprovalButton, ApproveAllButton};
 use crate::frontend::{Actor, Decision};
 use crate::messages::{self, ApprovalRefusal};
 use crate::state::audit::{AuditKind, NewEvent};
@@ -39,6 +39,9 @@ pub async fn on_click(
     data: &Data,
     c: &ComponentInteraction,
 ) -> anyhow::Result<()> {
+    if let Some(all) = ApproveAllButton::decode(&c.data.custom_id) {
+        return on_approve_all(ctx, data, c, &all).await;
+    }
     let Some(button) = ApprovalButton::decode(&c.data.custom_id) else {
         c.defer(&ctx.http).await?;
         warn!(
@@ -71,6 +74,91 @@ pub async fn on_click(
         how: "discord button",
     };
     decide(ctx, data, &button, &click, None).await
+}
+
+/// A click on Approve all: checked as an Approve click is (approver role, two-person rule),
+/// then the engine approves each plan of the whole plan that is still to be applied.
+async fn on_approve_all(
+    ctx: &serenity::all::Context,
+    data: &Data,
+    c: &ComponentInteraction,
+    button: &ApproveAllButton,
+) -> anyhow::Result<()> {
+    c.defer(&ctx.http).await?;
+    let roles: &[RoleId] = c.member.as_ref().map(|m| m.roles.as_slice()).unwrap_or(&[]);
+    let actor = actor_of(&c.user);
+    let cfg = data.frontend.config();
+    let run = data.engine.run_record(button.run_id).await?;
+    let checked = match &run {
+        None => Err(ApprovalRefusal::RunOver("unknown".into())),
+        Some(run) => check_decider(
+            true,
+            &actor.id,
+            roles,
+            &cfg.approver_role_ids,
+            &run.started_by,
+            cfg.two_person_rule,
+        ),
+    };
+    let verdict = match checked {
+        Err(r) => Err(r),
+        Ok(()) => {
+            let decision = Decision {
+                approved: true,
+                actor: actor.clone(),
+                how: "discord approve all".into(),
+                reason: None,
+            };
+            data.frontend
+                .deliver_all(button, decision, &data.engine)
+                .await?
+        }
+    };
+    match verdict {
+        Ok(steps) => {
+            info!(run_id = %button.run_id, actor = actor.id, ?steps, "approve all");
+            let keep_open = steps.iter().any(|s| data.engine.approvals_required(s) > 1);
+            data.frontend
+                .show_approved_all(
+                    c.channel_id,
+                    c.message.id,
+                    button,
+                    &actor,
+                    &steps,
+                    keep_open,
+                )
+                .await;
+        }
+        Err(refusal) => {
+            data.engine
+                .audit(NewEvent {
+                    run_id: run.as_ref().map(|r| r.id),
+                    subject: run
+                        .as_ref()
+                        .map(|r| r.subject.clone())
+                        .unwrap_or_else(|| button.run_id.to_string()),
+                    step: None,
+                    actor: actor.id.clone(),
+                    kind: AuditKind::ApprovalRefused,
+                    outcome: refusal.key().into(),
+                    detail: json!({
+                        "action": "approve all",
+                        "up_front_hash_prefix": button.hash_prefix,
+                        "actor_name": actor.display,
+                    }),
+                    duration_ms: None,
+                })
+                .await?;
+            info!(run_id = %button.run_id, actor = actor.id, refusal = refusal.key(), "approve all refused");
+            CreateInteractionResponseFollowup::new()
+                .content(messages::approval_refused(&refusal))
+                .ephemeral(true)
+                .allowed_mentions(CreateAllowedMentions::new())
+                .execute(&ctx.http, (None, c.token.as_str()))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A submitted reject form: the rejection, with its reason, decided as a click would be.
@@ -190,18 +278,30 @@ async fn decide(
         }
     };
     match verdict {
-        Ok(()) => {
-            info!(run_id = %button.run_id, step = button.step, approved = button.approve, actor = actor.id, "decision taken");
+        Ok(d) if !d.closes => {
+            info!(run_id = %button.run_id, step = button.step, actor = actor.id, approvals = d.approved_by.len(), required = d.required, "approval counted; the plan waits for more approvers");
             data.frontend
-                .show_decided(
-                    click.channel,
-                    click.message,
-                    button,
-                    button.approve,
-                    actor,
-                    reason.as_deref(),
-                )
+                .show_partial(click.channel, click.message, &d)
                 .await;
+        }
+        Ok(d) => {
+            info!(run_id = %button.run_id, step = button.step, approved = button.approve, actor = actor.id, "decision taken");
+            if button.approve && d.required > 1 {
+                data.frontend
+                    .show_quorum_met(click.channel, click.message, button, &d)
+                    .await;
+            } else {
+                data.frontend
+                    .show_decided(
+                        click.channel,
+                        click.message,
+                        button,
+                        button.approve,
+                        actor,
+                        reason.as_deref(),
+                    )
+                    .await;
+            }
         }
         Err(refusal) => {
             let subject = run

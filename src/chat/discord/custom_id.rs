@@ -109,6 +109,50 @@ impl ApprovalButton {
     }
 }
 
+/// The tag of the Approve all button's custom_id: `ob1all:<run id, 32 hex>:<up-front plan
+/// hash prefix, 16 hex>`.
+const ALL_TAG: &str = "ob1all";
+
+/// What a click on Approve all asks for: the run's whole plan, as it was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveAllButton {
+    pub run_id: Uuid,
+    /// The first [`HASH_PREFIX_LEN`] characters of the up-front plan's hash.
+    pub hash_prefix: String,
+}
+
+impl ApproveAllButton {
+    pub fn new(run_id: Uuid, up_front_hash: &str) -> Self {
+        Self {
+            run_id,
+            hash_prefix: up_front_hash.chars().take(HASH_PREFIX_LEN).collect(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{ALL_TAG}:{}:{}", self.run_id.simple(), self.hash_prefix)
+    }
+
+    /// `None` for any other custom_id.
+    pub fn decode(custom_id: &str) -> Option<Self> {
+        let mut parts = custom_id.split(':');
+        if parts.next()? != ALL_TAG {
+            return None;
+        }
+        let run_id = Uuid::try_parse(parts.next()?).ok()?;
+        let hash_prefix = parts.next()?;
+        let hash_ok = hash_prefix.len() == HASH_PREFIX_LEN
+            && hash_prefix.bytes().all(|b| b.is_ascii_hexdigit());
+        if parts.next().is_some() || !hash_ok {
+            return None;
+        }
+        Some(Self {
+            run_id,
+            hash_prefix: hash_prefix.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +186,22 @@ mod tests {
         );
         assert_eq!(ApprovalButton::decode_reject_form(&id), None);
         assert_eq!(ApprovalButton::decode_reject_form("ob1fx:nope"), None);
+    }
+
+    #[test]
+    fn approve_all_round_trips_and_is_no_step_button() {
+        let b = ApproveAllButton::new(Uuid::new_v4(), &"ab".repeat(32));
+        let id = b.encode();
+        assert!(id.len() <= MAX_LEN);
+        assert_eq!(ApproveAllButton::decode(&id), Some(b));
+        assert_eq!(ApprovalButton::decode(&id), None);
+        assert_eq!(ApprovalButton::decode_reject_form(&id), None);
+        let step = ApprovalButton::new(true, Uuid::new_v4(), "cert", &"cd".repeat(32));
+        assert_eq!(ApproveAllButton::decode(&step.encode()), None);
+        assert_eq!(
+            ApproveAllButton::decode("ob1all:nope:0123456789abcdef"),
+            None
+        );
     }
 
     #[test]

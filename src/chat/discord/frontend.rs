@@ -82,7 +82,21 @@ pub(super) struct Posted {
 pub(super) struct Pending {
     pub(super) hash: String,
     pub(super) tx: oneshot::Sender<Decision>,
+    /// How many distinct approvers the plan needs, and who approved it before this request.
+    pub(super) required: u32,
+    pub(super) approved_by: Vec<String>,
 }
+
+/// The decisions clicked in this process on one plan: who approved it, and who closed it (the
+/// approval that made the quorum, or a rejection).
+#[derive(Debug, Default)]
+pub(super) struct Decided {
+    pub(super) approvers: Vec<String>,
+    pub(super) closed_by: Option<String>,
+}
+
+/// A plan of a run's step, as a button names it: (run, step, plan hash prefix).
+pub(super) type PlanKey = (Uuid, String, String);
 
 pub struct DiscordFrontend {
     pub(super) http: Arc<Http>,
@@ -96,11 +110,14 @@ pub struct DiscordFrontend {
     pub(super) resumed: Mutex<HashSet<Uuid>>,
     pub(super) posted: Mutex<HashMap<StepKey, Vec<Posted>>>,
     pub(super) pending: Mutex<HashMap<StepKey, Pending>>,
-    /// Plans decided by a click in this process, (run, step, hash prefix) -> actor: a second
-    /// click in the moment before the engine records the first is refused, not recorded twice.
-    pub(super) decided: Mutex<HashMap<(Uuid, String, String), String>>,
+    /// Plans decided by clicks in this process: a second click by the same person, or any click
+    /// after the plan was closed, in the moment before the engine records the first is
+    /// refused, not recorded twice.
+    pub(super) decided: Mutex<HashMap<PlanKey, Decided>>,
     /// Bumped on every attach, so a command can wait for its run's thread.
     pub(super) attached: watch::Sender<u64>,
+    /// Each run's whole-plan message with its Approve all, while it is open.
+    pub(super) up_front: Mutex<HashMap<Uuid, (ChannelId, MessageId)>>,
 }
 
 impl DiscordFrontend {
@@ -115,6 +132,7 @@ impl DiscordFrontend {
             pending: Mutex::default(),
             decided: Mutex::default(),
             attached: watch::channel(0).0,
+            up_front: Mutex::default(),
         }
     }
 
@@ -400,6 +418,7 @@ impl ChatFrontend for DiscordFrontend {
                     )),
                 };
                 self.close_run_approvals(run.id, &closed).await;
+                self.close_up_front(run.id, &closed).await;
                 // Dropping the last handle makes the progress task flush once more and stop.
                 self.runs
                     .lock()
@@ -424,6 +443,14 @@ impl ChatFrontend for DiscordFrontend {
 
     async fn remind(&self, req: &ApprovalRequest, waited: Duration, left: Duration) {
         self.remind_approvers(req, waited, left).await;
+    }
+
+    fn shows_up_front(&self) -> bool {
+        true
+    }
+
+    async fn present_up_front(&self, plan: &crate::frontend::UpFrontPlan) {
+        self.post_up_front(plan).await;
     }
 }
 

@@ -29,6 +29,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+pub use approvals::Delivered;
 pub use frontend::DiscordFrontend;
 
 use crate::config::{Config, DiscordConfig};

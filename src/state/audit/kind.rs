@@ -35,13 +35,17 @@ pub enum AuditKind {
     ApprovalRefused,
     ApprovalReminded,
     ApprovalExpired,
+    /// Every production write of a run planned up front, shown with an Approve all button.
+    PlanUpFront,
+    /// One person's Approve all: the (step, plan hash) pairs of the up-front plan it covers.
+    ApprovalGrantedAll,
     LockTakenOver,
     CommandRefused,
 }
 
 impl AuditKind {
     /// Every kind, for the tests and for whoever lists them.
-    pub const ALL: [AuditKind; 32] = [
+    pub const ALL: [AuditKind; 34] = [
         Self::RunStarted,
         Self::RunRefused,
         Self::RunResumed,
@@ -74,6 +78,8 @@ impl AuditKind {
         Self::RunExpired,
         Self::ApprovalReminded,
         Self::ApprovalExpired,
+        Self::PlanUpFront,
+        Self::ApprovalGrantedAll,
     ];
 
     /// The stored text (`run.started`): hashed into the chain, never to change.
@@ -109,6 +115,8 @@ impl AuditKind {
             Self::ApprovalRefused => "approval.refused",
             Self::ApprovalReminded => "approval.reminded",
             Self::ApprovalExpired => "approval.expired",
+            Self::PlanUpFront => "plan.up_front",
+            Self::ApprovalGrantedAll => "approval.granted_all",
             Self::LockTakenOver => "lock.taken_over",
             Self::CommandRefused => "command.refused",
         }
@@ -258,6 +266,8 @@ mod tests {
             "run.expired",
             "approval.reminded",
             "approval.expired",
+            "plan.up_front",
+            "approval.granted_all",
         ];
         assert_eq!(AuditKind::ALL.map(AuditKind::as_str), kinds);
         for k in AuditKind::ALL {

@@ -476,3 +476,38 @@ pub fn commit(dir: &Path, message: &str) -> String {
         ],
     )
 }
+
+/// A person's push to the test's origin: `edit` changes the file at `path`.
+pub fn push_change(tmp: &Path, path: &str, edit: impl FnOnce(String) -> String) {
+    let origin = tmp.join("origin.git");
+    let clone: PathBuf = tmp.join("person");
+    if !clone.exists() {
+        git(
+            tmp,
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
+    }
+    git(&clone, &["pull", "-q", "--ff-only"]);
+    let file = clone.join(path);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, edit(text)).unwrap();
+    git(&clone, &["add", path]);
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=person",
+            "-c",
+            "user.email=p@example.com",
+            "commit",
+            "-qm",
+            "a person's change",
+        ],
+    );
+    git(&clone, &["push", "-q", "origin", "HEAD:main"]);
+}
