@@ -28,6 +28,8 @@ const SNIPPET_MAX: usize = 3000;
 pub struct ReportCard {
     pub card: Card,
     pub complete: bool,
+    /// The name the card gives the attached full report (used when `complete` is false).
+    pub attachment: String,
 }
 
 /// The embed's colour for a verdict.
@@ -156,7 +158,11 @@ pub fn dns_card(view: &View, mail_plan: &str, written: &str) -> ReportCard {
             )
         };
     }
-    ReportCard { card, complete }
+    ReportCard {
+        card,
+        complete,
+        attachment: dns_report_file(&view.domain),
+    }
 }
 
 fn verdict_headline(v: Verdict) -> String {

@@ -151,7 +151,8 @@ pub fn listing_message(listing: &Listing) -> ListingMessage {
     if let Some(card) = &listing.card {
         return ListingMessage::Card {
             card: card.card.clone(),
-            file: (!card.complete).then(|| (file_name(listing), listing.text.as_bytes().to_vec())),
+            file: (!card.complete)
+                .then(|| (card.attachment.clone(), listing.text.as_bytes().to_vec())),
         };
     }
     if listing.text.chars().count() <= INLINE_MAX {
