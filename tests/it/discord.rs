@@ -2237,6 +2237,13 @@ async fn approve_all_covers_the_plans_known_up_front() {
             T,
         )
         .await;
+        // The first step may have posted its own card before the Approve all: that card says
+        // it was approved by the time the step is done (it may still be on its way before).
+        fake.wait_for_message(
+            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
+            RUN,
+        )
+        .await;
         let (end, asked) = approve_until_end(&fake, thread.id, fake.approver()).await;
         clicks += asked.len();
         // The figure scripts/bench prints next to the 7 clicks of one approval per write.
@@ -2292,6 +2299,75 @@ async fn approve_all_covers_the_plans_known_up_front() {
         .await
         .unwrap();
         assert_eq!(ask_events, 0, "a covered step does not ask");
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+/// Approve all clicked while the first step's own card is on its way to Discord: the card,
+/// once there, says the plan was approved and offers no button (it used to stay open, and a
+/// second approver clicking it was told the plan was decided already).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_posted_after_approve_all_covered_its_plan_shows_it_approved() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let Setup {
+            dbs,
+            tmp: _tmp,
+            fake,
+            cfg: _,
+            bot,
+        } = set_up(&["dc-late.com"]).await;
+        let mut held = fake.hold_next("POST", "/channels/", ":create-person:");
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-late", "name": "Late Card", "email": "late@example.com"}),
+        )
+        .await;
+        held.arrived(T).await;
+        let (whole, all_id) = fake
+            .wait_for("the whole plan with Approve all", T, |st| {
+                messages_json(st, thread.id)
+                    .iter()
+                    .find_map(|m| Some((m.clone(), open_approve_all(m)?)))
+            })
+            .await;
+        let h = fake.click_button(fake.approver(), id_of(&whole), &all_id);
+        assert_eq!(fake.interaction_response(&h).await.kind, 6);
+        fake.wait_for_message(
+            |m| m.id == id_of(&whole) && m.content.starts_with("✓ Approve all by"),
+            T,
+        )
+        .await;
+        held.release();
+        let want = format!("approved by <@{}>", fake.approver());
+        let card = fake
+            .wait_for_message(
+                |m| {
+                    m.channel_id == thread.id
+                        && m.components.iter().flat_map(|r| &r.components).any(|c| {
+                            matches!(c, serenity::all::ActionRowComponent::Button(b)
+                                if matches!(&b.data, serenity::all::ButtonKind::NonLink { custom_id, .. }
+                                    if custom_id.contains(":create-person:")))
+                        })
+                        && m.content.contains(&want)
+                },
+                T,
+            )
+            .await;
+        assert!(
+            card.components
+                .iter()
+                .flat_map(|r| &r.components)
+                .all(|c| matches!(c, serenity::all::ActionRowComponent::Button(b) if b.disabled)),
+            "the covered card offers no button: {card:?}"
+        );
+        let (end, asked) = approve_until_end(&fake, thread.id, fake.approver()).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert_eq!(asked, ["sync-back", "verify"]);
+        assert_eq!(user_count(&dbs, "dc-late").await, 1);
         bot.shutdown().await;
         fake.finish();
     })

@@ -497,24 +497,34 @@ impl DiscordFrontend {
         // click's decision is in `decided` already and `mark_closed` found nothing to mark, so
         // the run's end would overwrite "approved by". Checked under the `posted` lock, so a
         // click is either seen here or finds the entry.
-        let mut all = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
         let mut posted = posted;
-        let decided = (
-            req.run_id,
-            req.step.clone(),
-            posted.button.hash_prefix.clone(),
-        );
-        if self
-            .decided
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&decided)
-            .is_some_and(|d| d.closed_by.is_some())
-        {
-            posted.open = false;
+        let unshown = {
+            let mut all = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+            let decided_key = (
+                req.run_id,
+                req.step.clone(),
+                posted.button.hash_prefix.clone(),
+            );
+            let unshown = {
+                let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+                let d = decided.get_mut(&decided_key);
+                if d.as_ref().is_some_and(|d| d.closed_by.is_some()) {
+                    posted.open = false;
+                }
+                d.and_then(|d| d.unshown.take())
+            };
+            all.insert(key, vec![posted.clone()]);
+            unshown
+        };
+        // Decided by an Approve all while the message was on its way: it says so now.
+        match unshown {
+            Some((d, actor)) if d.closes => {
+                self.close_message(&posted, messages::approval_decided(true, &actor, None))
+                    .await;
+            }
+            Some((d, _)) => self.show_partial(posted.channel, posted.message, &d).await,
+            None => {}
         }
-        all.insert(key, vec![posted.clone()]);
-        drop(all);
         Ok(posted)
     }
 }
@@ -594,16 +604,25 @@ impl DiscordFrontend {
             let plan_key = (button.run_id, step.clone(), step_button.hash_prefix.clone());
             let d = self.note_decided(&plan_key, &decision, &p.approved_by, p.required);
             let _ = p.tx.send(decision.clone());
-            let open = self
-                .posted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .and_then(|list| {
+            let open = {
+                let posted = self.posted.lock().unwrap_or_else(PoisonError::into_inner);
+                let open = posted.get(&key).and_then(|list| {
                     list.iter()
                         .find(|x| x.open && x.button.matches(hash))
                         .cloned()
                 });
+                // The step's message is still on its way to Discord: its poster shows this
+                // decision on it (checked under the `posted` lock, as the poster does).
+                if open.is_none() {
+                    self.decided
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(plan_key.clone())
+                        .or_default()
+                        .unshown = Some((d.clone(), decision.actor.id.clone()));
+                }
+                open
+            };
             if let Some(m) = open {
                 if d.closes {
                     self.close_clicked(

@@ -93,6 +93,9 @@ pub(super) struct Pending {
 pub(super) struct Decided {
     pub(super) approvers: Vec<String>,
     pub(super) closed_by: Option<String>,
+    /// A decision made away from the plan's message (an Approve all) before that message was
+    /// posted: whoever posts it shows this on it.
+    pub(super) unshown: Option<(super::approvals::Delivered, String)>,
 }
 
 /// A plan of a run's step, as a button names it: (run, step, plan hash prefix).

@@ -69,6 +69,43 @@ pub struct Inner {
     /// Bumped on every state change; test waiters and gateway connections listen to it.
     pub version: watch::Sender<u64>,
     pub spec: Arc<openapi::Spec>,
+    /// Requests to hold before they are processed (`FakeDiscord::hold_next`).
+    holds: Mutex<Vec<Hold>>,
+}
+
+/// A request the fake holds until the test releases it: (method, path prefix after `/api/v10`,
+/// a string the body must contain), told when it arrives, released when told.
+struct Hold {
+    method: String,
+    path_prefix: String,
+    body_contains: String,
+    arrived: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// A request held by the fake: `arrived` waits until the bot has sent it; `release` (or
+/// dropping this) lets the fake process it.
+pub struct HeldRequest {
+    arrived: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HeldRequest {
+    /// Waits until the bot has sent the held request (panics after `timeout`).
+    pub async fn arrived(&mut self, timeout: Duration) {
+        let rx = self.arrived.take().expect("arrived is awaited once");
+        tokio::time::timeout(timeout, rx)
+            .await
+            .expect("the held request did not arrive in time")
+            .expect("the fake dropped the held request");
+    }
+
+    /// Lets the fake process the held request.
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl Inner {
@@ -86,6 +123,26 @@ impl Inner {
 
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.lock())
+    }
+
+    /// The release of the first hold matching this request, taken (a hold holds one request).
+    pub fn take_hold(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        let path = path.strip_prefix(rest::API_PREFIX).unwrap_or(path);
+        let body = String::from_utf8_lossy(body);
+        let i = holds.iter().position(|h| {
+            h.method == method
+                && path.starts_with(&h.path_prefix)
+                && body.contains(&h.body_contains)
+        })?;
+        let h = holds.remove(i);
+        let _ = h.arrived.send(());
+        Some(h.release)
     }
 }
 
@@ -171,6 +228,7 @@ impl FakeDiscord {
             state: Mutex::new(State::new(ids, token.clone(), ws_url.clone())),
             version,
             spec,
+            holds: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/gateway", get(gateway::upgrade))
@@ -898,6 +956,29 @@ impl FakeDiscord {
     }
 
     // ----- fault injection ---------------------------------------------------------------
+
+    /// Holds the next `method` request whose path (after `/api/v10`) starts with `path_prefix`
+    /// and whose body contains `body_contains`, before the fake processes it: a test can act
+    /// while the bot waits for Discord's answer, then release it.
+    pub fn hold_next(&self, method: &str, path_prefix: &str, body_contains: &str) -> HeldRequest {
+        let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Hold {
+                method: method.into(),
+                path_prefix: path_prefix.into(),
+                body_contains: body_contains.into(),
+                arrived: arrived_tx,
+                release: release_rx,
+            });
+        HeldRequest {
+            arrived: Some(arrived_rx),
+            release: Some(release_tx),
+        }
+    }
 
     /// The next `n` REST requests whose path (after `/api/v10`) starts with `path_prefix`
     /// (any path if None; `POST /channels/1/messages` matches POSTs only) get `status` instead

@@ -76,6 +76,10 @@ pub async fn handle(inner: Arc<Inner>, req: axum::extract::Request) -> Response 
     let content_type = header("content-type");
     let auth = header("authorization");
     let user_agent = header("user-agent");
+    if let Some(release) = inner.take_hold(&method, &path, &bytes) {
+        // Released by the test, or by dropping its handle.
+        let _ = release.await;
+    }
     let reply = inner.update(|st| {
         process(
             st,
