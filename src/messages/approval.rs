@@ -475,6 +475,11 @@ pub fn cert_presumes() -> &'static str {
     "planned as it will be once deploy-stub has installed the nginx site; the site and `nginx -t` are checked again right before certbot"
 }
 
+/// What the success check's plan ahead presumes of the database steps.
+pub fn verify_presumes() -> &'static str {
+    "planned as it will be once the database steps have created the rows; the ids are looked up by slug when the check runs"
+}
+
 /// What the release's plan ahead presumes of deploy-config and the certificate.
 pub fn release_presumes() -> &'static str {
     "planned on services.yaml as deploy-config writes it; applied only once TLS is live"

@@ -422,6 +422,11 @@ async fn rls_check(
 pub async fn run_checks(cx: &StepContext) -> Result<Vec<Check>, StepError> {
     let v = settings(cx)?;
     let t = tenant(cx).await?;
+    // The plan names the tenant by slug; the ids it found are in the run's log.
+    cx.log(&match &t.org {
+        Some((org, id)) => format!("user `{}` is {}, org `{org}` is {id}", t.slug, t.user_id),
+        None => format!("user `{}` is {}", t.slug, t.user_id),
+    });
     let mut conn = tenant_conn(cx).await?;
     let other = tenant_db::find_user(&mut conn, &v.other_tenant)
         .await?
@@ -462,6 +467,50 @@ fn held(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.passed) && checks.iter().all(|c| c.passed || c.skipped)
 }
 
+/// The success check's plan for the user `slug` (and `org`): what it writes and reads, named
+/// by slugs so it is the same before and after the rows exist (the apply logs the ids).
+fn check_plan(cx: &StepContext, v: &VerifyConfig, slug: &Slug, org: Option<&Slug>) -> Plan {
+    let mut detail = format!(
+        "as the application role {} with {} = the id of user `{slug}`",
+        v.app_db.describe(),
+        v.user_setting,
+    );
+    if let Some(org) = org {
+        detail.push_str(&format!(" and {} = the id of org `{org}`", v.org_setting));
+    }
+    detail.push_str(":\n");
+    for table in &v.tables {
+        detail.push_str(&format!(
+            "  {}  -- $3 = '{}'; the row is deleted right after the check\n",
+            table.insert,
+            marker(cx)
+        ));
+    }
+    detail.push_str(&format!(
+        "then a cross-tenant read of `{}`'s rows, and the portal {}\n",
+        v.other_tenant,
+        v.portal_url
+            .as_deref()
+            .unwrap_or("(not configured: skipped)")
+            .replace("{slug}", slug.as_str())
+    ));
+    if let Some(org) = org {
+        detail.push_str(&match (&v.portal_url, &v.portal_org_expect) {
+            (Some(url), Some(_)) => format!(
+                "and the context switcher: org `{org}` listed on {}\n",
+                url.replace("{slug}", slug.as_str())
+            ),
+            _ => format!(
+                "and the context switcher for org `{org}` on the portal (not configured: skipped)\n"
+            ),
+        });
+    }
+    Plan::Change {
+        summary: format!("run the success check for {slug} (test rows, removed after)"),
+        detail,
+    }
+}
+
 #[async_trait]
 impl Step for Verify {
     fn id(&self) -> StepName {
@@ -490,49 +539,21 @@ impl Step for Verify {
             }
             Err(e) => return Err(e),
         };
-        let mut detail = format!(
-            "as the application role {} with {} = {}",
-            v.app_db.describe(),
-            v.user_setting,
-            t.user_id
-        );
-        if let Some((org, id)) = &t.org {
-            detail.push_str(&format!(" and {} = {id} (org {org})", v.org_setting));
-        }
-        detail.push_str(":\n");
-        for table in &v.tables {
-            detail.push_str(&format!(
-                "  {}  -- $3 = '{}'; the row is deleted right after the check\n",
-                table.insert,
-                marker(cx)
-            ));
-        }
-        detail.push_str(&format!(
-            "then a cross-tenant read of `{}`'s rows, and the portal {}\n",
-            v.other_tenant,
-            v.portal_url
-                .as_deref()
-                .unwrap_or("(not configured: skipped)")
-                .replace("{slug}", t.slug.as_str())
-        ));
-        if let Some((org, _)) = &t.org {
-            detail.push_str(&match (&v.portal_url, &v.portal_org_expect) {
-                (Some(url), Some(_)) => format!(
-                    "and the context switcher: org `{org}` listed on {}\n",
-                    url.replace("{slug}", t.slug.as_str())
-                ),
-                _ => format!(
-                    "and the context switcher for org `{org}` on the portal (not configured: skipped)\n"
-                ),
-            });
-        }
-        Ok(Plan::Change {
-            summary: format!(
-                "run the success check for {} (test rows, removed after)",
-                t.slug
-            ),
-            detail,
-        })
+        let org = t.org.as_ref().map(|(org, _)| org);
+        Ok(check_plan(cx, v, &t.slug, org))
+    }
+
+    /// Up front, before create-person (and create-org) exist: the same plan, named by slugs,
+    /// as it will be once they do. The ids are looked up by those slugs when the check runs.
+    async fn plan_ahead(&self, cx: &StepContext) -> Result<(Plan, Option<String>), StepError> {
+        let Request::Onboard(r) = cx.request.as_ref() else {
+            return Ok((self.plan(cx).await?, None));
+        };
+        let v = settings(cx)?;
+        Ok((
+            check_plan(cx, v, &r.slug, r.mode.org_slug()),
+            Some(crate::messages::verify_presumes().to_owned()),
+        ))
     }
 
     async fn apply(&self, cx: &StepContext, _plan: &ApprovedPlan) -> Result<(), StepError> {

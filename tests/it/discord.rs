@@ -2250,14 +2250,14 @@ async fn approve_all_covers_the_plans_known_up_front() {
         println!("approver clicks for a clean onboarding: {clicks} (asked on their own: {asked:?})");
         assert!(end.starts_with("✓ run done"), "{end}");
         assert_eq!(user_count(&dbs, "dc-all").await, 1);
-        // What Approve all covers is what the whole plan listed with a plan; the rest depends
-        // on earlier writes (the nginx site, certbot's file, the pushed config, the user) and
-        // was asked for on its own, each card saying why.
-        for step in ["create-person", "deploy-config", "deploy-stub", "cert", "release"] {
+        // What Approve all covers is what the whole plan listed with a plan; sync-back's diff
+        // depends on the file certbot writes, so it was asked for on its own, its card saying
+        // why.
+        for step in ["create-person", "deploy-config", "deploy-stub", "cert", "release", "verify"] {
             assert!(card.contains(&format!("**{step}** — ")) && !asked.contains(&step.to_string()), "{step}: {card}");
         }
-        assert_eq!(asked, ["sync-back", "verify"]);
-        assert_eq!(clicks, 3, "one Approve all and two plans that depend on earlier writes");
+        assert_eq!(asked, ["sync-back"]);
+        assert_eq!(clicks, 2, "one Approve all and the plan that depends on certbot's file");
         assert!(card.contains("planned as it will be once deploy-stub"), "{card}");
         assert!(card.contains("asked on its own when its turn comes"), "{card}");
         // Discord's limits: the plans did not fit the embed, so they are attached whole.
@@ -2280,7 +2280,7 @@ async fn approve_all_covers_the_plans_known_up_front() {
             .collect();
         assert_eq!(
             covered,
-            ["create-person", "deploy-config", "deploy-stub", "cert", "release"]
+            ["create-person", "deploy-config", "deploy-stub", "cert", "release", "verify"]
         );
         // Each write names the approver, the covered ones backed by that one event.
         let applied: Vec<(String, String)> = sqlx::query_as(
@@ -2293,7 +2293,7 @@ async fn approve_all_covers_the_plans_known_up_front() {
         assert!(applied.iter().all(|(_, a)| *a == by), "{applied:?}");
         assert_eq!(applied.len(), 7, "every production write: {applied:?}");
         let ask_events: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_events WHERE kind = 'approval.requested' AND step IN ('deploy-config', 'deploy-stub', 'cert', 'release')",
+            "SELECT count(*) FROM audit_events WHERE kind = 'approval.requested' AND step IN ('deploy-config', 'deploy-stub', 'cert', 'release', 'verify')",
         )
         .fetch_one(&state)
         .await
@@ -2366,7 +2366,7 @@ async fn a_card_posted_after_approve_all_covered_its_plan_shows_it_approved() {
         );
         let (end, asked) = approve_until_end(&fake, thread.id, fake.approver()).await;
         assert!(end.starts_with("✓ run done"), "{end}");
-        assert_eq!(asked, ["sync-back", "verify"]);
+        assert_eq!(asked, ["sync-back"]);
         assert_eq!(user_count(&dbs, "dc-late").await, 1);
         bot.shutdown().await;
         fake.finish();
