@@ -168,11 +168,13 @@ pub async fn membership(
 pub const INSERT_USER: &str = "INSERT INTO users (id, slug, email, display_name)\nVALUES (gen_random_uuid(), $1, $2, $3)\nRETURNING id";
 
 /// Runbook 2b: the Org the Person owns.
-pub const INSERT_ORG: &str =
-    "INSERT INTO orgs (slug, name, owner_id)\nVALUES ($1, $2, $3)\nRETURNING id";
+/// The owner is named by the Person's slug, so the plan shows every value before the Person's
+/// row exists (the whole plan up front); the write runs in the transaction its plan was made
+/// in, so the slug finds the row the plan saw.
+pub const INSERT_ORG: &str = "INSERT INTO orgs (slug, name, owner_id)\nVALUES ($1, $2, (SELECT id FROM users WHERE slug = $3))\nRETURNING id";
 
 /// Runbook 2b/2c: the membership row.
-pub const INSERT_MEMBER: &str = "INSERT INTO org_members (org_id, user_id, role)\nVALUES ((SELECT id FROM orgs WHERE slug = $1), $2, $3)";
+pub const INSERT_MEMBER: &str = "INSERT INTO org_members (org_id, user_id, role)\nVALUES ((SELECT id FROM orgs WHERE slug = $1), (SELECT id FROM users WHERE slug = $2), $3)";
 
 pub async fn insert_user(
     conn: &mut PgConnection,
@@ -192,12 +194,12 @@ pub async fn insert_org(
     conn: &mut PgConnection,
     slug: &Slug,
     name: &DisplayName,
-    owner: Uuid,
+    owner: &Slug,
 ) -> Result<Uuid, Error> {
     Ok(sqlx::query_scalar(INSERT_ORG)
         .bind(slug.as_str())
         .bind(name.as_str())
-        .bind(owner)
+        .bind(owner.as_str())
         .fetch_one(conn)
         .await?)
 }
@@ -205,12 +207,12 @@ pub async fn insert_org(
 pub async fn insert_member(
     conn: &mut PgConnection,
     org_slug: &Slug,
-    user: Uuid,
+    user: &Slug,
     role: &str,
 ) -> Result<(), Error> {
     sqlx::query(INSERT_MEMBER)
         .bind(org_slug.as_str())
-        .bind(user)
+        .bind(user.as_str())
         .bind(role)
         .execute(conn)
         .await?;

@@ -475,6 +475,11 @@ pub fn cert_presumes() -> &'static str {
     "planned as it will be once deploy-stub has installed the nginx site; the site and `nginx -t` are checked again right before certbot"
 }
 
+/// What a database step's plan ahead presumes of create-person.
+pub fn person_presumes() -> &'static str {
+    "planned as it will be once create-person has created the user; the SQL finds the user by slug"
+}
+
 /// What the success check's plan ahead presumes of the database steps.
 pub fn verify_presumes() -> &'static str {
     "planned as it will be once the database steps have created the rows; the ids are looked up by slug when the check runs"

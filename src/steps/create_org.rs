@@ -8,6 +8,7 @@ use super::common::{onboard, person_id, tenant_conn, tenant_write};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::tenant_db;
 use crate::domain::{DisplayName, OperatingMode, Slug};
+use crate::messages;
 
 pub struct CreateOrg;
 
@@ -22,10 +23,17 @@ async fn org_state(
     conn: &mut sqlx::PgConnection,
     slug: &Slug,
     name: &DisplayName,
-    owner: Uuid,
+    owner: Option<Uuid>,
 ) -> Result<OrgState, StepError> {
     let Some(org) = tenant_db::find_org(conn, slug).await? else {
         return Ok(OrgState::NeedsOrgAndOwner);
+    };
+    // Planned ahead, before the Person exists: an existing org cannot be theirs.
+    let Some(owner) = owner else {
+        return Err(StepError::Refused(format!(
+            "org `{slug}` already exists ({}) and its owner-to-be has no users row yet",
+            org.id
+        )));
     };
     let mut diffs = Vec::new();
     if org.owner_id != owner {
@@ -66,20 +74,27 @@ fn parts(cx: &StepContext) -> Result<(&Slug, &DisplayName), StepError> {
     }
 }
 
-/// The plan, what is missing and the owner, from what `conn` (a connection, or the write's
-/// transaction) sees.
+/// The plan and what is missing, from what `conn` (a connection, or the write's transaction)
+/// sees. The owner is named by the Person's slug (the SQL finds the id), so the plan is the
+/// same before and after create-person; `ahead`: planned before it, the Person may not exist.
 async fn planned(
     cx: &StepContext,
     conn: &mut sqlx::PgConnection,
-) -> Result<(Plan, OrgState, Uuid), StepError> {
+    ahead: bool,
+) -> Result<(Plan, OrgState), StepError> {
     let (slug, name) = parts(cx)?;
+    let person = &onboard(cx)?.slug;
     tenant_db::ensure_authoritative(conn, &cx.services.config.tenant_authoritative).await?;
-    let owner = person_id(cx, conn).await?;
+    let owner = if ahead {
+        tenant_db::find_user(conn, person).await?.map(|u| u.id)
+    } else {
+        Some(person_id(cx, conn).await?)
+    };
     let member_sql = tenant_db::show_sql(
         tenant_db::INSERT_MEMBER,
         &[
             ("org slug", slug.to_string()),
-            ("user_id", owner.to_string()),
+            ("user slug", person.to_string()),
             ("role", "owner".into()),
         ],
     );
@@ -89,16 +104,16 @@ async fn planned(
             cx.set_org_id(*id).await?;
             Plan::AlreadyDone {
                 evidence: format!(
-                    "org `{slug}` ({id}) exists, owned by {owner}, with its owner membership"
+                    "org `{slug}` ({id}) exists, owned by user `{person}`, with its owner membership"
                 ),
             }
         }
         OrgState::NeedsOwner(id) => Plan::Change {
-            summary: format!("add {owner} as owner of the existing org `{slug}` ({id})"),
+            summary: format!("add user `{person}` as owner of the existing org `{slug}` ({id})"),
             detail: format!("BEGIN;\n{member_sql}\nCOMMIT;"),
         },
         OrgState::NeedsOrgAndOwner => Plan::Change {
-            summary: format!("create org `{slug}` owned by {owner}"),
+            summary: format!("create org `{slug}` owned by user `{person}`"),
             detail: format!(
                 "BEGIN;\n{}\n{member_sql}\nCOMMIT;",
                 tenant_db::show_sql(
@@ -106,13 +121,13 @@ async fn planned(
                     &[
                         ("slug", slug.to_string()),
                         ("name", name.to_string()),
-                        ("owner_id", owner.to_string())
+                        ("owner slug", person.to_string())
                     ]
                 )
             ),
         },
     };
-    Ok((plan, state, owner))
+    Ok((plan, state))
 }
 
 #[async_trait]
@@ -131,7 +146,14 @@ impl Step for CreateOrg {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let mut conn = tenant_conn(cx).await?;
-        Ok(planned(cx, &mut conn).await?.0)
+        Ok(planned(cx, &mut conn, false).await?.0)
+    }
+
+    /// Up front, before create-person: the same plan, as it will be once the Person exists.
+    async fn plan_ahead(&self, cx: &StepContext) -> Result<(Plan, Option<String>), StepError> {
+        let mut conn = tenant_conn(cx).await?;
+        let (plan, _) = planned(cx, &mut conn, true).await?;
+        Ok((plan, Some(messages::person_presumes().to_owned())))
     }
 
     async fn apply(&self, cx: &StepContext, plan: &ApprovedPlan) -> Result<(), StepError> {
@@ -139,17 +161,18 @@ impl Step for CreateOrg {
         // Planned again inside the write's transaction (see create-person): the rows inserted
         // are the ones the approved plan shows.
         let mut tx = tenant_write(cx).await?;
-        let (now, state, owner) = planned(cx, &mut tx).await?;
+        let (now, state) = planned(cx, &mut tx, false).await?;
         plan.ensure_current(self.name(), &now)?;
+        let person = &onboard(cx)?.slug;
         let org_id = match state {
             OrgState::Complete(id) => id,
             OrgState::NeedsOwner(id) => {
-                tenant_db::insert_member(&mut tx, slug, owner, "owner").await?;
+                tenant_db::insert_member(&mut tx, slug, person, "owner").await?;
                 id
             }
             OrgState::NeedsOrgAndOwner => {
-                let id = tenant_db::insert_org(&mut tx, slug, name, owner).await?;
-                tenant_db::insert_member(&mut tx, slug, owner, "owner").await?;
+                let id = tenant_db::insert_org(&mut tx, slug, name, person).await?;
+                tenant_db::insert_member(&mut tx, slug, person, "owner").await?;
                 id
             }
         };
@@ -164,7 +187,7 @@ impl Step for CreateOrg {
         let (slug, name) = parts(cx)?;
         let mut conn = tenant_conn(cx).await?;
         let owner = person_id(cx, &mut conn).await?;
-        Ok(match org_state(&mut conn, slug, name, owner).await {
+        Ok(match org_state(&mut conn, slug, name, Some(owner)).await {
             Ok(OrgState::Complete(id)) => CheckReport::ok(format!(
                 "org `{slug}` ({id}) owned by {owner}, owner membership present"
             )),

@@ -2217,35 +2217,9 @@ async fn approve_all_covers_the_plans_known_up_front() {
             json!({"slug": "dc-all", "name": "All Person", "email": "all@example.com"}),
         )
         .await;
-        let (whole, all_id) = fake
-            .wait_for("the whole plan with Approve all", T, |st| {
-                messages_json(st, thread.id)
-                    .iter()
-                    .find_map(|m| Some((m.clone(), open_approve_all(m)?)))
-            })
-            .await;
-        let card = whole["embeds"][0]["description"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (whole, card, end, asked) = approve_all_then_each(&fake, thread.id).await;
         println!("whole plan:\n{card}");
-        let mut clicks = 1;
-        let h = fake.click_button(fake.approver(), id_of(&whole), &all_id);
-        assert_eq!(fake.interaction_response(&h).await.kind, 6);
-        fake.wait_for_message(
-            |m| m.id == id_of(&whole) && m.content.starts_with("✓ Approve all by"),
-            T,
-        )
-        .await;
-        // The first step may have posted its own card before the Approve all: that card says
-        // it was approved by the time the step is done (it may still be on its way before).
-        fake.wait_for_message(
-            |m| m.channel_id == thread.id && m.content.starts_with("✓ create-person: done"),
-            RUN,
-        )
-        .await;
-        let (end, asked) = approve_until_end(&fake, thread.id, fake.approver()).await;
-        clicks += asked.len();
+        let clicks = 1 + asked.len();
         // The figure scripts/bench prints next to the 7 clicks of one approval per write.
         println!("approver clicks for a clean onboarding: {clicks} (asked on their own: {asked:?})");
         assert!(end.starts_with("✓ run done"), "{end}");
@@ -2299,6 +2273,100 @@ async fn approve_all_covers_the_plans_known_up_front() {
         .await
         .unwrap();
         assert_eq!(ask_events, 0, "a covered step does not ask");
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+/// Clicks the run's Approve all as the approver once the whole plan is shown, then approves
+/// each plan still asked for; returns the whole plan's message and its card's text, the run's
+/// final message and the steps asked for on their own.
+async fn approve_all_then_each(
+    fake: &FakeDiscord,
+    thread: ChannelId,
+) -> (Value, String, String, Vec<String>) {
+    let (whole, all_id) = fake
+        .wait_for("the whole plan with Approve all", T, |st| {
+            messages_json(st, thread)
+                .iter()
+                .find_map(|m| Some((m.clone(), open_approve_all(m)?)))
+        })
+        .await;
+    let card = whole["embeds"][0]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let h = fake.click_button(fake.approver(), id_of(&whole), &all_id);
+    assert_eq!(fake.interaction_response(&h).await.kind, 6);
+    fake.wait_for_message(
+        |m| m.id == id_of(&whole) && m.content.starts_with("✓ Approve all by"),
+        T,
+    )
+    .await;
+    // The first step may have posted its own card before the Approve all: that card says it
+    // was approved by the time the step is done (it may still be on its way before).
+    fake.wait_for_message(
+        |m| m.channel_id == thread && m.content.starts_with("✓ create-person: done"),
+        RUN,
+    )
+    .await;
+    let (end, asked) = approve_until_end(fake, thread, fake.approver()).await;
+    (whole, card, end, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_all_covers_the_org_steps_planned_before_the_person_exists() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let Setup { dbs, tmp: _tmp, fake, cfg: _, bot } = set_up(&["dc-allorg.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-allorg", "name": "All Org", "email": "allorg@example.com",
+                   "mode": MODE_OWNS, "org": "dc-allorg-org", "org_name": "All Org Ltd"}),
+        )
+        .await;
+        let (_, card, end, asked) = approve_all_then_each(&fake, thread.id).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(card.contains("**create-org** — create org `dc-allorg-org` owned by user `dc-allorg`"), "{card}");
+        assert_eq!(asked, ["sync-back"], "{card}");
+        let owner: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orgs o JOIN users u ON u.id = o.owner_id JOIN org_members m ON m.org_id = o.id AND m.user_id = u.id AND m.role = 'owner' WHERE o.slug = 'dc-allorg-org' AND u.slug = 'dc-allorg'",
+        )
+        .fetch_one(&dbs.platform_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(owner, 1, "the org, owned by the Person, with the owner's membership");
+        bot.shutdown().await;
+        fake.finish();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_all_covers_the_person_joining_an_org() {
+    init_tracing();
+    within(RUN + Duration::from_secs(60), async {
+        let Setup { dbs, tmp: _tmp, fake, cfg: _, bot } = set_up(&["dc-alljoin.com"]).await;
+        let thread = onboard(
+            &fake,
+            fake.requester(),
+            json!({"slug": "dc-alljoin", "name": "All Join", "email": "alljoin@example.com",
+                   "mode": MODE_JOINS, "org": "cocotte"}),
+        )
+        .await;
+        let (_, card, end, asked) = approve_all_then_each(&fake, thread.id).await;
+        assert!(end.starts_with("✓ run done"), "{end}");
+        assert!(card.contains("**join-org** — add user `dc-alljoin` to org `cocotte`"), "{card}");
+        assert_eq!(asked, ["sync-back"], "{card}");
+        let role: String = sqlx::query_scalar(
+            "SELECT m.role FROM org_members m JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id WHERE o.slug = 'cocotte' AND u.slug = 'dc-alljoin'",
+        )
+        .fetch_one(&dbs.platform_admin().await)
+        .await
+        .unwrap();
+        assert_eq!(role, "member");
         bot.shutdown().await;
         fake.finish();
     })
