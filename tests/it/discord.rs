@@ -712,6 +712,26 @@ async fn a_restarted_bot_resumes_the_run_in_the_same_thread() {
             approvals_of_step, 1,
             "the open approval was reused, not posted again"
         );
+        // The whole plan posted before the restart is closed with the run, by the process
+        // that finished it.
+        let whole = fake
+            .wait_for("the whole plan closed", T, |st| {
+                messages_json(st, thread.id)
+                    .into_iter()
+                    .find(|m| buttons(m).iter().any(|b| b["label"] == "Approve all"))
+            })
+            .await;
+        let closed = fake
+            .wait_for("the whole plan closed with the run", T, |st| {
+                messages_json(st, thread.id).into_iter().find(|m| {
+                    m["id"] == whole["id"]
+                        && m["content"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("the run is done"))
+                })
+            })
+            .await;
+        assert_eq!(open_approve_all(&closed), None, "{closed}");
         check_thread(&fake, &dbs, thread.id, "dc-restart", false).await;
 
         bot.shutdown().await;

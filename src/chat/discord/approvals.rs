@@ -672,12 +672,23 @@ impl DiscordFrontend {
 
     /// Closes the run's whole-plan message (the run is over).
     pub(super) async fn close_up_front(&self, run_id: Uuid, text: &str) {
-        let Some((channel, message)) = self
+        let known = self
             .up_front
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&run_id)
-        else {
+            .remove(&run_id);
+        let resumed = self
+            .resumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&run_id);
+        // A run resumed by this process may have shown its whole plan before a restart.
+        let found = match (known, self.thread_of(run_id)) {
+            (Some(k), _) => Some(k),
+            (None, Some(thread)) if resumed => self.find_up_front(thread, run_id).await,
+            (None, _) => None,
+        };
+        let Some((channel, message)) = found else {
             return;
         };
         let button = ApproveAllButton::new(run_id, "");
@@ -693,6 +704,36 @@ impl DiscordFrontend {
             warn!(message = %message, error = ?e, "gave up closing the whole plan");
         }
     }
+}
+
+impl DiscordFrontend {
+    /// The run's whole-plan message in its thread with Approve all still enabled (posted
+    /// before a restart, so this process does not know it).
+    async fn find_up_front(
+        &self,
+        thread: ChannelId,
+        run_id: Uuid,
+    ) -> Option<(ChannelId, MessageId)> {
+        let msgs = match thread
+            .messages(&self.http, GetMessages::new().limit(100))
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(thread = %thread, error = %e, "could not read the thread for the whole plan");
+                crate::ops::metrics::discord_api_error();
+                return None;
+            }
+        };
+        msgs.iter()
+            .find(|m| approve_all_button(m).is_some_and(|(b, open)| open && b.run_id == run_id))
+            .map(|m| (thread, m.id))
+    }
+}
+
+/// The Approve all button of a message, if it has one, and whether it can still be clicked.
+fn approve_all_button(m: &Message) -> Option<(ApproveAllButton, bool)> {
+    our_button(m, ApproveAllButton::decode)
 }
 
 /// The Approve all button of a run's whole plan.
@@ -737,6 +778,11 @@ pub fn buttons(button: &ApprovalButton, enabled: bool) -> Vec<CreateActionRow> {
 
 /// The approval button of a message, if it has ours, and whether they can still be clicked.
 fn approval_buttons(m: &Message) -> Option<(ApprovalButton, bool)> {
+    our_button(m, ApprovalButton::decode)
+}
+
+/// The first button of a message whose custom_id `decode` reads, and whether it is enabled.
+fn our_button<T>(m: &Message, decode: impl Fn(&str) -> Option<T>) -> Option<(T, bool)> {
     use serenity::all::ActionRowComponent;
     m.components
         .iter()
@@ -744,7 +790,7 @@ fn approval_buttons(m: &Message) -> Option<(ApprovalButton, bool)> {
         .find_map(|c| match c {
             ActionRowComponent::Button(b) => match &b.data {
                 serenity::all::ButtonKind::NonLink { custom_id, .. } => {
-                    ApprovalButton::decode(custom_id).map(|x| (x, !b.disabled))
+                    decode(custom_id).map(|x| (x, !b.disabled))
                 }
                 _ => None,
             },
