@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{DnsUpdateZone, TsigAlgorithm, TsigKey};
 use crate::dnscheck::{Expected, Report, Rtype, Status, Want};
+use crate::dnscheck::{ZoneLine, zone_file_lines};
 
 /// What the primary holds: (owner name, type) → its RRset, exactly as served (empty: none).
 pub type Held = BTreeMap<(String, Rtype), Vec<Record>>;
@@ -118,14 +119,24 @@ impl ZoneUpdate {
             "RFC 2136 update of zone {} at {}, signed with TSIG key {} ({}):\n",
             self.zone, self.server, self.key_name, self.algorithm
         );
+        // Added and deleted records in one set of columns, as the dns-check snippet shows them.
+        let mut lines = zone_file_lines(
+            &self
+                .add
+                .iter()
+                .chain(&self.delete)
+                .map(zone_line)
+                .collect::<Vec<_>>(),
+        );
+        let deleted = lines.split_off(self.add.len());
         s.push_str("add:\n");
-        for r in &self.add {
-            let _ = writeln!(s, "  {}", line(r));
+        for l in &lines {
+            let _ = writeln!(s, "  {l}");
         }
-        if !self.delete.is_empty() {
+        if !deleted.is_empty() {
             s.push_str("replacing (deleted):\n");
-            for r in &self.delete {
-                let _ = writeln!(s, "  {}", line(r));
+            for l in &deleted {
+                let _ = writeln!(s, "  {l}");
             }
         }
         s.push_str("only if the zone still holds exactly (else nothing is written):\n");
@@ -149,14 +160,13 @@ impl ZoneUpdate {
 }
 
 /// A record as a zone-file line.
-pub fn line(r: &Record) -> String {
-    format!(
-        "{:<32} {} IN {:<5}  {}",
-        r.name.to_ascii(),
-        r.ttl,
-        r.record_type().to_string(),
-        rdata_text(&r.data)
-    )
+fn zone_line(r: &Record) -> ZoneLine {
+    ZoneLine {
+        name: r.name.to_ascii(),
+        ttl: r.ttl,
+        rtype: r.record_type().to_string(),
+        value: rdata_text(&r.data),
+    }
 }
 
 /// A record's data in zone-file syntax (TXT strings quoted, as in the zone snippet).

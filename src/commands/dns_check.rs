@@ -76,10 +76,5 @@ pub async fn run(
 
 /// One attempt of `--wait`.
 fn attempt_line(n: u32, r: &crate::dnscheck::Report) -> String {
-    let ok = r
-        .records
-        .iter()
-        .filter(|x| x.status == crate::dnscheck::Status::Ok)
-        .count();
-    format!("attempt {n}: {ok}/{} records ok", r.records.len())
+    crate::messages::dns_attempt(n, r.records_ok(), r.records.len())
 }

@@ -75,27 +75,45 @@ pub(super) fn zone_lines(findings: &[Finding]) -> (Vec<String>, Vec<String>) {
             }
         }
     }
-    let all = add.iter().chain(&remove);
-    let name_w = all.clone().map(|r| r.name.len() + 1).max().unwrap_or(0);
-    let ttl_w = all
-        .clone()
+    let row = |r: &&ZoneRec| ZoneLine {
+        name: format!("{}.", r.name),
+        ttl: r.ttl,
+        rtype: r.rtype.to_string(),
+        value: r.value.clone(),
+    };
+    let mut lines = zone_file_lines(&add.iter().chain(&remove).map(row).collect::<Vec<_>>());
+    let remove = lines.split_off(add.len());
+    (lines, remove)
+}
+
+/// One record as a zone file line shows it: the name with its final dot, the value in
+/// zone-file syntax.
+pub struct ZoneLine {
+    pub name: String,
+    pub ttl: u32,
+    pub rtype: String,
+    pub value: String,
+}
+
+/// Records as zone-file lines in one set of columns (name, TTL, class, type, value), so that
+/// lists shown together (to add, to remove; to add, replaced) read as one table. The one
+/// renderer of zone lines: the dns-check snippet and the RFC 2136 plan both use it.
+pub fn zone_file_lines(rows: &[ZoneLine]) -> Vec<String> {
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let ttl_w = rows
+        .iter()
         .map(|r| r.ttl.to_string().len())
         .max()
         .unwrap_or(0);
-    let type_w = all.map(|r| r.rtype.to_string().len()).max().unwrap_or(0);
-    let line = |r: &&ZoneRec| {
-        format!(
-            "{:<name_w$} {:>ttl_w$} IN {:<type_w$} {}",
-            format!("{}.", r.name),
-            r.ttl,
-            r.rtype.to_string(),
-            r.value
-        )
-    };
-    (
-        add.iter().map(line).collect(),
-        remove.iter().map(line).collect(),
-    )
+    let type_w = rows.iter().map(|r| r.rtype.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{:<name_w$} {:>ttl_w$} IN {:<type_w$} {}",
+                r.name, r.ttl, r.rtype, r.value
+            )
+        })
+        .collect()
 }
 
 /// A TXT value in zone-file syntax, split into 255-byte strings.

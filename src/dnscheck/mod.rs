@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{DomainName, MailPlan};
 
-pub use diagnose::{SpfCount, check_dmarc, spf_lookups, spf_lookups_through};
+pub use diagnose::{
+    SpfCount, ZoneLine, check_dmarc, spf_lookups, spf_lookups_through, zone_file_lines,
+};
 pub use render::{Problem, Row, Verdict, View, render, table, view};
 pub use report::{Diagnosis, RecordReport, Report, Severity, Status};
 pub use verdict::evaluate;

@@ -127,6 +127,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many records are ok: they hold on every server, warnings or not (a warning waits
+    /// for nothing). The one count every "n/m records ok" line shows.
+    pub fn records_ok(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| matches!(r.status, Status::Ok | Status::Warning))
+            .count()
+    }
+
     /// Every record holds on every authoritative server and no problem blocks (propagation
     /// and warnings are reported, not waited for).
     pub fn authoritative_ok(&self) -> bool {

@@ -240,3 +240,34 @@ fn total(card: &Card) -> usize {
 #[cfg(test)]
 #[path = "dns_tests.rs"]
 mod tests;
+
+/// One `/dns-check --wait` attempt: how many records are ok.
+pub fn dns_attempt(n: u32, ok: usize, total: usize) -> String {
+    format!("attempt {n}: {ok}/{total} records ok")
+}
+
+/// A domain's records, counted: the evidence of a dns-records step that holds.
+pub fn dns_records_ok(domain: &str, ok: usize, total: usize) -> String {
+    format!("{domain}: {ok}/{total} records ok")
+}
+
+/// What a person must still do at the registrar for the domains that do not hold: the
+/// blocking problems with their fixes, the records to add, then the records to remove.
+pub fn dns_waiting_for(reports: &[&crate::dnscheck::Report]) -> String {
+    let mut reason = String::new();
+    for r in reports {
+        for d in r.diagnoses.iter().filter(|d| d.blocking()) {
+            reason.push_str(&format!("- {} (fix: {})\n", d.problem, d.fix));
+        }
+        for l in &r.snippet {
+            reason.push_str(&format!("  {l}\n"));
+        }
+        if !r.remove.is_empty() {
+            reason.push_str("and remove these records:\n");
+            for l in &r.remove {
+                reason.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    reason
+}

@@ -174,3 +174,34 @@ fn dns_text_cannot_ping_or_break_out_of_the_embed() {
         assert_eq!(f.value.matches("```").count() % 2, 0, "{}", f.value);
     }
 }
+
+#[test]
+fn a_record_with_a_warning_counts_as_ok_in_every_count() {
+    let mut r = report(|_| {});
+    let total = r.records.len();
+    r.records[0].status = dnscheck::Status::Warning;
+    assert_eq!(r.records_ok(), total);
+    assert_eq!(
+        dns_attempt(2, r.records_ok(), total),
+        format!("attempt 2: {total}/{total} records ok")
+    );
+    r.records[1].status = dnscheck::Status::Missing;
+    assert_eq!(
+        dns_records_ok("merche.com", r.records_ok(), total),
+        format!("merche.com: {}/{total} records ok", total - 1)
+    );
+}
+
+#[test]
+fn what_a_person_must_do_lists_problems_records_to_add_then_to_remove() {
+    let r = report(|a| {
+        a.insert(("merche.com".into(), Rtype::A), recs(&["10.9.9.9"]));
+    });
+    let text = dns_waiting_for(&[&r]);
+    assert!(text.starts_with("- "), "{text}");
+    assert!(
+        text.contains("10.9.9.9") || text.contains("127.0.0.1"),
+        "{text}"
+    );
+    insta::assert_snapshot!("dns_waiting_for_wrong_a", text);
+}

@@ -17,6 +17,7 @@ use crate::adapters::dns;
 use crate::adapters::dns_update::{self, UpdateError, ZoneUpdate};
 use crate::config::{DnsConfig, DnsUpdateZone};
 use crate::dnscheck::{self, Report};
+use crate::messages;
 use crate::state::dns_writes::{self, DnsWrite};
 
 pub struct DnsRecords;
@@ -99,14 +100,7 @@ fn update_error(e: UpdateError) -> StepError {
 fn summary(reports: &[Report]) -> String {
     reports
         .iter()
-        .map(|r| {
-            let ok = r
-                .records
-                .iter()
-                .filter(|x| matches!(x.status, dnscheck::Status::Ok | dnscheck::Status::Warning))
-                .count();
-            format!("{}: {ok}/{} records ok", r.domain, r.records.len())
-        })
+        .map(|r| messages::dns_records_ok(&r.domain, r.records_ok(), r.records.len()))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -114,22 +108,8 @@ fn summary(reports: &[Report]) -> String {
 /// What a person must still create: the blocking problems and the zone snippet of each domain
 /// that does not hold.
 fn waiting_for(domains: &[&Domain]) -> String {
-    let mut reason = String::new();
-    for r in domains.iter().map(|d| &d.report) {
-        for d in r.diagnoses.iter().filter(|d| d.blocking()) {
-            reason.push_str(&format!("- {} (fix: {})\n", d.problem, d.fix));
-        }
-        for l in &r.snippet {
-            reason.push_str(&format!("  {l}\n"));
-        }
-        if !r.remove.is_empty() {
-            reason.push_str("and remove these records:\n");
-            for l in &r.remove {
-                reason.push_str(&format!("  {l}\n"));
-            }
-        }
-    }
-    reason
+    let reports: Vec<&Report> = domains.iter().map(|d| &d.report).collect();
+    messages::dns_waiting_for(&reports)
 }
 
 /// The plan, from a survey: done, the updates to send, or a wait for a person.

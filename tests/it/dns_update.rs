@@ -172,7 +172,7 @@ async fn a_zone_in_dns_update_gets_its_records_from_the_bot_on_approval() {
         let detail = &dns[0].detail;
         for want in [
             format!("{zone}.").to_string(),
-            "300 IN A      127.0.0.1".into(),
+            "300 IN A 127.0.0.1".into(),
             format!("www.{zone}."),
             "signed with TSIG key onboard-bot-lab (hmac-sha256)".into(),
             "no record".into(),
