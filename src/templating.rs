@@ -147,7 +147,17 @@ fn scalar_span(
     text: &str,
     what: &str,
 ) -> anyhow::Result<Range<usize>> {
-    let node = node.with_context(|| format!("services.yaml has no {what}"))?;
+    scalar_span_in(node, text, "services.yaml", what)
+}
+
+/// The bytes of a YAML node of `file` that is a one-line plain or quoted scalar.
+fn scalar_span_in(
+    node: Option<yaml_edit::YamlNode>,
+    text: &str,
+    file: &str,
+    what: &str,
+) -> anyhow::Result<Range<usize>> {
+    let node = node.with_context(|| format!("{file} has no {what}"))?;
     let r = node.byte_range();
     let span = r.start as usize..r.end as usize;
     let spelled = &text[span.clone()];
@@ -155,7 +165,7 @@ fn scalar_span(
         node.as_scalar().is_some()
             && !spelled.contains('\n')
             && !spelled.starts_with(['|', '>', '&', '*', '!']),
-        "services.yaml: {what} must be a one-line plain or quoted value, not `{spelled}`"
+        "{file}: {what} must be a one-line plain or quoted value, not `{spelled}`"
     );
     Ok(span)
 }
@@ -275,10 +285,18 @@ fn set_held_back_value(v: &mut serde_norway::Value, held_back: bool) -> anyhow::
 }
 
 fn ensure_reads_as(out: &str, expected: &serde_norway::Value) -> anyhow::Result<()> {
-    let got = parse_value(out, "the edited services.yaml")?;
+    ensure_file_reads_as(out, expected, "services.yaml")
+}
+
+fn ensure_file_reads_as(
+    out: &str,
+    expected: &serde_norway::Value,
+    file: &str,
+) -> anyhow::Result<()> {
+    let got = parse_value(out, &format!("the edited {file}"))?;
     ensure!(
         &got == expected,
-        "editing services.yaml would change more than the runbook's values (is one of them an anchor another key refers to?)"
+        "editing {file} would change more than the runbook's values (is one of them an anchor another key refers to?)"
     );
     Ok(())
 }
@@ -293,50 +311,84 @@ pub fn held_back(text: &str) -> anyhow::Result<bool> {
         .context("services.yaml has no deploy_state.held_back boolean")
 }
 
-/// `org-site.yaml`: the brand block of an Org-shaped Provider.
+/// `org-site.yaml`: the brand block of an Org-shaped Provider: `brand.name`, `copy` (when
+/// given), `logo` and the `palette` items, each value edited in place as in `services.yaml`.
 pub fn org_site_yaml(
     template: &str,
     org_name: &DisplayName,
     brand: &Brand,
     logo_path: &str,
 ) -> anyhow::Result<String> {
-    let doc = Document::from_str(template)
-        .map_err(|e| anyhow::anyhow!("org-site.yaml does not parse: {e}"))?;
+    const FILE: &str = "org-site.yaml";
+    let parse =
+        |t: &str| Document::from_str(t).map_err(|e| anyhow::anyhow!("{FILE} does not parse: {e}"));
+    let doc = parse(template)?;
     let b = doc
         .get_mapping("brand")
         .context("org-site.yaml has no brand mapping")?;
-    b.set("name", org_name.as_str());
+    // The list is made as long as the palette first (yaml-edit adds or drops items), so that
+    // each item is then a value edited in place like the others.
+    let text = match b.get_sequence("palette") {
+        Some(p) if !brand.palette.is_empty() && p.len() != brand.palette.len() => {
+            while p.len() < brand.palette.len() {
+                p.push(brand.palette[p.len()].as_str());
+            }
+            while p.len() > brand.palette.len() {
+                p.pop();
+            }
+            doc.to_string()
+        }
+        None if !brand.palette.is_empty() => bail!("org-site.yaml has no brand.palette list"),
+        _ => template.to_owned(),
+    };
+    let doc = parse(&text)?;
+    let b = doc
+        .get_mapping("brand")
+        .context("org-site.yaml has no brand mapping")?;
+    let span = |key: &str| scalar_span_in(b.get(key), &text, FILE, &format!("brand.{key}"));
+    let logo = brand.logo.as_ref().map(|l| l.as_str()).unwrap_or(logo_path);
+    let mut splices = vec![
+        yaml_value(&text, span("name")?, org_name.as_str()),
+        yaml_value(&text, span("logo")?, logo),
+    ];
     if !brand.copy.as_str().is_empty() {
-        b.set("copy", brand.copy.as_str());
+        splices.push(yaml_value(&text, span("copy")?, brand.copy.as_str()));
     }
-    b.set(
-        "logo",
-        brand.logo.as_ref().map(|l| l.as_str()).unwrap_or(logo_path),
-    );
     if !brand.palette.is_empty() {
         let p = b
             .get_sequence("palette")
             .context("org-site.yaml has no brand.palette list")?;
         for (i, c) in brand.palette.iter().enumerate() {
-            if i < p.len() {
-                p.set(i, c.as_str());
-            } else {
-                p.push(c.as_str());
-            }
-        }
-        while p.len() > brand.palette.len() {
-            p.pop();
+            let item = scalar_span_in(p.get(i), &text, FILE, "brand.palette item")?;
+            splices.push(yaml_value(&text, item, c.as_str()));
         }
     }
-    let out = doc.to_string();
-    validate_yaml(&out, "org-site.yaml")?;
-    Ok(out)
-}
+    let out = apply(&text, with_comment_columns(&text, splices));
 
-fn validate_yaml(text: &str, file: &str) -> anyhow::Result<()> {
-    serde_norway::from_str::<serde_norway::Value>(text)
-        .with_context(|| format!("the edited {file} is not valid YAML"))?;
-    Ok(())
+    // The result reads as the template with exactly these values set, nothing else.
+    let mut expected = parse_value(template, FILE)?;
+    let map = expected
+        .get_mut("brand")
+        .and_then(|b| b.as_mapping_mut())
+        .context("org-site.yaml has no brand mapping")?;
+    map.insert("name".into(), org_name.as_str().into());
+    map.insert("logo".into(), logo.into());
+    if !brand.copy.as_str().is_empty() {
+        map.insert("copy".into(), brand.copy.as_str().into());
+    }
+    if !brand.palette.is_empty() {
+        map.insert(
+            "palette".into(),
+            brand
+                .palette
+                .iter()
+                .map(|c| serde_norway::Value::from(c.as_str()))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    ensure_file_reads_as(&out, &expected, FILE)?;
+    Ok(out)
 }
 
 /// `deploy.sh`: the values of the `REMOTE_DEST=` and `REMOTE_NGINX_CONF=` assignments.
@@ -706,5 +758,24 @@ mod tests {
         );
         assert_eq!(v["brand"]["palette"].as_sequence().unwrap().len(), 2);
         assert!(out.contains("# display"), "{out}");
+    }
+
+    #[test]
+    fn org_site_changes_only_the_values_keeping_quotes_and_comment_columns() {
+        // A name with a space is not left plain (see `quoting`): it is double-quoted, and its
+        // comment keeps its column.
+        let tpl = "# brand\nbrand:\n  name: Provider Name                 # display name\n  copy: 'Placeholder.'               # hero text\n  logo: public/logo.svg               # path\n  palette:                            # colours\n    - \"#1f2937\"   # primary\n    - \"#f59e0b\"\n    - \"#ffffff\"\n";
+        let brand = Brand::parse("Hello there", None, "#112233,#445566,#778899").unwrap();
+        let out = org_site_yaml(
+            tpl,
+            &DisplayName::parse_field("org-name", "Merche Collective").unwrap(),
+            &brand,
+            "public/logo.svg",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# brand\nbrand:\n  name: \"Merche Collective\"           # display name\n  copy: 'Hello there'                # hero text\n  logo: public/logo.svg               # path\n  palette:                            # colours\n    - \"#112233\"   # primary\n    - \"#445566\"\n    - \"#778899\"\n"
+        );
     }
 }
