@@ -74,20 +74,26 @@ impl DiscordFrontend {
         Ok(decision)
     }
 
-    /// Old approval messages of this step in the thread (after a restart, when this process
-    /// has not posted any itself).
-    async fn find_posted(&self, thread: ChannelId, run_id: Uuid, step: &str) -> Vec<Posted> {
-        let msgs = match thread
+    /// The thread's last 100 messages, newest first, to look for `what` in; none when
+    /// Discord cannot say (logged and counted).
+    async fn recent_messages(&self, thread: ChannelId, what: &str) -> Vec<Message> {
+        match thread
             .messages(&self.http, GetMessages::new().limit(100))
             .await
         {
             Ok(m) => m,
             Err(e) => {
-                warn!(thread = %thread, error = %e, "could not read the thread for old approval messages");
+                warn!(thread = %thread, error = %e, "could not read the thread for {what}");
                 crate::ops::metrics::discord_api_error();
-                return Vec::new();
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// Old approval messages of this step in the thread (after a restart, when this process
+    /// has not posted any itself).
+    async fn find_posted(&self, thread: ChannelId, run_id: Uuid, step: &str) -> Vec<Posted> {
+        let msgs = self.recent_messages(thread, "old approval messages").await;
         let mut found: Vec<Posted> = msgs
             .iter()
             .filter_map(|m| {
@@ -714,17 +720,7 @@ impl DiscordFrontend {
         thread: ChannelId,
         run_id: Uuid,
     ) -> Option<(ChannelId, MessageId)> {
-        let msgs = match thread
-            .messages(&self.http, GetMessages::new().limit(100))
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(thread = %thread, error = %e, "could not read the thread for the whole plan");
-                crate::ops::metrics::discord_api_error();
-                return None;
-            }
-        };
+        let msgs = self.recent_messages(thread, "the whole plan").await;
         msgs.iter()
             .find(|m| approve_all_button(m).is_some_and(|(b, open)| open && b.run_id == run_id))
             .map(|m| (thread, m.id))
