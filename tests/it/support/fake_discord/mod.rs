@@ -41,6 +41,7 @@ pub mod gateway;
 pub mod limits;
 pub mod multipart;
 pub mod openapi;
+pub mod ratelimit;
 pub mod rest;
 pub mod state;
 
@@ -1027,6 +1028,44 @@ impl FakeDiscord {
     /// instead of processing them (default: process them, so the flow stays observable).
     pub fn reject_invalid_requests(&self, reject: bool) {
         self.inner.update(|st| st.reject_invalid = reject);
+    }
+
+    // ----- rate limits ---------------------------------------------------------------------
+
+    /// Answer requests beyond Discord's per-route or global limits with 429 (see
+    /// `ratelimit.rs`). Off by default: the bot's `Http` runs without serenity's ratelimiter in
+    /// tests, so only a test that wants the limits enforced turns them on. Requests are counted
+    /// and the `X-RateLimit-*` headers sent either way.
+    pub fn model_rate_limits(&self, on: bool) {
+        self.inner.update(|st| st.rate_limits.enforce = on);
+    }
+
+    /// Requests answered 429 (by the modelled limits or an injected fault).
+    pub fn rate_limited(&self) -> Vec<RequestRec> {
+        self.inner
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.status == 429)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests beyond a bucket (answered 429 if the limits are modelled, processed if not).
+    pub fn over_limit(&self) -> Vec<ratelimit::Over> {
+        self.inner.lock().rate_limits.over.clone()
+    }
+
+    /// When each request to `channel` (any route under `/channels/{channel}`) arrived.
+    pub fn channel_requests(&self, channel: ChannelId) -> Vec<Instant> {
+        let prefix = format!("/channels/{channel}");
+        self.inner
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.path == prefix || r.path.starts_with(&format!("{prefix}/")))
+            .map(|r| r.at)
+            .collect()
     }
 
     // ----- verdict -----------------------------------------------------------------------
