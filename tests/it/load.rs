@@ -294,6 +294,18 @@ fn channel_peaks(s: &Setup, channels: &[ChannelId]) -> (ChannelId, usize, usize)
         .expect("a channel")
 }
 
+/// How long the `cert` step of `slug`'s onboarding took, s.
+async fn cert_secs(s: &Setup, slug: &str) -> f64 {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM st.finished_at - st.started_at)::float8 FROM step_runs st \
+         JOIN runs r ON r.id = st.run_id WHERE r.subject = $1 AND st.name = 'cert'",
+    )
+    .bind(slug)
+    .fetch_one(&s.dbs.state_admin().await)
+    .await
+    .unwrap()
+}
+
 /// The resident memory of this process (the bot, the fake Discord and the test), kB: now and
 /// its peak.
 fn rss_kb() -> (u64, u64) {
@@ -422,11 +434,28 @@ async fn load_figures() {
 
         println!("== load: {TEN} at once, {serial} one after another (one bot, fake Discord with Discord's rate limits)");
         println!("{:<44} {:>10.1} s", "one onboarding alone", alone.elapsed.as_secs_f64());
+        // The floor: certbot runs one at a time per VPS, so the VPS with the most of the 10
+        // runs its certbots one after another; everything else could overlap.
+        let cert = cert_secs(&s, &one[0].slug).await;
+        let mut per_vps: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &ten {
+            *per_vps.entry(r.vps).or_default() += 1;
+        }
+        let most = per_vps.values().copied().max().unwrap_or(1);
+        let floor = alone.elapsed.as_secs_f64() + (most - 1) as f64 * cert;
         println!(
-            "{:<44} {:>10.1} s  ({:.2}x one onboarding; the floor is {TEN} certbots one at a time on one VPS)",
-            format!("{TEN} at once"),
+            "{:<44} {:>10.1} s  ({:.2}x one onboarding)",
+            format!("{TEN} at once ({per_vps:?})"),
             at_once.elapsed.as_secs_f64(),
             at_once.elapsed.as_secs_f64() / alone.elapsed.as_secs_f64()
+        );
+        println!(
+            "{:<44} {:>10.1} s  (one onboarding + {} more certbots of {cert:.1} s on the busiest VPS); \
+             the 10 took {:.2}x the floor",
+            "floor: certbot one at a time per VPS",
+            floor,
+            most - 1,
+            at_once.elapsed.as_secs_f64() / floor
         );
         println!(
             "{:<44} {:>10.2} ms p50 {:>8.2} ms p99  ({} acks; target: under 50 ms)",

@@ -22,7 +22,11 @@
 //! 0.7.1):
 //! - serenity's ratelimiter ignores `HttpBuilder::proxy` and would call discord.com, so the bot's
 //!   `Http` must be built with `ratelimiter_disabled(true)`; a 429 then reaches the bot as an
-//!   error (no automatic retry).
+//!   error (no automatic retry). In production the bot's `Http` has serenity's ratelimiter, and
+//!   the bot paces its run reporting per channel itself (`chat/discord/pace.rs`).
+//! - Discord's rate limits (`ratelimit.rs`) are counted on every request and sent as
+//!   `X-RateLimit-*` headers; 429s for requests beyond them only after
+//!   `model_rate_limits(true)` (opt-in per test: see `load.rs`).
 //! - `Client` start-up calls only `GET /gateway` (on failure it silently falls back to the real
 //!   `wss://gateway.discord.gg`!); poise adds `GET /oauth2/applications/@me`, and registration is
 //!   `PUT .../guilds/{guild}/commands` (or `PUT .../commands` globally).
