@@ -512,6 +512,18 @@ impl FakeDiscord {
         self.component(user, message, custom_id, Some(values))
     }
 
+    /// Click the button `custom_id` on message `message` if it is still enabled (checked with
+    /// the click, atomically): a person's click that comes after the bot disabled the button
+    /// does nothing. For tests that click while the bot is editing the same messages.
+    pub fn click_button_if_enabled(
+        &self,
+        user: UserId,
+        message: MessageId,
+        custom_id: &str,
+    ) -> Option<InteractionHandle> {
+        self.component_opt(user, message, custom_id, None, true)
+    }
+
     fn component(
         &self,
         user: UserId,
@@ -519,6 +531,18 @@ impl FakeDiscord {
         custom_id: &str,
         values: Option<&[&str]>,
     ) -> InteractionHandle {
+        self.component_opt(user, message, custom_id, values, false)
+            .expect("a strict click returns a handle")
+    }
+
+    fn component_opt(
+        &self,
+        user: UserId,
+        message: MessageId,
+        custom_id: &str,
+        values: Option<&[&str]>,
+        only_if_enabled: bool,
+    ) -> Option<InteractionHandle> {
         self.inner.update(|st| {
             let msg = st
                 .live_message(message.get())
@@ -539,6 +563,9 @@ impl FakeDiscord {
                     panic!("message {message} has no component {custom_id:?}; it has {ids:?}")
                 })
                 .clone();
+            if only_if_enabled && comp["disabled"] == true {
+                return None;
+            }
             assert!(
                 comp["disabled"] != true,
                 "component {custom_id:?} on message {message} is disabled; a user cannot use it"
@@ -590,11 +617,11 @@ impl FakeDiscord {
                 ),
                 payload,
             );
-            InteractionHandle {
+            Some(InteractionHandle {
                 id: InteractionId::new(id),
                 token,
                 kind: 3,
-            }
+            })
         })
     }
 
