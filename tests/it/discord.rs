@@ -25,7 +25,7 @@ use serenity::all::{ChannelId, GuildChannel, MessageId, UserId};
 /// One wait for the bot's next visible step.
 const T: Duration = Duration::from_secs(30);
 /// A whole onboarding (database, DNS, deploy, certificate, checks).
-const RUN: Duration = Duration::from_secs(300);
+pub(crate) const RUN: Duration = Duration::from_secs(300);
 
 const MODE_OWNS: u64 = 1;
 const MODE_JOINS: u64 = 2;
@@ -38,15 +38,15 @@ fn config(dbs: &TestDbs<'_>, dir: &Path, fake: &FakeDiscord) -> Arc<Config> {
 
 /// What most tests start from: the lab serving `domains`, fresh databases, a fake Discord and
 /// the bot connected to it. Keep `tmp` alive: the config and the token file live there.
-struct Setup {
-    dbs: TestDbs<'static>,
-    tmp: tempfile::TempDir,
-    fake: FakeDiscord,
-    cfg: Arc<Config>,
-    bot: Bot,
+pub(crate) struct Setup {
+    pub(crate) dbs: TestDbs<'static>,
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) fake: FakeDiscord,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) bot: Bot,
 }
 
-async fn set_up(domains: &[&str]) -> Setup {
+pub(crate) async fn set_up(domains: &[&str]) -> Setup {
     let lab = lab();
     if !domains.is_empty() {
         lab.serve_domains(domains);
@@ -104,7 +104,7 @@ fn ready_count_in(st: &State) -> usize {
 }
 
 /// Live messages of a channel as Discord returns them (JSON), oldest first.
-fn messages_json(st: &State, channel: ChannelId) -> Vec<Value> {
+pub(crate) fn messages_json(st: &State, channel: ChannelId) -> Vec<Value> {
     st.messages
         .values()
         .filter(|m| !m.deleted && m.json["channel_id"] == channel.to_string())
@@ -122,14 +122,14 @@ fn buttons(m: &Value) -> Vec<Value> {
 }
 
 /// The enabled Approve button of an approval message.
-fn open_approve(m: &Value) -> Option<String> {
+pub(crate) fn open_approve(m: &Value) -> Option<String> {
     buttons(m)
         .iter()
         .find(|b| b["label"] == "Approve" && b["disabled"] != true)
         .and_then(|b| b["custom_id"].as_str().map(String::from))
 }
 
-fn is_run_end(m: &Value) -> bool {
+pub(crate) fn is_run_end(m: &Value) -> bool {
     let c = m["content"].as_str().unwrap_or_default();
     [
         "✓ run done",
@@ -141,7 +141,7 @@ fn is_run_end(m: &Value) -> bool {
     .any(|p| c.starts_with(p))
 }
 
-fn id_of(m: &Value) -> MessageId {
+pub(crate) fn id_of(m: &Value) -> MessageId {
     MessageId::new(m["id"].as_str().unwrap().parse().unwrap())
 }
 
@@ -209,7 +209,7 @@ async fn approve_until_end(
 }
 
 /// Sends /onboard and checks the answer: deferred in time, ephemeral, naming the thread.
-async fn onboard(fake: &FakeDiscord, who: UserId, options: Value) -> GuildChannel {
+pub(crate) async fn onboard(fake: &FakeDiscord, who: UserId, options: Value) -> GuildChannel {
     let slug = options["slug"].as_str().unwrap().to_string();
     let h = fake.send_command(who, "onboard", options);
     let resp = fake.interaction_response(&h).await;
@@ -304,7 +304,7 @@ async fn check_thread(
     assert_eq!(chat_ref["progress_message_id"], progress.id.to_string());
 }
 
-async fn user_count(dbs: &TestDbs<'_>, slug: &str) -> i64 {
+pub(crate) async fn user_count(dbs: &TestDbs<'_>, slug: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM users WHERE slug = $1")
         .bind(slug)
         .fetch_one(&dbs.platform_admin().await)
@@ -2213,7 +2213,7 @@ async fn a_step_needing_two_approvers_counts_each_person_once() {
 }
 
 /// The enabled Approve all button of a message.
-fn open_approve_all(m: &Value) -> Option<String> {
+pub(crate) fn open_approve_all(m: &Value) -> Option<String> {
     buttons(m)
         .iter()
         .find(|b| b["label"] == "Approve all" && b["disabled"] != true)

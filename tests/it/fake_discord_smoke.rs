@@ -566,6 +566,83 @@ async fn injected_500_and_429_reach_the_client() {
     .await;
 }
 
+/// With the limits modelled, a sixth message to one channel within 5 s is answered 429 with
+/// `retry_after` and the headers Discord sends; another channel is not affected. Counted as a
+/// would-be 429 when they are not modelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modelled_rate_limits_refuse_the_sixth_message_to_a_channel_in_five_seconds() {
+    init_tracing();
+    within(Duration::from_secs(20), async {
+        let fake = FakeDiscord::start().await;
+        let http = fake.http();
+        let ops = fake.ops_channel_id();
+        fake.model_rate_limits(true);
+        for i in 0..5 {
+            ops.say(&http, format!("message {i}"))
+                .await
+                .expect("within the limit");
+        }
+        let err = ops.say(&http, "sixth").await.expect_err("429");
+        match &err {
+            serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+                assert_eq!(r.status_code.as_u16(), 429);
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        fake.general_channel_id()
+            .say(&http, "elsewhere")
+            .await
+            .expect("another channel has its own bucket");
+        assert_eq!(fake.rate_limited().len(), 1);
+        assert_eq!(fake.over_limit().len(), 1);
+        assert_eq!(fake.channel_requests(ops).len(), 6);
+        assert_eq!(fake.messages_in(ops).len(), 5);
+
+        // Not modelled: processed, but counted.
+        fake.model_rate_limits(false);
+        ops.say(&http, "seventh").await.expect("processed");
+        assert_eq!(fake.over_limit().len(), 2);
+        assert_eq!(fake.rate_limited().len(), 1);
+        fake.finish();
+    })
+    .await;
+}
+
+/// Every answer carries the bucket's `X-RateLimit-*` headers, as Discord's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_rate_limit_headers() {
+    init_tracing();
+    within(Duration::from_secs(20), async {
+        let fake = FakeDiscord::start().await;
+        let url = format!(
+            "{}/api/v10/channels/{}/messages",
+            fake.base_url(),
+            fake.ops_channel_id()
+        );
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("Authorization", format!("Bot {}", fake.token()))
+            .header("User-Agent", "DiscordBot (https://example.com, 1)")
+            .json(&json!({"content": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let h = |k: &str| {
+            resp.headers()
+                .get(k)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(h("x-ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(h("x-ratelimit-remaining").as_deref(), Some("4"));
+        let after: f64 = h("x-ratelimit-reset-after").unwrap().parse().unwrap();
+        assert!(after > 0.0 && after <= 5.0, "{after}");
+        assert!(h("x-ratelimit-reset").is_some() && h("x-ratelimit-bucket").is_some());
+        fake.finish();
+    })
+    .await;
+}
+
 // ----- the validator itself, on real spec schemas ---------------------------------------------
 
 #[test]

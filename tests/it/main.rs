@@ -19,6 +19,7 @@ mod fake_discord_smoke;
 mod faults;
 mod fuzz_inputs;
 mod lab;
+mod load;
 mod onboard_db;
 mod ops;
 mod replan;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::custom_id::{ApprovalButton, ApproveAllButton};
 use super::frontend::{DiscordFrontend, Pending, PlanKey, Posted, RunChat, StepKey, embed, retry};
+use super::pace::Write;
 use crate::frontend::{Actor, ApprovalRequest, Decision};
 use crate::messages;
 use crate::state::runs::RunStatus;
@@ -115,9 +116,11 @@ impl DiscordFrontend {
             .content(text)
             .components(buttons(&p.button, false))
             .allowed_mentions(CreateAllowedMentions::new());
-        let closed = retry("closing an approval message", || {
-            p.channel.edit_message(&self.http, p.message, edit.clone())
-        })
+        let closed = retry(
+            self.paced(Write::Edit, p.channel),
+            "closing an approval message",
+            || p.channel.edit_message(&self.http, p.message, edit.clone()),
+        )
         .await;
         if let Err(e) = closed {
             warn!(message = %p.message, error = ?e, "gave up closing an approval message");
@@ -332,9 +335,11 @@ impl DiscordFrontend {
                 left,
             ))
             .allowed_mentions(CreateAllowedMentions::new().roles(roles));
-        if let Err(e) = retry("posting an approval reminder", || {
-            thread.send_message(&self.http, msg.clone())
-        })
+        if let Err(e) = retry(
+            self.paced(Write::Post, thread),
+            "posting an approval reminder",
+            || thread.send_message(&self.http, msg.clone()),
+        )
         .await
         {
             warn!(run_id = %req.run_id, error = ?e, "gave up posting an approval reminder");
@@ -384,9 +389,11 @@ impl DiscordFrontend {
         let edit = EditMessage::new()
             .content(messages::approval_partial(&d.approved_by, d.required))
             .allowed_mentions(CreateAllowedMentions::new());
-        if let Err(e) = retry("showing a partial approval", || {
-            channel.edit_message(&self.http, message, edit.clone())
-        })
+        if let Err(e) = retry(
+            self.paced(Write::Edit, channel),
+            "showing a partial approval",
+            || channel.edit_message(&self.http, message, edit.clone()),
+        )
         .await
         {
             warn!(message = %message, error = ?e, "gave up showing a partial approval");
@@ -487,9 +494,11 @@ impl DiscordFrontend {
                 if let Some((name, text)) = a.attachment {
                     msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
                 }
-                let m = retry("posting the approval message", || {
-                    thread.send_message(&self.http, msg.clone())
-                })
+                let m = retry(
+                    self.paced(Write::Post, thread),
+                    "posting the approval message",
+                    || thread.send_message(&self.http, msg.clone()),
+                )
                 .await?;
                 Posted {
                     channel: thread,
@@ -563,9 +572,11 @@ impl DiscordFrontend {
         if let Some((name, text)) = a.attachment {
             msg = msg.add_file(CreateAttachment::bytes(text.into_bytes(), name));
         }
-        match retry("posting the whole plan", || {
-            thread.send_message(&self.http, msg.clone())
-        })
+        match retry(
+            self.paced(Write::Post, thread),
+            "posting the whole plan",
+            || thread.send_message(&self.http, msg.clone()),
+        )
         .await
         {
             Ok(m) if !plan.covered().is_empty() => {
@@ -667,9 +678,11 @@ impl DiscordFrontend {
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&button.run_id);
         }
-        if let Err(e) = retry("showing an Approve all", || {
-            channel.edit_message(&self.http, message, edit.clone())
-        })
+        if let Err(e) = retry(
+            self.paced(Write::Edit, channel),
+            "showing an Approve all",
+            || channel.edit_message(&self.http, message, edit.clone()),
+        )
         .await
         {
             warn!(message = %message, error = ?e, "gave up showing an Approve all");
@@ -702,9 +715,11 @@ impl DiscordFrontend {
             .content(text)
             .components(approve_all_buttons(&button, false))
             .allowed_mentions(CreateAllowedMentions::new());
-        if let Err(e) = retry("closing the whole plan", || {
-            channel.edit_message(&self.http, message, edit.clone())
-        })
+        if let Err(e) = retry(
+            self.paced(Write::Edit, channel),
+            "closing the whole plan",
+            || channel.edit_message(&self.http, message, edit.clone()),
+        )
         .await
         {
             warn!(message = %message, error = ?e, "gave up closing the whole plan");

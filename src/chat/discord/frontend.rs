@@ -19,6 +19,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::custom_id::ApprovalButton;
+use super::pace::{Pacer, Write};
 use crate::config::DiscordConfig;
 use crate::engine::{Engine, WeakEngine};
 use crate::frontend::{ApprovalRequest, ChatFrontend, Decision, RunEvent, RunView};
@@ -121,6 +122,8 @@ pub struct DiscordFrontend {
     pub(super) attached: watch::Sender<u64>,
     /// Each run's whole-plan message with its Approve all, while it is open.
     pub(super) up_front: Mutex<HashMap<Uuid, (ChannelId, MessageId)>>,
+    /// Keeps every write of a run's reporting under Discord's per-channel limits.
+    pub(super) pacer: Arc<Pacer>,
 }
 
 impl DiscordFrontend {
@@ -136,6 +139,16 @@ impl DiscordFrontend {
             decided: Mutex::default(),
             attached: watch::channel(0).0,
             up_front: Mutex::default(),
+            pacer: Arc::default(),
+        }
+    }
+
+    /// A write of `write` to `channel`, paced by this front-end's [`Pacer`].
+    pub(super) fn paced(&self, write: Write, channel: ChannelId) -> Paced<'_> {
+        Paced {
+            pacer: &self.pacer,
+            write,
+            channel,
         }
     }
 
@@ -186,32 +199,44 @@ impl DiscordFrontend {
 
     async fn open_thread(&self, run: &RunView) -> anyhow::Result<ChatRef> {
         let ops = ChannelId::new(self.cfg.ops_channel_id);
-        let starter = retry("posting the run's message in the ops channel", || {
-            ops.send_message(
-                &self.http,
-                CreateMessage::new()
-                    .content(messages::run_opened(run))
-                    .allowed_mentions(CreateAllowedMentions::new()),
-            )
-        })
+        let starter = retry(
+            self.paced(Write::Post, ops),
+            "posting the run's message in the ops channel",
+            || {
+                ops.send_message(
+                    &self.http,
+                    CreateMessage::new()
+                        .content(messages::run_opened(run))
+                        .allowed_mentions(CreateAllowedMentions::new()),
+                )
+            },
+        )
         .await?;
-        let thread = retry("creating the run's thread", || {
-            ops.create_thread_from_message(
-                &self.http,
-                starter.id,
-                CreateThread::new(messages::thread_name(run))
-                    .auto_archive_duration(AutoArchiveDuration::OneWeek),
-            )
-        })
+        let thread = retry(
+            self.paced(Write::Thread, ops),
+            "creating the run's thread",
+            || {
+                ops.create_thread_from_message(
+                    &self.http,
+                    starter.id,
+                    CreateThread::new(messages::thread_name(run))
+                        .auto_archive_duration(AutoArchiveDuration::OneWeek),
+                )
+            },
+        )
         .await?;
-        let progress = retry("posting the progress message", || {
-            thread.id.send_message(
-                &self.http,
-                CreateMessage::new()
-                    .embed(embed(&messages::progress_card(run, None)))
-                    .allowed_mentions(CreateAllowedMentions::new()),
-            )
-        })
+        let progress = retry(
+            self.paced(Write::Post, thread.id),
+            "posting the progress message",
+            || {
+                thread.id.send_message(
+                    &self.http,
+                    CreateMessage::new()
+                        .embed(embed(&messages::progress_card(run, None)))
+                        .allowed_mentions(CreateAllowedMentions::new()),
+                )
+            },
+        )
         .await?;
         Ok(ChatRef {
             thread: thread.id,
@@ -224,6 +249,7 @@ impl DiscordFrontend {
         let (dirty, rx) = watch::channel(0);
         tokio::spawn(push_progress(
             self.http.clone(),
+            self.pacer.clone(),
             chat,
             outbox.clone(),
             rx,
@@ -262,9 +288,11 @@ impl DiscordFrontend {
         let msg = CreateMessage::new()
             .content(text)
             .allowed_mentions(CreateAllowedMentions::new());
-        let posted = retry("posting in the run's thread", || {
-            thread.send_message(&self.http, msg.clone())
-        })
+        let posted = retry(
+            self.paced(Write::Post, thread),
+            "posting in the run's thread",
+            || thread.send_message(&self.http, msg.clone()),
+        )
         .await;
         if let Err(e) = posted {
             warn!(thread = %thread, error = ?e, "gave up posting in the run's thread");
@@ -347,6 +375,7 @@ impl ChatFrontend for DiscordFrontend {
             let notice = CreateMessage::new()
                 .content(messages::run_resumed(run))
                 .allowed_mentions(CreateAllowedMentions::new());
+            self.pacer.wait(Write::Post, chat.thread).await;
             match chat.thread.send_message(&self.http, notice).await {
                 Ok(_) => {
                     self.resumed
@@ -460,9 +489,18 @@ impl ChatFrontend for DiscordFrontend {
 /// Attempts at a Discord call that a run cannot do without (its thread, an approval).
 const ATTEMPTS: u32 = 3;
 
-/// A call retried with back-off: Discord answers 5xx now and then, and with the ratelimiter
-/// off (tests) a 429 reaches us too. A run must not fail for one such answer.
-pub(super) async fn retry<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+/// Where a write goes, for its pacing: see [`Pacer`].
+#[derive(Clone, Copy)]
+pub(super) struct Paced<'a> {
+    pacer: &'a Pacer,
+    write: Write,
+    channel: ChannelId,
+}
+
+/// A write to a channel, paced under Discord's limits and retried with back-off: Discord
+/// answers 5xx now and then, and with the ratelimiter off (tests) a 429 reaches us too. A run
+/// must not fail for one such answer.
+pub(super) async fn retry<T, F, Fut>(pace: Paced<'_>, what: &str, mut f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, serenity::Error>>,
@@ -470,6 +508,7 @@ where
     let mut backoff = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
+        pace.pacer.wait(pace.write, pace.channel).await;
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < ATTEMPTS => {
@@ -490,6 +529,7 @@ where
 /// row of a finished run, what is left is given up with a warning.
 async fn push_progress(
     http: Arc<Http>,
+    pacer: Arc<Pacer>,
     chat: ChatRef,
     outbox: Arc<Mutex<Outbox>>,
     mut dirty: watch::Receiver<u64>,
@@ -510,7 +550,12 @@ async fn push_progress(
         let mut failed = false;
         if let Some(card) = card {
             let edit = EditMessage::new().embed(embed(&card));
-            let done = retry("updating the progress message", || {
+            let paced = Paced {
+                pacer: &pacer,
+                write: Write::Edit,
+                channel: chat.thread,
+            };
+            let done = retry(paced, "updating the progress message", || {
                 chat.thread.edit_message(&http, chat.progress, edit.clone())
             })
             .await;
@@ -528,7 +573,12 @@ async fn push_progress(
             let msg = CreateMessage::new()
                 .content(text)
                 .allowed_mentions(CreateAllowedMentions::new());
-            if retry("posting log lines", || {
+            let paced = Paced {
+                pacer: &pacer,
+                write: Write::Post,
+                channel: chat.thread,
+            };
+            if retry(paced, "posting log lines", || {
                 chat.thread.send_message(&http, msg.clone())
             })
             .await

@@ -15,6 +15,7 @@ pub mod buttons;
 pub mod commands;
 pub mod custom_id;
 pub mod frontend;
+pub mod pace;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

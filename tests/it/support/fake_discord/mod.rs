@@ -22,7 +22,11 @@
 //! 0.7.1):
 //! - serenity's ratelimiter ignores `HttpBuilder::proxy` and would call discord.com, so the bot's
 //!   `Http` must be built with `ratelimiter_disabled(true)`; a 429 then reaches the bot as an
-//!   error (no automatic retry).
+//!   error (no automatic retry). In production the bot's `Http` has serenity's ratelimiter, and
+//!   the bot paces its run reporting per channel itself (`chat/discord/pace.rs`).
+//! - Discord's rate limits (`ratelimit.rs`) are counted on every request and sent as
+//!   `X-RateLimit-*` headers; 429s for requests beyond them only after
+//!   `model_rate_limits(true)` (opt-in per test: see `load.rs`).
 //! - `Client` start-up calls only `GET /gateway` (on failure it silently falls back to the real
 //!   `wss://gateway.discord.gg`!); poise adds `GET /oauth2/applications/@me`, and registration is
 //!   `PUT .../guilds/{guild}/commands` (or `PUT .../commands` globally).
@@ -41,6 +45,7 @@ pub mod gateway;
 pub mod limits;
 pub mod multipart;
 pub mod openapi;
+pub mod ratelimit;
 pub mod rest;
 pub mod state;
 
@@ -507,6 +512,18 @@ impl FakeDiscord {
         self.component(user, message, custom_id, Some(values))
     }
 
+    /// Click the button `custom_id` on message `message` if it is still enabled (checked with
+    /// the click, atomically): a person's click that comes after the bot disabled the button
+    /// does nothing. For tests that click while the bot is editing the same messages.
+    pub fn click_button_if_enabled(
+        &self,
+        user: UserId,
+        message: MessageId,
+        custom_id: &str,
+    ) -> Option<InteractionHandle> {
+        self.component_opt(user, message, custom_id, None, true)
+    }
+
     fn component(
         &self,
         user: UserId,
@@ -514,6 +531,18 @@ impl FakeDiscord {
         custom_id: &str,
         values: Option<&[&str]>,
     ) -> InteractionHandle {
+        self.component_opt(user, message, custom_id, values, false)
+            .expect("a strict click returns a handle")
+    }
+
+    fn component_opt(
+        &self,
+        user: UserId,
+        message: MessageId,
+        custom_id: &str,
+        values: Option<&[&str]>,
+        only_if_enabled: bool,
+    ) -> Option<InteractionHandle> {
         self.inner.update(|st| {
             let msg = st
                 .live_message(message.get())
@@ -534,6 +563,9 @@ impl FakeDiscord {
                     panic!("message {message} has no component {custom_id:?}; it has {ids:?}")
                 })
                 .clone();
+            if only_if_enabled && comp["disabled"] == true {
+                return None;
+            }
             assert!(
                 comp["disabled"] != true,
                 "component {custom_id:?} on message {message} is disabled; a user cannot use it"
@@ -585,11 +617,11 @@ impl FakeDiscord {
                 ),
                 payload,
             );
-            InteractionHandle {
+            Some(InteractionHandle {
                 id: InteractionId::new(id),
                 token,
                 kind: 3,
-            }
+            })
         })
     }
 
@@ -1027,6 +1059,44 @@ impl FakeDiscord {
     /// instead of processing them (default: process them, so the flow stays observable).
     pub fn reject_invalid_requests(&self, reject: bool) {
         self.inner.update(|st| st.reject_invalid = reject);
+    }
+
+    // ----- rate limits ---------------------------------------------------------------------
+
+    /// Answer requests beyond Discord's per-route or global limits with 429 (see
+    /// `ratelimit.rs`). Off by default: the bot's `Http` runs without serenity's ratelimiter in
+    /// tests, so only a test that wants the limits enforced turns them on. Requests are counted
+    /// and the `X-RateLimit-*` headers sent either way.
+    pub fn model_rate_limits(&self, on: bool) {
+        self.inner.update(|st| st.rate_limits.enforce = on);
+    }
+
+    /// Requests answered 429 (by the modelled limits or an injected fault).
+    pub fn rate_limited(&self) -> Vec<RequestRec> {
+        self.inner
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.status == 429)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests beyond a bucket (answered 429 if the limits are modelled, processed if not).
+    pub fn over_limit(&self) -> Vec<ratelimit::Over> {
+        self.inner.lock().rate_limits.over.clone()
+    }
+
+    /// When each request to `channel` (any route under `/channels/{channel}`) arrived.
+    pub fn channel_requests(&self, channel: ChannelId) -> Vec<Instant> {
+        let prefix = format!("/channels/{channel}");
+        self.inner
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.path == prefix || r.path.starts_with(&format!("{prefix}/")))
+            .map(|r| r.at)
+            .collect()
     }
 
     // ----- verdict -----------------------------------------------------------------------

@@ -235,13 +235,30 @@ fn process(
         return record(st, method, &path, query, Some(op_id), logged_body, r);
     }
 
+    // Rate limits: counted always, a 429 only where the test models them.
+    let verdict = st.rate_limits.count(&op_id, &params, Instant::now());
+    if let Some((retry_after, global)) = verdict.limited {
+        let r = Reply {
+            status: 429,
+            body: Some(json!({
+                "message": "You are being rate limited.",
+                "retry_after": (retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0,
+                "global": global,
+                "code": 0,
+            })),
+            headers: verdict.headers,
+        };
+        return record(st, method, &path, query, Some(op_id), logged_body, r);
+    }
+
     // Fault injection.
     if let Some(r) = take_fault(st, method, &path) {
         return record(st, method, &path, query, Some(op_id), logged_body, r);
     }
 
     let q = parse_query(query);
-    let reply = route(st, &op_id, &what, &params, &q, &json_body, uploads);
+    let mut reply = route(st, &op_id, &what, &params, &q, &json_body, uploads);
+    reply.headers.extend(verdict.headers);
     record(st, method, &path, query, Some(op_id), logged_body, reply)
 }
 

@@ -235,6 +235,8 @@ pub struct State {
     pub faults: Vec<Fault>,
     pub gateway: Gateway,
     pub reject_invalid: bool,
+    /// Discord's per-route and global rate limits (see `ratelimit.rs`).
+    pub rate_limits: super::ratelimit::RateLimits,
     pub started_at: Instant,
     pub guild_joined_at: String,
     /// The guild's integration settings for this app's commands (Server Settings >
@@ -268,6 +270,7 @@ impl State {
                 ..Default::default()
             },
             reject_invalid: false,
+            rate_limits: Default::default(),
             started_at: Instant::now(),
             guild_joined_at: joined.clone(),
             // As the docs tell a server admin to set up: the ops roles may use every command.
