@@ -96,25 +96,24 @@ async fn vps_findings(
     cx: &StepContext,
     domain: &DomainName,
 ) -> Result<(Vec<String>, Vec<String>), StepError> {
-    let cfg = &cx.services.config;
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     let t = Duration::from_secs(30);
     let mut nginx = Vec::new();
     for name in [domain.clone(), domain.www()] {
-        let site = Site::of(cx, &name);
+        let site = Site::of(cx, &name)?;
         let path = site.vps_nginx_site();
         if ssh::run(&session, "test", &["-e", path], t).await?.success {
             nginx.push(path.to_owned());
         }
     }
-    let live = Site::of(cx, domain).lineages_dir().to_owned();
+    let live = Site::of(cx, domain)?.lineages_dir().to_owned();
     let mut certs = Vec::new();
     if ssh::run(&session, "test", &["-d", &live], t).await?.success {
         let ls = ssh::run(&session, "ls", &["-1A", "--", &live], t).await?;
         if !ls.success {
             return Err(StepError::Transient(anyhow::anyhow!(
                 "cannot list {live} on {}: {}",
-                cfg.vps.name,
+                cx.vps()?.name,
                 ls.stderr.trim()
             )));
         }
@@ -148,7 +147,7 @@ pub async fn survey_with(
     let (nginx, certs) = vps_findings(cx, domain).await?;
     Ok(Findings {
         domain: domain.clone(),
-        vps: cx.services.config.vps.name.clone(),
+        vps: cx.vps()?.name.to_string(),
         repo,
         nginx,
         certs,
