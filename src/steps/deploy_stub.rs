@@ -58,23 +58,45 @@ async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, St
             "the VPS does not serve the repo's nginx/prod.conf for {domain} yet"
         )));
     }
-    let fetched = match http::get(
+    // On each of the VPS's addresses: with IPv6, the AAAA records point at the second.
+    let mut said = Vec::new();
+    for ip in std::iter::once(std::net::IpAddr::from(vps.ipv4))
+        .chain(vps.ipv6.map(std::net::IpAddr::from))
+    {
+        match served(cx, domain, ip).await {
+            Ok(s) => said.push(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(said.join("; ")))
+}
+
+/// What `http://{domain}/` answers on one address of the VPS: the stub, or a redirect to
+/// HTTPS once the certificate is set up.
+async fn served(
+    cx: &StepContext,
+    domain: &DomainName,
+    ip: std::net::IpAddr,
+) -> Result<String, String> {
+    let on = if ip.is_ipv6() {
+        format!(" on {ip}")
+    } else {
+        String::new()
+    };
+    let fetched = http::get(
         "http",
         domain.as_str(),
         "/",
-        vps.ipv4.into(),
+        ip,
         None,
         Duration::from_secs(10),
     )
     .await
-    {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(format!("{e:#}"))),
-    };
+    .map_err(|e| format!("{e:#}"))?;
     match fetched.status {
-        200 if fetched.body.contains(&cx.services.config.deploy.stub_text) => Ok(Ok(format!(
-            "http://{domain}/ answers 200 with the stub page"
-        ))),
+        200 if fetched.body.contains(&cx.services.config.deploy.stub_text) => Ok(format!(
+            "http://{domain}/ answers 200 with the stub page{on}"
+        )),
         // After /cert, the HTTP server redirects to HTTPS: the stub deploy is still in place.
         301 | 308
             if fetched
@@ -82,13 +104,13 @@ async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, St
                 .as_deref()
                 .is_some_and(|l| l.starts_with("https://")) =>
         {
-            Ok(Ok(format!(
-                "http://{domain}/ redirects to HTTPS (TLS already set up)"
-            )))
+            Ok(format!(
+                "http://{domain}/ redirects to HTTPS (TLS already set up){on}"
+            ))
         }
-        s => Ok(Err(format!(
-            "http://{domain}/ answered {s}, not the stub page"
-        ))),
+        s => Err(format!(
+            "http://{domain}/ answered {s}{on}, not the stub page"
+        )),
     }
 }
 

@@ -135,3 +135,52 @@ async fn an_onboarding_onto_vps_1_ends_with_its_site_on_vps_1_only() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_domain_served_on_vps_0_is_refused_for_an_onboarding_onto_vps_1() {
+    within(TIMEOUT, async {
+        let lab = Lab::get();
+        let domain = "fleet-taken.com";
+        lab.put_zone(domain, &vps1_zone(&lab, domain));
+        let dbs = lab.fresh().await;
+        dbs.own_vps_sites(&[domain]).await;
+        // Somebody's nginx site for the domain on vps-0, in no record of the bot's.
+        let theirs = lab.dir.join("vps/nginx/sites-available").join(domain);
+        std::fs::write(
+            &theirs,
+            format!("server {{ listen 80; server_name {domain}; return 404; }}\n"),
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = dbs.config(tmp.path(), |t| t);
+        let engine = Engine::new(cfg.clone(), Arc::new(Scripted::approve_all()))
+            .await
+            .unwrap();
+        let args = onboard_bot::commands::onboard::OnboardArgs {
+            vps: Some("vps-1".into()),
+            ..onboarding::person_only("fleet-taken", "Taken Person")
+        };
+        let (_, out) = engine
+            .run(
+                args.parse_in(&cfg).unwrap(),
+                &scripted::actor("ops"),
+                StartOptions::default(),
+            )
+            .await
+            .unwrap();
+        let _ = std::fs::remove_file(&theirs);
+        assert_eq!(out.status, RunStatus::Failed, "{out:?}");
+        let want = format!(
+            "{domain} is already served: found the nginx site {} on vps-0",
+            theirs.display()
+        );
+        assert!(out.message.contains(&want), "{want} in: {}", out.message);
+        // Nothing was put on vps-1.
+        assert!(!on(
+            &lab,
+            "vps-1",
+            &format!("nginx/sites-available/{domain}")
+        ));
+    })
+    .await
+}
