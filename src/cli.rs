@@ -240,7 +240,7 @@ async fn dispatch(cli: Cli, config: Option<Arc<Config>>) -> Result<ExitCode, Com
     Ok(match cli.command {
         Command::Serve => serve(config).await?,
         Command::Onboard { args, run } => {
-            let request = args.parse(&config.onboarding)?;
+            let request = args.parse_in(&config)?;
             let engine = engine(config, run.answers()?).await?;
             let reply =
                 commands::onboard::run(&engine, &caller, request, run.start_options()).await;

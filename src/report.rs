@@ -29,13 +29,13 @@ pub struct ServicesFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Findings {
     pub domain: DomainName,
-    /// The VPS looked at (config `vps.name`).
+    /// The VPSes looked at: every VPS of the fleet, by name (`vps-0, vps-1`).
     pub vps: String,
     pub repo: Vec<RepoSite>,
-    /// nginx site files on the VPS.
-    pub nginx: Vec<String>,
-    /// certbot lineages on the VPS (their `live/` folders).
-    pub certs: Vec<String>,
+    /// nginx site files, each as (the VPS it is on, its path there).
+    pub nginx: Vec<(String, String)>,
+    /// certbot lineages (their `live/` folders), each as (its VPS, its path there).
+    pub certs: Vec<(String, String)>,
 }
 
 impl Findings {

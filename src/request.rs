@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Brand, DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug};
+use crate::domain::{
+    Brand, DisplayName, DomainName, Email, MailPlan, OperatingMode, Slug, VpsName,
+};
 
 /// A new Provider, as the runbook's "Inputs" section gathers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,10 @@ pub struct OnboardRequest {
     /// Absent in runs stored before the option existed.
     #[serde(default)]
     pub adopt_site: bool,
+    /// The VPS of the fleet the sites go on, as chosen at the edge (the first by default).
+    /// Absent in runs stored before the fleet: the first VPS.
+    #[serde(default)]
+    pub vps: Option<VpsName>,
 }
 
 /// `/cert`: (re-)issue a certificate for a domain already deployed, sync the conf back,
@@ -32,6 +38,9 @@ pub struct CertRequest {
     pub domain: DomainName,
     /// Contact address for the ACME account (`certbot -m`).
     pub email: Email,
+    /// The VPS the site is on, from its record. Absent in runs stored before the fleet.
+    #[serde(default)]
+    pub vps: Option<VpsName>,
 }
 
 /// `/verify`: the runbook's success check for an onboarded Provider.
@@ -132,6 +141,18 @@ impl Request {
         }
     }
 
+    /// The VPS the run acts on, by name; `None`: the first VPS (a verify run, which acts on
+    /// no VPS, or a run stored before the fleet).
+    pub fn vps(&self) -> Option<&VpsName> {
+        match self {
+            Request::Onboard(r) | Request::Abandon(AbandonRequest { onboarding: r, .. }) => {
+                r.vps.as_ref()
+            }
+            Request::Cert(r) => r.vps.as_ref(),
+            Request::Verify(_) => None,
+        }
+    }
+
     pub fn as_onboard(&self) -> Option<&OnboardRequest> {
         match self {
             Request::Onboard(r) => Some(r),
@@ -171,6 +192,7 @@ mod tests {
             mail: MailPlan::None,
             feature: "provider-site".into(),
             adopt_site: false,
+            vps: None,
         })
     }
 

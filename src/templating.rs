@@ -391,16 +391,21 @@ pub fn org_site_yaml(
     Ok(out)
 }
 
-/// `deploy.sh`: the values of the `REMOTE_DEST=` and `REMOTE_NGINX_CONF=` assignments.
+/// `deploy.sh`: the values of the `REMOTE_DEST=` and `REMOTE_NGINX_CONF=` assignments, and
+/// of `REMOTE_HOST=` (the VPS's ssh host) when `remote_host` is given.
 pub fn deploy_sh(
     template: &str,
+    remote_host: Option<&str>,
     remote_dest: &str,
     remote_nginx_conf: &str,
 ) -> anyhow::Result<String> {
-    let splices = vec![
+    let mut splices = vec![
         assignment(template, "REMOTE_DEST", remote_dest)?,
         assignment(template, "REMOTE_NGINX_CONF", remote_nginx_conf)?,
     ];
+    if let Some(host) = remote_host {
+        splices.push(assignment(template, "REMOTE_HOST", host)?);
+    }
     Ok(apply(template, splices))
 }
 
@@ -472,6 +477,28 @@ pub fn nginx_conf(template: &str, domain: &DomainName, root: &str) -> anyhow::Re
         directive(template, "root", &[root])?,
     ];
     Ok(apply(template, splices))
+}
+
+/// Whether an nginx conf has a `listen` on port 80 of every IPv6 address (`[::]:80`) or of
+/// `addr` (`[addr]:80`), outside comments.
+pub fn nginx_listens_ipv6(conf: &str, addr: std::net::Ipv6Addr) -> bool {
+    conf.lines().any(|l| {
+        let l = l.split('#').next().unwrap_or_default().trim_start();
+        let Some(rest) = l.strip_prefix("listen") else {
+            return false;
+        };
+        let Some(first) = rest.split_whitespace().next() else {
+            return false;
+        };
+        let first = first.trim_end_matches(';');
+        let Some((host, port)) = first.strip_prefix('[').and_then(|h| h.split_once("]:")) else {
+            return false;
+        };
+        port == "80"
+            && host
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|h| h.is_unspecified() || h == addr)
+    })
 }
 
 /// The arguments of the single `directive` line, replaced by `args`, each in the quoting of
@@ -680,6 +707,7 @@ mod tests {
         let sh = "# c\nREMOTE_HOST=quinn-vps\nREMOTE_DEST=/var/www/provider.com\nREMOTE_NGINX_CONF=/etc/nginx/sites-available/provider.com\n";
         let out = deploy_sh(
             sh,
+            None,
             "/var/www/merche.com",
             "/etc/nginx/sites-available/merche.com",
         )
@@ -690,7 +718,7 @@ mod tests {
             "{out}"
         );
         assert_eq!(shell_quote("a b'c"), r"'a b'\''c'");
-        assert!(deploy_sh("REMOTE_DEST=a\nREMOTE_DEST=b\n", "x", "y").is_err());
+        assert!(deploy_sh("REMOTE_DEST=a\nREMOTE_DEST=b\n", None, "x", "y").is_err());
 
         let conf = "server {\n    listen 80;\n    server_name provider.com www.provider.com;\n    root /var/www/provider.com;\n}\n";
         let out = nginx_conf(conf, &d("merche.com"), "/var/www/merche.com").unwrap();
@@ -707,6 +735,42 @@ mod tests {
             "{out}"
         );
         assert!(nginx_conf(conf, &d("merche.com"), "/var/www/$host").is_err());
+    }
+
+    #[test]
+    fn deploy_sh_names_the_chosen_vps_and_nothing_else_changes() {
+        let sh = "# c\nREMOTE_HOST='quinn-vps' # the VPS\nREMOTE_DEST=/var/www/provider.com\nREMOTE_NGINX_CONF=/etc/nginx/sites-available/provider.com\n";
+        let out = deploy_sh(
+            sh,
+            Some("quinn-vps-1"),
+            "/srv/www/m.com",
+            "/srv/nginx/m.com",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# c\nREMOTE_HOST='quinn-vps-1' # the VPS\nREMOTE_DEST=/srv/www/m.com\nREMOTE_NGINX_CONF=/srv/nginx/m.com\n"
+        );
+        // A template without the line cannot say where the site goes.
+        let err = deploy_sh("REMOTE_DEST=a\nREMOTE_NGINX_CONF=b\n", Some("h"), "x", "y")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one `REMOTE_HOST=` line"), "{err}");
+    }
+
+    #[test]
+    fn an_ipv6_listen_is_found_for_any_or_the_vps_address() {
+        let v6: std::net::Ipv6Addr = "fd00:201::2".parse().unwrap();
+        let conf = |listen: &str| format!("server {{\n    listen 80;\n    {listen}\n}}\n");
+        assert!(nginx_listens_ipv6(&conf("listen [::]:80;"), v6));
+        assert!(nginx_listens_ipv6(
+            &conf("listen [fd00:201::2]:80 default_server;"),
+            v6
+        ));
+        assert!(!nginx_listens_ipv6(&conf("listen [fd00:201::3]:80;"), v6));
+        assert!(!nginx_listens_ipv6(&conf("# listen [::]:80;"), v6));
+        assert!(!nginx_listens_ipv6(&conf("listen [::]:443 ssl;"), v6));
+        assert!(!nginx_listens_ipv6(&conf(""), v6));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, StringMap};
+use crate::config::{Config, StringMap, VpsConfig};
 
 /// What a process the bot starts may inherit from the bot's environment: where programs and
 /// the home directory are, the locale, the time zone, the temporary directory and the SSH
@@ -56,12 +56,17 @@ pub fn child_command(
     cmd
 }
 
+/// The SSH master of each VPS, by name.
+type VpsSlots =
+    std::collections::HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<openssh::Session>>>>>;
+
 /// Connections shared by every step of every run, opened on first use.
 pub struct Services {
     pub config: Arc<Config>,
     tenant: OnceCell<PgPool>,
-    /// One SSH master per VPS, shared by every command of every run in this process.
-    vps: tokio::sync::Mutex<Option<Arc<openssh::Session>>>,
+    /// One SSH master per VPS (by name), shared by every command of every run in this
+    /// process; each VPS's slot is locked on its own, so VPSes connect in parallel.
+    vps: std::sync::Mutex<VpsSlots>,
     /// The platform repo's checkout: read and written only during a turn (`Repo::lock`).
     pub repo: repo::Repo,
 }
@@ -72,7 +77,7 @@ impl Services {
         Self {
             config,
             tenant: OnceCell::new(),
-            vps: tokio::sync::Mutex::new(None),
+            vps: Default::default(),
             repo,
         }
     }
@@ -84,19 +89,22 @@ impl Services {
             .await
     }
 
-    /// The SSH master to the VPS, opened on first use and again if it died.
-    pub async fn vps(&self) -> Result<Arc<openssh::Session>, Error> {
-        let mut slot = self.vps.lock().await;
+    /// The SSH master to `vps`, opened on first use and again if it died.
+    pub async fn vps(&self, vps: &VpsConfig) -> Result<Arc<openssh::Session>, Error> {
+        let slot = self
+            .vps
+            .lock()
+            .expect("VPS slots lock")
+            .entry(vps.name.as_str().to_owned())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
         if let Some(s) = slot.as_ref()
             && s.check().await.is_ok()
         {
             return Ok(s.clone());
         }
-        let session = Arc::new(
-            ssh::connect(&self.config.vps)
-                .await
-                .map_err(Error::Transient)?,
-        );
+        let session = Arc::new(ssh::connect(vps).await.map_err(Error::Transient)?);
         *slot = Some(session.clone());
         Ok(session)
     }

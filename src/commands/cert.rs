@@ -67,17 +67,39 @@ impl CertStatusArgs {
 }
 
 /// The TLS handshake with the domain on the VPS: issuer, names, expiry, chain validity. Needs
-/// no state database, so it takes the config only.
+/// no state database, so it takes the config only: with a fleet, each VPS is asked in order
+/// and the first serving a good certificate answers (else the first that answered at all).
 pub async fn status(config: &Config, domain: &DomainName) -> Result<Reply, CommandError> {
-    let status = crate::adapters::tls::status(
-        domain.as_str(),
-        config.vps.ipv4.into(),
-        config.cert.trusted_roots.as_deref(),
-        STATUS_TIMEOUT,
-    )
-    .await?;
+    let mut first: Option<(&crate::config::VpsConfig, anyhow::Result<_>)> = None;
+    for vps in &config.fleet {
+        let status = crate::adapters::tls::status(
+            domain.as_str(),
+            vps.ipv4.into(),
+            vps.cert.trusted_roots.as_deref(),
+            STATUS_TIMEOUT,
+        )
+        .await;
+        let good = status.as_ref().is_ok_and(|s| s.is_good());
+        if good
+            || first
+                .as_ref()
+                .is_none_or(|(_, s)| s.is_err() && status.is_ok())
+        {
+            first = Some((vps, status));
+        }
+        if good {
+            break;
+        }
+    }
+    let (vps, status) = first.ok_or_else(|| anyhow::anyhow!("the config lists no VPS"))?;
+    let status = status?;
+    let title = if config.fleet.len() > 1 {
+        format!("cert status {domain} on {}", vps.name)
+    } else {
+        format!("cert status {domain}")
+    };
     Ok(Reply::Listing(Listing {
-        title: format!("cert status {domain}"),
+        title,
         text: status.render(),
         ok: status.is_good(),
         card: None,

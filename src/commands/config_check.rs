@@ -66,9 +66,12 @@ pub async fn run(config: &Config) -> Result<Reply, CommandError> {
         }
         Err(e) => line(false, "tenant DB", e.to_string()),
     }
-    match crate::adapters::ssh::check(&config.vps).await {
-        Ok(detail) => line(true, "SSH", detail),
-        Err(e) => line(false, "SSH", format!("{e:#}")),
+    // Every VPS of the fleet, one line each.
+    for vps in &config.fleet {
+        match crate::adapters::ssh::check(vps).await {
+            Ok(detail) => line(true, "SSH", detail),
+            Err(e) => line(false, "SSH", format!("{e:#}")),
+        }
     }
     match crate::adapters::dns::check(&config.dns).await {
         Ok(detail) => line(true, "DNS", detail),

@@ -1,9 +1,9 @@
 //! `/onboard` and `onboard-bot onboard`: the runbook's "Inputs", validated.
 
 use super::{Caller, CommandError, Reply};
-use crate::config::OnboardingConfig;
+use crate::config::{Config, OnboardingConfig};
 use crate::domain::{
-    Brand, DisplayName, DomainName, Email, InputError, MailPlan, OperatingMode, Slug,
+    Brand, DisplayName, DomainName, Email, InputError, MailPlan, OperatingMode, Slug, VpsName,
 };
 use crate::engine::{Engine, StartOptions};
 use crate::request::{OnboardRequest, Request};
@@ -51,10 +51,24 @@ pub struct OnboardArgs {
     /// whose plan names what is there; without it, a domain already served is refused.
     #[arg(long)]
     pub adopt_site: bool,
+    /// The VPS of the fleet (config `vps:`) the sites go on, by name; the first by default.
+    #[arg(long)]
+    pub vps: Option<String>,
 }
 
 impl OnboardArgs {
-    /// Validates every field; the first error names the field and the rule.
+    /// [`OnboardArgs::parse`], with the VPS checked against the fleet and recorded by name
+    /// (the first VPS when none was given): what the front-ends call.
+    pub fn parse_in(&self, config: &Config) -> Result<Request, InputError> {
+        let mut request = self.parse(&config.onboarding)?;
+        if let Request::Onboard(r) = &mut request {
+            r.vps = Some(choose_vps(config, r.vps.as_ref())?);
+        }
+        Ok(request)
+    }
+
+    /// Validates every field; the first error names the field and the rule. The VPS name is
+    /// only checked for its form here ([`OnboardArgs::parse_in`] checks it is in the fleet).
     pub fn parse(&self, cfg: &OnboardingConfig) -> Result<Request, InputError> {
         let slug = Slug::parse(&self.slug)?;
         slug.check_not_reserved("slug", &cfg.reserved_slugs)?;
@@ -127,7 +141,30 @@ impl OnboardArgs {
             mail: self.mail,
             feature,
             adopt_site: self.adopt_site,
+            vps: self
+                .vps
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(VpsName::parse)
+                .transpose()?,
         }))
+    }
+}
+
+/// The VPS a new onboarding goes on: the one named, which must be in the fleet, else the
+/// first.
+pub fn choose_vps(config: &Config, name: Option<&VpsName>) -> Result<VpsName, InputError> {
+    match config.vps(name) {
+        Some(v) => Ok(v.name.clone()),
+        None => Err(InputError::new(
+            "vps",
+            format!(
+                "`{}` is not a VPS of the fleet; choose one of {}",
+                name.map(VpsName::as_str).unwrap_or_default(),
+                config.vps_names()
+            ),
+        )),
     }
 }
 
@@ -161,6 +198,65 @@ mod tests {
             mode: "person-only".into(),
             ..Default::default()
         }
+    }
+
+    /// A config with a fleet of two.
+    fn fleet() -> Config {
+        // SAFETY-free: variables nobody else reads.
+        unsafe { std::env::set_var("OB_ONBOARD_TEST_PW", "pw-for-onboard-tests") };
+        let yaml = r#"
+environment: lab
+state_db: {host: 127.0.0.1, user: bot, database: bot, password: {env: OB_ONBOARD_TEST_PW}}
+tenant_db: {host: 127.0.0.1, user: w, database: platform, password: {env: OB_ONBOARD_TEST_PW}, authoritative: "127.0.0.1:5432"}
+vps:
+  - {name: vps-0, ssh_host: quinn-vps, known_hosts: kh, ipv4: 10.0.0.1}
+  - {name: vps-1, ssh_host: quinn-vps-1, known_hosts: kh, ipv4: 10.0.0.2, ipv6: "2001:db8::2"}
+dns: {authoritative: ["127.0.0.1:53"]}
+repo: {checkout: co, remote: /tmp/origin.git}
+audit: {key: {env: OB_ONBOARD_TEST_PW}}
+"#;
+        Config::parse(yaml, std::path::Path::new("/etc/ob/bot.yaml")).unwrap()
+    }
+
+    fn chosen(vps: Option<&str>) -> Result<String, InputError> {
+        let args = OnboardArgs {
+            vps: vps.map(Into::into),
+            ..args()
+        };
+        match args.parse_in(&fleet())? {
+            Request::Onboard(r) => Ok(r.vps.expect("recorded").to_string()),
+            _ => panic!("an onboarding request"),
+        }
+    }
+
+    #[test]
+    fn the_vps_is_the_one_named_or_the_first_and_is_recorded() {
+        assert_eq!(chosen(None).unwrap(), "vps-0");
+        assert_eq!(chosen(Some("")).unwrap(), "vps-0");
+        assert_eq!(chosen(Some("vps-1")).unwrap(), "vps-1");
+        assert_eq!(chosen(Some(" vps-1 ")).unwrap(), "vps-1");
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_vps_is_refused_with_the_names_allowed() {
+        let err = chosen(Some("vps-9")).unwrap_err();
+        assert_eq!(err.field, "vps");
+        assert_eq!(
+            err.message,
+            "`vps-9` is not a VPS of the fleet; choose one of vps-0, vps-1"
+        );
+        let err = chosen(Some("vps 1; rm -rf /")).unwrap_err();
+        assert_eq!(err.field, "vps");
+        // A stored request names its VPS; one stored before the fleet has none (the first).
+        let Request::Onboard(r) = args().parse_in(&fleet()).unwrap() else {
+            panic!()
+        };
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["vps"], "vps-0");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("vps");
+        let back: OnboardRequest = serde_json::from_value(old).unwrap();
+        assert_eq!(back.vps, None);
     }
 
     #[test]

@@ -48,14 +48,18 @@ pub struct Config {
     /// Expiry and reminders of approvals.
     pub approvals: ApprovalsConfig,
     pub onboarding: OnboardingConfig,
-    pub vps: VpsConfig,
+    /// The fleet, in the config's order (never empty): the first is the default VPS.
+    pub fleet: Vec<VpsConfig>,
     pub dns: DnsConfig,
     /// `dns.update`: the zones the bot writes its records into itself.
     pub dns_update: DnsUpdateConfig,
     pub repo: RepoConfig,
     /// The brand-mail pattern: which MX, SPF, DKIM and DMARC records a mail plan needs.
     pub mail: crate::dnscheck::MailPattern,
+    /// `deploy:` as resolved for the first VPS; the VPS-side values of a run's VPS are in
+    /// its [`VpsConfig::deploy`].
     pub deploy: DeployConfig,
+    /// `cert:` as resolved for the first VPS; see [`VpsConfig::cert`].
     pub cert: CertConfig,
     /// The success check; /verify refuses to run without it.
     pub verify: Option<VerifyConfig>,
@@ -234,20 +238,7 @@ impl Config {
                 );
             }
         }
-        let vps = VpsConfig {
-            name: raw.vps.name,
-            ssh_host: raw.vps.ssh_host,
-            ssh_config: raw
-                .vps
-                .ssh_config
-                .as_deref()
-                .map(|p| cx.path("vps.ssh_config", p))
-                .transpose()?,
-            known_hosts: cx.path("vps.known_hosts", &raw.vps.known_hosts)?,
-            ipv4: raw.vps.ipv4,
-            ipv6: raw.vps.ipv6,
-            connect_timeout: Duration::from_secs(raw.vps.connect_timeout_secs),
-        };
+        let fleet = fleet(&cx, &raw.vps, &raw.deploy, &raw.cert)?;
         let repo = RepoConfig {
             checkout: cx.path("repo.checkout", &raw.repo.checkout)?,
             remote: {
@@ -341,45 +332,13 @@ impl Config {
             engine: raw.engine,
             approvals: raw.approvals,
             onboarding,
-            vps,
+            deploy: fleet[0].deploy.clone(),
+            cert: fleet[0].cert.clone(),
+            fleet,
             dns: raw.dns.servers,
             dns_update,
             repo,
             mail: raw.mail,
-            deploy: {
-                let mut d = raw.deploy;
-                d.webroot =
-                    expand_env(&d.webroot).map_err(|e| anyhow!("{file}: deploy.webroot: {e}"))?;
-                d.nginx_site = expand_env(&d.nginx_site)
-                    .map_err(|e| anyhow!("{file}: deploy.nginx_site: {e}"))?;
-                for (k, v) in d.env.iter_mut() {
-                    *v = expand_env(v).map_err(|e| anyhow!("{file}: deploy.env.{k}: {e}"))?;
-                }
-                d
-            },
-            cert: {
-                let mut c = raw.cert;
-                let exp = |key: &str, v: &str| {
-                    expand_env(v).map_err(|e| anyhow!("{file}: cert.{key}: {e}"))
-                };
-                c.extra_args = c
-                    .extra_args
-                    .iter()
-                    .map(|a| exp("extra_args", a))
-                    .collect::<Result<_, _>>()?;
-                c.nginx_test = c
-                    .nginx_test
-                    .iter()
-                    .map(|a| exp("nginx_test", a))
-                    .collect::<Result<_, _>>()?;
-                c.lock_file = exp("lock_file", &c.lock_file)?;
-                c.trusted_roots = c
-                    .trusted_roots
-                    .as_deref()
-                    .map(|p| cx.path("cert.trusted_roots", &p.to_string_lossy()))
-                    .transpose()?;
-                c
-            },
             verify: raw
                 .verify
                 .map(|v| -> anyhow::Result<VerifyConfig> {
@@ -429,6 +388,23 @@ impl Config {
         })
     }
 
+    /// The VPS of this name, or the first (the default) for none.
+    pub fn vps(&self, name: Option<&crate::domain::VpsName>) -> Option<&VpsConfig> {
+        match name {
+            None => self.fleet.first(),
+            Some(n) => self.fleet.iter().find(|v| &v.name == n),
+        }
+    }
+
+    /// The fleet's names, in the config's order, for messages (`vps-0, vps-1`).
+    pub fn vps_names(&self) -> String {
+        self.fleet
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Every secret value in this config, so output paths can assert none leaks and redact
     /// them: every `{env:}`/`{file:}` secret (database passwords, the app DB's, the Discord
     /// token), the credentials written into `repo.remote`, and the `deploy.env` values whose
@@ -440,18 +416,98 @@ impl Config {
             .map(|s| s.expose_secret())
             .collect();
         out.extend(crate::redact::url_credentials(&self.repo.remote));
-        out.extend(
-            self.deploy
+        out.extend(self.fleet.iter().flat_map(|v| {
+            v.deploy
                 .env
                 .iter()
                 .filter(|(k, _)| crate::redact::looks_secret(k))
-                .map(|(_, v)| v.as_str()),
-        );
+                .map(|(_, v)| v.as_str())
+        }));
         // Longest first: a secret containing another is redacted whole.
         out.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         out.dedup();
         out
     }
+}
+
+/// The fleet: each VPS checked (a kebab-case name, unique) with its own copy of `deploy:` and
+/// `cert:`, whose VPS-side values take `${NAME}` from its `vars` first, then the environment.
+fn fleet(
+    cx: &Resolver<'_>,
+    raw: &[raw::RawVps],
+    deploy: &DeployConfig,
+    cert: &CertConfig,
+) -> anyhow::Result<Vec<VpsConfig>> {
+    let file = cx.file;
+    if raw.is_empty() {
+        bail!(
+            "{file}: vps: the list is empty; name at least one VPS (name, ssh_host, known_hosts, ipv4)"
+        );
+    }
+    let mut out: Vec<VpsConfig> = Vec::with_capacity(raw.len());
+    for (i, v) in raw.iter().enumerate() {
+        let key = format!("vps[{i}]");
+        let name = crate::domain::VpsName::parse(&v.name)
+            .map_err(|e| anyhow!("{file}: {key}.name: {e}"))?;
+        if out.iter().any(|o| o.name == name) {
+            bail!(
+                "{file}: vps: the name `{name}` is given to two servers; each VPS needs a name of its own"
+            );
+        }
+        let mut vars = StringMap::new();
+        for (k, val) in &v.vars {
+            anyhow::ensure!(
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{file}: {key}.vars: `{k}` is not a variable name (letters, digits, _)"
+            );
+            vars.insert(
+                k.clone(),
+                expand_env(val).map_err(|e| anyhow!("{file}: {key}.vars.{k}: {e}"))?,
+            );
+        }
+        let exp = |what: &str, s: &str| {
+            resolve::expand_vars(s, &vars).map_err(|e| anyhow!("{file}: {what} (for {name}): {e}"))
+        };
+        let mut d = deploy.clone();
+        d.webroot = exp("deploy.webroot", &d.webroot)?;
+        d.nginx_site = exp("deploy.nginx_site", &d.nginx_site)?;
+        for (k, val) in d.env.iter_mut() {
+            *val = exp(&format!("deploy.env.{k}"), val)?;
+        }
+        let mut c = cert.clone();
+        c.extra_args = c
+            .extra_args
+            .iter()
+            .map(|a| exp("cert.extra_args", a))
+            .collect::<Result<_, _>>()?;
+        c.nginx_test = c
+            .nginx_test
+            .iter()
+            .map(|a| exp("cert.nginx_test", a))
+            .collect::<Result<_, _>>()?;
+        c.lock_file = exp("cert.lock_file", &c.lock_file)?;
+        c.trusted_roots = c
+            .trusted_roots
+            .as_deref()
+            .map(|p| cx.path("cert.trusted_roots", &p.to_string_lossy()))
+            .transpose()?;
+        out.push(VpsConfig {
+            ssh_host: v.ssh_host.clone(),
+            ssh_config: v
+                .ssh_config
+                .as_deref()
+                .map(|p| cx.path(&format!("{key}.ssh_config"), p))
+                .transpose()?,
+            known_hosts: cx.path(&format!("{key}.known_hosts"), &v.known_hosts)?,
+            ipv4: v.ipv4,
+            ipv6: v.ipv6,
+            connect_timeout: Duration::from_secs(v.connect_timeout_secs),
+            deploy: d,
+            cert: c,
+            name,
+        });
+    }
+    Ok(out)
 }
 
 /// Typed map of free-form values in the config (used for extra environment of commands).
@@ -615,6 +671,102 @@ discord: {token: {env: OB_TEST_DISCORD}, guild_id: 1, ops_channel_id: 2, approve
                 "{err}"
             );
         }
+    }
+
+    fn with_env() {
+        // SAFETY-free: tests in this module use variables nobody else reads.
+        unsafe { std::env::set_var("OB_TEST_PW", "s3cret-value-xyz") };
+        unsafe { std::env::set_var("OB_TEST_AUDIT_KEY", "audit-key-for-unit-tests") };
+    }
+
+    const FLEET: &str = r#"
+vps:
+  - {name: vps-0, ssh_host: quinn-vps, known_hosts: kh, ipv4: 10.0.0.1, vars: {ROOT: /srv/a}}
+  - {name: vps-1, ssh_host: quinn-vps-1, known_hosts: kh1, ipv4: 10.0.0.2, ipv6: "2001:db8::2", vars: {ROOT: /srv/b}}
+deploy: {webroot: "${ROOT}/www/{domain}", nginx_site: "${ROOT}/nginx/{domain}"}
+cert: {extra_args: ["--config-dir=${ROOT}/le"], lock_file: "${ROOT}/certbot.lock", nginx_test: ["${ROOT}/nginx", "-t"]}
+"#;
+
+    fn fleet_config(vps_part: &str) -> anyhow::Result<Config> {
+        with_env();
+        let base: String = MINIMAL
+            .lines()
+            .filter(|l| !l.starts_with("vps:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Config::parse(&format!("{base}{vps_part}"), Path::new("/etc/ob/bot.yaml"))
+    }
+
+    #[test]
+    fn a_single_vps_mapping_is_a_fleet_of_one() {
+        with_env();
+        let cfg = Config::parse(MINIMAL, Path::new("/etc/ob/bot.yaml")).unwrap();
+        assert_eq!(cfg.fleet.len(), 1);
+        let only = cfg.vps(None).unwrap();
+        assert_eq!(
+            (only.name.as_str(), only.ssh_host.as_str()),
+            ("vps-0", "quinn-vps")
+        );
+        assert_eq!(only.known_hosts, PathBuf::from("/etc/ob/kh"));
+        assert_eq!(only.deploy.webroot, "/var/www/{domain}");
+        assert_eq!(only.cert.lock_file, cfg.cert.lock_file);
+    }
+
+    #[test]
+    fn a_fleet_gives_each_vps_its_own_paths_from_its_vars() {
+        let cfg = fleet_config(FLEET).unwrap();
+        assert_eq!(cfg.vps_names(), "vps-0, vps-1");
+        let one = crate::domain::VpsName::parse("vps-1").unwrap();
+        let b = cfg.vps(Some(&one)).unwrap();
+        assert_eq!(b.ipv6, Some("2001:db8::2".parse().unwrap()));
+        assert_eq!(b.deploy.webroot, "/srv/b/www/{domain}");
+        assert_eq!(b.deploy.nginx_site, "/srv/b/nginx/{domain}");
+        assert_eq!(b.cert.extra_args, ["--config-dir=/srv/b/le"]);
+        assert_eq!(b.cert.nginx_test, ["/srv/b/nginx", "-t"]);
+        assert_eq!(
+            b.cert.lock_file, "/srv/b/certbot.lock",
+            "one certbot lock per VPS"
+        );
+        let a = cfg.vps(None).unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.cert.lock_file.as_str()),
+            ("vps-0", "/srv/a/certbot.lock")
+        );
+        // The config-wide copies are the first VPS's.
+        assert_eq!(cfg.deploy.webroot, "/srv/a/www/{domain}");
+        let none = crate::domain::VpsName::parse("vps-9").unwrap();
+        assert!(cfg.vps(Some(&none)).is_none());
+    }
+
+    #[test]
+    fn a_fleet_with_a_name_twice_or_a_bad_name_or_none_is_refused() {
+        let twice = FLEET.replace("name: vps-1", "name: vps-0");
+        let err = fleet_config(&twice).unwrap_err().to_string();
+        assert!(
+            err.contains("bot.yaml") && err.contains("`vps-0` is given to two servers"),
+            "{err}"
+        );
+        let err = fleet_config(&FLEET.replace("name: vps-1", "name: VPS 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vps[1].name"), "{err}");
+        let err = fleet_config("vps: []\n").unwrap_err().to_string();
+        assert!(err.contains("vps: the list is empty"), "{err}");
+        let err = fleet_config("vps: quinn-vps\n").unwrap_err().to_string();
+        assert!(err.contains("give a list of servers"), "{err}");
+        // A path variable neither the VPS nor the environment sets is named, with the VPS.
+        let err = fleet_config(&FLEET.replace("vars: {ROOT: /srv/b}", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("deploy.webroot (for vps-1)") && err.contains("${ROOT}"),
+            "{err}"
+        );
+        // Unknown keys of a VPS are refused as everywhere else.
+        let err = fleet_config(&FLEET.replace("ipv4: 10.0.0.2", "ipv4: 10.0.0.2, ipv5: x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ipv5"), "{err}");
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use serde::Deserialize;
 
-use super::Environment;
 use super::sections::{
     ApprovalsConfig, CertConfig, DeployConfig, DnsConfig, EngineConfig, OnboardingConfig,
     OpsConfig, TenantTable,
 };
+use super::{Environment, StringMap};
 
 /// Where a secret comes from: `{env: VAR}` or `{file: path}`, exactly one. The value itself
 /// is never in the config file.
@@ -73,7 +73,9 @@ pub(crate) struct RawConfig {
     pub(crate) approvals: ApprovalsConfig,
     #[serde(default)]
     pub(crate) onboarding: OnboardingConfig,
-    pub(crate) vps: RawVps,
+    /// The fleet: a list of servers, or (the form before fleets) one mapping.
+    #[serde(deserialize_with = "one_or_many")]
+    pub(crate) vps: Vec<RawVps>,
     pub(crate) dns: RawDns,
     pub(crate) repo: RawRepo,
     #[serde(default)]
@@ -225,6 +227,26 @@ pub(crate) struct RawVps {
     /// Seconds to wait for the SSH connection.
     #[serde(default = "default_connect_timeout")]
     pub(crate) connect_timeout_secs: u64,
+    /// Variables of this VPS for `${NAME}` in the VPS-side values of `deploy:` and `cert:`
+    /// (looked up here first, then in the environment).
+    #[serde(default)]
+    pub(crate) vars: StringMap,
+}
+
+/// `vps:` as a list of servers, or as the single mapping configs had before the fleet.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RawVps>, D::Error> {
+    use serde::de::Error;
+    match serde_norway::Value::deserialize(d)? {
+        v @ serde_norway::Value::Mapping(_) => Ok(vec![
+            serde_norway::from_value(v).map_err(|e| D::Error::custom(format!("vps: {e}")))?,
+        ]),
+        v @ serde_norway::Value::Sequence(_) => {
+            serde_norway::from_value(v).map_err(|e| D::Error::custom(format!("vps: {e}")))
+        }
+        _ => Err(D::Error::custom(
+            "vps: give a list of servers, each `{name, ssh_host, known_hosts, ipv4, ...}`",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

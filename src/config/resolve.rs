@@ -70,6 +70,11 @@ impl Resolver<'_> {
 
 /// Expands `${VAR}` from the environment; an unset variable is an error naming it.
 pub fn expand_env(raw: &str) -> Result<String, String> {
+    expand_vars(raw, &super::StringMap::new())
+}
+
+/// Expands `${VAR}` from `vars`, else from the environment; unset in both is an error.
+pub fn expand_vars(raw: &str, vars: &super::StringMap) -> Result<String, String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(start) = rest.find("${") {
@@ -79,8 +84,12 @@ pub fn expand_env(raw: &str) -> Result<String, String> {
             .find('}')
             .ok_or_else(|| format!("`{raw}` has `${{` without a closing `}}`"))?;
         let var = &after[..end];
-        let value = std::env::var(var)
-            .map_err(|_| format!("`{raw}` uses ${{{var}}}, which is not set in the environment"))?;
+        let value = match vars.get(var) {
+            Some(v) => v.clone(),
+            None => std::env::var(var).map_err(|_| {
+                format!("`{raw}` uses ${{{var}}}, which is not set in the environment")
+            })?,
+        };
         out.push_str(&value);
         rest = &after[end + 1..];
     }

@@ -415,16 +415,21 @@ impl DbConfig {
     }
 }
 
-/// The VPS reached over SSH.
+/// One VPS of the fleet, reached over SSH.
 #[derive(Debug, Clone)]
 pub struct VpsConfig {
-    pub name: String,
+    pub name: crate::domain::VpsName,
     pub ssh_host: String,
     pub ssh_config: Option<PathBuf>,
     pub known_hosts: PathBuf,
     pub ipv4: std::net::Ipv4Addr,
     pub ipv6: Option<std::net::Ipv6Addr>,
     pub connect_timeout: Duration,
+    /// `deploy:` with this VPS's `vars` put into its VPS-side values (webroot, nginx_site, env).
+    pub deploy: DeployConfig,
+    /// `cert:` with this VPS's `vars` put into its VPS-side values (extra_args, nginx_test,
+    /// lock_file): certbot's lock is per VPS.
+    pub cert: CertConfig,
 }
 
 /// The bot's checkout of the platform repo.

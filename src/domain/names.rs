@@ -90,6 +90,24 @@ impl Slug {
 
 text_type!(Slug, Self::parse);
 
+/// The name of a VPS of the fleet (`vps-0`): kebab-case like a slug. Which names exist is the
+/// config's business; the edges check the name against it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VpsName(String);
+
+impl VpsName {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        Slug::parse_field("vps", raw).map(|s| Self(s.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+text_type!(VpsName, Self::parse);
+
 /// A fully qualified DNS name in its ASCII (punycode) form, lowercase, without the final dot.
 /// Never a wildcard and never an IP address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -325,7 +325,11 @@ impl Engine {
                 }
             },
         };
-        Ok(Request::Cert(CertRequest { domain, email }))
+        // The site's VPS, from its record (sites recorded before the fleet: the first).
+        let vps = crate::domain::VpsName::parse(&site.vps)
+            .ok()
+            .filter(|n| self.inner.config.vps(Some(n)).is_some());
+        Ok(Request::Cert(CertRequest { domain, email, vps }))
     }
 
     /// Starts a run and executes it to its end (or until it stops to wait for a person).
@@ -361,13 +365,19 @@ impl Engine {
                 _ => MailPlan::None,
             },
         };
-        let expected = crate::dnscheck::expected_records(
-            &req.domain,
-            cfg.vps.ipv4,
-            cfg.vps.ipv6,
-            mail,
-            &cfg.mail,
-        );
+        // Against the VPS the domain's site is on: its record, else the VPS its latest
+        // onboarding chose, else the first.
+        let recorded = match sites::get(&self.inner.pool, req.domain.as_str()).await? {
+            Some(site) => Some(site.vps),
+            None => runs::vps_for_domain(&self.inner.pool, req.domain.as_str()).await?,
+        };
+        let vps = recorded
+            .and_then(|n| crate::domain::VpsName::parse(&n).ok())
+            .and_then(|n| cfg.vps(Some(&n)))
+            .or_else(|| cfg.vps(None))
+            .ok_or_else(|| anyhow!("the config lists no VPS"))?;
+        let expected =
+            crate::dnscheck::expected_records(&req.domain, vps.ipv4, vps.ipv6, mail, &cfg.mail);
         let domain = req.domain.as_str();
         let report = match req.wait {
             None => {

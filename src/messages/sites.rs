@@ -29,11 +29,11 @@ pub fn site_found(f: &Findings) -> Vec<String> {
             site.dir
         ));
     }
-    for path in &f.nginx {
-        out.push(format!("the nginx site {path} on {}", f.vps));
+    for (vps, path) in &f.nginx {
+        out.push(format!("the nginx site {path} on {vps}"));
     }
-    for path in &f.certs {
-        out.push(format!("the certificate {path} on {}", f.vps));
+    for (vps, path) in &f.certs {
+        out.push(format!("the certificate {path} on {vps}"));
     }
     out
 }

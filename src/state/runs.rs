@@ -376,6 +376,17 @@ pub async fn mail_plan_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result
     .flatten())
 }
 
+/// The VPS the latest onboarding of `domain` chose (`None` for one stored before the fleet).
+pub async fn vps_for_domain(pool: &PgPool, domain: &str) -> anyhow::Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT input->>'vps' FROM runs WHERE runbook = 'onboard' AND input->'domains' ? $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(domain)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
+}
+
 /// The steps of a run that wrote, or may have written: done, interrupted in their apply or
 /// check, or with an apply or an approval in the audit trail (an apply that failed half-way).
 /// What an abandon undoes; each compensation plans from what it finds, so one that finds

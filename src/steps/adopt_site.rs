@@ -111,7 +111,7 @@ impl Step for AdoptSite {
                     &NewSite {
                         domain: domain.as_str(),
                         slug: req.slug.as_str(),
-                        vps: &cx.services.config.vps.name,
+                        vps: cx.vps()?.name.as_str(),
                         run_id: cx.run_id,
                     },
                 )

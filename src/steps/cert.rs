@@ -8,14 +8,15 @@ use async_trait::async_trait;
 use super::common::{Precondition, Site, a_records, cert_targets, served_ok};
 use super::{ApprovedPlan, CheckReport, Plan, Step, StepContext, StepError, StepName};
 use crate::adapters::{ssh, tls};
+use crate::config::VpsConfig;
 use crate::domain::{DomainName, Email};
 use crate::messages;
 
 pub struct Cert;
 
 /// The certbot command line, as arguments (each escaped for the remote shell by openssh).
-fn certbot_args(cx: &StepContext, domain: &DomainName, email: &Email) -> Vec<String> {
-    let cfg = &cx.services.config.cert;
+fn certbot_args(vps: &VpsConfig, domain: &DomainName, email: &Email) -> Vec<String> {
+    let cfg = &vps.cert;
     let mut args: Vec<String> = vec![
         cfg.certbot.clone(),
         "--nginx".into(),
@@ -42,17 +43,17 @@ async fn preconditions(
     domain: &DomainName,
     presume_site: bool,
 ) -> Result<Vec<Precondition>, StepError> {
-    let cfg = &cx.services.config;
+    let vps = cx.vps()?;
     let mut out: Vec<Precondition> = a_records(cx, domain, true)
         .await?
         .into_iter()
         .map(|r| Precondition {
-            what: format!("{} points at {} ({})", r.name, cfg.vps.ipv4, cfg.vps.name),
+            what: r.points_at(vps),
             ok: r.ok,
             found: r.found,
         })
         .collect();
-    let site = Site::of(cx, domain);
+    let site = Site::of(cx, domain)?;
     let site = site.vps_nginx_site();
     if presume_site {
         out.push(Precondition {
@@ -67,7 +68,7 @@ async fn preconditions(
         });
         return Ok(out);
     }
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     let exists = ssh::run(&session, "test", &["-f", site], Duration::from_secs(30))
         .await?
         .success;
@@ -76,7 +77,7 @@ async fn preconditions(
         ok: exists,
         found: String::new(),
     });
-    let (prog, args) = cfg
+    let (prog, args) = vps
         .cert
         .nginx_test
         .split_first()
@@ -97,8 +98,8 @@ async fn preconditions(
 
 /// `flock` on the VPS's certbot lock file, then certbot: without waiting (`-n`), or waiting
 /// up to `wait` seconds for another certbot to finish.
-pub(super) fn flock_args(cx: &StepContext, wait: Option<u64>, certbot: &[String]) -> Vec<String> {
-    let cfg = &cx.services.config.cert;
+pub(super) fn flock_args(vps: &VpsConfig, wait: Option<u64>, certbot: &[String]) -> Vec<String> {
+    let cfg = &vps.cert;
     let mut args: Vec<String> = match wait {
         None => vec!["-n".into()],
         Some(secs) => vec!["-w".into(), secs.to_string()],
@@ -187,20 +188,21 @@ impl Step for Cert {
             if served_ok(cx, &domain).await.is_some() {
                 continue;
             }
-            let session = cx.services.vps().await?;
-            let certbot = certbot_args(cx, &domain, &email);
+            let vps = cx.vps()?;
+            let session = cx.vps_session().await?;
+            let certbot = certbot_args(vps, &domain, &email);
             let timeout = Duration::from_secs(cfg.cert.timeout_secs);
             // certbot refuses to run twice at once on a host: every bot process takes the
             // same lock on the VPS. First try without waiting, to say so when we must wait.
-            let args = flock_args(cx, None, &certbot);
+            let args = flock_args(vps, None, &certbot);
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut out = ssh::run(&session, "flock", &argv, timeout).await?;
             if out.code == Some(LOCK_BUSY) {
                 cx.log(&format!(
                     "another certbot is running on {}; waiting for it to finish",
-                    cfg.vps.name
+                    vps.name
                 ));
-                let args = flock_args(cx, Some(cfg.cert.timeout_secs), &certbot);
+                let args = flock_args(vps, Some(cfg.cert.timeout_secs), &certbot);
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 out = ssh::run(&session, "flock", &argv, timeout + Duration::from_secs(30)).await?;
             }
@@ -211,7 +213,7 @@ impl Step for Cert {
             if out.code == Some(LOCK_BUSY) {
                 return Err(StepError::Transient(anyhow::anyhow!(
                     "certbot lock on {} still held after {}s",
-                    cfg.vps.name,
+                    vps.name,
                     cfg.cert.timeout_secs
                 )));
             }
@@ -239,15 +241,15 @@ impl Step for Cert {
     }
 
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
-        let cfg = &cx.services.config;
+        let vps = cx.vps()?;
         let mut evidence = Vec::new();
         for (domain, _) in cert_targets(cx)? {
             // nginx may still be finishing its reload: a few quick tries before judging.
             let status = || {
                 tls::status(
                     domain.as_str(),
-                    cfg.vps.ipv4.into(),
-                    cfg.cert.trusted_roots.as_deref(),
+                    vps.ipv4.into(),
+                    vps.cert.trusted_roots.as_deref(),
                     Duration::from_secs(10),
                 )
             };
@@ -295,8 +297,8 @@ async fn plan_with(cx: &StepContext, presume_site: bool) -> Result<Plan, StepErr
         }
         detail.push_str(&format!(
             "  run on {}: {}\n",
-            cx.services.config.vps.name,
-            certbot_args(cx, &domain, &email).join(" ")
+            cx.vps()?.name,
+            certbot_args(cx.vps()?, &domain, &email).join(" ")
         ));
         todo.push(domain.to_string());
     }

@@ -56,13 +56,13 @@ pub fn cert_targets(cx: &StepContext) -> Result<Vec<(DomainName, Email)>, StepEr
     }
 }
 
-/// Whether the VPS already serves a good certificate for the domain and www.
+/// Whether the run's VPS already serves a good certificate for the domain and www.
 pub async fn served_ok(cx: &StepContext, domain: &DomainName) -> Option<tls::CertStatus> {
-    let cfg = &cx.services.config;
+    let vps = cx.vps().ok()?;
     tls::status(
         domain.as_str(),
-        cfg.vps.ipv4.into(),
-        cfg.cert.trusted_roots.as_deref(),
+        vps.ipv4.into(),
+        vps.cert.trusted_roots.as_deref(),
         Duration::from_secs(10),
     )
     .await
@@ -126,10 +126,15 @@ impl Site {
         }
     }
 
-    /// The site of `domain` under this run's config.
-    pub fn of(cx: &StepContext, domain: &DomainName) -> Self {
-        let cfg = &cx.services.config;
-        Self::new(&cfg.deploy, &cfg.cert, domain)
+    /// The site of `domain` on this run's VPS.
+    pub fn of(cx: &StepContext, domain: &DomainName) -> Result<Self, StepError> {
+        let vps = cx.vps()?;
+        Ok(Self::new(&vps.deploy, &vps.cert, domain))
+    }
+
+    /// `{domains_dir}/{domain}`: the site's directory in the repo (the same on every VPS).
+    pub fn repo_dir(cx: &StepContext, domain: &DomainName) -> String {
+        format!("{}/{domain}", cx.services.config.deploy.domains_dir)
     }
 
     /// `{domains_dir}/{domain}`: the site's directory in the repo.
@@ -206,23 +211,29 @@ pub fn certbot_config_dir(extra_args: &[String]) -> String {
 pub struct ARecord {
     /// The name it is for (the apex or www).
     pub name: String,
+    /// A, or AAAA (expected when the VPS has an IPv6 address).
+    pub rtype: Rtype,
     /// It points at the VPS (or will once propagated).
     pub ok: bool,
     /// What the servers answered.
     pub found: String,
 }
 
-/// The A records of `domain` on the authoritative servers: the apex, and www when asked for.
+/// The A records of `domain` on the authoritative servers (and its AAAA records when the run's
+/// VPS has IPv6): the apex, and www when asked for.
 pub async fn a_records(
     cx: &StepContext,
     domain: &DomainName,
     with_www: bool,
 ) -> Result<Vec<ARecord>, StepError> {
     let cfg = &cx.services.config;
+    let vps = cx.vps()?;
     let expected: Vec<_> =
-        dnscheck::expected_records(domain, cfg.vps.ipv4, None, MailPlan::None, &cfg.mail)
+        dnscheck::expected_records(domain, vps.ipv4, vps.ipv6, MailPlan::None, &cfg.mail)
             .into_iter()
-            .filter(|e| e.rtype == Rtype::A && (with_www || e.name == domain.as_str()))
+            .filter(|e| {
+                matches!(e.rtype, Rtype::A | Rtype::AAAA) && (with_www || e.name == domain.as_str())
+            })
             .collect();
     let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
         .await
@@ -232,6 +243,7 @@ pub async fn a_records(
         .iter()
         .map(|r| ARecord {
             name: r.expected.name.clone(),
+            rtype: r.expected.rtype,
             ok: matches!(r.status, Status::Ok | Status::NotYetPropagated),
             found: r
                 .found
@@ -241,6 +253,20 @@ pub async fn a_records(
                 .join("; "),
         })
         .collect())
+}
+
+impl ARecord {
+    /// "A record of D points at 10.0.0.1 (vps-0)", for a precondition.
+    pub fn points_at(&self, vps: &crate::config::VpsConfig) -> String {
+        let addr = match (self.rtype, vps.ipv6) {
+            (Rtype::AAAA, Some(v6)) => v6.to_string(),
+            _ => vps.ipv4.to_string(),
+        };
+        format!(
+            "{} record of {} points at {addr} ({})",
+            self.rtype, self.name, vps.name
+        )
+    }
 }
 
 /// What a repo-writing step would write now.

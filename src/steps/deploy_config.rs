@@ -41,8 +41,9 @@ fn desired_files(
         )));
     }
     let mut out = BTreeMap::new();
+    let vps = cx.vps()?;
     for domain in &req.domains {
-        let site = Site::of(cx, domain);
+        let site = Site::of(cx, domain)?;
         for rel in &template_files {
             let org_shaped = matches!(req.mode, OperatingMode::PersonOwnsOrg { .. });
             if rel == "org-site.yaml" && !org_shaped {
@@ -56,8 +57,24 @@ fn desired_files(
                 })?;
             let edited = match rel.as_str() {
                 "services.yaml" => templating::services_yaml(&text, domain, &req.feature, true),
-                "deploy.sh" => templating::deploy_sh(&text, site.webroot(), site.vps_nginx_site()),
-                "nginx/prod.conf" => templating::nginx_conf(&text, domain, site.webroot()),
+                "deploy.sh" => templating::deploy_sh(
+                    &text,
+                    Some(&vps.ssh_host),
+                    site.webroot(),
+                    site.vps_nginx_site(),
+                ),
+                "nginx/prod.conf" => {
+                    // With IPv6 the AAAA records point at the VPS: the site must listen there.
+                    if let Some(v6) = vps.ipv6
+                        && !templating::nginx_listens_ipv6(&text, v6)
+                    {
+                        return Err(StepError::refused(format!(
+                            "{template_dir}/{rel} has no `listen [::]:80` (or `listen [{v6}]:80`): {} has the IPv6 address {v6}, where the AAAA records of {domain} point, and nginx would not answer there. Add the listen line to the template",
+                            vps.name
+                        )));
+                    }
+                    templating::nginx_conf(&text, domain, site.webroot())
+                }
                 "org-site.yaml" => match (&req.mode, &req.brand) {
                     (OperatingMode::PersonOwnsOrg { org_name, .. }, Some(brand)) => {
                         templating::org_site_yaml(&text, org_name, brand, "public/logo.svg")
@@ -101,7 +118,7 @@ fn site_configured(
     repo: &Checkout<'_>,
     domain: &DomainName,
 ) -> Result<bool, StepError> {
-    Ok(match repo.read(&Site::of(cx, domain).services_yaml())? {
+    Ok(match repo.read(&Site::of(cx, domain)?.services_yaml())? {
         Some(text) => serde_norway::from_str::<serde_norway::Value>(&text)
             .ok()
             .and_then(|v| {
@@ -125,7 +142,7 @@ fn changes(
     let mut done_sites = Vec::new();
     for d in &req.domains {
         if site_configured(cx, repo, d)? {
-            done_sites.push(Site::of(cx, d).file(""));
+            done_sites.push(format!("{}/", Site::repo_dir(cx, d)));
         }
     }
     let mut out = BTreeMap::new();
@@ -188,7 +205,7 @@ fn template_source(
 ) -> Result<Option<(String, String)>, StepError> {
     let deploy = &cx.services.config.deploy;
     for d in &req.domains {
-        if let Some(rel) = path.strip_prefix(&Site::of(cx, d).file("")) {
+        if let Some(rel) = path.strip_prefix(&format!("{}/", Site::repo_dir(cx, d))) {
             let tpath = format!("{}/{}/{rel}", deploy.domains_dir, deploy.template);
             return Ok(repo.read(&tpath)?.map(|t| (tpath, t)));
         }
@@ -236,11 +253,7 @@ impl RepoWrite for DeployConfig {
                 (None, old) => templating::unified_diff(path, old.as_deref(), new),
             });
         }
-        let sites: Vec<String> = req
-            .domains
-            .iter()
-            .map(|d| Site::of(cx, d).dir().to_owned())
-            .collect();
+        let sites: Vec<String> = req.domains.iter().map(|d| Site::repo_dir(cx, d)).collect();
         Ok(RepoEdits {
             summary: format!(
                 "add {} file(s) for {} to the platform repo, commit and push",
@@ -263,7 +276,7 @@ impl RepoWrite for DeployConfig {
     async fn before_commit(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<(), StepError> {
         let req = onboard(cx)?;
         for d in own_or_new(cx, repo, req).await? {
-            let vps = &cx.services.config.vps.name;
+            let vps = cx.vps()?.name.as_str();
             let site = NewSite {
                 domain: d.as_str(),
                 slug: req.slug.as_str(),
@@ -309,7 +322,7 @@ impl RepoWrite for DeployConfig {
             if !site_configured(cx, &repo, d)? {
                 return Ok(CheckReport::failed(format!(
                     "{} has no services.yaml for {d}",
-                    Site::of(cx, d).dir()
+                    Site::repo_dir(cx, d)
                 )));
             }
         }
@@ -323,7 +336,7 @@ impl RepoWrite for DeployConfig {
             "site(s) {} committed and pushed",
             req.domains
                 .iter()
-                .map(|d| Site::of(cx, d).dir().to_owned())
+                .map(|d| Site::repo_dir(cx, d))
                 .collect::<Vec<_>>()
                 .join(", ")
         )))

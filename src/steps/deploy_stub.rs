@@ -21,26 +21,23 @@ const SSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether the apex A record points at the VPS on the authoritative servers.
 async fn a_record_ok(cx: &StepContext, domain: &DomainName) -> Result<Precondition, StepError> {
-    let cfg = &cx.services.config;
+    let vps = cx.vps()?;
     let rec = a_records(cx, domain, false)
         .await?
         .into_iter()
-        .next()
+        .find(|r| r.rtype == crate::dnscheck::Rtype::A)
         .ok_or_else(|| {
             StepError::Internal(anyhow::anyhow!("no A record is expected for {domain}"))
         })?;
     Ok(Precondition {
-        what: format!(
-            "A record of {domain} points at {} ({})",
-            cfg.vps.ipv4, cfg.vps.name
-        ),
+        what: rec.points_at(vps),
         ok: rec.ok,
         found: rec.found,
     })
 }
 
 async fn webroot_exists(cx: &StepContext, webroot: &str) -> Result<bool, StepError> {
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     Ok(ssh::run(&session, "test", &["-d", webroot], SSH_TIMEOUT)
         .await?
         .success)
@@ -48,10 +45,10 @@ async fn webroot_exists(cx: &StepContext, webroot: &str) -> Result<bool, StepErr
 
 /// The deployed site is live when the VPS serves the repo's nginx conf and the stub answers.
 async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, String>, StepError> {
-    let cfg = &cx.services.config;
-    let site = Site::of(cx, domain);
+    let vps = cx.vps()?;
+    let site = Site::of(cx, domain)?;
     let local = cx.services.repo.lock().await.read(&site.nginx_conf())?;
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     let remote = ssh::run(&session, "cat", &[site.vps_nginx_site()], SSH_TIMEOUT).await?;
     // certbot rewrites the site file on the VPS: until it is synced back the repo's copy is
     // older, and deploying it again would drop TLS. A certbot-managed file counts as deployed.
@@ -61,23 +58,45 @@ async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, St
             "the VPS does not serve the repo's nginx/prod.conf for {domain} yet"
         )));
     }
-    let fetched = match http::get(
+    // On each of the VPS's addresses: with IPv6, the AAAA records point at the second.
+    let mut said = Vec::new();
+    for ip in std::iter::once(std::net::IpAddr::from(vps.ipv4))
+        .chain(vps.ipv6.map(std::net::IpAddr::from))
+    {
+        match served(cx, domain, ip).await {
+            Ok(s) => said.push(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(said.join("; ")))
+}
+
+/// What `http://{domain}/` answers on one address of the VPS: the stub, or a redirect to
+/// HTTPS once the certificate is set up.
+async fn served(
+    cx: &StepContext,
+    domain: &DomainName,
+    ip: std::net::IpAddr,
+) -> Result<String, String> {
+    let on = if ip.is_ipv6() {
+        format!(" on {ip}")
+    } else {
+        String::new()
+    };
+    let fetched = http::get(
         "http",
         domain.as_str(),
         "/",
-        cfg.vps.ipv4.into(),
+        ip,
         None,
         Duration::from_secs(10),
     )
     .await
-    {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(format!("{e:#}"))),
-    };
+    .map_err(|e| format!("{e:#}"))?;
     match fetched.status {
-        200 if fetched.body.contains(&cfg.deploy.stub_text) => Ok(Ok(format!(
-            "http://{domain}/ answers 200 with the stub page"
-        ))),
+        200 if fetched.body.contains(&cx.services.config.deploy.stub_text) => Ok(format!(
+            "http://{domain}/ answers 200 with the stub page{on}"
+        )),
         // After /cert, the HTTP server redirects to HTTPS: the stub deploy is still in place.
         301 | 308
             if fetched
@@ -85,13 +104,13 @@ async fn live(cx: &StepContext, domain: &DomainName) -> Result<Result<String, St
                 .as_deref()
                 .is_some_and(|l| l.starts_with("https://")) =>
         {
-            Ok(Ok(format!(
-                "http://{domain}/ redirects to HTTPS (TLS already set up)"
-            )))
+            Ok(format!(
+                "http://{domain}/ redirects to HTTPS (TLS already set up){on}"
+            ))
         }
-        s => Ok(Err(format!(
-            "http://{domain}/ answered {s}, not the stub page"
-        ))),
+        s => Err(format!(
+            "http://{domain}/ answered {s}{on}, not the stub page"
+        )),
     }
 }
 
@@ -115,7 +134,6 @@ impl Step for DeployStub {
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
         let req = onboard(cx)?;
-        let cfg = &cx.services.config;
         let mut detail = String::new();
         let mut todo = Vec::new();
         for domain in &req.domains {
@@ -123,7 +141,7 @@ impl Step for DeployStub {
                 detail.push_str(&format!("{domain}: already deployed — {evidence}\n"));
                 continue;
             }
-            let site = Site::of(cx, domain);
+            let site = Site::of(cx, domain)?;
             let webroot = site.webroot();
             let a = a_record_ok(cx, domain).await?;
             // DNS a person must fix; a missing webroot the apply makes.
@@ -149,7 +167,8 @@ impl Step for DeployStub {
             if !webroot_ok {
                 detail.push_str(&format!(
                     "  then: mkdir -p {webroot} on {} (ssh {})\n",
-                    cfg.vps.name, cfg.vps.ssh_host
+                    cx.vps()?.name,
+                    cx.vps()?.ssh_host
                 ));
             }
             detail.push_str(&format!(
@@ -167,7 +186,7 @@ impl Step for DeployStub {
             summary: format!(
                 "deploy the HTTP stub of {} to {}",
                 todo.join(", "),
-                cfg.vps.name
+                cx.vps()?.name
             ),
             detail,
         })
@@ -179,10 +198,10 @@ impl Step for DeployStub {
             if live(cx, domain).await?.is_ok() {
                 continue;
             }
-            let site = Site::of(cx, domain);
+            let site = Site::of(cx, domain)?;
             let webroot = site.webroot();
             if !webroot_exists(cx, webroot).await? {
-                let session = cx.services.vps().await?;
+                let session = cx.vps_session().await?;
                 let out = ssh::run(&session, "mkdir", &["-p", "--", webroot], SSH_TIMEOUT).await?;
                 if !out.success {
                     return Err(StepError::refused(format!(

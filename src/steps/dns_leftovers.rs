@@ -77,7 +77,7 @@ impl Step for DnsLeftovers {
         let mut written = Vec::new();
         for d in &req.domains {
             let expected =
-                dnscheck::expected_records(d, cfg.vps.ipv4, cfg.vps.ipv6, req.mail, &cfg.mail);
+                dnscheck::expected_records(d, cx.vps()?.ipv4, cx.vps()?.ipv6, req.mail, &cfg.mail);
             domains.push((d.to_string(), zone_lines(&expected)));
             written.extend(dns_writes::for_domain(cx.state_db()?, d.as_str()).await?);
         }

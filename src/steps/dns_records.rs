@@ -45,7 +45,7 @@ async fn survey(cx: &StepContext, updates: bool) -> Result<Vec<Domain>, StepErro
     let mut out = Vec::new();
     for domain in &req.domains {
         let expected =
-            dnscheck::expected_records(domain, cfg.vps.ipv4, cfg.vps.ipv6, req.mail, &cfg.mail);
+            dnscheck::expected_records(domain, cx.vps()?.ipv4, cx.vps()?.ipv6, req.mail, &cfg.mail);
         let report = dns::check_domain(&cfg.dns, &expected, domain.as_str(), &cfg.mail)
             .await
             .map_err(StepError::Transient)?;

@@ -209,6 +209,25 @@ pub struct StepContext {
 }
 
 impl StepContext {
+    /// The VPS this run acts on ([`Request::vps`]: the one its onboarding chose, the one a
+    /// cert run's site is on, else the first). A name the config no longer lists stops the
+    /// run, naming those it does.
+    pub fn vps(&self) -> Result<&crate::config::VpsConfig, StepError> {
+        let config = &self.services.config;
+        config.vps(self.request.vps()).ok_or_else(|| {
+            StepError::refused(format!(
+                "this run is for the VPS `{}`, which the config no longer lists (it lists {})",
+                self.request.vps().map(|n| n.as_str()).unwrap_or_default(),
+                config.vps_names()
+            ))
+        })
+    }
+
+    /// The SSH master to this run's VPS.
+    pub async fn vps_session(&self) -> Result<Arc<openssh::Session>, StepError> {
+        Ok(self.services.vps(self.vps()?).await?)
+    }
+
     pub fn new(
         run_id: Uuid,
         request: Arc<Request>,
@@ -485,6 +504,7 @@ mod tests {
             Request::Cert(CertRequest {
                 domain: domain.clone(),
                 email: email.clone(),
+                vps: None,
             }),
             Request::Verify(VerifyRequest {
                 slug: slug("merche"),
@@ -502,6 +522,7 @@ mod tests {
                     mail: MailPlan::None,
                     feature: "provider-site".into(),
                     adopt_site,
+                    vps: None,
                 }));
             }
         }

@@ -9,6 +9,7 @@ use super::common::Site;
 use super::{StepContext, StepError};
 use crate::adapters::repo::Checkout;
 use crate::adapters::ssh;
+use crate::config::VpsConfig;
 use crate::domain::{DomainName, Slug};
 use crate::state::sites::{self, SiteRecord};
 
@@ -91,30 +92,33 @@ pub fn repo_sites(
     Ok(out)
 }
 
-/// The nginx sites and certificates on the VPS for `domain` (or its www).
+/// The nginx sites and certificates on `vps` for `domain` (or its www).
 async fn vps_findings(
     cx: &StepContext,
+    vps: &VpsConfig,
     domain: &DomainName,
-) -> Result<(Vec<String>, Vec<String>), StepError> {
-    let cfg = &cx.services.config;
-    let session = cx.services.vps().await?;
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), StepError> {
+    let session = cx.services.vps(vps).await?;
     let t = Duration::from_secs(30);
+    let name_of = vps.name.to_string();
     let mut nginx = Vec::new();
     for name in [domain.clone(), domain.www()] {
-        let site = Site::of(cx, &name);
+        let site = Site::new(&vps.deploy, &vps.cert, &name);
         let path = site.vps_nginx_site();
         if ssh::run(&session, "test", &["-e", path], t).await?.success {
-            nginx.push(path.to_owned());
+            nginx.push((name_of.clone(), path.to_owned()));
         }
     }
-    let live = Site::of(cx, domain).lineages_dir().to_owned();
+    let live = Site::new(&vps.deploy, &vps.cert, domain)
+        .lineages_dir()
+        .to_owned();
     let mut certs = Vec::new();
     if ssh::run(&session, "test", &["-d", &live], t).await?.success {
         let ls = ssh::run(&session, "ls", &["-1A", "--", &live], t).await?;
         if !ls.success {
             return Err(StepError::Transient(anyhow::anyhow!(
                 "cannot list {live} on {}: {}",
-                cfg.vps.name,
+                vps.name,
                 ls.stderr.trim()
             )));
         }
@@ -122,13 +126,14 @@ async fn vps_findings(
             ls.stdout
                 .lines()
                 .filter(|l| lineage_of(l.trim(), domain))
-                .map(|l| format!("{live}/{}", l.trim())),
+                .map(|l| (name_of.clone(), format!("{live}/{}", l.trim()))),
         );
     }
     Ok((nginx, certs))
 }
 
-/// Everything that serves `domain` today, in the repo and on the VPS. Takes a turn at the
+/// Everything that serves `domain` today, in the repo and on every VPS of the fleet (a site
+/// elsewhere is as much somebody's as one on the run's own VPS). Takes a turn at the
 /// checkout and syncs it, so the caller must not hold one.
 pub async fn survey(cx: &StepContext, domain: &DomainName) -> Result<Findings, StepError> {
     let repo = {
@@ -145,10 +150,15 @@ pub async fn survey_with(
     domain: &DomainName,
     repo: Vec<RepoSite>,
 ) -> Result<Findings, StepError> {
-    let (nginx, certs) = vps_findings(cx, domain).await?;
+    let (mut nginx, mut certs) = (Vec::new(), Vec::new());
+    for vps in &cx.services.config.fleet {
+        let (n, c) = vps_findings(cx, vps, domain).await?;
+        nginx.extend(n);
+        certs.extend(c);
+    }
     Ok(Findings {
         domain: domain.clone(),
-        vps: cx.services.config.vps.name.clone(),
+        vps: cx.services.config.vps_names(),
         repo,
         nginx,
         certs,
@@ -236,7 +246,10 @@ mod tests {
             certs: vec![],
         };
         let found = Findings {
-            nginx: vec!["/etc/nginx/sites-available/merche.com".into()],
+            nginx: vec![(
+                "vps-0".into(),
+                "/etc/nginx/sites-available/merche.com".into(),
+            )],
             ..empty.clone()
         };
         let rec = |slug: &str| SiteRecord {

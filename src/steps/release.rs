@@ -32,7 +32,7 @@ fn held_in(
 ) -> Result<Vec<(String, String, String)>, StepError> {
     let mut out = Vec::new();
     for (domain, _) in cert_targets(cx)? {
-        let path = Site::of(cx, &domain).services_yaml();
+        let path = Site::of(cx, &domain)?.services_yaml();
         let text = read(&path)?.ok_or_else(|| {
             StepError::refused(format!(
                 "{path} is not in the repo: run the deploy config first"

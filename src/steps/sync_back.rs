@@ -17,10 +17,10 @@ async fn differences(
     cx: &StepContext,
     repo: &Checkout<'_>,
 ) -> Result<Vec<(String, Option<String>, String)>, StepError> {
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     let mut out = Vec::new();
     for (domain, _) in cert_targets(cx)? {
-        let site = Site::of(cx, &domain);
+        let site = Site::of(cx, &domain)?;
         let remote_path = site.vps_nginx_site();
         let remote = ssh::run(&session, "cat", &[remote_path], Duration::from_secs(30)).await?;
         if !remote.success {

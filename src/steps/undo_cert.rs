@@ -27,10 +27,10 @@ fn is_lineage_of(name: &str, domain: &DomainName) -> bool {
 
 /// The lineages of the onboarding's domains on the VPS.
 async fn lineages(cx: &StepContext) -> Result<Vec<String>, StepError> {
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     let mut out = Vec::new();
     for domain in &onboard(cx)?.domains {
-        let dir = Site::of(cx, domain).lineages_dir().to_owned();
+        let dir = Site::of(cx, domain)?.lineages_dir().to_owned();
         let ls = ssh::run(&session, "ls", &["-1", "--", &dir], Duration::from_secs(30)).await?;
         if !ls.success {
             // No live/ directory: certbot never issued anything here.
@@ -50,8 +50,8 @@ async fn lineages(cx: &StepContext) -> Result<Vec<String>, StepError> {
 }
 
 /// `certbot delete`, or with `cert.revoke_on_abandon` `certbot revoke --delete-after-revoke`.
-fn delete_args(cx: &StepContext, lineage: &str) -> Vec<String> {
-    let cfg = &cx.services.config.cert;
+fn delete_args(vps: &crate::config::VpsConfig, lineage: &str) -> Vec<String> {
+    let cfg = &vps.cert;
     let mut args = vec![cfg.certbot.clone()];
     if cfg.revoke_on_abandon {
         args.extend(["revoke".into(), "--delete-after-revoke".into()]);
@@ -88,12 +88,12 @@ impl Step for UndoCert {
                 evidence: "no certificate lineage of the onboarding's domains on the VPS".into(),
             });
         }
-        let vps = &cx.services.config.vps.name;
+        let vps = &cx.vps()?.name;
         let mut detail = String::new();
         for l in &lineages {
             detail.push_str(&format!(
                 "run on {vps}, under the certbot lock: {}\n",
-                delete_args(cx, l).join(" ")
+                delete_args(cx.vps()?, l).join(" ")
             ));
         }
         detail.push_str(if cx.services.config.cert.revoke_on_abandon {
@@ -113,16 +113,16 @@ impl Step for UndoCert {
         let cfg = &cx.services.config;
         let timeout = Duration::from_secs(cfg.cert.timeout_secs);
         for lineage in lineages(cx).await? {
-            let session = cx.services.vps().await?;
-            let certbot = delete_args(cx, &lineage);
+            let session = cx.vps_session().await?;
+            let certbot = delete_args(cx.vps()?, &lineage);
             // Waits for another certbot on the VPS rather than failing at once.
-            let args = flock_args(cx, Some(cfg.cert.timeout_secs), &certbot);
+            let args = flock_args(cx.vps()?, Some(cfg.cert.timeout_secs), &certbot);
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let out = ssh::run(&session, "flock", &argv, timeout + Duration::from_secs(30)).await?;
             if out.code == Some(LOCK_BUSY) {
                 return Err(StepError::Transient(anyhow::anyhow!(
                     "certbot lock on {} still held after {}s",
-                    cfg.vps.name,
+                    cx.vps()?.name,
                     cfg.cert.timeout_secs
                 )));
             }

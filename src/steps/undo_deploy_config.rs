@@ -22,7 +22,7 @@ async fn leftovers(
     let req = onboard(cx)?;
     let mut files = Vec::new();
     for domain in &req.domains {
-        let site = Site::of(cx, domain);
+        let site = Site::of(cx, domain)?;
         let found = repo.list(site.dir()).unwrap_or_default();
         if found.is_empty() {
             continue;
@@ -71,11 +71,7 @@ impl RepoWrite for UndoDeployConfig {
     async fn edits(&self, cx: &StepContext, repo: &Checkout<'_>) -> Result<RepoEdits, StepError> {
         let req = onboard(cx)?;
         let (files, brand) = leftovers(cx, repo).await?;
-        let dirs: Vec<String> = req
-            .domains
-            .iter()
-            .map(|d| Site::of(cx, d).dir().to_owned())
-            .collect();
+        let dirs: Vec<String> = req.domains.iter().map(|d| Site::repo_dir(cx, d)).collect();
         let mut diffs: String = files
             .iter()
             .map(|(path, _)| format!("remove {path}\n"))

@@ -18,7 +18,7 @@ fn released(
 ) -> Result<Vec<(String, String, String)>, StepError> {
     let mut out = Vec::new();
     for domain in &onboard(cx)?.domains {
-        let path = Site::of(cx, domain).services_yaml();
+        let path = Site::of(cx, domain)?.services_yaml();
         let Some(text) = repo.read(&path)? else {
             continue;
         };

@@ -55,8 +55,7 @@ fn enabled_link(conf: &str) -> Option<String> {
 
 /// The nginx program on the VPS: the one `cert.nginx_test` runs.
 fn nginx(cx: &StepContext) -> Result<String, StepError> {
-    cx.services
-        .config
+    cx.vps()?
         .cert
         .nginx_test
         .first()
@@ -70,7 +69,7 @@ async fn http_status(cx: &StepContext, name: &str) -> Result<u16, String> {
         "http",
         name,
         "/",
-        cx.services.config.vps.ipv4.into(),
+        cx.vps().map_err(|e| format!("{e}"))?.ipv4.into(),
         None,
         Duration::from_secs(10),
     )
@@ -80,7 +79,7 @@ async fn http_status(cx: &StepContext, name: &str) -> Result<u16, String> {
 }
 
 async fn exists(cx: &StepContext, flag: &str, path: &str) -> Result<bool, StepError> {
-    let session = cx.services.vps().await?;
+    let session = cx.vps_session().await?;
     Ok(ssh::run(&session, "test", &[flag, path], SSH_TIMEOUT)
         .await?
         .success)
@@ -88,7 +87,7 @@ async fn exists(cx: &StepContext, flag: &str, path: &str) -> Result<bool, StepEr
 
 /// The commands still to run for `domain`, in order; none when the site is gone and 404s.
 async fn todo(cx: &StepContext, domain: &DomainName) -> Result<Vec<Command>, StepError> {
-    let site = Site::of(cx, domain);
+    let site = Site::of(cx, domain)?;
     let conf = site.vps_nginx_site();
     let webroot = site.webroot();
     // The webroot is removed recursively: it must be this domain's own directory.
@@ -108,9 +107,10 @@ async fn todo(cx: &StepContext, domain: &DomainName) -> Result<Vec<Command>, Ste
     // The site file and its link go under the VPS's certbot lock: certbot's nginx plugin reads
     // every site and writes back what it changed, so one running meanwhile (another domain's
     // certificate) could bring a removed site back.
+    let vps = cx.vps()?;
     let locked_rm = |path: &str| {
         let rm = ["rm", "-f", "--", path].map(str::to_owned);
-        let args = flock_args(cx, Some(cx.services.config.cert.timeout_secs), &rm);
+        let args = flock_args(vps, Some(cx.services.config.cert.timeout_secs), &rm);
         Command {
             program: "flock".into(),
             args,
@@ -155,7 +155,6 @@ impl Step for UndoSite {
     }
 
     async fn plan(&self, cx: &StepContext) -> Result<Plan, StepError> {
-        let cfg = &cx.services.config;
         let mut detail = String::new();
         let mut names = Vec::new();
         for domain in &onboard(cx)?.domains {
@@ -166,7 +165,7 @@ impl Step for UndoSite {
                 ));
                 continue;
             }
-            detail.push_str(&format!("{domain}: run on {}:\n", cfg.vps.name));
+            detail.push_str(&format!("{domain}: run on {}:\n", cx.vps()?.name));
             for c in &commands {
                 detail.push_str(&format!("  {}\n", c.shown()));
             }
@@ -181,7 +180,7 @@ impl Step for UndoSite {
             summary: format!(
                 "take the site of {} down on {}",
                 names.join(", "),
-                cfg.vps.name
+                cx.vps()?.name
             ),
             detail,
         })
@@ -192,7 +191,7 @@ impl Step for UndoSite {
         plan.ensure_current(self.name(), &now)?;
         for domain in &onboard(cx)?.domains {
             for c in todo(cx, domain).await? {
-                let session = cx.services.vps().await?;
+                let session = cx.vps_session().await?;
                 let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
                 // A command under the certbot lock may wait for a certbot to finish.
                 let timeout = if c.program == "flock" {
@@ -217,7 +216,7 @@ impl Step for UndoSite {
     async fn check(&self, cx: &StepContext) -> Result<CheckReport, StepError> {
         let mut evidence = Vec::new();
         for domain in &onboard(cx)?.domains {
-            let site = Site::of(cx, domain);
+            let site = Site::of(cx, domain)?;
             let link = enabled_link(site.vps_nginx_site()).unwrap_or_default();
             if exists(cx, "-L", &link).await? {
                 return Ok(CheckReport::failed(format!("{link} is still on the VPS")));

@@ -53,7 +53,7 @@ fn nginx_site(d: &DomainName) -> String {
 fn edit(file: &str, template: &str, d: &DomainName) -> anyhow::Result<String> {
     match file {
         "services.yaml" => services_yaml(template, d, FEATURE, true),
-        "deploy.sh" => deploy_sh(template, &webroot(d), &nginx_site(d)),
+        "deploy.sh" => deploy_sh(template, None, &webroot(d), &nginx_site(d)),
         "nginx/prod.conf" => nginx_conf(template, d, &webroot(d)),
         _ => unreachable!(),
     }

@@ -98,10 +98,16 @@ async fn an_unreachable_acme_ca_fails_clearly_and_commits_nothing() {
         let lab = Lab::get();
         // certbot pointed at a CA that is not there (as when pebble is stopped): connection refused.
         let (out, tmp, _, _dbs) = onboard(&lab, "cert-noca", |t| {
-            t.replace(
-                "--server=https://127.0.0.1:14000/dir",
-                "--server=https://127.0.0.1:14999/dir",
-            )
+            // vps-0's ACME server (config/lab.yaml fills `--server` from each VPS's vars).
+            let (from, to) = (
+                "ACME_DIRECTORY: \"https://127.0.0.1:14000/dir\"",
+                "ACME_DIRECTORY: \"https://127.0.0.1:14999/dir\"",
+            );
+            assert!(
+                t.contains(from),
+                "config/lab.yaml names vps-0's ACME server"
+            );
+            t.replace(from, to)
         })
         .await;
         assert_eq!(out.status, RunStatus::Failed);

@@ -153,7 +153,7 @@ fn nginx_and_shell_edits_cannot_be_steered() {
                     "refused {root:?}"
                 ),
             }
-            match templating::deploy_sh(TEMPLATE_DEPLOY, &value, "/x") {
+            match templating::deploy_sh(TEMPLATE_DEPLOY, None, &value, "/x") {
                 Err(_) => prop_assert!(value.chars().any(char::is_control), "refused a printable value {value:?}"),
                 Ok(out) => {
                     let line = out.lines().find(|l| l.starts_with("REMOTE_DEST=")).unwrap().to_owned();

@@ -27,11 +27,31 @@ async fn every_lab_component_answers() {
         let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&standby).await.unwrap();
         assert!(in_recovery);
 
-        // The "VPS" over SSH, key-only, host key checked.
-        let detail = ssh::check(&cfg.vps).await.expect("ssh quinn-vps true");
-        assert!(detail.contains("runs commands"));
+        // Each VPS of the fleet over SSH, key-only, host key checked.
+        let names: Vec<&str> = cfg.fleet.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["vps-0", "vps-1"]);
+        for vps in &cfg.fleet {
+            let detail = ssh::check(vps).await.unwrap_or_else(|e| panic!("ssh {} true: {e:#}", vps.ssh_host));
+            assert!(detail.contains("runs commands"));
+        }
+        // vps-1 is another host: its own addresses (IPv4 and IPv6), its own nginx answering
+        // on both, and its certbot reaches the ACME CA.
+        let vps1 = &cfg.fleet[1];
+        assert_eq!((vps1.ipv4.to_string(), vps1.ipv6.map(|a| a.to_string())), (lab.env("LAB_VPS1_IPV4"), Some(lab.env("LAB_VPS1_IPV6"))));
+        let session = ssh::connect(vps1).await.unwrap();
+        let out = ssh::run(&session, "ip", &["-brief", "address", "show", "eth0"], Duration::from_secs(10)).await.unwrap();
+        assert!(out.stdout.contains(&lab.env("LAB_VPS1_IPV4")) && out.stdout.contains(&lab.env("LAB_VPS1_IPV6")), "{}", out.stdout);
+        let out = ssh::run(&session, "sh", &["-c", "echo $NGINX_CMD"], Duration::from_secs(10)).await.unwrap();
+        assert_eq!(out.stdout.trim(), lab.env("LAB_VPS1_NGINX_CMD"));
+        let acme = lab.env("LAB_VPS1_ACME_DIRECTORY");
+        let out = ssh::run(&session, "curl", &["-fsS", "-o", "/dev/null", "--cacert", &lab.dir.join("pebble/ca.pem").display().to_string(), &acme], Duration::from_secs(10)).await.unwrap();
+        assert!(out.success, "vps-1 reaches pebble at {acme}: {}", out.stderr);
+        for ip in [std::net::IpAddr::from(vps1.ipv4), vps1.ipv6.unwrap().into()] {
+            let got = http::get("http", "unknown.invalid", "/", ip, None, Duration::from_secs(10)).await.unwrap();
+            assert_eq!(got.status, 404, "vps-1's nginx default server on {ip}");
+        }
         // And a wrong host key is refused.
-        let mut bad = cfg.vps.clone();
+        let mut bad = cfg.fleet[0].clone();
         let empty = tmp.path().join("empty_known_hosts");
         std::fs::write(&empty, "").unwrap();
         bad.known_hosts = empty;

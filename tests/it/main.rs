@@ -17,6 +17,7 @@ mod dns_update;
 mod engine;
 mod fake_discord_smoke;
 mod faults;
+mod fleet;
 mod fuzz_inputs;
 mod lab;
 mod load;

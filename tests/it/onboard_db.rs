@@ -342,7 +342,7 @@ fn invalid_input_is_refused_at_the_edge_with_its_reason() {
             "environment: lab
 state_db: {host: 192.0.2.1, user: u, database: d, password: {file: pw}}
 tenant_db: {host: 192.0.2.1, user: u, database: d, password: {file: pw}, authoritative: \"192.0.2.1:5432\"}
-vps: {name: v, ssh_host: v, known_hosts: kh, ipv4: 192.0.2.1}
+vps: {name: vps-x, ssh_host: v, known_hosts: kh, ipv4: 192.0.2.1}
 dns: {}
 repo: {checkout: co, remote: r}
 audit: {key: {file: audit.key}}

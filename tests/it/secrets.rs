@@ -85,7 +85,8 @@ async fn the_deploy_command_git_and_ssh_see_none_of_the_bots_secrets() {
         std::fs::write(
             &ssh_config,
             format!(
-                "{}\n    PermitLocalCommand yes\n    LocalCommand env > {}/ssh-env.$$\n",
+                // For every host: the lab's config ends with vps-1's `Host` block.
+                "{}\n\nHost *\n    PermitLocalCommand yes\n    LocalCommand env > {}/ssh-env.$$\n",
                 lab_ssh.trim_end(),
                 dumps_dir.display()
             ),

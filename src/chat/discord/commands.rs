@@ -124,6 +124,9 @@ pub async fn onboard(
     #[description = "Plan every step and write nothing"] dry_run: Option<bool>,
     #[description = "Take over the domain's existing site (asks for an approval naming it)"]
     adopt_site: Option<bool>,
+    #[description = "The VPS the sites go on (default: the fleet's first)"]
+    #[autocomplete = "autocomplete_vps"]
+    vps: Option<String>,
 ) -> Result<(), Error> {
     let mode = mode.unwrap_or(ModeKind::PersonOnly);
     let mut args = OnboardArgs {
@@ -140,6 +143,7 @@ pub async fn onboard(
         logo,
         palette: None,
         adopt_site: adopt_site.unwrap_or(false),
+        vps,
     };
     let caller = caller_of(ctx);
     let opts = StartOptions {
@@ -265,7 +269,7 @@ async fn start_onboarding(
     args: &OnboardArgs,
     opts: StartOptions,
 ) -> Result<Reply, CommandError> {
-    let request = args.parse(&data.config.onboarding)?;
+    let request = args.parse_in(&data.config)?;
     commands::onboard::run(&data.engine, caller, request, opts).await
 }
 
@@ -309,6 +313,21 @@ async fn autocomplete_feature(ctx: Context<'_>, partial: &str) -> CreateAutocomp
         .filter(|f| f.starts_with(partial.trim()))
         .take(25)
         .map(|f| serenity::all::AutocompleteChoice::from(f.as_str()))
+        .collect();
+    CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// The fleet's VPS names, in the config's order (the first is the default).
+async fn autocomplete_vps(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
+    let choices = ctx
+        .data()
+        .config
+        .fleet
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| n.starts_with(partial.trim()))
+        .take(25)
+        .map(serenity::all::AutocompleteChoice::from)
         .collect();
     CreateAutocompleteResponse::new().set_choices(choices)
 }

@@ -41,6 +41,23 @@ impl Lab {
         }
     }
 
+    /// A fact the lab exports in its lab.env (`LAB_VPS1_IPV4`, ...).
+    pub fn env(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join("lab.env")).expect("the lab's lab.env");
+        let prefix = format!("export {name}=");
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| {
+                panic!("lab.env has no {name}: is the lab up to date (scripts/lab up)?")
+            });
+        value
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(value)
+            .replace("'\\''", "'")
+    }
+
     pub fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
@@ -306,7 +323,17 @@ impl Lab {
     /// has it: no entry in `sites-enabled/` (what the platform's deploy restores if its `nginx
     /// -t` fails), nginx reloaded so that it no longer serves the site.
     fn clear_vps_site(&self, domain: &str) {
-        let vps = self.dir.join("vps");
+        // vps-0's tree, and vps-1's (whose nginx answers on its own address).
+        self.clear_site_on(&self.dir.join("vps"), "127.0.0.1:80", domain);
+        if self.dir.join("vps-1/nginx").is_dir() {
+            let addr = format!("{}:80", self.env("LAB_VPS1_IPV4"));
+            self.clear_site_on(&self.dir.join("vps-1"), &addr, domain);
+        }
+    }
+
+    /// [`Lab::clear_vps_site`] on one VPS: its tree, and the address its nginx answers on.
+    fn clear_site_on(&self, vps: &Path, addr: &str, domain: &str) {
+        let vps = vps.to_path_buf();
         let names = [domain.to_owned(), format!("www.{domain}")];
         let certbot = std::fs::File::options()
             .create(true)
@@ -329,7 +356,7 @@ impl Lab {
                 .status();
             for name in &names {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-                while http_status(name) != Some(404) {
+                while http_status(addr, name) != Some(404) {
                     assert!(
                         std::time::Instant::now() < deadline,
                         "nginx still serves {name} 20 s after a reload; does `nginx -t` pass?"
@@ -365,9 +392,9 @@ impl Lab {
 
 /// The HTTP status the lab VPS's nginx answers for `http://{host}/` (its default server
 /// answers 404 for a host it does not serve).
-fn http_status(host: &str) -> Option<u16> {
+fn http_status(addr: &str, host: &str) -> Option<u16> {
     use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect("127.0.0.1:80").ok()?;
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .ok()?;
     write!(tcp, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
