@@ -815,7 +815,10 @@ async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
             format!("POST /channels/{t}/messages"),
             format!("PATCH /channels/{t}/messages/"),
         );
-        fake.rate_limit_next(1, 0.2, Some(&format!("{edits}{progress}")));
+        // The progress edit's 429 asks for a wait longer than the bot's back-off between
+        // attempts: the next edit must not come before it is over.
+        const LONG_RETRY_AFTER: f64 = 2.0;
+        fake.rate_limit_next(1, LONG_RETRY_AFTER, Some(&format!("{edits}{progress}")));
         fake.fail_next(1, 502, Some(&post));
         let mut clicked = HashSet::new();
         let end = loop {
@@ -846,6 +849,23 @@ async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
         };
         let closes = clicked.len();
         assert!(closes >= 4, "{closes} approvals");
+        // Each request refused with a 429 was tried again no sooner than its `retry_after`
+        // (the longest asked for here), and so was no other write of its kind to the thread.
+        let reqs = fake.requests();
+        let progress_path = format!("/channels/{t}/messages/{progress}");
+        let refused = reqs
+            .iter()
+            .position(|r| r.status == 429 && r.method == "PATCH" && r.path == progress_path)
+            .expect("the progress edit's 429");
+        let next = reqs[refused + 1..]
+            .iter()
+            .find(|r| r.method == "PATCH" && r.path.starts_with(&format!("/channels/{t}/messages/")))
+            .expect("an edit after the 429");
+        let waited = next.at - reqs[refused].at;
+        assert!(
+            waited >= Duration::from_secs_f64(LONG_RETRY_AFTER),
+            "the next edit of the thread came {waited:?} after a 429 asking for {LONG_RETRY_AFTER} s"
+        );
         assert_eq!(
             (answered(429), answered(502), answered(503)),
             (1 + closes.div_ceil(2) + 1, 1 + closes / 2, 1),

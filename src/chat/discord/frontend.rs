@@ -514,6 +514,11 @@ where
             Err(e) if attempt < ATTEMPTS => {
                 warn!(attempt, error = %e, "{what} failed; retrying");
                 crate::ops::metrics::discord_api_error();
+                if is_rate_limited(&e) {
+                    // The bucket is used up: the next attempt, and every other write of its kind
+                    // to the channel, waits for it to be full again (see `Pacer::hold_off`).
+                    pace.pacer.hold_off(pace.write, pace.channel);
+                }
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
                 attempt += 1;
@@ -521,6 +526,12 @@ where
             Err(e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
         }
     }
+}
+
+/// Whether Discord refused a request for a rate limit (429).
+fn is_rate_limited(e: &serenity::Error) -> bool {
+    matches!(e, serenity::Error::Http(serenity::all::HttpError::UnsuccessfulRequest(r))
+        if r.status_code.as_u16() == 429)
 }
 
 /// Pushes a run's progress embed and log lines to Discord, at most once per interval. What

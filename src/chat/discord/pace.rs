@@ -40,6 +40,8 @@ pub struct Pacer {
     per_window: usize,
     window: Duration,
     sent: Mutex<HashMap<(Write, ChannelId), VecDeque<Instant>>>,
+    /// Buckets Discord said are used up (a 429), and until when no write of theirs is sent.
+    held: Mutex<HashMap<(Write, ChannelId), Instant>>,
 }
 
 impl Default for Pacer {
@@ -55,11 +57,35 @@ impl Pacer {
             per_window,
             window,
             sent: Mutex::default(),
+            held: Mutex::default(),
         }
+    }
+
+    /// Discord answered a `write` to `channel` with a 429: no write of the kind goes to the
+    /// channel for a whole window. (The answer's own `retry_after` does not reach the bot: with
+    /// serenity's ratelimiter off, as it must be behind an API proxy, serenity keeps only the
+    /// status of a refused request. Against Discord itself the ratelimiter is on and honours
+    /// `retry_after` before the bot sees anything. The window is Discord's reset time for every
+    /// bucket the bot's paced writes use, so waiting it out is waiting at least `retry_after`.)
+    pub fn hold_off(&self, write: Write, channel: ChannelId) {
+        let until = Instant::now() + self.window;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.retain(|_, t| Instant::now() < *t);
+        let t = held.entry((write, channel)).or_insert(until);
+        *t = (*t).max(until);
     }
 
     /// Waits until a `write` to `channel` fits in the window, and takes the slot.
     pub async fn wait(&self, write: Write, channel: ChannelId) {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(write, channel))
+            .copied();
+        if let Some(until) = held {
+            tokio::time::sleep_until(until).await;
+        }
         loop {
             let until = {
                 let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
@@ -107,5 +133,19 @@ mod tests {
         for w in at.windows(3) {
             assert!(w[2] - w[0] >= window, "3 writes within {:?}", w[2] - w[0]);
         }
+    }
+
+    #[tokio::test]
+    async fn after_a_429_a_channel_takes_no_write_of_that_kind_for_a_window() {
+        let window = Duration::from_millis(300);
+        let p = Pacer::new(5, window);
+        let (a, b) = (ChannelId::new(1), ChannelId::new(2));
+        p.wait(Write::Edit, a).await;
+        let refused = Instant::now();
+        p.hold_off(Write::Edit, a);
+        p.wait(Write::Post, a).await;
+        p.wait(Write::Edit, b).await;
+        p.wait(Write::Edit, a).await;
+        assert!(refused.elapsed() >= window, "{:?}", refused.elapsed());
     }
 }
