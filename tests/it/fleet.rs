@@ -21,15 +21,6 @@ use scripted::Scripted;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The zone of `domain` as a registrar holds it once its records point at vps-1: apex A and
-/// AAAA, www CNAME to the apex.
-fn vps1_zone(lab: &Lab, domain: &str) -> String {
-    Lab::zone_text(domain, &format!("@ AAAA {}", lab.env("LAB_VPS1_IPV6"))).replace(
-        "@ A 127.0.0.1",
-        &format!("@ A {}", lab.env("LAB_VPS1_IPV4")),
-    )
-}
-
 /// Whether `path` (a file, a symlink, a directory) is in the lab's tree of a VPS.
 fn on(lab: &Lab, vps_dir: &str, path: &str) -> bool {
     Path::new(&lab.dir.join(vps_dir).join(path))
@@ -43,7 +34,7 @@ async fn an_onboarding_onto_vps_1_ends_with_its_site_on_vps_1_only() {
         let lab = Lab::get();
         let domain = "fleet-one.com";
         let (v4, v6) = (lab.env("LAB_VPS1_IPV4"), lab.env("LAB_VPS1_IPV6"));
-        lab.put_zone(domain, &vps1_zone(&lab, domain));
+        lab.put_zone(domain, &lab.vps1_zone_text(domain));
         let dbs = lab.fresh().await;
         dbs.own_vps_sites(&[domain]).await;
         let tmp = tempfile::tempdir().unwrap();
@@ -141,7 +132,7 @@ async fn a_domain_served_on_vps_0_is_refused_for_an_onboarding_onto_vps_1() {
     within(TIMEOUT, async {
         let lab = Lab::get();
         let domain = "fleet-taken.com";
-        lab.put_zone(domain, &vps1_zone(&lab, domain));
+        lab.put_zone(domain, &lab.vps1_zone_text(domain));
         let dbs = lab.fresh().await;
         dbs.own_vps_sites(&[domain]).await;
         // Somebody's nginx site for the domain on vps-0, in no record of the bot's.

@@ -6,9 +6,10 @@
 //! `scripts/bench`) adds one onboarding alone, the 10 at once, and `LOAD_SERIAL` (100) one
 //! after another, and prints the figures. Times are printed, never asserted.
 //!
-//! **Which VPS an onboarding goes to** is [`vps_for`]: today every one goes to the one lab VPS;
-//! once `vps` is a list and `/onboard` takes `vps`, it alternates vps-0 and vps-1 there, and the
-//! checks below follow.
+//! **Which VPS an onboarding goes to** is [`vps_for`]: they alternate between the lab's vps-0
+//! and vps-1 (chosen with `/onboard`'s `vps` option, as a person would), each domain's zone
+//! pointing at its VPS. certbot runs one at a time per VPS and the two VPSes in parallel: the
+//! test reads when each certbot ran from certbot's own logs on each VPS.
 
 use crate::discord::{
     RUN, Setup, id_of, is_run_end, messages_json, open_approve, open_approve_all, set_up,
@@ -23,21 +24,19 @@ use onboard_bot::state::audit;
 use serde_json::{Value, json};
 use serenity::all::{ChannelId, MessageId};
 
-/// The VPS onboarding number `i` goes to, as `/onboard`'s `vps` option; `None` leaves it to the
-/// bot's default (the first VPS of the config). THE SWITCH for the fleet: once `/onboard` takes
-/// `vps`, return `Some(["vps-0", "vps-1"][i % 2])`.
-fn vps_for(_i: usize) -> Option<&'static str> {
-    None
+/// The VPS onboarding number `i` goes to, as `/onboard`'s `vps` option: vps-0 and vps-1 in
+/// turn.
+fn vps_for(i: usize) -> &'static str {
+    ["vps-0", "vps-1"][i % 2]
 }
 
-/// The VPS a run lands on when `/onboard` names none.
-const DEFAULT_VPS: &str = "vps-0";
-
-/// Where the nginx tree of a lab VPS lives, under the lab dir.
-fn vps_nginx_dir(vps: &str) -> &'static str {
+/// Where a lab VPS keeps its nginx tree and certbot its logs, under the lab dir (the `vars` of
+/// `config/lab.yaml`).
+fn vps_dirs(vps: &str) -> (&'static str, &'static str) {
     match vps {
-        "vps-0" => "vps/nginx",
-        other => panic!("the lab has no nginx tree for {other}: add it here"),
+        "vps-0" => ("vps/nginx", "logs/certbot"),
+        "vps-1" => ("vps-1/nginx", "logs/certbot-vps-1"),
+        other => panic!("the lab has no VPS {other}: add it here"),
     }
 }
 
@@ -56,7 +55,7 @@ fn onboardings(prefix: &str, from: usize, n: usize) -> Vec<Onboarding> {
             Onboarding {
                 domain: format!("{slug}.com"),
                 slug,
-                vps: vps_for(i).unwrap_or(DEFAULT_VPS),
+                vps: vps_for(i),
                 thread: None,
             }
         })
@@ -74,18 +73,14 @@ struct Batch {
 /// Starts every onboarding of `runs` at once, clicks every approval as soon as it is open
 /// (Approve all where offered, each in a thread at the same moment as the others), and waits
 /// until every run has ended.
-async fn run_batch(s: &Setup, runs: &mut [Onboarding], first_vps: usize) -> Batch {
+async fn run_batch(s: &Setup, runs: &mut [Onboarding]) -> Batch {
     let fake = &s.fake;
     let t0 = Instant::now();
     let handles: Vec<_> = runs
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut opts = json!({"slug": r.slug, "name": format!("Load {}", r.slug),
-                                  "email": format!("{}@example.com", r.slug)});
-            if let Some(vps) = vps_for(first_vps + i) {
-                opts["vps"] = json!(vps);
-            }
+        .map(|r| {
+            let opts = json!({"slug": r.slug, "name": format!("Load {}", r.slug),
+                              "email": format!("{}@example.com", r.slug), "vps": r.vps});
             fake.send_command(fake.requester(), "onboard", opts)
         })
         .collect();
@@ -206,13 +201,17 @@ async fn check_apart(s: &Setup, runs: &[Onboarding]) {
                 .unwrap_or_else(|e| panic!("{}: no site on record: {e}", r.domain));
         assert_eq!(site, (r.slug.clone(), r.vps.to_string()), "{}", r.domain);
         let lab = crate::support::lab::Lab::get();
-        let conf = std::fs::read_to_string(
+        let site_on = |vps: &str| {
             lab.dir
-                .join(vps_nginx_dir(r.vps))
+                .join(vps_dirs(vps).0)
                 .join("sites-available")
-                .join(&r.domain),
-        )
-        .unwrap_or_else(|e| panic!("{} on {}: {e}", r.domain, r.vps));
+                .join(&r.domain)
+        };
+        let conf = std::fs::read_to_string(site_on(r.vps))
+            .unwrap_or_else(|e| panic!("{} on {}: {e}", r.domain, r.vps));
+        for other in ["vps-0", "vps-1"].into_iter().filter(|v| *v != r.vps) {
+            assert!(!site_on(other).exists(), "{} is on {other} too", r.domain);
+        }
         assert!(
             conf.contains(&format!("server_name {} www.{}", r.domain, r.domain)),
             "{conf}"
@@ -227,6 +226,105 @@ async fn check_apart(s: &Setup, runs: &[Onboarding]) {
     .await
     .unwrap();
     assert_eq!(runs_done, runs.len() as i64);
+}
+
+/// One certbot run on a VPS, from its log there: when it started and ended, and for which
+/// onboarding.
+#[derive(Debug)]
+struct CertbotRun {
+    vps: &'static str,
+    slug: String,
+    start: chrono::NaiveDateTime,
+    end: chrono::NaiveDateTime,
+}
+
+/// The certbot runs since `since` that issued the certificates of `runs`, from certbot's log on
+/// each VPS: every invocation appends to it, starting with a `certbot version` line, then its
+/// arguments; its lines are stamped (in local time).
+fn certbot_runs(runs: &[Onboarding], since: chrono::NaiveDateTime) -> Vec<CertbotRun> {
+    let lab = crate::support::lab::Lab::get();
+    let stamp = |line: &str| {
+        line.get(..23)
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S,%3f").ok())
+    };
+    let mut found = Vec::new();
+    for vps in ["vps-0", "vps-1"] {
+        let dir = lab.dir.join(vps_dirs(vps).1);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(log) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let mut invocations: Vec<Vec<&str>> = Vec::new();
+            for line in log.lines() {
+                if line.contains(":certbot._internal.main:certbot version:")
+                    || invocations.is_empty()
+                {
+                    invocations.push(Vec::new());
+                }
+                invocations.last_mut().expect("one").push(line);
+            }
+            for lines in invocations {
+                // An issuance: `certbot --nginx ... -d <domain> ...`.
+                let Some(args) = lines.iter().find(|l| l.contains(":Arguments: ")) else {
+                    continue;
+                };
+                let Some(r) = runs.iter().find(|r| {
+                    args.contains(&format!("'{}'", r.domain)) && args.contains("'--nginx'")
+                }) else {
+                    continue;
+                };
+                let stamps: Vec<_> = lines.iter().filter_map(|l| stamp(l)).collect();
+                if let (Some(start), Some(end)) = (stamps.first(), stamps.last())
+                    && *start >= since
+                {
+                    found.push(CertbotRun {
+                        vps,
+                        slug: r.slug.clone(),
+                        start: *start,
+                        end: *end,
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// certbot ran for every onboarding on its own VPS only, one at a time per VPS (no two runs on
+/// a VPS overlap), and the VPSes in parallel (some run on one overlaps some on another).
+fn check_certbot_per_vps(runs: &[Onboarding], since: chrono::NaiveDateTime) {
+    let mut seen = certbot_runs(runs, since);
+    for r in runs {
+        let own: Vec<_> = seen.iter().filter(|c| c.slug == r.slug).collect();
+        assert!(
+            !own.is_empty(),
+            "no certbot run for {} in the logs of {}",
+            r.domain,
+            r.vps
+        );
+        assert!(own.iter().all(|c| c.vps == r.vps), "{}: {own:?}", r.domain);
+    }
+    seen.sort_by_key(|c| (c.vps, c.start));
+    for w in seen.windows(2) {
+        if w[0].vps == w[1].vps {
+            assert!(
+                w[1].start >= w[0].end,
+                "two certbots at once on {}: {w:?}",
+                w[0].vps
+            );
+        }
+    }
+    let vpses: HashSet<&str> = runs.iter().map(|r| r.vps).collect();
+    if vpses.len() > 1 {
+        let parallel = seen.iter().any(|a| {
+            seen.iter()
+                .any(|b| a.vps != b.vps && a.start < b.end && b.start < a.end)
+        });
+        assert!(
+            parallel,
+            "the VPSes never ran certbot at the same time: {seen:?}"
+        );
+    }
 }
 
 /// A message's content and its embeds' text.
@@ -369,6 +467,11 @@ impl Sampler {
 async fn setup_for(runs: &[Onboarding]) -> Setup {
     let domains: Vec<&str> = runs.iter().map(|r| r.domain.as_str()).collect();
     let s = set_up(&domains).await;
+    // set_up points every zone at vps-0; those of vps-1's onboardings point at vps-1.
+    let lab = crate::support::lab::Lab::get();
+    for r in runs.iter().filter(|r| r.vps == "vps-1") {
+        lab.put_zone(&r.domain, &lab.vps1_zone_text(&r.domain));
+    }
     s.fake.model_rate_limits(true);
     s
 }
@@ -382,9 +485,11 @@ async fn ten_onboardings_at_once_end_done_and_apart() {
         let mut runs = onboardings("ld", 0, TEN);
         let s = setup_for(&runs).await;
         let sampler = Sampler::start(&s);
-        let batch = run_batch(&s, &mut runs, 0).await;
+        let since = chrono::Local::now().naive_local();
+        let batch = run_batch(&s, &mut runs).await;
         let peak_conns = sampler.stop();
         check_apart(&s, &runs).await;
+        check_certbot_per_vps(&runs, since);
         check_no_429(&s);
         let events = check_audit(&s).await;
         let mut channels: Vec<ChannelId> = runs.iter().filter_map(|r| r.thread).collect();
@@ -423,9 +528,10 @@ async fn load_figures() {
         let s = setup_for(&all).await;
         let (rss0, _) = rss_kb();
 
-        let alone = run_batch(&s, &mut one, 0).await;
+        let alone = run_batch(&s, &mut one).await;
         let sampler = Sampler::start(&s);
-        let at_once = run_batch(&s, &mut ten, 1).await;
+        let since = chrono::Local::now().naive_local();
+        let at_once = run_batch(&s, &mut ten).await;
         let peak_conns = sampler.stop();
         let (rss_ten, hwm_ten) = rss_kb();
         let mut channels: Vec<ChannelId> = ten.iter().filter_map(|r| r.thread).collect();
@@ -433,6 +539,7 @@ async fn load_figures() {
         let (busiest, per_s, per_5s) = channel_peaks(&s, &channels);
         check_apart(&s, &one).await;
         check_apart(&s, &ten).await;
+        check_certbot_per_vps(&ten, since);
 
         println!("== load: {TEN} at once, {serial} one after another (one bot, fake Discord with Discord's rate limits)");
         println!("{:<44} {:>10.1} s", "one onboarding alone", alone.elapsed.as_secs_f64());
@@ -475,8 +582,8 @@ async fn load_figures() {
         let mut serial_time = Duration::ZERO;
         let mut rss_after = Vec::new();
         for (k, chunk) in serial_runs.chunks_mut(TEN).enumerate() {
-            for (j, r) in chunk.iter_mut().enumerate() {
-                let b = run_batch(&s, std::slice::from_mut(r), 1 + TEN + k * TEN + j).await;
+            for r in chunk.iter_mut() {
+                let b = run_batch(&s, std::slice::from_mut(r)).await;
                 serial_time += b.elapsed;
             }
             check_apart(&s, chunk).await;

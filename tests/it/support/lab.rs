@@ -306,6 +306,15 @@ impl Lab {
         )
     }
 
+    /// The zone of `domain` as a registrar holds it once its records point at vps-1: apex A and
+    /// AAAA at vps-1's addresses, www CNAME to the apex.
+    pub fn vps1_zone_text(&self, domain: &str) -> String {
+        Self::zone_text(domain, &format!("@ AAAA {}", self.env("LAB_VPS1_IPV6"))).replace(
+            "@ A 127.0.0.1",
+            &format!("@ A {}", self.env("LAB_VPS1_IPV4")),
+        )
+    }
+
     /// Makes the web records of each domain hold (what the DNS step waits for).
     pub fn serve_domains(&self, domains: &[&str]) {
         for d in domains {
