@@ -961,6 +961,27 @@ async fn user_errors_are_ephemeral_and_internal_errors_carry_a_reference() {
             bad.contains("org: person-joins-org needs the existing org's slug"),
             "{bad}"
         );
+        // The fleet's VPSes are offered as the operator types; another name is refused.
+        for (typed, offered) in [("", vec!["vps-0", "vps-1"]), ("vps-1", vec!["vps-1"])] {
+            let ac = fake.autocomplete(
+                fake.requester(),
+                "onboard",
+                json!({"slug": "x", "name": "X", "email": "x@example.com", "vps": typed}),
+                "vps",
+            );
+            let resp = fake.interaction_response(&ac).await;
+            let names: Vec<String> = resp.choices().into_iter().map(|(n, _)| n).collect();
+            assert_eq!(names, offered, "typed {typed:?}");
+        }
+        let bad = answer(
+            "onboard",
+            json!({"slug": "elsewhere", "name": "X", "email": "x@example.com", "vps": "vps-9"}),
+        )
+        .await;
+        assert!(
+            bad.contains("vps: `vps-9` is not a VPS of the fleet; choose one of vps-0, vps-1"),
+            "{bad}"
+        );
         let bad = answer("dns-check", json!({"domain": "10.0.0.1"})).await;
         assert!(bad.contains("domain: `10.0.0.1` is an IP address"), "{bad}");
         let bad = answer("status", json!({"run": "nope"})).await;
