@@ -163,6 +163,38 @@ impl Drop for SiteLease {
     }
 }
 
+/// A test that passed drops its databases as it ends (each test makes a pair; a session of
+/// test runs would otherwise fill the disk). A failed test's are kept to look into; scripts/test
+/// drops every test database at its start.
+impl Drop for TestDbs<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        // On a thread of its own with its own runtime: Drop cannot await, and the test's
+        // runtime may be a current-thread one. WITH (FORCE) ends the connections the test's
+        // bot and pools still hold.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime to drop the test's databases");
+                rt.block_on(async {
+                    let admin = self.lab.admin("postgres").await;
+                    for db in [&self.state, &self.platform] {
+                        let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                        if let Err(e) = admin.execute(sqlx::AssertSqlSafe(drop)).await {
+                            eprintln!("could not drop the test database {db}: {e}");
+                        }
+                    }
+                    admin.close().await;
+                });
+            });
+        });
+    }
+}
+
 impl TestDbs<'_> {
     /// Takes the domains this test onboards onto the shared lab VPS for the rest of the test,
     /// and clears what earlier runs left there for them ([`Lab::clear_vps_site`]). The test
