@@ -47,6 +47,27 @@ pub(crate) struct Setup {
 }
 
 pub(crate) async fn set_up(domains: &[&str]) -> Setup {
+    let (dbs, tmp, fake, cfg) = set_up_without_bot(domains).await;
+    let bot = start_bot(&fake, &cfg).await;
+    Setup {
+        dbs,
+        tmp,
+        fake,
+        cfg,
+        bot,
+    }
+}
+
+/// [`set_up`] but the bot: for a test that runs it otherwise (as its own process). The config
+/// is also written to `bot.yaml` in `tmp`.
+pub(crate) async fn set_up_without_bot(
+    domains: &[&str],
+) -> (
+    TestDbs<'static>,
+    tempfile::TempDir,
+    FakeDiscord,
+    Arc<Config>,
+) {
     let lab = lab();
     if !domains.is_empty() {
         lab.serve_domains(domains);
@@ -56,14 +77,7 @@ pub(crate) async fn set_up(domains: &[&str]) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeDiscord::start().await;
     let cfg = config(&dbs, tmp.path(), &fake);
-    let bot = start_bot(&fake, &cfg).await;
-    Setup {
-        dbs,
-        tmp,
-        fake,
-        cfg,
-        bot,
-    }
+    (dbs, tmp, fake, cfg)
 }
 
 /// Starts the bot and waits until it is connected, registered and resuming.

@@ -13,13 +13,17 @@
 
 use crate::discord::{
     RUN, Setup, id_of, is_run_end, messages_json, open_approve, open_approve_all, set_up,
-    user_count,
+    set_up_without_bot, user_count,
 };
+use crate::support::fake_discord::FakeDiscord;
 use crate::support::harness::{exclusive, init_tracing, within};
+use crate::support::lab::TestDbs;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use onboard_bot::config::Config;
 use onboard_bot::state::audit;
 use serde_json::{Value, json};
 use serenity::all::{ChannelId, MessageId};
@@ -37,6 +41,24 @@ fn vps_dirs(vps: &str) -> (&'static str, &'static str) {
         "vps-0" => ("vps/nginx", "logs/certbot"),
         "vps-1" => ("vps-1/nginx", "logs/certbot-vps-1"),
         other => panic!("the lab has no VPS {other}: add it here"),
+    }
+}
+
+/// What the load runs use of a set-up, whether the bot runs in this process (the test) or as
+/// its own (the figures, so that its memory is its own).
+struct Rig<'a> {
+    fake: &'a FakeDiscord,
+    dbs: &'a TestDbs<'static>,
+    cfg: &'a Arc<Config>,
+}
+
+impl<'a> From<&'a Setup> for Rig<'a> {
+    fn from(s: &'a Setup) -> Self {
+        Rig {
+            fake: &s.fake,
+            dbs: &s.dbs,
+            cfg: &s.cfg,
+        }
     }
 }
 
@@ -73,8 +95,8 @@ struct Batch {
 /// Starts every onboarding of `runs` at once, clicks every approval as soon as it is open
 /// (Approve all where offered, each in a thread at the same moment as the others), and waits
 /// until every run has ended.
-async fn run_batch(s: &Setup, runs: &mut [Onboarding]) -> Batch {
-    let fake = &s.fake;
+async fn run_batch(s: &Rig<'_>, runs: &mut [Onboarding]) -> Batch {
+    let fake = s.fake;
     let t0 = Instant::now();
     let handles: Vec<_> = runs
         .iter()
@@ -158,8 +180,8 @@ async fn run_batch(s: &Setup, runs: &mut [Onboarding]) -> Batch {
 /// Every run of the batch is done, and nothing is mixed up between them: each thread holds its
 /// own run's messages only, each tenant's row is there once, each site is recorded for its
 /// tenant on its VPS and served there with its own name and webroot.
-async fn check_apart(s: &Setup, runs: &[Onboarding]) {
-    let fake = &s.fake;
+async fn check_apart(s: &Rig<'_>, runs: &[Onboarding]) {
+    let fake = s.fake;
     let state = s.dbs.state_admin().await;
     for r in runs {
         let thread = r.thread.expect("started");
@@ -192,7 +214,7 @@ async fn check_apart(s: &Setup, runs: &[Onboarding]) {
             "the thread of {} never names it",
             r.slug
         );
-        assert_eq!(user_count(&s.dbs, &r.slug).await, 1, "{}", r.slug);
+        assert_eq!(user_count(s.dbs, &r.slug).await, 1, "{}", r.slug);
         let site: (String, String) =
             sqlx::query_as("SELECT slug, vps FROM sites WHERE domain = $1")
                 .bind(&r.domain)
@@ -343,7 +365,7 @@ fn text_of(m: &Value) -> String {
 }
 
 /// Discord never refused a request, and no bucket was exceeded.
-fn check_no_429(s: &Setup) {
+fn check_no_429(s: &Rig<'_>) {
     let limited = s.fake.rate_limited();
     let over = s.fake.over_limit();
     assert!(
@@ -357,7 +379,7 @@ fn check_no_429(s: &Setup) {
 }
 
 /// The audit chain of the whole state DB verifies.
-async fn check_audit(s: &Setup) -> i64 {
+async fn check_audit(s: &Rig<'_>) -> i64 {
     let pool = onboard_bot::state::connect(&s.cfg.state_db).await.unwrap();
     let (count, breaks) = audit::verify_chain(&pool, &s.cfg.audit_key, &[])
         .await
@@ -379,7 +401,7 @@ fn pct(v: &[f64], p: f64) -> f64 {
 
 /// Requests to one channel: the most in any 1 s and any 5 s, over the busiest channel among
 /// `channels`.
-fn channel_peaks(s: &Setup, channels: &[ChannelId]) -> (ChannelId, usize, usize) {
+fn channel_peaks(s: &Rig<'_>, channels: &[ChannelId]) -> (ChannelId, usize, usize) {
     channels
         .iter()
         .map(|c| {
@@ -395,7 +417,7 @@ fn channel_peaks(s: &Setup, channels: &[ChannelId]) -> (ChannelId, usize, usize)
 }
 
 /// How long the `cert` step of `slug`'s onboarding took, s.
-async fn cert_secs(s: &Setup, slug: &str) -> f64 {
+async fn cert_secs(s: &Rig<'_>, slug: &str) -> f64 {
     sqlx::query_scalar(
         "SELECT extract(epoch FROM st.finished_at - st.started_at)::float8 FROM step_runs st \
          JOIN runs r ON r.id = st.run_id WHERE r.subject = $1 AND st.name = 'cert'",
@@ -406,23 +428,8 @@ async fn cert_secs(s: &Setup, slug: &str) -> f64 {
     .unwrap()
 }
 
-/// The resident memory of this process (the bot, the fake Discord and the test), kB: now and
-/// its peak.
-fn rss_kb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Connections to the bot's state DB right now (all of this process's pools on it).
-async fn state_connections(s: &Setup) -> i64 {
+async fn state_connections(s: &Rig<'_>) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
         .bind(&s.dbs.state)
         .fetch_one(&s.dbs.state_admin().await)
@@ -437,7 +444,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(s: &Setup) -> Sampler {
+    fn start(s: &Rig<'_>) -> Sampler {
         let peak = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
         let (db, lab) = (s.dbs.state.clone(), crate::support::lab::Lab::get());
         let p = peak.clone();
@@ -464,16 +471,67 @@ impl Sampler {
     }
 }
 
-async fn setup_for(runs: &[Onboarding]) -> Setup {
-    let domains: Vec<&str> = runs.iter().map(|r| r.domain.as_str()).collect();
-    let s = set_up(&domains).await;
-    // set_up points every zone at vps-0; those of vps-1's onboardings point at vps-1.
+/// The domains of `runs`, each zone pointing at its run's VPS, and Discord's rate limits on.
+fn point_zones(runs: &[Onboarding], fake: &FakeDiscord) {
+    // The set-up points every zone at vps-0; those of vps-1's onboardings point at vps-1.
     let lab = crate::support::lab::Lab::get();
     for r in runs.iter().filter(|r| r.vps == "vps-1") {
         lab.put_zone(&r.domain, &lab.vps1_zone_text(&r.domain));
     }
-    s.fake.model_rate_limits(true);
-    s
+    fake.model_rate_limits(true);
+}
+
+fn domains(runs: &[Onboarding]) -> Vec<&str> {
+    runs.iter().map(|r| r.domain.as_str()).collect()
+}
+
+/// The bot as its own process (`onboard-bot serve`, as in production), connected to the fake
+/// Discord and registered; killed when dropped.
+struct BotProcess(tokio::process::Child);
+
+impl BotProcess {
+    async fn start(tmp: &std::path::Path, fake: &FakeDiscord) -> BotProcess {
+        let log = std::fs::File::create(tmp.join("bot.log")).expect("the bot's log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+            .args(["serve", "--config"])
+            .arg(tmp.join("bot.yaml"))
+            .env("RUST_LOG", "warn")
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start onboard-bot serve");
+        fake.wait_for_commands(&["onboard", "status"], RUN).await;
+        BotProcess(child)
+    }
+
+    /// Its resident memory, kB: now and its peak.
+    fn rss_kb(&self) -> (u64, u64) {
+        let pid = self.0.id().expect("the bot is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Ctrl-C, as an operator stops it; it must exit 0.
+    async fn stop(mut self) {
+        let pid = self.0.id().expect("the bot is running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
+        let status = self.0.wait().await.expect("the bot's exit");
+        assert!(
+            status.success(),
+            "onboard-bot serve exits 0 on Ctrl-C: {status:?}"
+        );
+    }
 }
 
 const TEN: usize = 10;
@@ -483,7 +541,9 @@ async fn ten_onboardings_at_once_end_done_and_apart() {
     init_tracing();
     within(RUN * 3, async {
         let mut runs = onboardings("ld", 0, TEN);
-        let s = setup_for(&runs).await;
+        let setup = set_up(&domains(&runs)).await;
+        point_zones(&runs, &setup.fake);
+        let s = Rig::from(&setup);
         let sampler = Sampler::start(&s);
         let since = chrono::Local::now().naive_local();
         let batch = run_batch(&s, &mut runs).await;
@@ -504,8 +564,8 @@ async fn ten_onboardings_at_once_end_done_and_apart() {
             pct(&batch.acks, 0.99),
             batch.acks.len(),
         );
-        s.bot.shutdown().await;
-        s.fake.finish();
+        setup.bot.shutdown().await;
+        setup.fake.finish();
     })
     .await;
 }
@@ -525,15 +585,22 @@ async fn load_figures() {
         let mut ten = onboardings("lb", 1, TEN);
         let mut serial_runs = onboardings("lb", 1 + TEN, serial);
         let all: Vec<Onboarding> = onboardings("lb", 0, 1 + TEN + serial);
-        let s = setup_for(&all).await;
-        let (rss0, _) = rss_kb();
+        let (dbs, tmp, fake, cfg) = set_up_without_bot(&domains(&all)).await;
+        point_zones(&all, &fake);
+        let s = Rig {
+            fake: &fake,
+            dbs: &dbs,
+            cfg: &cfg,
+        };
+        let bot = BotProcess::start(tmp.path(), &fake).await;
+        let (rss0, _) = bot.rss_kb();
 
         let alone = run_batch(&s, &mut one).await;
         let sampler = Sampler::start(&s);
         let since = chrono::Local::now().naive_local();
         let at_once = run_batch(&s, &mut ten).await;
         let peak_conns = sampler.stop();
-        let (rss_ten, hwm_ten) = rss_kb();
+        let (rss_ten, hwm_ten) = bot.rss_kb();
         let mut channels: Vec<ChannelId> = ten.iter().filter_map(|r| r.thread).collect();
         channels.push(s.fake.ops_channel_id());
         let (busiest, per_s, per_5s) = channel_peaks(&s, &channels);
@@ -587,7 +654,7 @@ async fn load_figures() {
                 serial_time += b.elapsed;
             }
             check_apart(&s, chunk).await;
-            rss_after.push(rss_kb().0);
+            rss_after.push(bot.rss_kb().0);
             println!(
                 "{:<44} {:>10.1} MB",
                 format!("RSS after {} one after another", (k * TEN + chunk.len())),
@@ -603,10 +670,10 @@ async fn load_figures() {
                 alone.elapsed.as_secs_f64()
             );
         }
-        let (rss_end, hwm) = rss_kb();
+        let (rss_end, hwm) = bot.rss_kb();
         println!(
             "{:<44} {:>10.1} MB at start, {:.1} MB after the 10 (peak {:.1}), {:.1} MB at the end, peak {:.1} MB",
-            "RSS (this process: bot + fake Discord)",
+            "RSS of the bot (onboard-bot serve)",
             rss0 as f64 / 1024.0,
             rss_ten as f64 / 1024.0,
             hwm_ten as f64 / 1024.0,
@@ -624,8 +691,8 @@ async fn load_figures() {
         }
         println!("{:<44} {by_vps:?}", "onboardings per VPS");
         check_no_429(&s);
-        s.bot.shutdown().await;
-        s.fake.finish();
+        bot.stop().await;
+        fake.finish();
     })
     .await;
 }
