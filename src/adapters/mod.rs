@@ -69,6 +69,8 @@ pub struct Services {
     vps: std::sync::Mutex<VpsSlots>,
     /// The platform repo's checkout: read and written only during a turn (`Repo::lock`).
     pub repo: repo::Repo,
+    /// How many SSH masters were opened to each VPS (by name): one, unless one died.
+    opened: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 impl Services {
@@ -79,6 +81,7 @@ impl Services {
             tenant: OnceCell::new(),
             vps: Default::default(),
             repo,
+            opened: Default::default(),
         }
     }
 
@@ -106,7 +109,18 @@ impl Services {
         }
         let session = Arc::new(ssh::connect(vps).await.map_err(Error::Transient)?);
         *slot = Some(session.clone());
+        *self
+            .opened
+            .lock()
+            .expect("SSH masters count lock")
+            .entry(vps.name.as_str().to_owned())
+            .or_default() += 1;
         Ok(session)
+    }
+
+    /// The SSH masters opened so far, per VPS name (for the figures and the tests).
+    pub fn ssh_masters_opened(&self) -> std::collections::BTreeMap<String, usize> {
+        self.opened.lock().expect("SSH masters count lock").clone()
     }
 }
 

@@ -49,6 +49,11 @@ async fn an_onboarding_onto_vps_1_ends_with_its_site_on_vps_1_only() {
         let request = args.parse_in(&cfg).unwrap();
         let (id, out) = engine.run(request, &ops, StartOptions::default()).await.unwrap();
         assert_eq!(out.status, RunStatus::Done, "{out:?}");
+        // One SSH master per VPS for the whole run: vps-1 for its steps, vps-0 only for the
+        // preflight's look at whether it already serves the domain.
+        let masters = engine.services().ssh_masters_opened();
+        assert_eq!(masters.get("vps-1"), Some(&1), "{masters:?}");
+        assert!(masters.get("vps-0").is_none_or(|n| *n == 1), "{masters:?}");
 
         // The run and the site record name vps-1.
         let state = dbs.state_admin().await;
