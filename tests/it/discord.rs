@@ -863,8 +863,8 @@ async fn discord_429s_and_5xx_during_a_run_are_retried_and_nothing_is_lost() {
         };
         let closes = clicked.len();
         assert!(closes >= 4, "{closes} approvals");
-        // Each request refused with a 429 was tried again no sooner than its `retry_after`
-        // (the longest asked for here), and so was no other write of its kind to the thread.
+        // After the progress edit's 429, no edit of the thread (the retry or any other message's)
+        // came before its `retry_after` was over.
         let reqs = fake.requests();
         let progress_path = format!("/channels/{t}/messages/{progress}");
         let refused = reqs

@@ -40,8 +40,6 @@ pub struct Pacer {
     per_window: usize,
     window: Duration,
     sent: Mutex<HashMap<(Write, ChannelId), VecDeque<Instant>>>,
-    /// Buckets Discord said are used up (a 429), and until when no write of theirs is sent.
-    held: Mutex<HashMap<(Write, ChannelId), Instant>>,
 }
 
 impl Default for Pacer {
@@ -57,7 +55,6 @@ impl Pacer {
             per_window,
             window,
             sent: Mutex::default(),
-            held: Mutex::default(),
         }
     }
 
@@ -68,24 +65,16 @@ impl Pacer {
     /// `retry_after` before the bot sees anything. The window is Discord's reset time for every
     /// bucket the bot's paced writes use, so waiting it out is waiting at least `retry_after`.)
     pub fn hold_off(&self, write: Write, channel: ChannelId) {
-        let until = Instant::now() + self.window;
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.retain(|_, t| Instant::now() < *t);
-        let t = held.entry((write, channel)).or_insert(until);
-        *t = (*t).max(until);
+        // The window counts as full from now: its first slot frees a whole window later.
+        let now = Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        let q = sent.entry((write, channel)).or_default();
+        q.clear();
+        q.extend(std::iter::repeat_n(now, self.per_window));
     }
 
     /// Waits until a `write` to `channel` fits in the window, and takes the slot.
     pub async fn wait(&self, write: Write, channel: ChannelId) {
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(write, channel))
-            .copied();
-        if let Some(until) = held {
-            tokio::time::sleep_until(until).await;
-        }
         loop {
             let until = {
                 let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
