@@ -80,6 +80,58 @@ pub(crate) async fn set_up_without_bot(
     (dbs, tmp, fake, cfg)
 }
 
+/// The bot as its own process (`onboard-bot serve`, as in production), connected to the fake
+/// Discord and registered; killed when dropped.
+pub(crate) struct BotProcess(tokio::process::Child);
+
+impl BotProcess {
+    pub(crate) async fn start(tmp: &std::path::Path, fake: &FakeDiscord) -> BotProcess {
+        let log = std::fs::File::create(tmp.join("bot.log")).expect("the bot's log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
+            .args(["serve", "--config"])
+            .arg(tmp.join("bot.yaml"))
+            .env("RUST_LOG", "warn")
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start onboard-bot serve");
+        fake.wait_for_commands(&["onboard", "status"], RUN).await;
+        BotProcess(child)
+    }
+
+    /// Its resident memory, kB: now and its peak.
+    pub(crate) fn rss_kb(&self) -> (u64, u64) {
+        let pid = self.0.id().expect("the bot is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Ctrl-C, as an operator stops it; it must exit 0.
+    pub(crate) async fn stop(mut self) {
+        let pid = self.0.id().expect("the bot is running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
+        let status = tokio::time::timeout(T, self.0.wait())
+            .await
+            .expect("the bot stops on Ctrl-C")
+            .expect("the bot's exit");
+        assert!(
+            status.success(),
+            "onboard-bot serve exits 0 on Ctrl-C: {status:?}"
+        );
+    }
+}
+
 /// Starts the bot and waits until it is connected, registered and resuming.
 async fn start_bot(fake: &FakeDiscord, cfg: &Arc<Config>) -> Bot {
     let readies = ready_count(fake);
@@ -1182,14 +1234,7 @@ async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
         let yaml = tmp.path().join("bot.yaml");
         let text = std::fs::read_to_string(&yaml).unwrap();
         std::fs::write(&yaml, format!("{text}\nops:\n  listen: 127.0.0.1:{port}\n")).unwrap();
-        let mut child = tokio::process::Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(tmp.path().join("bot.yaml"))
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        fake.wait_for_commands(&["onboard", "status"], T).await;
+        let bot = BotProcess::start(tmp.path(), &fake).await;
         let h = fake.send_command(fake.requester(), "status", json!({}));
         assert!(fake.interaction_response(&h).await.is_deferred());
         assert_eq!(
@@ -1201,17 +1246,7 @@ async fn the_serve_subcommand_runs_the_bot_and_stops_on_ctrl_c() {
             .await
             .unwrap();
         assert_eq!(health.status().as_u16(), 200, "{:?}", health.text().await);
-        let pid = child.id().unwrap().to_string();
-        let kill = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let status = tokio::time::timeout(T, child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success(), "serve exits 0 on Ctrl-C: {status:?}");
+        bot.stop().await;
         fake.finish();
     })
     .await;

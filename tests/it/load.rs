@@ -12,19 +12,22 @@
 //! test reads when each certbot ran from certbot's own logs on each VPS.
 
 use crate::discord::{
-    RUN, Setup, id_of, is_run_end, messages_json, open_approve, open_approve_all, set_up,
-    set_up_without_bot, user_count,
+    BotProcess, RUN, Setup, id_of, is_run_end, messages_json, open_approve, open_approve_all,
+    set_up, set_up_without_bot, user_count,
 };
 use crate::support::fake_discord::FakeDiscord;
 use crate::support::harness::{exclusive, init_tracing, within};
 use crate::support::lab::TestDbs;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onboard_bot::config::Config;
+use onboard_bot::domain::DomainName;
 use onboard_bot::state::audit;
+use onboard_bot::steps::common::Site;
 use serde_json::{Value, json};
 use serenity::all::{ChannelId, MessageId};
 
@@ -34,14 +37,31 @@ fn vps_for(i: usize) -> &'static str {
     ["vps-0", "vps-1"][i % 2]
 }
 
-/// Where a lab VPS keeps its nginx tree and certbot its logs, under the lab dir (the `vars` of
-/// `config/lab.yaml`).
-fn vps_dirs(vps: &str) -> (&'static str, &'static str) {
-    match vps {
-        "vps-0" => ("vps/nginx", "logs/certbot"),
-        "vps-1" => ("vps-1/nginx", "logs/certbot-vps-1"),
-        other => panic!("the lab has no VPS {other}: add it here"),
-    }
+/// Where each VPS of the config keeps `domain`'s nginx site (the path the bot's steps use).
+fn nginx_sites(cfg: &Config, domain: &str) -> Vec<(String, PathBuf)> {
+    let domain = DomainName::parse(domain).expect("a test domain");
+    cfg.fleet
+        .iter()
+        .map(|v| {
+            let site = Site::new(&v.deploy, &v.cert, &domain);
+            (v.name.to_string(), PathBuf::from(site.vps_nginx_site()))
+        })
+        .collect()
+}
+
+/// Where certbot logs on each VPS of the config: its `--logs-dir`.
+fn certbot_log_dirs(cfg: &Config) -> Vec<(String, PathBuf)> {
+    cfg.fleet
+        .iter()
+        .filter_map(|v| {
+            let dir = v
+                .cert
+                .extra_args
+                .iter()
+                .find_map(|a| a.strip_prefix("--logs-dir="));
+            dir.map(|d| (v.name.to_string(), PathBuf::from(d)))
+        })
+        .collect()
 }
 
 /// What the load runs use of a set-up, whether the bot runs in this process (the test) or as
@@ -222,18 +242,18 @@ async fn check_apart(s: &Rig<'_>, runs: &[Onboarding]) {
                 .await
                 .unwrap_or_else(|e| panic!("{}: no site on record: {e}", r.domain));
         assert_eq!(site, (r.slug.clone(), r.vps.to_string()), "{}", r.domain);
-        let lab = crate::support::lab::Lab::get();
-        let site_on = |vps: &str| {
-            lab.dir
-                .join(vps_dirs(vps).0)
-                .join("sites-available")
-                .join(&r.domain)
-        };
-        let conf = std::fs::read_to_string(site_on(r.vps))
-            .unwrap_or_else(|e| panic!("{} on {}: {e}", r.domain, r.vps));
-        for other in ["vps-0", "vps-1"].into_iter().filter(|v| *v != r.vps) {
-            assert!(!site_on(other).exists(), "{} is on {other} too", r.domain);
+        let mut conf = None;
+        for (vps, path) in nginx_sites(s.cfg, &r.domain) {
+            if vps == r.vps {
+                conf = Some(
+                    std::fs::read_to_string(&path)
+                        .unwrap_or_else(|e| panic!("{} on {vps}: {e}", r.domain)),
+                );
+            } else {
+                assert!(!path.exists(), "{} is on {vps} too", r.domain);
+            }
         }
+        let conf = conf.unwrap_or_else(|| panic!("{} is not a VPS of the config", r.vps));
         assert!(
             conf.contains(&format!("server_name {} www.{}", r.domain, r.domain)),
             "{conf}"
@@ -254,7 +274,7 @@ async fn check_apart(s: &Rig<'_>, runs: &[Onboarding]) {
 /// onboarding.
 #[derive(Debug)]
 struct CertbotRun {
-    vps: &'static str,
+    vps: String,
     slug: String,
     start: chrono::NaiveDateTime,
     end: chrono::NaiveDateTime,
@@ -263,15 +283,17 @@ struct CertbotRun {
 /// The certbot runs since `since` that issued the certificates of `runs`, from certbot's log on
 /// each VPS: every invocation appends to it, starting with a `certbot version` line, then its
 /// arguments; its lines are stamped (in local time).
-fn certbot_runs(runs: &[Onboarding], since: chrono::NaiveDateTime) -> Vec<CertbotRun> {
-    let lab = crate::support::lab::Lab::get();
+fn certbot_runs(
+    cfg: &Config,
+    runs: &[Onboarding],
+    since: chrono::NaiveDateTime,
+) -> Vec<CertbotRun> {
     let stamp = |line: &str| {
         line.get(..23)
             .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S,%3f").ok())
     };
     let mut found = Vec::new();
-    for vps in ["vps-0", "vps-1"] {
-        let dir = lab.dir.join(vps_dirs(vps).1);
+    for (vps, dir) in certbot_log_dirs(cfg) {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let Ok(log) = std::fs::read_to_string(entry.path()) else {
                 continue;
@@ -300,7 +322,7 @@ fn certbot_runs(runs: &[Onboarding], since: chrono::NaiveDateTime) -> Vec<Certbo
                     && *start >= since
                 {
                     found.push(CertbotRun {
-                        vps,
+                        vps: vps.clone(),
                         slug: r.slug.clone(),
                         start: *start,
                         end: *end,
@@ -314,8 +336,8 @@ fn certbot_runs(runs: &[Onboarding], since: chrono::NaiveDateTime) -> Vec<Certbo
 
 /// certbot ran for every onboarding on its own VPS only, one at a time per VPS (no two runs on
 /// a VPS overlap), and the VPSes in parallel (some run on one overlaps some on another).
-fn check_certbot_per_vps(runs: &[Onboarding], since: chrono::NaiveDateTime) {
-    let mut seen = certbot_runs(runs, since);
+fn check_certbot_per_vps(cfg: &Config, runs: &[Onboarding], since: chrono::NaiveDateTime) {
+    let mut seen = certbot_runs(cfg, runs, since);
     for r in runs {
         let own: Vec<_> = seen.iter().filter(|c| c.slug == r.slug).collect();
         assert!(
@@ -326,7 +348,7 @@ fn check_certbot_per_vps(runs: &[Onboarding], since: chrono::NaiveDateTime) {
         );
         assert!(own.iter().all(|c| c.vps == r.vps), "{}: {own:?}", r.domain);
     }
-    seen.sort_by_key(|c| (c.vps, c.start));
+    seen.sort_by(|a, b| (&a.vps, a.start).cmp(&(&b.vps, b.start)));
     for w in seen.windows(2) {
         if w[0].vps == w[1].vps {
             assert!(
@@ -471,67 +493,17 @@ impl Sampler {
     }
 }
 
-/// The domains of `runs`, each zone pointing at its run's VPS, and Discord's rate limits on.
-fn point_zones(runs: &[Onboarding], fake: &FakeDiscord) {
+/// Each zone of `runs` pointing at its run's VPS.
+fn point_zones(runs: &[Onboarding]) {
     // The set-up points every zone at vps-0; those of vps-1's onboardings point at vps-1.
     let lab = crate::support::lab::Lab::get();
     for r in runs.iter().filter(|r| r.vps == "vps-1") {
         lab.put_zone(&r.domain, &lab.vps1_zone_text(&r.domain));
     }
-    fake.model_rate_limits(true);
 }
 
 fn domains(runs: &[Onboarding]) -> Vec<&str> {
     runs.iter().map(|r| r.domain.as_str()).collect()
-}
-
-/// The bot as its own process (`onboard-bot serve`, as in production), connected to the fake
-/// Discord and registered; killed when dropped.
-struct BotProcess(tokio::process::Child);
-
-impl BotProcess {
-    async fn start(tmp: &std::path::Path, fake: &FakeDiscord) -> BotProcess {
-        let log = std::fs::File::create(tmp.join("bot.log")).expect("the bot's log file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_onboard-bot"))
-            .args(["serve", "--config"])
-            .arg(tmp.join("bot.yaml"))
-            .env("RUST_LOG", "warn")
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start onboard-bot serve");
-        fake.wait_for_commands(&["onboard", "status"], RUN).await;
-        BotProcess(child)
-    }
-
-    /// Its resident memory, kB: now and its peak.
-    fn rss_kb(&self) -> (u64, u64) {
-        let pid = self.0.id().expect("the bot is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |k: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    /// Ctrl-C, as an operator stops it; it must exit 0.
-    async fn stop(mut self) {
-        let pid = self.0.id().expect("the bot is running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
-        let status = self.0.wait().await.expect("the bot's exit");
-        assert!(
-            status.success(),
-            "onboard-bot serve exits 0 on Ctrl-C: {status:?}"
-        );
-    }
 }
 
 const TEN: usize = 10;
@@ -542,14 +514,15 @@ async fn ten_onboardings_at_once_end_done_and_apart() {
     within(RUN * 3, async {
         let mut runs = onboardings("ld", 0, TEN);
         let setup = set_up(&domains(&runs)).await;
-        point_zones(&runs, &setup.fake);
+        point_zones(&runs);
+        setup.fake.model_rate_limits(true);
         let s = Rig::from(&setup);
         let sampler = Sampler::start(&s);
         let since = chrono::Local::now().naive_local();
         let batch = run_batch(&s, &mut runs).await;
         let peak_conns = sampler.stop();
         check_apart(&s, &runs).await;
-        check_certbot_per_vps(&runs, since);
+        check_certbot_per_vps(s.cfg, &runs, since);
         check_no_429(&s);
         let events = check_audit(&s).await;
         let mut channels: Vec<ChannelId> = runs.iter().filter_map(|r| r.thread).collect();
@@ -586,7 +559,8 @@ async fn load_figures() {
         let mut serial_runs = onboardings("lb", 1 + TEN, serial);
         let all: Vec<Onboarding> = onboardings("lb", 0, 1 + TEN + serial);
         let (dbs, tmp, fake, cfg) = set_up_without_bot(&domains(&all)).await;
-        point_zones(&all, &fake);
+        point_zones(&all);
+        fake.model_rate_limits(true);
         let s = Rig {
             fake: &fake,
             dbs: &dbs,
@@ -606,7 +580,7 @@ async fn load_figures() {
         let (busiest, per_s, per_5s) = channel_peaks(&s, &channels);
         check_apart(&s, &one).await;
         check_apart(&s, &ten).await;
-        check_certbot_per_vps(&ten, since);
+        check_certbot_per_vps(s.cfg, &ten, since);
 
         println!("== load: {TEN} at once, {serial} one after another (one bot, fake Discord with Discord's rate limits)");
         println!("{:<44} {:>10.1} s", "one onboarding alone", alone.elapsed.as_secs_f64());

@@ -332,19 +332,22 @@ impl Lab {
     /// A zone as a registrar would hold it once the operator created the runbook's records:
     /// apex A → the lab VPS, www CNAME → apex; `extra` lines are appended.
     pub fn zone_text(zone: &str, extra: &str) -> String {
+        Self::zone_text_at(zone, "127.0.0.1", extra)
+    }
+
+    /// [`Lab::zone_text`] with the apex A record at `ipv4`.
+    fn zone_text_at(zone: &str, ipv4: &str, extra: &str) -> String {
         format!(
             "$ORIGIN {zone}.\n$TTL 300\n@ SOA ns1.lab.test. hostmaster.lab.test. 1 3600 600 86400 300\n@ NS ns1.lab.test.\n\
-             @ A 127.0.0.1\nwww CNAME @\n{extra}\n"
+             @ A {ipv4}\nwww CNAME @\n{extra}\n"
         )
     }
 
     /// The zone of `domain` as a registrar holds it once its records point at vps-1: apex A and
     /// AAAA at vps-1's addresses, www CNAME to the apex.
     pub fn vps1_zone_text(&self, domain: &str) -> String {
-        Self::zone_text(domain, &format!("@ AAAA {}", self.env("LAB_VPS1_IPV6"))).replace(
-            "@ A 127.0.0.1",
-            &format!("@ A {}", self.env("LAB_VPS1_IPV4")),
-        )
+        let aaaa = format!("@ AAAA {}", self.env("LAB_VPS1_IPV6"));
+        Self::zone_text_at(domain, &self.env("LAB_VPS1_IPV4"), &aaaa)
     }
 
     /// Makes the web records of each domain hold (what the DNS step waits for).
